@@ -1,0 +1,484 @@
+//! Tensor builtins: constructors, shape manipulation, elementwise math and
+//! reductions. Random tensors draw from ChaCha8 (seeded per call with `seed:`
+//! or from the session seed) one element after another, so the numbers do not
+//! depend on the platform or the thread count.
+
+use std::rc::Rc;
+
+use ndarray::{Array1, Array2, ArrayD, ArrayViewD, Axis, IxDyn, Zip};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+use super::{check_size, Args, Builtin};
+use crate::diag::Diag;
+use crate::eval::format::shape_str;
+use crate::eval::interp::Interp;
+use crate::eval::value::{Tensor, Value};
+use crate::tensor::{broadcast_shape, pairwise_sum, reduce};
+
+type R = Result<Value, Diag>;
+
+macro_rules! builtin {
+    ($name:literal, $sig:literal, $doc:literal, $f:expr) => {
+        Builtin { name: $name, sig: $sig, doc: $doc, run: $f }
+    };
+}
+
+pub static BUILTINS: &[Builtin] = &[
+    builtin!("zeros", "*shape", "A tensor of zeros: `zeros(3, 4)` or `zeros(shape(X))`.", |_, a| filled(a, 0.0)),
+    builtin!("ones", "*shape", "A tensor of ones: `ones(3, 4)`.", |_, a| filled(a, 1.0)),
+    builtin!("full", "shape, value", "A tensor of shape `shape` (an Int or a tuple) filled with `value`: `full((2, 3), 0.5)`.", full),
+    builtin!("eye", "n, m=none", "The n × n identity (n × m if `m` is given).", eye),
+    builtin!("randn", "*shape, seed=none", "Standard normal samples. `seed:` makes the call reproducible on its own; without it the session's generator (`--seed`) is used.", |i, a| random(i, a, true)),
+    builtin!("rand", "*shape, seed=none", "Uniform samples in [0, 1). `seed:` as for `randn`.", |i, a| random(i, a, false)),
+    builtin!("linspace", "start, stop, n=50", "`n` evenly spaced values from `start` to `stop`, both included.", linspace),
+    builtin!("arange", "start, stop=none, step=1", "Values from `start` up to, not including, `stop` by `step` (one argument: from 0).", arange),
+    builtin!("onehot", "labels, n", "One-hot rows: a (len(labels), n) tensor with a 1 at each label (labels are Ints in 0..n).", onehot),
+    builtin!("concat", "*tensors, axis=0", "Join tensors along an existing axis: `concat(A, B, axis: 1)`; also takes one list of tensors.", concat),
+    builtin!("hstack", "*tensors", "Join side by side: 1-D tensors end to end, matrices along columns.", |_, a| stack_like(a, true)),
+    builtin!("vstack", "*tensors", "Stack as rows: 1-D tensors become rows of a matrix, matrices join along rows.", |_, a| stack_like(a, false)),
+    builtin!("reshape", "x, *shape", "The same elements (row-major) in a new shape; one length may be -1 and is inferred.", reshape),
+    builtin!("shape", "x", "The shape of a tensor, as a tuple of Ints.", |_, a| {
+        let t = a.tensor(0)?;
+        Ok(Value::Tuple(Rc::new(t.shape().iter().map(|&d| Value::Int(d as i64)).collect())))
+    }),
+    builtin!("rows", "x", "Length of the first axis.", |_, a| axis_len(a, 0)),
+    builtin!("cols", "x", "Length of the second axis.", |_, a| axis_len(a, 1)),
+    builtin!("len", "x", "Length: a tensor's first axis, or the number of items of a list, tuple, string, record or range.", len),
+    builtin!("diag", "x", "A vector's diagonal matrix, or a matrix's diagonal.", diag),
+    builtin!("outer", "a, b", "Outer product of two vectors: `outer(a, b)[i, j] == a[i] * b[j]`.", outer),
+    builtin!("where", "cond, a, b", "Elementwise choice: `a` where `cond` is non-zero (or true), else `b`; broadcasts.", where_),
+    builtin!("clip", "x, lo=none, hi=none", "Limit values to [lo, hi].", clip),
+    builtin!("exp", "x", "Elementwise e^x.", |_, a| map(a, f64::exp)),
+    builtin!("sqrt", "x", "Elementwise square root.", |_, a| map(a, f64::sqrt)),
+    builtin!("abs", "x", "Elementwise absolute value.", |_, a| map(a, f64::abs)),
+    builtin!("sin", "x", "Elementwise sine.", |_, a| map(a, f64::sin)),
+    builtin!("cos", "x", "Elementwise cosine.", |_, a| map(a, f64::cos)),
+    builtin!("tanh", "x", "Elementwise hyperbolic tangent.", |_, a| map(a, f64::tanh)),
+    builtin!("sigmoid", "x", "Elementwise logistic function 1 / (1 + e^-x).", |_, a| map(a, sigmoid)),
+    builtin!("relu", "x", "Elementwise max(x, 0).", |_, a| map(a, |x| if x > 0.0 { x } else { 0.0 })),
+    builtin!("sign", "x", "Elementwise sign: -1, 0 or 1.", |_, a| map(a, |x| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { x })),
+    builtin!("floor", "x", "Elementwise floor.", |_, a| map(a, f64::floor)),
+    builtin!("ceil", "x", "Elementwise ceiling.", |_, a| map(a, f64::ceil)),
+    builtin!("round", "x", "Elementwise rounding, halves to even (as NumPy).", |_, a| map(a, f64::round_ties_even)),
+    builtin!("pow", "x, p", "Elementwise power, the same as `x ^ p`.", pow),
+    builtin!("sum", "x, axis=none", "Sum of all elements, or along `axis:` (pairwise summation, as NumPy).", |_, a| reduction(a, "sum", |v| pairwise_sum(&v))),
+    builtin!("mean", "x, axis=none", "Mean of all elements, or along `axis:`.", |_, a| reduction(a, "mean", |v| pairwise_sum(&v) / v.len() as f64)),
+    builtin!("max", "x, y=none, axis=none", "Largest element (or along `axis:`); with two arguments, the elementwise maximum `max(x, 0)`.", |_, a| extreme(a, true)),
+    builtin!("min", "x, y=none, axis=none", "Smallest element (or along `axis:`); with two arguments, the elementwise minimum.", |_, a| extreme(a, false)),
+    builtin!("argmax", "x, axis=none", "Index of the largest element (of the flattened tensor, or along `axis:`).", |_, a| arg_extreme(a, true)),
+    builtin!("argmin", "x, axis=none", "Index of the smallest element (of the flattened tensor, or along `axis:`).", |_, a| arg_extreme(a, false)),
+    builtin!("norm", "x, axis=none", "Euclidean norm (Frobenius for matrices), or along `axis:`.", |_, a| reduction(a, "norm", |v| pairwise_sum(&v.mapv(|x| x * x).view()).sqrt())),
+    builtin!("var", "x, axis=none", "Variance (divides by n, as NumPy), or along `axis:`.", |_, a| reduction(a, "var", variance)),
+    builtin!("std", "x, axis=none", "Standard deviation (divides by n), or along `axis:`.", |_, a| reduction(a, "std", |v| variance(v).sqrt())),
+    builtin!("logsumexp", "x, axis=none", "log(sum(exp(x))) computed without overflow, or along `axis:`.", |_, a| reduction(a, "logsumexp", logsumexp)),
+    builtin!("any", "x, axis=none", "Whether any element is non-zero (along `axis:`: a 0/1 tensor).", |_, a| truth(a, true)),
+    builtin!("all", "x, axis=none", "Whether every element is non-zero (along `axis:`: a 0/1 tensor).", |_, a| truth(a, false)),
+];
+
+fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// The shape given as `3, 4`, as one tuple `(3, 4)`, or as one Int.
+fn shape_arg(a: &Args) -> Result<Vec<usize>, Diag> {
+    let items: Vec<(Value, crate::diag::Span)> = match a.rest.as_slice() {
+        [(Value::Tuple(t) | Value::List(t), s)] => t.iter().map(|v| (v.clone(), *s)).collect(),
+        other => other.to_vec(),
+    };
+    let mut shape = Vec::with_capacity(items.len());
+    for (v, s) in items {
+        match v {
+            Value::Int(n) if n >= 0 => shape.push(n as usize),
+            Value::Int(n) => return Err(Diag::new("flx::shape::negative", format!("a shape cannot have a negative length ({n})")).at(s)),
+            other => {
+                return Err(Diag::new("flx::type::argument", format!("a shape is made of Ints, found {}", other.describe()))
+                    .at(s)
+                    .help("write `zeros(3, 4)` or `zeros(shape(X))`"))
+            }
+        }
+    }
+    check_size(&shape, a.call)?;
+    Ok(shape)
+}
+
+fn filled(a: &mut Args, x: f64) -> R {
+    let shape = shape_arg(a)?;
+    Ok(Value::tensor(ArrayD::from_elem(IxDyn(&shape), x)))
+}
+
+fn full(_: &mut Interp, a: &mut Args) -> R {
+    let shape: Vec<usize> = match &a.vals[0] {
+        Value::Int(n) if *n >= 0 => vec![*n as usize],
+        Value::Tuple(t) | Value::List(t) => t
+            .iter()
+            .map(|v| match v {
+                Value::Int(n) if *n >= 0 => Ok(*n as usize),
+                _ => Err(a.expected(0, "an Int or a tuple of Ints")),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(a.expected(0, "an Int or a tuple of Ints")),
+    };
+    check_size(&shape, a.call)?;
+    Ok(Value::tensor(ArrayD::from_elem(IxDyn(&shape), a.f64(1)?)))
+}
+
+fn eye(_: &mut Interp, a: &mut Args) -> R {
+    let n = a.count(0)?;
+    let m = match a.opt_int(1)? {
+        None => n,
+        Some(_) => a.count(1)?,
+    };
+    check_size(&[n, m], a.call)?;
+    let mut e = Array2::<f64>::zeros((n, m));
+    for i in 0..n.min(m) {
+        e[(i, i)] = 1.0;
+    }
+    Ok(Value::tensor(e.into_dyn()))
+}
+
+fn random(interp: &mut Interp, a: &mut Args, normal: bool) -> R {
+    let shape = shape_arg(a)?;
+    let n: usize = shape.iter().product();
+    let mut local;
+    let rng: &mut ChaCha8Rng = match a.opt_int(0)? {
+        Some(seed) => {
+            local = ChaCha8Rng::seed_from_u64(seed as u64);
+            &mut local
+        }
+        None => &mut interp.rng,
+    };
+    let data: Vec<f64> = if normal { (0..n).map(|_| rng.sample(StandardNormal)).collect() } else { (0..n).map(|_| rng.random::<f64>()).collect() };
+    Ok(Value::tensor(ArrayD::from_shape_vec(IxDyn(&shape), data).expect("shape matches length")))
+}
+
+fn linspace(_: &mut Interp, a: &mut Args) -> R {
+    let (lo, hi, n) = (a.f64(0)?, a.f64(1)?, a.count(2)?);
+    check_size(&[n], a.call)?;
+    let v = if n == 1 { Array1::from_elem(1, lo) } else { Array1::from_shape_fn(n, |i| lo + (hi - lo) * i as f64 / (n - 1) as f64) };
+    Ok(Value::tensor(v.into_dyn()))
+}
+
+fn arange(_: &mut Interp, a: &mut Args) -> R {
+    let (start, stop) = match a.opt_f64(1)? {
+        Some(stop) => (a.f64(0)?, stop),
+        None => (0.0, a.f64(0)?),
+    };
+    let step = a.f64(2)?;
+    if step == 0.0 || !step.is_finite() {
+        return Err(a.error(2, "flx::value::step", "`arange` needs a non-zero, finite step"));
+    }
+    let n = ((stop - start) / step).ceil().max(0.0);
+    if !n.is_finite() || n > super::MAX_ELEMENTS as f64 {
+        return Err(Diag::new("flx::shape::too_large", "`arange` would make too many values").at(a.call));
+    }
+    Ok(Value::tensor(Array1::from_shape_fn(n as usize, |i| start + step * i as f64).into_dyn()))
+}
+
+fn onehot(_: &mut Interp, a: &mut Args) -> R {
+    let labels = a.tensor(0)?;
+    let n = a.count(1)?;
+    if labels.ndim() != 1 {
+        return Err(a.error(0, "flx::shape::onehot", format!("`onehot` needs a 1-D tensor of labels, found shape {}", shape_str(labels.shape()))));
+    }
+    check_size(&[labels.len(), n], a.call)?;
+    let mut out = Array2::<f64>::zeros((labels.len(), n));
+    for (i, &l) in labels.iter().enumerate() {
+        if l.fract() != 0.0 || l < 0.0 || l >= n as f64 {
+            return Err(a.error(0, "flx::value::label", format!("label {l} at position {i} is not an Int in 0..{n}")));
+        }
+        out[(i, l as usize)] = 1.0;
+    }
+    Ok(Value::tensor(out.into_dyn()))
+}
+
+/// The tensors of a variadic call, or of one list argument.
+fn tensor_list(a: &Args) -> Result<Vec<Rc<Tensor>>, Diag> {
+    let items: Vec<(Value, crate::diag::Span)> = match a.rest.as_slice() {
+        [(Value::List(t) | Value::Tuple(t), s)] => t.iter().map(|v| (v.clone(), *s)).collect(),
+        other => other.to_vec(),
+    };
+    if items.is_empty() {
+        return Err(Diag::new("flx::call::missing_arg", format!("`{}` needs at least one tensor", a.name)).at(a.call));
+    }
+    items
+        .into_iter()
+        .map(|(v, s)| match v {
+            Value::Tensor(t) => Ok(t),
+            other => Err(Diag::new("flx::type::argument", format!("`{}` joins tensors, found {}", a.name, other.describe())).at(s)),
+        })
+        .collect()
+}
+
+fn join(a: &Args, tensors: &[ArrayViewD<f64>], axis: usize) -> R {
+    let shapes: Vec<String> = tensors.iter().map(|t| shape_str(t.shape())).collect();
+    if tensors.iter().any(|t| t.ndim() <= axis) {
+        return Err(Diag::new("flx::index::axis", format!("axis {axis} is out of range for shapes {}", shapes.join(", "))).at(a.call));
+    }
+    ndarray::concatenate(Axis(axis), tensors).map(Value::tensor).map_err(|_| {
+        Diag::new("flx::shape::concat", format!("cannot join shapes {} along axis {axis}", shapes.join(", ")))
+            .at(a.call)
+            .help("all lengths except along the joining axis must agree")
+    })
+}
+
+fn concat(_: &mut Interp, a: &mut Args) -> R {
+    let ts = tensor_list(a)?;
+    let views: Vec<ArrayViewD<f64>> = ts.iter().map(|t| t.view()).collect();
+    let ndim = views[0].ndim();
+    let axis = a.axis(0, ndim.max(1))?.unwrap_or(0);
+    join(a, &views, axis)
+}
+
+fn stack_like(a: &mut Args, horizontal: bool) -> R {
+    let ts = tensor_list(a)?;
+    let all_1d = ts.iter().all(|t| t.ndim() == 1);
+    if horizontal {
+        let views: Vec<ArrayViewD<f64>> = ts.iter().map(|t| t.view()).collect();
+        join(a, &views, if all_1d { 0 } else { 1 })
+    } else {
+        let rows: Vec<Tensor> = ts.iter().map(|t| if t.ndim() == 1 { t.view().insert_axis(Axis(0)).to_owned() } else { (**t).clone() }).collect();
+        let views: Vec<ArrayViewD<f64>> = rows.iter().map(|t| t.view()).collect();
+        join(a, &views, 0)
+    }
+}
+
+fn reshape(_: &mut Interp, a: &mut Args) -> R {
+    let t = a.tensor(0)?;
+    let items: Vec<(Value, crate::diag::Span)> = match a.rest.as_slice() {
+        [(Value::Tuple(t) | Value::List(t), s)] => t.iter().map(|v| (v.clone(), *s)).collect(),
+        other => other.to_vec(),
+    };
+    let mut dims: Vec<i64> = Vec::new();
+    for (v, s) in &items {
+        match v {
+            Value::Int(n) if *n >= -1 => dims.push(*n),
+            other => return Err(Diag::new("flx::type::argument", format!("a shape is made of Ints (or one -1), found {}", other.describe())).at(*s)),
+        }
+    }
+    let inferred = dims.iter().filter(|&&d| d == -1).count();
+    let known: usize = dims.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
+    let bad = || {
+        Diag::new("flx::shape::reshape", format!("cannot reshape {} elements (shape {}) into {:?}", t.len(), shape_str(t.shape()), dims))
+            .at(a.call)
+    };
+    if inferred > 1 {
+        return Err(bad().help("only one length may be -1"));
+    }
+    let shape: Vec<usize> = if inferred == 1 {
+        if known == 0 || t.len() % known != 0 {
+            return Err(bad());
+        }
+        dims.iter().map(|&d| if d == -1 { t.len() / known } else { d as usize }).collect()
+    } else {
+        dims.iter().map(|&d| d as usize).collect()
+    };
+    if shape.iter().product::<usize>() != t.len() {
+        return Err(bad());
+    }
+    let out = t.to_shape((IxDyn(&shape), ndarray::Order::RowMajor)).map_err(|_| bad())?.into_owned();
+    Ok(Value::tensor(out))
+}
+
+fn axis_len(a: &mut Args, axis: usize) -> R {
+    let t = a.tensor(0)?;
+    if t.ndim() <= axis {
+        return Err(a.error(0, "flx::index::axis", format!("`{}` needs at least {} axes, found shape {}", a.name, axis + 1, shape_str(t.shape()))));
+    }
+    Ok(Value::Int(t.shape()[axis] as i64))
+}
+
+fn len(_: &mut Interp, a: &mut Args) -> R {
+    Ok(Value::Int(match &a.vals[0] {
+        Value::Tensor(t) if t.ndim() >= 1 => t.shape()[0] as i64,
+        Value::List(l) | Value::Tuple(l) => l.len() as i64,
+        Value::Str(s) => s.chars().count() as i64,
+        Value::Record(r) => r.fields.len() as i64,
+        Value::Range(s, e) => (e - s).max(0),
+        _ => return Err(a.expected(0, "a tensor with at least one axis, a list, a tuple, a string, a record or a range")),
+    }))
+}
+
+fn diag(_: &mut Interp, a: &mut Args) -> R {
+    let t = a.tensor(0)?;
+    match t.ndim() {
+        1 => {
+            check_size(&[t.len(), t.len()], a.call)?;
+            let v = t.view().into_dimensionality::<ndarray::Ix1>().expect("1-d");
+            Ok(Value::tensor(Array2::from_diag(&v).into_dyn()))
+        }
+        2 => {
+            let m = t.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
+            Ok(Value::tensor(m.diag().to_owned().into_dyn()))
+        }
+        _ => Err(a.error(0, "flx::shape::diag", format!("`diag` takes a vector or a matrix, found shape {}", shape_str(t.shape())))),
+    }
+}
+
+fn outer(_: &mut Interp, a: &mut Args) -> R {
+    let (x, y) = (a.tensor(0)?, a.tensor(1)?);
+    check_size(&[x.len(), y.len()], a.call)?;
+    let xs: Vec<f64> = x.iter().copied().collect();
+    let ys: Vec<f64> = y.iter().copied().collect();
+    Ok(Value::tensor(Array2::from_shape_fn((xs.len(), ys.len()), |(i, j)| xs[i] * ys[j]).into_dyn()))
+}
+
+fn where_(_: &mut Interp, a: &mut Args) -> R {
+    if let Value::Bool(c) = a.vals[0] {
+        return Ok(a.vals[if c { 1 } else { 2 }].clone());
+    }
+    let (c, x, y) = (a.tensor(0)?, a.tensor(1)?, a.tensor(2)?);
+    let shape = broadcast_shape(c.shape(), x.shape())
+        .and_then(|s| broadcast_shape(&s, y.shape()))
+        .ok_or_else(|| {
+            Diag::new(
+                "flx::shape::broadcast",
+                format!("cannot broadcast shapes {}, {} and {}", shape_str(c.shape()), shape_str(x.shape()), shape_str(y.shape())),
+            )
+            .at(a.call)
+        })?;
+    let d = IxDyn(&shape);
+    let (cv, xv, yv) = (c.broadcast(d.clone()).expect("checked"), x.broadcast(d.clone()).expect("checked"), y.broadcast(d).expect("checked"));
+    Ok(Value::tensor(Zip::from(&cv).and(&xv).and(&yv).map_collect(|&c, &x, &y| if c != 0.0 { x } else { y })))
+}
+
+fn clip(_: &mut Interp, a: &mut Args) -> R {
+    let lo = a.opt_f64(1)?.unwrap_or(f64::NEG_INFINITY);
+    let hi = a.opt_f64(2)?.unwrap_or(f64::INFINITY);
+    if lo > hi {
+        return Err(Diag::new("flx::value::clip", format!("`clip` needs lo <= hi, found {lo} > {hi}")).at(a.call));
+    }
+    map(a, move |x| x.clamp(lo, hi))
+}
+
+/// Apply `f` to a number (giving a Float) or to each element of a tensor.
+pub fn map(a: &Args, f: impl Fn(f64) -> f64) -> R {
+    match &a.vals[0] {
+        Value::Int(_) | Value::Float(_) => Ok(Value::Float(f(a.f64(0)?))),
+        Value::Tensor(t) => Ok(Value::tensor(t.mapv(f))),
+        _ => Err(a.expected(0, "a number or a Tensor")),
+    }
+}
+
+fn pow(_: &mut Interp, a: &mut Args) -> R {
+    crate::eval::ops::binary(crate::syntax::ast::BinOp::Pow, a.vals[0].clone(), a.vals[1].clone(), a.spans[0], a.spans[1])
+}
+
+fn variance(v: ArrayViewD<f64>) -> f64 {
+    let n = v.len() as f64;
+    let m = pairwise_sum(&v) / n;
+    pairwise_sum(&v.mapv(|x| (x - m) * (x - m)).view()) / n
+}
+
+fn logsumexp(v: ArrayViewD<f64>) -> f64 {
+    let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    if !m.is_finite() {
+        return m;
+    }
+    m + pairwise_sum(&v.mapv(|x| (x - m).exp()).view()).ln()
+}
+
+fn scalar_or_tensor(t: Tensor) -> Value {
+    if t.ndim() == 0 {
+        Value::Float(t[[]])
+    } else {
+        Value::tensor(t)
+    }
+}
+
+fn reduction(a: &mut Args, what: &str, f: impl Fn(ArrayViewD<f64>) -> f64) -> R {
+    let t = a.tensor(0)?;
+    let axis = a.axis(1, t.ndim())?;
+    if t.is_empty() && what != "sum" {
+        return Err(a.error(0, "flx::value::empty", format!("`{what}` of an empty tensor")));
+    }
+    Ok(scalar_or_tensor(reduce(&t, axis, f)))
+}
+
+fn extreme(a: &mut Args, largest: bool) -> R {
+    let pick = move |x: f64, y: f64| {
+        if x.is_nan() || y.is_nan() {
+            f64::NAN
+        } else if largest {
+            x.max(y)
+        } else {
+            x.min(y)
+        }
+    };
+    if !a.is_none(1) {
+        if !a.is_none(2) {
+            return Err(a.error(2, "flx::call::conflict", format!("`{}(x, y)` is elementwise and takes no `axis:`", a.name)));
+        }
+        let op = if largest { "max" } else { "min" };
+        return match (&a.vals[0], &a.vals[1]) {
+            (x, y) if x.is_number() && y.is_number() => {
+                let (x, y) = (a.f64(0)?, a.f64(1)?);
+                Ok(Value::Float(pick(x, y)))
+            }
+            _ => {
+                let (x, y) = (a.tensor(0)?, a.tensor(1)?);
+                crate::tensor::zip_with(&x, &y, pick).map(Value::tensor).map_err(|e| {
+                    Diag::new("flx::shape::broadcast", format!("`{op}`: {}", e.0))
+                        .at(a.call)
+                        .with_label(a.spans[0], format!("shape {}", shape_str(x.shape())))
+                        .with_label(a.spans[1], format!("shape {}", shape_str(y.shape())))
+                })
+            }
+        };
+    }
+    let t = a.tensor(0)?;
+    let axis = a.axis(2, t.ndim())?;
+    if t.is_empty() {
+        return Err(a.error(0, "flx::value::empty", format!("`{}` of an empty tensor", a.name)));
+    }
+    let init = if largest { f64::NEG_INFINITY } else { f64::INFINITY };
+    Ok(scalar_or_tensor(reduce(&t, axis, |v| v.iter().cloned().fold(init, pick))))
+}
+
+fn arg_extreme(a: &mut Args, largest: bool) -> R {
+    let t = a.tensor(0)?;
+    let axis = a.axis(1, t.ndim())?;
+    if t.is_empty() {
+        return Err(a.error(0, "flx::value::empty", format!("`{}` of an empty tensor", a.name)));
+    }
+    let best = |v: ArrayViewD<f64>| {
+        let mut bi = 0;
+        let mut bv = f64::NAN;
+        for (i, &x) in v.iter().enumerate() {
+            if x.is_nan() {
+                return i as f64;
+            }
+            if i == 0 || (largest && x > bv) || (!largest && x < bv) {
+                bi = i;
+                bv = x;
+            }
+        }
+        bi as f64
+    };
+    match axis {
+        None => Ok(Value::Int(best(t.view()) as i64)),
+        Some(ax) => Ok(Value::tensor(t.map_axis(Axis(ax), |lane| best(lane.into_dyn())))),
+    }
+}
+
+fn truth(a: &mut Args, any: bool) -> R {
+    if let Value::Bool(b) = a.vals[0] {
+        return Ok(Value::Bool(b));
+    }
+    let t = a.tensor(0)?;
+    let axis = a.axis(1, t.ndim())?;
+    let f = |v: ArrayViewD<f64>| {
+        let r = if any { v.iter().any(|&x| x != 0.0) } else { v.iter().all(|&x| x != 0.0) };
+        r as i64 as f64
+    };
+    match axis {
+        None => Ok(Value::Bool(f(t.view()) != 0.0)),
+        Some(ax) => Ok(Value::tensor(t.map_axis(Axis(ax), |lane| f(lane.into_dyn())))),
+    }
+}

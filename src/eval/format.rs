@@ -1,0 +1,525 @@
+//! How values print: floats as Python's `repr` (shortest round-trip), tensors
+//! as NumPy's `str` (common format per tensor, abbreviated past 1000 entries
+//! with 3 items at each edge) followed by their shape, and `{x:spec}` format
+//! specs with Python's mini-language.
+
+use ndarray::{ArrayViewD, Axis};
+
+use super::value::Value;
+use crate::tensor::Tensor;
+
+/// NumPy's `threshold` and `edgeitems` defaults.
+const THRESHOLD: usize = 1000;
+const EDGE_ITEMS: usize = 3;
+
+pub fn shape_str(shape: &[usize]) -> String {
+    match shape.len() {
+        1 => format!("({},)", shape[0]),
+        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// Python's `repr(float)`: shortest digits that round-trip; exponent form
+/// below 1e-4 and from 1e16.
+pub fn float_repr(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+    }
+    // `{:e}` gives the shortest round-trip digits: "1.2345e-5".
+    let sci = format!("{x:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` has an exponent");
+    let exp: i32 = exp.parse().expect("integer exponent");
+    let neg = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+    let sign = if neg { "-" } else { "" };
+    if (-4..16).contains(&exp) {
+        let n = digits.len() as i32;
+        if exp >= 0 {
+            let int_len = (exp + 1) as usize;
+            if digits.len() <= int_len {
+                format!("{sign}{}{}.0", digits, "0".repeat(int_len - digits.len()))
+            } else {
+                format!("{sign}{}.{}", &digits[..int_len], &digits[int_len..])
+            }
+        } else {
+            let _ = n;
+            format!("{sign}0.{}{}", "0".repeat((-exp - 1) as usize), digits)
+        }
+    } else {
+        let m = if digits.len() > 1 { format!("{}.{}", &digits[..1], &digits[1..]) } else { digits.clone() };
+        format!("{sign}{m}e{}{:02}", if exp < 0 { "-" } else { "+" }, exp.abs())
+    }
+}
+
+/// How `print` shows a value: strings bare, everything else as in `repr`.
+pub fn display(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.to_string(),
+        _ => repr(v),
+    }
+}
+
+/// How a value shows inside containers and in the REPL.
+pub fn repr(v: &Value) -> String {
+    match v {
+        Value::None => "none".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => float_repr(*f),
+        Value::Str(s) => format!("{s:?}"),
+        Value::Tensor(t) => tensor_str(t),
+        Value::Tuple(items) => {
+            let inner: Vec<String> = items.iter().map(repr).collect();
+            if items.len() == 1 {
+                format!("({},)", inner[0])
+            } else {
+                format!("({})", inner.join(", "))
+            }
+        }
+        Value::List(items) => format!("[{}]", items.iter().map(repr).collect::<Vec<_>>().join(", ")),
+        Value::Record(r) => {
+            let inner: Vec<String> = r.fields.iter().map(|(k, v)| format!("{k}: {}", repr(v))).collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+        Value::Range(a, b) => format!("{a}..{b}"),
+        Value::Func(c) => format!("<fn {}>", c.def.name.name),
+        Value::Builtin(b) => format!("<builtin {}>", super::builtins::get(*b).name),
+        Value::Module(_) => "<module>".into(),
+        Value::Cell(c) => repr(&c.borrow()),
+        Value::Undefined => "<undefined>".into(),
+    }
+}
+
+/// The per-tensor element format NumPy chooses (`floatmode='maxprec'`, precision 8).
+struct ElementFormat {
+    scientific: bool,
+    /// Digits after the point (fixed) or in the mantissa (scientific).
+    precision: usize,
+    all_integers: bool,
+    width: usize,
+}
+
+fn choose_format(values: &[f64]) -> ElementFormat {
+    let finite: Vec<f64> = values.iter().cloned().filter(|x| x.is_finite()).collect();
+    let abs_max = finite.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let abs_min_nonzero = finite.iter().filter(|x| **x != 0.0).fold(f64::INFINITY, |m, x| m.min(x.abs()));
+    let all_integers = finite.iter().all(|x| x.fract() == 0.0);
+    let scientific = !finite.is_empty()
+        && (abs_max >= 1e8 || (abs_min_nonzero < 1e-4 && !all_integers) || (abs_min_nonzero.is_finite() && abs_max / abs_min_nonzero > 1e3 && !all_integers));
+    let precision = if all_integers && !scientific {
+        0
+    } else {
+        finite
+            .iter()
+            .map(|&x| {
+                if scientific {
+                    let s = format!("{:.8e}", x);
+                    let m = s.split('e').next().unwrap_or("");
+                    let frac = m.split('.').nth(1).unwrap_or("");
+                    frac.trim_end_matches('0').len()
+                } else {
+                    let s = format!("{:.8}", x);
+                    s.split('.').nth(1).unwrap_or("").trim_end_matches('0').len()
+                }
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    let mut f = ElementFormat { scientific, precision, all_integers, width: 0 };
+    f.width = values.iter().map(|&x| format_element(x, &f).len()).max().unwrap_or(1);
+    f
+}
+
+fn format_element(x: f64, f: &ElementFormat) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if f.scientific {
+        let s = format!("{:.*e}", f.precision.max(0), x);
+        let (m, e) = s.split_once('e').expect("exponent");
+        let e: i32 = e.parse().expect("int exponent");
+        let m = if f.precision == 0 { format!("{m}.") } else { m.to_string() };
+        format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+    } else if f.all_integers {
+        format!("{x:.0}.")
+    } else {
+        // NumPy pads trailing digits with spaces, keeping each element's own digits.
+        let s = format!("{:.8}", x);
+        let (int, frac) = s.split_once('.').expect("point");
+        let frac = frac.trim_end_matches('0');
+        let frac = &frac[..frac.len().min(f.precision)];
+        let shown = format!("{int}.{frac}");
+        format!("{shown}{}", " ".repeat(f.precision - frac.len()))
+    }
+}
+
+/// A tensor as NumPy prints it, then its shape, e.g. `[[1. 2.]\n [3. 4.]] (2, 2)`.
+/// 0-d tensors print as a bare float; 1-D tensors that are not abbreviated
+/// print without the shape (their length is visible).
+pub fn tensor_str(t: &Tensor) -> String {
+    if t.ndim() == 0 {
+        return float_repr(t[[]]);
+    }
+    let abbreviate = t.len() > THRESHOLD;
+    let shown: Vec<f64> = if abbreviate { edge_values(&t.view()) } else { t.iter().cloned().collect() };
+    let f = choose_format(&shown);
+    let mut out = String::new();
+    write_nested(&mut out, &t.view(), &f, abbreviate, 1);
+    if t.ndim() >= 2 || abbreviate {
+        out.push(' ');
+        out.push_str(&shape_str(t.shape()));
+    }
+    out
+}
+
+fn edge_values(v: &ArrayViewD<f64>) -> Vec<f64> {
+    if v.ndim() == 0 {
+        return vec![v[[]]];
+    }
+    let n = v.shape()[0];
+    let idx: Vec<usize> = if n > 2 * EDGE_ITEMS { (0..EDGE_ITEMS).chain(n - EDGE_ITEMS..n).collect() } else { (0..n).collect() };
+    idx.into_iter().flat_map(|i| edge_values(&v.index_axis(Axis(0), i))).collect()
+}
+
+fn write_nested(out: &mut String, v: &ArrayViewD<f64>, f: &ElementFormat, abbreviate: bool, depth: usize) {
+    let n = v.shape()[0];
+    let cut = abbreviate && n > 2 * EDGE_ITEMS;
+    out.push('[');
+    let pad = |x: f64| format!("{:>w$}", format_element(x, f), w = f.width);
+    if v.ndim() == 1 {
+        let mut first = true;
+        for i in 0..n {
+            if cut && i == EDGE_ITEMS {
+                out.push_str(" ...");
+            }
+            if cut && (EDGE_ITEMS..n - EDGE_ITEMS).contains(&i) {
+                continue;
+            }
+            if !first {
+                out.push(' ');
+            }
+            first = false;
+            out.push_str(&pad(v[i]));
+        }
+    } else {
+        let newlines = "\n".repeat(v.ndim() - 1);
+        let indent = " ".repeat(depth);
+        let mut first = true;
+        for i in 0..n {
+            if cut && (EDGE_ITEMS..n - EDGE_ITEMS).contains(&i) {
+                if i == EDGE_ITEMS {
+                    out.push_str(&format!("\n{indent}..."));
+                }
+                continue;
+            }
+            if !first {
+                out.push_str(&newlines);
+                out.push_str(&indent);
+            }
+            first = false;
+            write_nested(out, &v.index_axis(Axis(0), i), f, abbreviate, depth + 1);
+        }
+    }
+    out.push(']');
+}
+
+/// Apply a Python format spec (`[[fill]align][sign][0][width][,][.precision][type]`).
+pub fn apply_spec(v: &Value, spec: &str) -> Result<String, String> {
+    match v {
+        Value::Tensor(t) => {
+            // Elementwise, NumPy-style brackets.
+            let parts: Result<Vec<String>, String> = t.iter().map(|&x| apply_spec(&Value::Float(x), spec)).collect();
+            let parts = parts?;
+            if t.ndim() <= 1 {
+                return Ok(format!("[{}]", parts.join(" ")));
+            }
+            return Ok(format!("[{}] {}", parts.join(" "), shape_str(t.shape())));
+        }
+        Value::Tuple(items) | Value::List(items) => {
+            let parts: Result<Vec<String>, String> = items.iter().map(|x| apply_spec(x, spec)).collect();
+            let open_close = if matches!(v, Value::Tuple(_)) { ("(", ")") } else { ("[", "]") };
+            return Ok(format!("{}{}{}", open_close.0, parts?.join(", "), open_close.1));
+        }
+        _ => {}
+    }
+    let p = parse_spec(spec)?;
+    let body = match v {
+        Value::Int(i) => format_int(*i, &p)?,
+        Value::Float(x) => format_float(*x, &p)?,
+        Value::Bool(b) if p.kind.is_none() => b.to_string(),
+        Value::Str(s) => {
+            if p.kind.is_some_and(|k| k != 's') {
+                return Err(format!("format `{}` does not apply to a string", p.kind.unwrap_or(' ')));
+            }
+            match p.precision {
+                Some(n) => s.chars().take(n).collect(),
+                None => s.to_string(),
+            }
+        }
+        other => {
+            if p.kind.is_some() || p.precision.is_some() {
+                return Err(format!("a format spec with a precision or type does not apply to {}", other.describe()));
+            }
+            display(other)
+        }
+    };
+    let default_align = if v.is_number() { '>' } else { '<' };
+    Ok(pad(&body, &p, default_align))
+}
+
+struct Spec {
+    fill: char,
+    align: Option<char>,
+    sign: char,
+    zero: bool,
+    width: usize,
+    comma: bool,
+    precision: Option<usize>,
+    kind: Option<char>,
+}
+
+fn parse_spec(spec: &str) -> Result<Spec, String> {
+    let chars: Vec<char> = spec.chars().collect();
+    let mut i = 0;
+    let mut s = Spec { fill: ' ', align: None, sign: '-', zero: false, width: 0, comma: false, precision: None, kind: None };
+    let is_align = |c: char| matches!(c, '<' | '>' | '^' | '=');
+    if chars.len() >= 2 && is_align(chars[1]) {
+        s.fill = chars[0];
+        s.align = Some(chars[1]);
+        i = 2;
+    } else if !chars.is_empty() && is_align(chars[0]) {
+        s.align = Some(chars[0]);
+        i = 1;
+    }
+    if i < chars.len() && matches!(chars[i], '+' | '-' | ' ') {
+        s.sign = chars[i];
+        i += 1;
+    }
+    if i < chars.len() && chars[i] == '0' {
+        s.zero = true;
+        i += 1;
+    }
+    let start = i;
+    while i < chars.len() && chars[i].is_ascii_digit() {
+        i += 1;
+    }
+    if i > start {
+        s.width = chars[start..i].iter().collect::<String>().parse().map_err(|_| "width is too large".to_string())?;
+    }
+    if i < chars.len() && (chars[i] == ',' || chars[i] == '_') {
+        s.comma = true;
+        i += 1;
+    }
+    if i < chars.len() && chars[i] == '.' {
+        i += 1;
+        let start = i;
+        while i < chars.len() && chars[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return Err(format!("format spec `{spec}`: expected digits after `.`"));
+        }
+        let p: usize = chars[start..i].iter().collect::<String>().parse().map_err(|_| "precision is too large".to_string())?;
+        if p > 100 {
+            return Err(format!("format spec `{spec}`: precision {p} is more than 100"));
+        }
+        s.precision = Some(p);
+    }
+    if i < chars.len() {
+        let k = chars[i];
+        if !"eEfFgGd%s".contains(k) {
+            return Err(format!("format spec `{spec}`: unknown type `{k}`"));
+        }
+        s.kind = Some(k);
+        i += 1;
+    }
+    if i != chars.len() {
+        return Err(format!("format spec `{spec}` is malformed"));
+    }
+    if s.width > 1000 {
+        return Err(format!("format spec `{spec}`: width is more than 1000"));
+    }
+    Ok(s)
+}
+
+fn signed(body: String, negative: bool, sign: char) -> String {
+    if negative {
+        format!("-{body}")
+    } else {
+        match sign {
+            '+' => format!("+{body}"),
+            ' ' => format!(" {body}"),
+            _ => body,
+        }
+    }
+}
+
+fn group_thousands(int_part: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in int_part.chars().enumerate() {
+        if n > 0 && (int_part.len() - n) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn format_int(i: i64, p: &Spec) -> Result<String, String> {
+    match p.kind {
+        None | Some('d') => {
+            if p.precision.is_some() {
+                return Err("an integer format cannot have a precision; use `.2f` for a float".into());
+            }
+            let digits = i.unsigned_abs().to_string();
+            let digits = if p.comma { group_thousands(&digits) } else { digits };
+            Ok(signed(digits, i < 0, p.sign))
+        }
+        Some(_) => format_float(i as f64, p),
+    }
+}
+
+fn format_float(x: f64, p: &Spec) -> Result<String, String> {
+    if !x.is_finite() {
+        let s = if x.is_nan() { "nan" } else { "inf" };
+        return Ok(signed(s.into(), x < 0.0, p.sign));
+    }
+    let neg = x.is_sign_negative() && x != 0.0;
+    let a = x.abs();
+    let body = match p.kind {
+        Some('f') | Some('F') => format!("{:.*}", p.precision.unwrap_or(6), a),
+        Some('%') => format!("{:.*}%", p.precision.unwrap_or(6), a * 100.0),
+        Some('e') | Some('E') => {
+            let s = sci(a, p.precision.unwrap_or(6));
+            if p.kind == Some('E') {
+                s.to_uppercase()
+            } else {
+                s
+            }
+        }
+        Some('g') | Some('G') => general(a, p.precision.unwrap_or(6).max(1), false),
+        Some('d') => return Err("format `d` needs an Int; use `.0f` for a float".into()),
+        None => match p.precision {
+            // Python: like `g`, but a fixed-point result keeps at least one decimal.
+            Some(prec) => general(a, prec.max(1), true),
+            None => float_repr(a),
+        },
+        Some(k) => return Err(format!("format `{k}` does not apply to a number")),
+    };
+    let body = if p.comma {
+        let (int, rest) = body.split_at(body.find(|c: char| !c.is_ascii_digit()).unwrap_or(body.len()));
+        format!("{}{rest}", group_thousands(int))
+    } else {
+        body
+    };
+    Ok(signed(body, neg, p.sign))
+}
+
+fn sci(a: f64, prec: usize) -> String {
+    let s = format!("{:.*e}", prec, a);
+    let (m, e) = s.split_once('e').expect("exponent");
+    let e: i32 = e.parse().expect("int exponent");
+    format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+}
+
+/// Python's `g` presentation with `prec` significant digits.
+fn general(a: f64, prec: usize, keep_point: bool) -> String {
+    if a == 0.0 {
+        return if keep_point { "0.0".into() } else { "0".into() };
+    }
+    let s = format!("{:.*e}", prec - 1, a);
+    let exp: i32 = s.split_once('e').expect("exponent").1.parse().expect("int");
+    if exp < -4 || exp >= prec as i32 {
+        let m = s.split_once('e').expect("exponent").0;
+        let m = if m.contains('.') { m.trim_end_matches('0').trim_end_matches('.') } else { m };
+        format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+    } else {
+        let decimals = (prec as i32 - 1 - exp).max(0) as usize;
+        let f = format!("{:.*}", decimals, a);
+        let f = if f.contains('.') { f.trim_end_matches('0').trim_end_matches('.').to_string() } else { f };
+        if keep_point && !f.contains('.') {
+            format!("{f}.0")
+        } else {
+            f
+        }
+    }
+}
+
+fn pad(body: &str, p: &Spec, default_align: char) -> String {
+    let len = body.chars().count();
+    if len >= p.width {
+        return body.to_string();
+    }
+    let n = p.width - len;
+    if p.zero && p.align.is_none() {
+        let (sign, digits) = if body.starts_with(['-', '+', ' ']) { body.split_at(1) } else { ("", body) };
+        return format!("{sign}{}{digits}", "0".repeat(n));
+    }
+    let fill = |k: usize| p.fill.to_string().repeat(k);
+    match p.align.unwrap_or(default_align) {
+        '<' => format!("{body}{}", fill(n)),
+        '^' => format!("{}{body}{}", fill(n / 2), fill(n - n / 2)),
+        _ => format!("{}{body}", fill(n)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn floats_print_like_python_repr() {
+        for (x, s) in [
+            (0.1, "0.1"),
+            (1.0, "1.0"),
+            (-2.5, "-2.5"),
+            (1e-5, "1e-05"),
+            (0.0001, "0.0001"),
+            (1.5e20, "1.5e+20"),
+            (1e16, "1e+16"),
+            (123456789.0, "123456789.0"),
+            (1.0 / 3.0, "0.3333333333333333"),
+        ] {
+            assert_eq!(float_repr(x), s);
+        }
+    }
+
+    #[test]
+    fn tensors_print_like_numpy() {
+        assert_eq!(tensor_str(&array![1.0, 2.0, 3.0].into_dyn()), "[1. 2. 3.]");
+        assert_eq!(tensor_str(&array![0.1, 0.123, 1.0].into_dyn()), "[0.1   0.123 1.   ]");
+        assert_eq!(tensor_str(&array![[1.0, 2.0], [3.0, -4.0]].into_dyn()), "[[ 1.  2.]\n [ 3. -4.]] (2, 2)");
+        assert_eq!(tensor_str(&array![1e-5, 1.0].into_dyn()), "[1.e-05 1.e+00]");
+        let big = ndarray::Array1::from_shape_fn(2000, |i| i as f64).into_dyn();
+        assert_eq!(tensor_str(&big), "[   0.    1.    2. ... 1997. 1998. 1999.] (2000,)");
+    }
+
+    #[test]
+    fn format_specs_follow_python() {
+        let f = |x: f64, s: &str| apply_spec(&Value::Float(x), s).unwrap();
+        assert_eq!(f(0.123456, ".3"), "0.123");
+        assert_eq!(f(1234.5, ".3"), "1.23e+03");
+        assert_eq!(f(2.0, ".3"), "2.0");
+        assert_eq!(f(3.14159, ".2f"), "3.14");
+        assert_eq!(f(0.000123, ".2e"), "1.23e-04");
+        assert_eq!(f(3.14159, ">8.3f"), "   3.142");
+        assert_eq!(f(-3.14159, "08.3f"), "-003.142");
+        assert_eq!(f(0.5, ".1%"), "50.0%");
+        assert_eq!(f(1e-7, "g"), "1e-07");
+        assert_eq!(apply_spec(&Value::Int(1234567), ",d").unwrap(), "1,234,567");
+        assert_eq!(apply_spec(&Value::Int(42), "5").unwrap(), "   42");
+        assert_eq!(apply_spec(&Value::str("ab"), "<4").unwrap(), "ab  ");
+        assert!(apply_spec(&Value::Float(1.0), ".3q").is_err());
+        assert!(apply_spec(&Value::Int(1), ".2d").is_err());
+    }
+}

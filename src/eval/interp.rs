@@ -1,0 +1,822 @@
+//! The tree-walking interpreter. Variables live in one value stack: a call
+//! pushes a frame of `frame_size` slots and every name was resolved to a slot
+//! beforehand, so no lookup by string happens at run time.
+//!
+//! Invariants: every error carries a span; the step budget and the interrupt
+//! flag are checked on every loop iteration and call, so no program can hang
+//! a caller that set a budget.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::builtins::{self, Args};
+use super::format;
+use super::ops;
+use super::value::{Closure, FnKind, Record, Value};
+use crate::check::Linker;
+use crate::diag::{Diag, Span};
+use crate::syntax::ast::*;
+
+/// Deepest nesting of flx calls (the interpreter runs on a thread with a large stack).
+pub const MAX_CALL_DEPTH: u32 = 5_000;
+
+pub enum Flow {
+    Break,
+    Continue,
+    Return(Value),
+    Error(Box<Diag>),
+}
+
+impl From<Diag> for Flow {
+    fn from(d: Diag) -> Flow {
+        Flow::Error(Box::new(d))
+    }
+}
+
+pub type Eval = Result<Value, Flow>;
+
+/// Metric rows printed by `log(...)`: the header is repeated when the columns change.
+#[derive(Default)]
+pub struct LogState {
+    pub columns: Vec<String>,
+    pub widths: Vec<usize>,
+}
+
+pub struct Interp {
+    pub linker: Linker,
+    pub globals: Vec<Value>,
+    pub global_names: Vec<Rc<str>>,
+    pub modules_ready: Vec<bool>,
+    stack: Vec<Value>,
+    base: usize,
+    closure: Option<Rc<Closure>>,
+    depth: u32,
+    pub steps: u64,
+    pub step_limit: u64,
+    pub interrupt: Arc<AtomicBool>,
+    pub out: Box<dyn Write>,
+    pub rng: ChaCha8Rng,
+    pub seed: u64,
+    pub log: LogState,
+    pub threads: usize,
+    /// Folder that relative paths in file builtins are resolved against.
+    pub script_dir: std::path::PathBuf,
+}
+
+impl Interp {
+    pub fn new(out: Box<dyn Write>, seed: u64) -> Interp {
+        Interp {
+            linker: Linker::default(),
+            globals: Vec::new(),
+            global_names: Vec::new(),
+            modules_ready: Vec::new(),
+            stack: Vec::with_capacity(1024),
+            base: 0,
+            closure: None,
+            depth: 0,
+            steps: 0,
+            step_limit: u64::MAX,
+            interrupt: Arc::new(AtomicBool::new(false)),
+            out,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            seed,
+            log: LogState::default(),
+            threads: 1,
+            script_dir: std::path::PathBuf::from("."),
+        }
+    }
+
+    fn sync_globals(&mut self) {
+        let n = self.linker.n_globals as usize;
+        if self.globals.len() < n {
+            self.globals.resize(n, Value::Undefined);
+        }
+        if self.modules_ready.len() < self.linker.modules.len() {
+            self.modules_ready.resize(self.linker.modules.len(), false);
+        }
+    }
+
+    /// Run a resolved module's top-level code; the value of its last statement is returned.
+    pub fn run_module(&mut self, module: &Module) -> Result<Value, Diag> {
+        self.sync_globals();
+        let saved_base = self.base;
+        let saved_closure = self.closure.take();
+        self.base = self.stack.len();
+        self.stack.resize(self.base + module.frame_size.get() as usize, Value::None);
+        let mut result = Ok(Value::None);
+        for stmt in &module.stmts {
+            match self.exec(stmt) {
+                Ok(v) => result = Ok(v),
+                Err(Flow::Error(d)) => {
+                    result = Err(*d);
+                    break;
+                }
+                Err(_) => {
+                    result = Err(Diag::new("flx::internal", "control flow escaped the module").at(stmt.span));
+                    break;
+                }
+            }
+        }
+        self.stack.truncate(self.base);
+        self.base = saved_base;
+        self.closure = saved_closure;
+        result
+    }
+
+    fn tick(&mut self, span: Span) -> Result<(), Flow> {
+        self.steps += 1;
+        if self.steps > self.step_limit {
+            return Err(Diag::new("flx::run::step_limit", format!("stopped after {} steps", self.step_limit)).at(span).into());
+        }
+        if self.steps & 0x3ff == 0 && self.interrupt.load(Ordering::Relaxed) {
+            self.interrupt.store(false, Ordering::Relaxed);
+            return Err(Diag::new("flx::run::interrupted", "interrupted").at(span).into());
+        }
+        Ok(())
+    }
+
+    // ---- variables ------------------------------------------------------------
+
+    fn read_slot(&self, slot: Slot, name: &Ident) -> Result<Value, Diag> {
+        let v = match slot {
+            Slot::Local(i) => self.stack[self.base + i as usize].clone(),
+            Slot::Boxed(i) => match &self.stack[self.base + i as usize] {
+                Value::Cell(c) => c.borrow().clone(),
+                _ => Value::Undefined,
+            },
+            Slot::Capture(i) => match &self.closure {
+                Some(c) => c.captures[i as usize].borrow().clone(),
+                None => Value::Undefined,
+            },
+            Slot::Global(g) => self.globals.get(g as usize).cloned().unwrap_or(Value::Undefined),
+            Slot::Builtin(b) => Value::Builtin(b),
+            Slot::Unresolved => {
+                return Err(Diag::new("flx::internal", format!("`{}` was not resolved", name.name)).at(name.span))
+            }
+        };
+        if let Value::Undefined = v {
+            return Err(Diag::new("flx::name::undefined", format!("`{}` is used before it is defined", name.name))
+                .at(name.span)
+                .help("a function may use a module-level name only after its `let` has run"));
+        }
+        Ok(v)
+    }
+
+    /// Bind a new variable (a `let`, a parameter, a loop variable).
+    fn bind_slot(&mut self, slot: Slot, v: Value) {
+        match slot {
+            Slot::Local(i) => self.stack[self.base + i as usize] = v,
+            Slot::Boxed(i) => self.stack[self.base + i as usize] = Value::Cell(Rc::new(RefCell::new(v))),
+            Slot::Global(g) => self.globals[g as usize] = v,
+            Slot::Capture(_) | Slot::Builtin(_) | Slot::Unresolved => {}
+        }
+    }
+
+    /// Re-assign an existing variable.
+    fn write_slot(&mut self, slot: Slot, v: Value) {
+        match slot {
+            Slot::Local(i) => self.stack[self.base + i as usize] = v,
+            Slot::Boxed(i) => {
+                if let Value::Cell(c) = &self.stack[self.base + i as usize] {
+                    *c.borrow_mut() = v;
+                }
+            }
+            Slot::Capture(i) => {
+                if let Some(c) = &self.closure {
+                    *c.captures[i as usize].borrow_mut() = v;
+                }
+            }
+            Slot::Global(g) => self.globals[g as usize] = v,
+            Slot::Builtin(_) | Slot::Unresolved => {}
+        }
+    }
+
+    /// Take a variable's value out for an in-place update (no copy when unshared).
+    fn take_slot(&mut self, slot: Slot) -> Value {
+        match slot {
+            Slot::Local(i) => std::mem::replace(&mut self.stack[self.base + i as usize], Value::None),
+            Slot::Global(g) => std::mem::replace(&mut self.globals[g as usize], Value::None),
+            Slot::Boxed(i) => match &self.stack[self.base + i as usize] {
+                Value::Cell(c) => std::mem::replace(&mut *c.borrow_mut(), Value::None),
+                _ => Value::Undefined,
+            },
+            Slot::Capture(i) => match &self.closure {
+                Some(c) => std::mem::replace(&mut *c.captures[i as usize].borrow_mut(), Value::None),
+                None => Value::Undefined,
+            },
+            Slot::Builtin(_) | Slot::Unresolved => Value::Undefined,
+        }
+    }
+
+    fn bind_pattern(&mut self, pat: &Pattern, v: Value) -> Result<(), Diag> {
+        match pat {
+            Pattern::Bind(name) => {
+                self.bind_slot(name.slot.get(), v);
+                Ok(())
+            }
+            Pattern::Tuple(parts, span) => {
+                let items: Vec<Value> = match &v {
+                    Value::Tuple(t) | Value::List(t) => t.as_ref().clone(),
+                    Value::Tensor(t) if t.ndim() >= 1 => (0..t.shape()[0]).map(|i| ops::tensor_item(t, i)).collect(),
+                    other => {
+                        return Err(Diag::new("flx::type::destructure", format!("cannot unpack {} into {} names", other.describe(), parts.len()))
+                            .at(*span))
+                    }
+                };
+                if items.len() != parts.len() {
+                    return Err(Diag::new(
+                        "flx::type::destructure",
+                        format!("cannot unpack {} values into {} names", items.len(), parts.len()),
+                    )
+                    .at(*span));
+                }
+                for (p, item) in parts.iter().zip(items) {
+                    self.bind_pattern(p, item)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    // ---- statements and expressions ------------------------------------------
+
+    fn exec_block(&mut self, block: &Block) -> Eval {
+        let mut last = Value::None;
+        for s in &block.stmts {
+            last = self.exec(s)?;
+        }
+        Ok(last)
+    }
+
+    fn exec(&mut self, e: &Expr) -> Eval {
+        match &e.kind {
+            ExprKind::Let(pat, value) => {
+                let v = self.eval(value)?;
+                self.bind_pattern(pat, v)?;
+                Ok(Value::None)
+            }
+            ExprKind::Fn(def) | ExprKind::Proc(def) | ExprKind::Loss(def) => {
+                let kind = match &e.kind {
+                    ExprKind::Proc(_) => FnKind::Proc,
+                    ExprKind::Loss(_) => FnKind::Loss,
+                    _ => FnKind::Fn,
+                };
+                // A nested recursive fn captures its own cell: make the cell first.
+                self.bind_slot(def.binding.get(), Value::None);
+                let f = self.make_closure(def, kind);
+                self.write_slot(def.binding.get(), f);
+                Ok(Value::None)
+            }
+            ExprKind::Kernel(def) => Err(not_yet("kernel", def.name.span, "the kernel issue")),
+            ExprKind::Model(def) => Err(not_yet("model", def.name.span, "the autodiff issue")),
+            ExprKind::Use(u) => {
+                let id = u.module.get() as usize;
+                self.sync_globals();
+                if !self.modules_ready[id] {
+                    self.modules_ready[id] = true;
+                    let ast = self.linker.modules[id].ast.clone();
+                    self.run_module(&ast).map_err(|d| d.in_call(&format!("use {}", self.linker.modules[id].name), e.span))?;
+                }
+                self.bind_slot(u.binding.slot.get(), Value::Module(id as u32));
+                Ok(Value::None)
+            }
+            _ => self.eval(e),
+        }
+    }
+
+    pub fn eval(&mut self, e: &Expr) -> Eval {
+        match &e.kind {
+            ExprKind::Int(i) => Ok(Value::Int(*i)),
+            ExprKind::Float(f) => Ok(Value::Float(*f)),
+            ExprKind::Bool(b) => Ok(Value::Bool(*b)),
+            ExprKind::None => Ok(Value::None),
+            ExprKind::Str(parts) => self.eval_string(parts),
+            ExprKind::Name(n) => Ok(self.read_slot(n.slot.get(), &n.ident)?),
+            ExprKind::Binary(op, a, b) => self.eval_binary(*op, a, b),
+            ExprKind::Unary(op, x) => {
+                let v = self.eval(x)?;
+                Ok(ops::unary(*op, v).map_err(|d| d.or_at(e.span))?)
+            }
+            ExprKind::Call(callee, args) => self.eval_call(callee, args, e.span),
+            ExprKind::Index(x, items) => {
+                let v = self.eval(x)?;
+                let idx = self.eval_index(items)?;
+                Ok(ops::index(&v, &idx, x.span)?)
+            }
+            ExprKind::Field(x, field) => {
+                let v = self.eval(x)?;
+                self.field(v, field)
+            }
+            ExprKind::List(items) => {
+                let mut vals = Vec::with_capacity(items.len());
+                for i in items {
+                    vals.push((self.eval(i)?, i.span));
+                }
+                Ok(ops::list_literal(vals, e.span)?)
+            }
+            ExprKind::Tuple(items) => {
+                let mut vals = Vec::with_capacity(items.len());
+                for i in items {
+                    vals.push(self.eval(i)?);
+                }
+                Ok(Value::Tuple(Rc::new(vals)))
+            }
+            ExprKind::Record(fields) => {
+                let mut rec = Record::default();
+                for (name, v) in fields {
+                    let v = self.eval(v)?;
+                    rec.fields.push((name.name.clone(), v));
+                }
+                Ok(Value::Record(Rc::new(rec)))
+            }
+            ExprKind::Range { start, end, inclusive } => {
+                let s = self.eval(start)?;
+                let t = self.eval(end)?;
+                let (Value::Int(s), Value::Int(t)) = (&s, &t) else {
+                    let bad = if matches!(s, Value::Int(_)) { (end, t) } else { (start, s) };
+                    return Err(Diag::new("flx::type::range", format!("range bounds must be Int, found {}", bad.1.describe()))
+                        .at(bad.0.span)
+                        .help("use `linspace` or `arange` for ranges of floats")
+                        .into());
+                };
+                let end = if *inclusive { t.saturating_add(1) } else { *t };
+                Ok(Value::Range(*s, end))
+            }
+            ExprKind::Lambda(def) => Ok(self.make_closure(def, FnKind::Closure)),
+            ExprKind::If(cond, then, otherwise) => {
+                if self.condition(cond)? {
+                    self.exec_block(then)
+                } else if let Some(o) = otherwise {
+                    self.eval(o)
+                } else {
+                    Ok(Value::None)
+                }
+            }
+            ExprKind::Block(b) => self.exec_block(b),
+            ExprKind::For(pat, iter, body) => self.eval_for(pat, iter, body),
+            ExprKind::While(cond, body) => {
+                loop {
+                    self.tick(e.span)?;
+                    if !self.condition(cond)? {
+                        break;
+                    }
+                    match self.exec_block(body) {
+                        Ok(_) | Err(Flow::Continue) => {}
+                        Err(Flow::Break) => break,
+                        Err(other) => return Err(other),
+                    }
+                }
+                Ok(Value::None)
+            }
+            ExprKind::Break => Err(Flow::Break),
+            ExprKind::Continue => Err(Flow::Continue),
+            ExprKind::Return(v) => {
+                let v = match v {
+                    Some(v) => self.eval(v)?,
+                    None => Value::None,
+                };
+                Err(Flow::Return(v))
+            }
+            ExprKind::Assign(place, op, value) => {
+                let rhs = self.eval(value)?;
+                self.assign(place, *op, rhs, value.span)?;
+                Ok(Value::None)
+            }
+            ExprKind::Let(..) | ExprKind::Fn(_) | ExprKind::Proc(_) | ExprKind::Loss(_) | ExprKind::Kernel(_) | ExprKind::Model(_) | ExprKind::Use(_) => {
+                self.exec(e)
+            }
+        }
+    }
+
+    fn condition(&mut self, cond: &Expr) -> Result<bool, Flow> {
+        match self.eval(cond)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(Diag::new("flx::type::condition", format!("a condition must be Bool, found {}", other.describe()))
+                .at(cond.span)
+                .help(match other {
+                    Value::Tensor(_) => "reduce it first, e.g. `all(x > 0)` or `any(x > 0)`",
+                    _ => "compare it, e.g. `n > 0` or `x != none`",
+                })
+                .into()),
+        }
+    }
+
+    fn eval_binary(&mut self, op: BinOp, a: &Expr, b: &Expr) -> Eval {
+        if matches!(op, BinOp::And | BinOp::Or) {
+            let l = self.logic_operand(op, a)?;
+            if (op == BinOp::And) != l {
+                return Ok(Value::Bool(l));
+            }
+            return Ok(Value::Bool(self.logic_operand(op, b)?));
+        }
+        let l = self.eval(a)?;
+        let r = self.eval(b)?;
+        // Fast paths for scalar loops.
+        match (op, &l, &r) {
+            (BinOp::Add, Value::Int(x), Value::Int(y)) if x.checked_add(*y).is_some() => return Ok(Value::Int(x + y)),
+            (BinOp::Sub, Value::Int(x), Value::Int(y)) if x.checked_sub(*y).is_some() => return Ok(Value::Int(x - y)),
+            (BinOp::Add, Value::Float(x), Value::Float(y)) => return Ok(Value::Float(x + y)),
+            (BinOp::Mul, Value::Float(x), Value::Float(y)) => return Ok(Value::Float(x * y)),
+            (BinOp::Lt, Value::Int(x), Value::Int(y)) => return Ok(Value::Bool(x < y)),
+            _ => {}
+        }
+        ops::binary(op, l, r, a.span, b.span).map_err(Flow::from)
+    }
+
+    fn logic_operand(&mut self, op: BinOp, e: &Expr) -> Result<bool, Flow> {
+        match self.eval(e)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(Diag::new("flx::type::logic", format!("`{}` needs Bool operands, found {}", op.symbol(), other.describe()))
+                .at(e.span)
+                .help(if matches!(other, Value::Tensor(_)) {
+                    "for tensors of 0/1 use `*` for and, `max(a, b)` for or"
+                } else {
+                    "compare it first, e.g. `n > 0`"
+                })
+                .into()),
+        }
+    }
+
+    fn eval_for(&mut self, pat: &Pattern, iter: &Expr, body: &Block) -> Eval {
+        let it = self.eval(iter)?;
+        macro_rules! body {
+            ($v:expr) => {{
+                self.tick(iter.span)?;
+                self.bind_pattern(pat, $v)?;
+                match self.exec_block(body) {
+                    Ok(_) | Err(Flow::Continue) => {}
+                    Err(Flow::Break) => break,
+                    Err(other) => return Err(other),
+                }
+            }};
+        }
+        match it {
+            Value::Range(s, t) => {
+                for i in s..t {
+                    body!(Value::Int(i))
+                }
+            }
+            Value::List(items) | Value::Tuple(items) => {
+                for v in items.iter() {
+                    body!(v.clone())
+                }
+            }
+            Value::Tensor(t) if t.ndim() >= 1 => {
+                for i in 0..t.shape()[0] {
+                    body!(ops::tensor_item(&t, i))
+                }
+            }
+            Value::Record(r) => {
+                for (k, v) in r.fields.iter() {
+                    body!(Value::Tuple(Rc::new(vec![Value::Str(k.clone()), v.clone()])))
+                }
+            }
+            other => {
+                return Err(Diag::new("flx::type::iterate", format!("cannot iterate over {}", other.describe()))
+                    .at(iter.span)
+                    .help("iterate over a range `0..n`, a list, a tuple, a record or a tensor's rows")
+                    .into())
+            }
+        }
+        Ok(Value::None)
+    }
+
+    fn eval_string(&mut self, parts: &[StrPart]) -> Eval {
+        let mut s = String::new();
+        for p in parts {
+            match p {
+                StrPart::Text(t) => s.push_str(t),
+                StrPart::Interp { expr, spec } => {
+                    let v = self.eval(expr)?;
+                    match spec {
+                        None => s.push_str(&format::display(&v)),
+                        Some((spec, span)) => {
+                            let text = format::apply_spec(&v, spec).map_err(|msg| {
+                                Diag::new("flx::format::spec", msg).at(*span).help("format specs follow Python's: `.3`, `.2e`, `>8.4f`, `,d`")
+                            })?;
+                            s.push_str(&text);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Value::Str(Rc::from(s)))
+    }
+
+    fn eval_index(&mut self, items: &[IndexItem]) -> Result<Vec<ops::Index>, Flow> {
+        let mut out = Vec::with_capacity(items.len());
+        for it in items {
+            out.push(match it {
+                IndexItem::At(x) => ops::Index::At(self.eval(x)?, x.span),
+                IndexItem::Slice { start, stop, step, span } => {
+                    let mut bound = |b: &Option<Expr>| -> Result<Option<i64>, Flow> {
+                        match b {
+                            None => Ok(None),
+                            Some(x) => match self.eval(x)? {
+                                Value::Int(i) => Ok(Some(i)),
+                                Value::None => Ok(None),
+                                other => Err(Diag::new("flx::index::type", format!("slice bounds must be Int, found {}", other.describe()))
+                                    .at(x.span)
+                                    .into()),
+                            },
+                        }
+                    };
+                    let (a, b, c) = (bound(start)?, bound(stop)?, bound(step)?);
+                    if c == Some(0) {
+                        return Err(Diag::new("flx::index::step", "slice step cannot be zero").at(*span).into());
+                    }
+                    ops::Index::Slice(a, b, c, *span)
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    fn field(&mut self, v: Value, field: &Ident) -> Eval {
+        let name = field.name.as_ref();
+        match &v {
+            Value::Record(r) => match r.get(name) {
+                Some(x) => Ok(x.clone()),
+                None => {
+                    let mut d = Diag::new("flx::record::field", format!("record has no field `{name}`")).at(field.span);
+                    let names: Vec<&str> = r.fields.iter().map(|(n, _)| n.as_ref()).collect();
+                    d = d.help(match crate::diag::did_you_mean(name, names.iter().copied()) {
+                        Some(m) => m,
+                        None => format!("its fields: {}", names.join(", ")),
+                    });
+                    Err(d.into())
+                }
+            },
+            Value::Module(id) => {
+                let m = &self.linker.modules[*id as usize];
+                match m.exports.get(name) {
+                    Some(g) => {
+                        let g = g.index;
+                        self.read_slot(Slot::Global(g), field).map_err(Flow::from)
+                    }
+                    None => Err(Diag::new("flx::module::member", format!("module has no member `{name}`")).at(field.span).into()),
+                }
+            }
+            Value::Tuple(t) if name.bytes().all(|b| b.is_ascii_digit()) => {
+                let i: usize = name.parse().unwrap_or(usize::MAX);
+                t.get(i).cloned().ok_or_else(|| {
+                    Diag::new("flx::index::range", format!("tuple index {name} is out of range for a tuple of {}", t.len())).at(field.span).into()
+                })
+            }
+            Value::Tensor(t) if name == "T" => Ok(Value::tensor(t.t().to_owned())),
+            _ => Err(Diag::new("flx::type::field", format!("{} has no field `{name}`", v.describe()))
+                .at(field.span)
+                .help(if matches!(v, Value::Tensor(_)) { "tensors have `.T`; use `shape(x)`, `rows(x)`, `cols(x)`" } else { "fields belong to records and modules" })
+                .into()),
+        }
+    }
+
+    // ---- assignment -------------------------------------------------------------
+
+    fn assign(&mut self, place: &Place, op: AssignOp, rhs: Value, rhs_span: Span) -> Result<(), Flow> {
+        let slot = place.root.slot.get();
+        if place.path.is_empty() {
+            let v = match op {
+                AssignOp::Set => rhs,
+                _ => {
+                    let cur = self.read_slot(slot, &place.root.ident)?;
+                    ops::binary(compound(op), cur, rhs, place.span, rhs_span)?
+                }
+            };
+            self.write_slot(slot, v);
+            return Ok(());
+        }
+        // Evaluate index expressions before taking the value out of its slot.
+        let mut steps = Vec::with_capacity(place.path.len());
+        for step in &place.path {
+            steps.push(match step {
+                PlaceStep::Index(items, span) => (Some(self.eval_index(items)?), None, *span),
+                PlaceStep::Field(f) => (None, Some(f), f.span),
+            });
+        }
+        self.read_slot(slot, &place.root.ident)?;
+        let mut root = self.take_slot(slot);
+        let result = assign_path(&mut root, &steps, op, rhs, rhs_span);
+        self.write_slot(slot, root);
+        result.map_err(Flow::from)
+    }
+
+    // ---- calls ------------------------------------------------------------------
+
+    pub fn make_closure(&mut self, def: &Rc<FnDef>, kind: FnKind) -> Value {
+        let captures = def
+            .captures
+            .borrow()
+            .iter()
+            .map(|c| match c {
+                CaptureFrom::Local(i) => match &self.stack[self.base + *i as usize] {
+                    Value::Cell(c) => c.clone(),
+                    // Not yet bound (a closure that refers to a later `let`): give it its own empty cell.
+                    _ => {
+                        let cell = Rc::new(RefCell::new(Value::Undefined));
+                        self.stack[self.base + *i as usize] = Value::Cell(cell.clone());
+                        cell
+                    }
+                },
+                CaptureFrom::Capture(i) => match &self.closure {
+                    Some(cl) => cl.captures[*i as usize].clone(),
+                    None => Rc::new(RefCell::new(Value::Undefined)),
+                },
+            })
+            .collect();
+        Value::Func(Rc::new(Closure { def: def.clone(), captures, kind }))
+    }
+
+    fn eval_call(&mut self, callee: &Expr, args: &[Arg], span: Span) -> Eval {
+        let f = self.eval(callee)?;
+        if let Value::Func(c) = &f {
+            if args.iter().all(|a| a.name.is_none()) && args.len() <= c.def.params.len() {
+                // Fast path: evaluate positional arguments straight into the new frame.
+                let new_base = self.stack.len();
+                for a in args {
+                    match self.eval(&a.value) {
+                        Ok(v) => self.stack.push(v),
+                        Err(e) => {
+                            self.stack.truncate(new_base);
+                            return Err(e);
+                        }
+                    }
+                }
+                let c = c.clone();
+                return self.enter(&c, new_base, args.len(), Vec::new(), span).map_err(Flow::from);
+            }
+        }
+        let mut pos = Vec::with_capacity(args.len());
+        let mut named = Vec::new();
+        for a in args {
+            let v = self.eval(&a.value)?;
+            match &a.name {
+                None => pos.push((v, a.value.span)),
+                Some(n) => named.push((n.name.clone(), v, n.span)),
+            }
+        }
+        self.call_value(&f, pos, named, span).map_err(Flow::from)
+    }
+
+    /// Call any callable value with evaluated arguments.
+    pub fn call_value(&mut self, f: &Value, pos: Vec<(Value, Span)>, named: Vec<(Rc<str>, Value, Span)>, span: Span) -> Result<Value, Diag> {
+        match f {
+            Value::Func(c) => {
+                let c = c.clone();
+                let n = c.def.params.len();
+                if pos.len() > n {
+                    return Err(Diag::new(
+                        "flx::call::arity",
+                        format!("`{}` takes {n} argument{}, but {} were given", c.def.name.name, if n == 1 { "" } else { "s" }, pos.len()),
+                    )
+                    .at(pos[n].1)
+                    .label("unexpected argument"));
+                }
+                let new_base = self.stack.len();
+                let npos = pos.len();
+                self.stack.extend(pos.into_iter().map(|(v, _)| v));
+                self.enter(&c, new_base, npos, named, span)
+            }
+            Value::Builtin(b) => {
+                let b = builtins::get(*b);
+                let mut args = Args::bind(b, pos, named, span)?;
+                if let Err(Flow::Error(d)) = self.tick(span) {
+                    return Err(*d);
+                }
+                (b.run)(self, &mut args).map_err(|d| d.or_at(span))
+            }
+            other => Err(Diag::new("flx::type::call", format!("{} is not callable", other.describe())).at(span)),
+        }
+    }
+
+    /// Run a closure whose first `npos` arguments are already on the stack at `new_base`.
+    fn enter(&mut self, c: &Rc<Closure>, new_base: usize, npos: usize, named: Vec<(Rc<str>, Value, Span)>, span: Span) -> Result<Value, Diag> {
+        let def = &c.def;
+        if self.depth >= MAX_CALL_DEPTH {
+            self.stack.truncate(new_base);
+            return Err(Diag::new("flx::run::recursion", format!("calls nested more than {MAX_CALL_DEPTH} deep"))
+                .at(span)
+                .help("is a recursion missing its base case?"));
+        }
+        if let Err(Flow::Error(d)) = self.tick(span) {
+            self.stack.truncate(new_base);
+            return Err(*d);
+        }
+        let frame = def.frame_size.get() as usize;
+        self.stack.resize(new_base + frame.max(npos), Value::None);
+        let saved_base = std::mem::replace(&mut self.base, new_base);
+        let saved_closure = std::mem::replace(&mut self.closure, Some(c.clone()));
+        self.depth += 1;
+        let result = self.enter_body(def, npos, named, span);
+        self.depth -= 1;
+        self.stack.truncate(new_base);
+        self.base = saved_base;
+        self.closure = saved_closure;
+        result.map_err(|d| if def.name.name.as_ref() == "<closure>" { d.in_call("closure", span) } else { d.in_call(&def.name.name, span) })
+    }
+
+    fn enter_body(&mut self, def: &FnDef, npos: usize, named: Vec<(Rc<str>, Value, Span)>, span: Span) -> Result<Value, Diag> {
+        let mut named: Vec<Option<(Rc<str>, Value, Span)>> = named.into_iter().map(Some).collect();
+        for (i, p) in def.params.iter().enumerate() {
+            let slot = p.name.slot.get();
+            let v = if i < npos {
+                std::mem::replace(&mut self.stack[self.base + i], Value::None)
+            } else if let Some(n) = named.iter_mut().find(|n| n.as_ref().is_some_and(|(name, ..)| *name == p.name.ident.name)) {
+                n.take().expect("found").1
+            } else if let Some(d) = &p.default {
+                match self.eval(d) {
+                    Ok(v) => v,
+                    Err(Flow::Error(e)) => return Err(*e),
+                    Err(_) => return Err(Diag::new("flx::syntax::default", "control flow in a default value").at(d.span)),
+                }
+            } else {
+                return Err(Diag::new("flx::call::missing_arg", format!("`{}` is missing argument `{}`", def.name.name, p.name.ident.name)).at(span));
+            };
+            self.bind_slot(slot, v);
+        }
+        if let Some((name, _, nspan)) = named.into_iter().flatten().next() {
+            let given_positionally = def.params.iter().take(npos).any(|p| p.name.ident.name == name);
+            let msg = if given_positionally {
+                format!("argument `{name}` is given both by position and by name")
+            } else {
+                format!("`{}` has no parameter `{name}`", def.name.name)
+            };
+            return Err(Diag::new("flx::call::unknown_arg", msg).at(nspan));
+        }
+        match self.eval(&def.body) {
+            Ok(v) | Err(Flow::Return(v)) => Ok(v),
+            Err(Flow::Error(e)) => Err(*e),
+            Err(Flow::Break) | Err(Flow::Continue) => Err(Diag::new("flx::internal", "loop control escaped a function").at(def.span)),
+        }
+    }
+}
+
+fn compound(op: AssignOp) -> BinOp {
+    match op {
+        AssignOp::Add => BinOp::Add,
+        AssignOp::Sub => BinOp::Sub,
+        AssignOp::Mul => BinOp::Mul,
+        AssignOp::Div | AssignOp::Set => BinOp::Div,
+    }
+}
+
+type PlaceStepValue<'a> = (Option<Vec<ops::Index>>, Option<&'a Ident>, Span);
+
+fn assign_path(target: &mut Value, steps: &[PlaceStepValue], op: AssignOp, rhs: Value, rhs_span: Span) -> Result<(), Diag> {
+    let (index, field, span) = &steps[0];
+    let last = steps.len() == 1;
+    if let Some(f) = field {
+        let Value::Record(r) = target else {
+            return Err(Diag::new("flx::type::field", format!("cannot set field `{}` of {}", f.name, target.describe())).at(*span));
+        };
+        let r = Rc::make_mut(r);
+        let pos = r.fields.iter().position(|(n, _)| *n == f.name);
+        if last {
+            let new = match (op, pos) {
+                (AssignOp::Set, _) => rhs,
+                (_, Some(i)) => ops::binary(compound(op), r.fields[i].1.clone(), rhs, *span, rhs_span)?,
+                (_, None) => return Err(Diag::new("flx::record::field", format!("record has no field `{}`", f.name)).at(*span)),
+            };
+            match pos {
+                Some(i) => r.fields[i].1 = new,
+                None => r.fields.push((f.name.clone(), new)),
+            }
+            return Ok(());
+        }
+        let Some(i) = pos else {
+            return Err(Diag::new("flx::record::field", format!("record has no field `{}`", f.name)).at(*span));
+        };
+        return assign_path(&mut r.fields[i].1, &steps[1..], op, rhs, rhs_span);
+    }
+    let index = index.as_ref().expect("an index step");
+    if last {
+        let rhs = if op == AssignOp::Set {
+            rhs
+        } else {
+            let cur = ops::index(target, index, *span)?;
+            ops::binary(compound(op), cur, rhs, *span, rhs_span)?
+        };
+        return ops::index_assign(target, index, rhs, *span, rhs_span);
+    }
+    match target {
+        Value::List(items) => {
+            let i = ops::list_position(index, items.len(), *span)?;
+            assign_path(&mut Rc::make_mut(items)[i], &steps[1..], op, rhs, rhs_span)
+        }
+        other => Err(Diag::new("flx::type::index", format!("cannot assign into part of {}", other.describe())).at(*span)),
+    }
+}
+
+fn not_yet(what: &str, span: Span, issue: &str) -> Flow {
+    Diag::new("flx::unsupported", format!("`{what}` declarations are not supported yet"))
+        .at(span)
+        .label("parsed and checked, but not evaluated")
+        .help(format!("evaluation of `{what}` arrives with {issue}"))
+        .into()
+}

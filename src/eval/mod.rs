@@ -1,0 +1,12 @@
+//! Evaluation: values, the interpreter, operators, formatting and builtins.
+
+pub mod builtins;
+pub mod format;
+pub mod interp;
+pub mod ops;
+pub mod value;
+
+/// Start the clock `time()` reads.
+pub fn builtins_start() {
+    builtins::start_clock();
+}

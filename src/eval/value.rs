@@ -1,0 +1,121 @@
+//! Run-time values. Numbers are unboxed; everything larger is shared behind an
+//! `Rc` and copied only when written (`Rc::make_mut`), so passing a 4000 × 4000
+//! tensor to a function costs a reference count.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use ndarray::ArrayD;
+
+use crate::syntax::ast::FnDef;
+
+pub type Tensor = ArrayD<f64>;
+
+#[derive(Clone, Debug)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Rc<str>),
+    Tensor(Rc<Tensor>),
+    Tuple(Rc<Vec<Value>>),
+    List(Rc<Vec<Value>>),
+    Record(Rc<Record>),
+    /// `start..end`, end exclusive (an inclusive range is stored with end + 1).
+    Range(i64, i64),
+    Func(Rc<Closure>),
+    Builtin(u32),
+    Module(u32),
+    /// A variable captured by a closure (internal: never seen by programs).
+    Cell(Rc<RefCell<Value>>),
+    /// A module-level name whose definition has not run yet (internal).
+    Undefined,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Record {
+    pub fields: Vec<(Rc<str>, Value)>,
+}
+
+impl Record {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields.iter().find(|(n, _)| n.as_ref() == name).map(|(_, v)| v)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FnKind {
+    Fn,
+    Closure,
+    Proc,
+    Loss,
+}
+
+#[derive(Debug)]
+pub struct Closure {
+    pub def: Rc<FnDef>,
+    pub captures: Vec<Rc<RefCell<Value>>>,
+    pub kind: FnKind,
+}
+
+impl Value {
+    pub fn str(s: &str) -> Value {
+        Value::Str(Rc::from(s))
+    }
+
+    pub fn tensor(t: Tensor) -> Value {
+        Value::Tensor(Rc::new(t))
+    }
+
+    /// The kind of value, as a user reads it in a message.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::None => "none",
+            Value::Bool(_) => "Bool",
+            Value::Int(_) => "Int",
+            Value::Float(_) => "Float",
+            Value::Str(_) => "Str",
+            Value::Tensor(_) => "Tensor",
+            Value::Tuple(_) => "Tuple",
+            Value::List(_) => "List",
+            Value::Record(_) => "Record",
+            Value::Range(..) => "Range",
+            Value::Func(c) => match c.kind {
+                FnKind::Proc => "Proc",
+                FnKind::Loss => "Loss",
+                _ => "Function",
+            },
+            Value::Builtin(_) => "Function",
+            Value::Module(_) => "Module",
+            Value::Cell(_) | Value::Undefined => "internal",
+        }
+    }
+
+    /// Kind plus shape for tensors, e.g. `Tensor (3, 4)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Value::Tensor(t) => format!("Tensor {}", crate::eval::format::shape_str(t.shape())),
+            Value::Tuple(t) => format!("Tuple of {}", t.len()),
+            Value::List(t) => format!("List of {}", t.len()),
+            v => v.kind().to_string(),
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            Value::Bool(b) => Some(*b as i64 as f64),
+            _ => None,
+        }
+    }
+
+    pub fn is_number(&self) -> bool {
+        matches!(self, Value::Int(_) | Value::Float(_) | Value::Bool(_))
+    }
+
+    pub fn is_callable(&self) -> bool {
+        matches!(self, Value::Func(_) | Value::Builtin(_))
+    }
+}

@@ -1,0 +1,194 @@
+//! flx: a small language for feature-learning experiments.
+//!
+//! The front door is `Session`: it parses (`syntax`), resolves and checks
+//! (`check`), then runs (`eval`) source text, keeping definitions across
+//! inputs (the REPL and `flx run` share it). Numeric work goes to `tensor`
+//! (ndarray) and `linalg` (faer). Errors of every layer are `diag::Diag`s.
+
+pub mod check;
+pub mod diag;
+pub mod eval;
+pub mod linalg;
+pub mod syntax;
+pub mod tensor;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use check::{GlobalKind, ModuleScope};
+use diag::{did_you_mean, Diag};
+use eval::interp::Interp;
+use eval::value::Value;
+use syntax::ast::{ExprKind, FnDef};
+
+/// The standard library, embedded so that a built `flx` runs anywhere: `use std.NAME`.
+pub static STDLIB: &[(&str, &str)] = &[("linreg", include_str!("../stdlib/linreg.flx"))];
+
+pub struct Options {
+    pub seed: u64,
+    pub threads: usize,
+    /// Stop a run after this many interpreter steps (loop iterations and calls).
+    pub step_limit: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { seed: 0, threads: default_threads(), step_limit: None }
+    }
+}
+
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Configure the process-wide thread pools (rayon and faer). Call once, early.
+pub fn set_threads(n: usize) {
+    let n = n.max(1);
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    linalg::set_threads(n);
+}
+
+/// One interpreter session: module-level names persist across `run_source` calls.
+pub struct Session {
+    pub interp: Interp,
+    scope: ModuleScope,
+    /// REPL mode: a `let` or `fn` may replace an earlier one.
+    pub redefine: bool,
+}
+
+impl Session {
+    pub fn new(out: Box<dyn Write>, options: &Options) -> Session {
+        eval::builtins_start();
+        let mut interp = Interp::new(out, options.seed);
+        interp.threads = options.threads;
+        if let Some(limit) = options.step_limit {
+            interp.step_limit = limit;
+        }
+        Session { interp, scope: ModuleScope::default(), redefine: false }
+    }
+
+    /// Parse and resolve `text` into the session without running it.
+    fn load(&mut self, name: &str, text: &str, dir: &Path) -> Result<Rc<syntax::ast::Module>, Vec<Diag>> {
+        let file = self.interp.linker.sources.add(name, text);
+        let module = syntax::parse_module(text, file).map_err(|d| vec![d])?;
+        check::resolve_module(&mut self.interp.linker, &module, &mut self.scope, dir, self.redefine)?;
+        Ok(Rc::new(module))
+    }
+
+    /// Parse and check without running (`flx check`).
+    pub fn check_source(&mut self, name: &str, text: &str, dir: &Path) -> Result<(), Vec<Diag>> {
+        self.load(name, text, dir).map(|_| ())
+    }
+
+    /// Parse, check and run; the value of the last statement is returned.
+    pub fn run_source(&mut self, name: &str, text: &str, dir: &Path) -> Result<Value, Vec<Diag>> {
+        let module = self.load(name, text, dir)?;
+        self.interp.script_dir = dir.to_path_buf();
+        self.interp.run_module(&module).map_err(|d| vec![d])
+    }
+
+    pub fn run_file(&mut self, path: &Path) -> Result<Value, Vec<Diag>> {
+        let text = read_script(path)?;
+        self.run_source(&path.display().to_string(), &text, &script_dir(path))
+    }
+
+    pub fn check_file(&mut self, path: &Path) -> Result<(), Vec<Diag>> {
+        let text = read_script(path)?;
+        self.check_source(&path.display().to_string(), &text, &script_dir(path))
+    }
+
+    /// The `proc main` of the session, if one is defined.
+    pub fn main_proc(&self) -> Option<(Rc<FnDef>, u32)> {
+        match self.scope.names.get("main") {
+            Some(g) => match &g.kind {
+                GlobalKind::Proc(def) => Some((def.clone(), g.index)),
+                _ => None,
+            },
+            None => None,
+        }
+    }
+
+    /// Check `name=value` overrides against `main`'s parameters and parse the values.
+    pub fn parse_overrides(&mut self, overrides: &[String]) -> Result<Vec<(Rc<str>, Value)>, String> {
+        let params: Vec<String> = match self.main_proc() {
+            Some((def, _)) => def.params.iter().map(|p| p.name.ident.name.to_string()).collect(),
+            None if overrides.is_empty() => return Ok(Vec::new()),
+            None => return Err("overrides need a `proc main(...)` in the script to receive them".into()),
+        };
+        let mut out = Vec::new();
+        for o in overrides {
+            let Some((name, text)) = o.split_once('=') else {
+                return Err(format!("override `{o}` is not of the form name=value"));
+            };
+            if !params.iter().any(|p| p == name) {
+                let hint = did_you_mean(name, params.iter().map(String::as_str)).map_or(String::new(), |m| format!("; {m}"));
+                return Err(format!("`main` has no parameter `{name}` (its parameters: {}){hint}", params.join(", ")));
+            }
+            out.push((Rc::from(name), parse_literal(text).map_err(|e| format!("override `{name}`: {e}"))?));
+        }
+        Ok(out)
+    }
+
+    /// Call `proc main` with the overrides as named arguments.
+    pub fn call_main(&mut self, overrides: Vec<(Rc<str>, Value)>) -> Result<Value, Vec<Diag>> {
+        let Some((def, index)) = self.main_proc() else { return Ok(Value::None) };
+        let f = self.interp.globals[index as usize].clone();
+        let named = overrides.into_iter().map(|(n, v)| (n, v, def.name.span)).collect();
+        self.interp.call_value(&f, Vec::new(), named, def.name.span).map_err(|d| vec![d])
+    }
+
+    pub fn render(&self, diags: &[Diag], color: bool) -> String {
+        diags.iter().map(|d| d.render(&self.interp.linker.sources, color)).collect::<Vec<_>>().join("\n")
+    }
+}
+
+fn read_script(path: &Path) -> Result<String, Vec<Diag>> {
+    std::fs::read_to_string(path).map_err(|e| vec![Diag::new("flx::io::script", format!("cannot read {}: {e}", path.display()))])
+}
+
+fn script_dir(path: &Path) -> PathBuf {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// A command-line value: an flx literal (number, string, bool, none, or a
+/// list/tuple of them); a bare word is taken as a string.
+pub fn parse_literal(text: &str) -> Result<Value, String> {
+    fn lit(e: &syntax::ast::Expr) -> Option<Value> {
+        Some(match &e.kind {
+            ExprKind::Int(i) => Value::Int(*i),
+            ExprKind::Float(f) => Value::Float(*f),
+            ExprKind::Bool(b) => Value::Bool(*b),
+            ExprKind::None => Value::None,
+            ExprKind::Str(parts) => match parts.as_slice() {
+                [syntax::ast::StrPart::Text(t)] => Value::str(t),
+                _ => return None,
+            },
+            ExprKind::Unary(syntax::ast::UnOp::Neg, x) => match lit(x)? {
+                Value::Int(i) => Value::Int(i.checked_neg()?),
+                Value::Float(f) => Value::Float(-f),
+                _ => return None,
+            },
+            ExprKind::Tuple(items) => Value::Tuple(Rc::new(items.iter().map(lit).collect::<Option<Vec<_>>>()?)),
+            ExprKind::List(items) => {
+                let vals: Vec<(Value, diag::Span)> = items.iter().map(|i| lit(i).map(|v| (v, i.span))).collect::<Option<Vec<_>>>()?;
+                eval::ops::list_literal(vals, e.span).ok()?
+            }
+            _ => return None,
+        })
+    }
+    if let Ok(m) = syntax::parse_module(text, 0) {
+        if let [e] = m.stmts.as_slice() {
+            if let ExprKind::Name(n) = &e.kind {
+                return Ok(Value::str(&n.ident.name));
+            }
+            if let Some(v) = lit(e) {
+                return Ok(v);
+            }
+        }
+    }
+    if !text.is_empty() && text.chars().all(|c| c.is_alphanumeric() || "_-./".contains(c)) {
+        return Ok(Value::str(text));
+    }
+    Err(format!("`{text}` is not a literal (a number, a \"string\", true/false, none, or a list of them)"))
+}

@@ -1,0 +1,299 @@
+//! Dense linear algebra on faer, reading ndarray memory in place (no copies
+//! into faer's own matrices for inputs). Multi-threaded through faer's global
+//! parallelism, which `set_threads` configures once per process.
+//!
+//! faer 0.24 leaves the upper halves of the AVX registers dirty on the threads
+//! it used, which makes later SSE code there (glibc's `exp`, `log`) about 25x
+//! slower. `clean_avx_state` runs `vzeroupper` on every pool thread after each
+//! faer call; `benches/linalg.rs` would show a regression.
+
+use faer::linalg::matmul::matmul;
+use faer::linalg::solvers::{DenseSolveCore, Solve};
+use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
+use ndarray::{Array1, Array2, ArrayView2};
+
+/// Products smaller than this many multiply-adds use ndarray's own kernel,
+/// which has no thread start-up cost.
+const FAER_GEMM_MIN: usize = 48 * 48 * 48;
+
+pub fn set_threads(n: usize) {
+    let n = n.max(1);
+    faer::set_global_parallelism(if n == 1 { Par::Seq } else { Par::rayon(n) });
+}
+
+/// A faer view of an ndarray matrix, in place, whatever its strides.
+pub fn view<'a>(a: &ArrayView2<'a, f64>) -> MatRef<'a, f64> {
+    let (m, n) = a.dim();
+    let s = a.strides();
+    // SAFETY: the view's pointer, shape and strides describe valid memory for the borrow.
+    unsafe { MatRef::from_raw_parts(a.as_ptr(), m, n, s[0], s[1]) }
+}
+
+fn view_mut(a: &mut Array2<f64>) -> MatMut<'_, f64> {
+    let (m, n) = a.dim();
+    let s = a.strides().to_vec();
+    // SAFETY: as above, and the borrow is unique.
+    unsafe { MatMut::from_raw_parts_mut(a.as_mut_ptr(), m, n, s[0], s[1]) }
+}
+
+fn to_array(m: MatRef<'_, f64>) -> Array2<f64> {
+    Array2::from_shape_fn((m.nrows(), m.ncols()), |(i, j)| m[(i, j)])
+}
+
+/// Run `vzeroupper` on every thread of the pool and on this one.
+pub fn clean_avx_state() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            fn zero() {
+                // SAFETY: AVX support was checked at run time just above.
+                unsafe { std::arch::x86_64::_mm256_zeroupper() }
+            }
+            rayon::broadcast(|_| zero());
+            zero();
+        }
+    }
+}
+
+/// `a @ b` for row-major or strided matrices.
+pub fn gemm(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
+    let (m, k) = a.dim();
+    let n = b.dim().1;
+    if m * n * k < FAER_GEMM_MIN {
+        return a.dot(&b);
+    }
+    let mut c = Array2::<f64>::zeros((m, n));
+    matmul(view_mut(&mut c), Accum::Replace, view(&a), view(&b), 1.0, faer::get_global_parallelism());
+    clean_avx_state();
+    c
+}
+
+#[derive(Debug)]
+pub enum LinalgError {
+    NotSquare,
+    Shape(String),
+    /// Cholesky met a non-positive pivot at this index.
+    NotPositiveDefinite(usize),
+    Singular,
+    NoConvergence,
+}
+
+fn square(a: &ArrayView2<f64>) -> Result<usize, LinalgError> {
+    let (m, n) = a.dim();
+    if m != n {
+        return Err(LinalgError::NotSquare);
+    }
+    Ok(n)
+}
+
+fn is_symmetric(a: &ArrayView2<f64>) -> bool {
+    let n = a.nrows();
+    let scale = a.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let tol = 1e-12 * scale;
+    (0..n).all(|i| (0..i).all(|j| (a[(i, j)] - a[(j, i)]).abs() <= tol))
+}
+
+/// The Cholesky factor `L` (lower) of a symmetric positive definite matrix.
+pub fn cholesky(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
+    square(&a)?;
+    let llt = view(&a).llt(Side::Lower).map_err(|e| match e {
+        faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => LinalgError::NotPositiveDefinite(index),
+    });
+    clean_avx_state();
+    Ok(to_array(llt?.L()))
+}
+
+/// Solve `A X = B` by Cholesky (A symmetric positive definite).
+pub fn solve_spd(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
+    let n = square(&a)?;
+    if b.nrows() != n {
+        return Err(LinalgError::Shape(format!("A is {n}×{n} but B has {} rows", b.nrows())));
+    }
+    let llt = view(&a).llt(Side::Lower).map_err(|e| match e {
+        faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => LinalgError::NotPositiveDefinite(index),
+    });
+    let x = llt.map(|f| f.solve(view(&b)));
+    clean_avx_state();
+    Ok(to_array(x?.as_ref()))
+}
+
+/// Solve `A X = B`: Cholesky when A is symmetric positive definite, LU with
+/// partial pivoting otherwise.
+pub fn solve(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
+    let n = square(&a)?;
+    if b.nrows() != n {
+        return Err(LinalgError::Shape(format!("A is {n}×{n} but B has {} rows", b.nrows())));
+    }
+    if is_symmetric(&a) {
+        match solve_spd(a.view(), b.view()) {
+            Err(LinalgError::NotPositiveDefinite(_)) => {}
+            other => return other,
+        }
+    }
+    let lu = view(&a).partial_piv_lu();
+    let singular = lu_is_singular(lu.U());
+    let x = if singular { None } else { Some(lu.solve(view(&b))) };
+    clean_avx_state();
+    x.map(|x| to_array(x.as_ref())).ok_or(LinalgError::Singular)
+}
+
+fn lu_is_singular(u: MatRef<'_, f64>) -> bool {
+    let n = u.nrows();
+    let max = (0..n).map(|i| u[(i, i)].abs()).fold(0.0, f64::max);
+    (0..n).any(|i| u[(i, i)].abs() <= max * f64::EPSILON * n as f64) || max == 0.0
+}
+
+pub fn inv(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
+    let n = square(&a)?;
+    let lu = view(&a).partial_piv_lu();
+    let result = if lu_is_singular(lu.U()) { None } else { Some(lu.inverse()) };
+    clean_avx_state();
+    result.map(|m| to_array(m.as_ref())).ok_or(LinalgError::Singular).map(|x| {
+        debug_assert_eq!(x.nrows(), n);
+        x
+    })
+}
+
+pub fn det(a: ArrayView2<f64>) -> Result<f64, LinalgError> {
+    square(&a)?;
+    let d = view(&a).determinant();
+    clean_avx_state();
+    Ok(d)
+}
+
+/// Eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix.
+pub fn eigh(a: ArrayView2<f64>) -> Result<(Array1<f64>, Array2<f64>), LinalgError> {
+    let n = square(&a)?;
+    let evd = view(&a).self_adjoint_eigen(Side::Lower).map_err(|_| LinalgError::NoConvergence);
+    clean_avx_state();
+    let evd = evd?;
+    let s = evd.S();
+    let values = Array1::from_shape_fn(n, |i| s[i]);
+    Ok((values, to_array(evd.U())))
+}
+
+/// Thin SVD: `A = U diag(S) Vt` with singular values descending.
+pub fn svd(a: ArrayView2<f64>) -> Result<(Array2<f64>, Array1<f64>, Array2<f64>), LinalgError> {
+    let svd = view(&a).thin_svd().map_err(|_| LinalgError::NoConvergence);
+    clean_avx_state();
+    let svd = svd?;
+    let s = svd.S();
+    let k = svd.U().ncols();
+    let values = Array1::from_shape_fn(k, |i| s[i]);
+    Ok((to_array(svd.U()), values, to_array(svd.V().transpose())))
+}
+
+/// Moore–Penrose pseudo-inverse, cutting singular values below
+/// `max(m, n) · eps · s_max` (NumPy's default).
+pub fn pinv(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
+    let (m, n) = a.dim();
+    if m == 0 || n == 0 {
+        return Ok(Array2::zeros((n, m)));
+    }
+    let (u, s, vt) = svd(a)?;
+    let cutoff = m.max(n) as f64 * f64::EPSILON * s.iter().cloned().fold(0.0, f64::max);
+    let mut vs = vt.t().to_owned();
+    for (j, &sj) in s.iter().enumerate() {
+        let inv = if sj > cutoff { 1.0 / sj } else { 0.0 };
+        vs.column_mut(j).mapv_inplace(|x| x * inv);
+    }
+    Ok(gemm(vs.view(), u.t()))
+}
+
+/// Minimum-norm least-squares solution of `A X ≈ B`.
+pub fn lstsq(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
+    if a.nrows() != b.nrows() {
+        return Err(LinalgError::Shape(format!("A has {} rows but B has {}", a.nrows(), b.nrows())));
+    }
+    let p = pinv(a)?;
+    Ok(gemm(p.view(), b))
+}
+
+/// A column-major copy, when a faer routine wants one (kept for callers
+/// that factor the same matrix repeatedly).
+pub fn to_faer(a: ArrayView2<f64>) -> Mat<f64> {
+    Mat::from_fn(a.nrows(), a.ncols(), |i, j| a[(i, j)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn close(a: &Array2<f64>, b: &Array2<f64>, tol: f64) -> bool {
+        a.shape() == b.shape() && a.iter().zip(b.iter()).all(|(x, y)| (x - y).abs() <= tol)
+    }
+
+    fn spd(n: usize) -> Array2<f64> {
+        // A well-conditioned SPD matrix: B Bᵀ + n I with a fixed B.
+        let b = Array2::from_shape_fn((n, n), |(i, j)| ((i * 7 + j * 3) % 11) as f64 / 11.0 - 0.5);
+        b.dot(&b.t()) + Array2::<f64>::eye(n) * n as f64
+    }
+
+    #[test]
+    fn gemm_matches_ndarray_on_both_paths() {
+        for &n in &[3usize, 70] {
+            let a = Array2::from_shape_fn((n, n + 1), |(i, j)| (i as f64 - j as f64) / 7.0);
+            let b = Array2::from_shape_fn((n + 1, n + 2), |(i, j)| (i * j) as f64 / 13.0 - 1.0);
+            assert!(close(&gemm(a.view(), b.view()), &a.dot(&b), 1e-9));
+            // Transposed (non-contiguous) operands too.
+            assert!(close(&gemm(b.t(), a.t()), &b.t().dot(&a.t()), 1e-9));
+        }
+    }
+
+    #[test]
+    fn cholesky_reconstructs_and_solves() {
+        let a = spd(50);
+        let l = cholesky(a.view()).unwrap();
+        assert!(close(&l.dot(&l.t()), &a, 1e-9));
+        assert_eq!(l[(0, 1)], 0.0);
+        let x_true = Array2::from_shape_fn((50, 3), |(i, j)| (i + j) as f64);
+        let b = a.dot(&x_true);
+        assert!(close(&solve_spd(a.view(), b.view()).unwrap(), &x_true, 1e-8));
+        assert!(matches!(cholesky(array![[1.0, 2.0], [2.0, 1.0]].view()), Err(LinalgError::NotPositiveDefinite(1))));
+    }
+
+    #[test]
+    fn solve_uses_lu_for_general_matrices() {
+        let a = array![[0.0, 2.0, 1.0], [1.0, 0.0, 0.0], [3.0, 1.0, 4.0]];
+        let x = array![[1.0], [2.0], [3.0]];
+        let b = a.dot(&x);
+        assert!(close(&solve(a.view(), b.view()).unwrap(), &x, 1e-12));
+        assert!(matches!(solve(array![[1.0, 2.0], [2.0, 4.0]].view(), array![[1.0], [1.0]].view()), Err(LinalgError::Singular)));
+        // Symmetric but indefinite: falls back to LU.
+        let s = array![[1.0, 2.0], [2.0, 1.0]];
+        let y = solve(s.view(), array![[3.0], [3.0]].view()).unwrap();
+        assert!(close(&y, &array![[1.0], [1.0]], 1e-12));
+    }
+
+    #[test]
+    fn inverse_determinant_known_values() {
+        let a = array![[4.0, 7.0], [2.0, 6.0]];
+        assert!(close(&inv(a.view()).unwrap(), &array![[0.6, -0.7], [-0.2, 0.4]], 1e-12));
+        assert!((det(a.view()).unwrap() - 10.0).abs() < 1e-12);
+        assert!(matches!(inv(array![[1.0, 2.0], [2.0, 4.0]].view()), Err(LinalgError::Singular)));
+    }
+
+    #[test]
+    fn eigh_of_a_known_matrix() {
+        let a = array![[2.0, 1.0], [1.0, 2.0]];
+        let (w, v) = eigh(a.view()).unwrap();
+        assert!((w[0] - 1.0).abs() < 1e-12 && (w[1] - 3.0).abs() < 1e-12);
+        let recon = v.dot(&Array2::from_diag(&w)).dot(&v.t());
+        assert!(close(&recon, &a, 1e-12));
+    }
+
+    #[test]
+    fn svd_and_pinv_and_lstsq() {
+        let a = array![[3.0, 0.0], [0.0, -2.0], [0.0, 0.0]];
+        let (u, s, vt) = svd(a.view()).unwrap();
+        assert!((s[0] - 3.0).abs() < 1e-12 && (s[1] - 2.0).abs() < 1e-12);
+        assert!(close(&u.dot(&Array2::from_diag(&s)).dot(&vt), &a, 1e-12));
+        let p = pinv(a.view()).unwrap();
+        assert!(close(&p, &array![[1.0 / 3.0, 0.0, 0.0], [0.0, -0.5, 0.0]], 1e-12));
+        // Rank-deficient: the minimum-norm solution.
+        let r = array![[1.0, 1.0], [1.0, 1.0]];
+        let x = lstsq(r.view(), array![[2.0], [2.0]].view()).unwrap();
+        assert!(close(&x, &array![[1.0], [1.0]], 1e-12));
+    }
+}

@@ -1,0 +1,94 @@
+//! The `flx` command line: parse arguments, call the library, print diagnostics.
+//! Exit codes: 0 success, 1 an error in the script, 2 a usage error.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use flx::{Options, Session};
+
+#[derive(Parser)]
+#[command(name = "flx", version, about = "A small language for feature-learning experiments")]
+struct Cli {
+    /// Worker threads for linear algebra and tensor kernels (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// Seed of the session's random generator (calls with `seed:` use their own).
+    #[arg(long, global = true, default_value_t = 0)]
+    seed: u64,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a script, then its `proc main` with `name=value` overrides.
+    Run {
+        file: PathBuf,
+        /// Overrides of `main`'s parameters, e.g. `iters=10 kernel="gaussian"`.
+        overrides: Vec<String>,
+    },
+    /// Parse and check a script without running it; reports every error.
+    Check { file: PathBuf },
+}
+
+/// The interpreter recurses over the syntax tree; give it room.
+const STACK_BYTES: usize = 512 << 20;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let threads = cli.threads.unwrap_or_else(flx::default_threads);
+    flx::set_threads(threads);
+    let child = std::thread::Builder::new().stack_size(STACK_BYTES).spawn(move || run(cli, threads));
+    match child.map(|h| h.join()) {
+        Ok(Ok(code)) => ExitCode::from(code),
+        _ => {
+            eprintln!("error: flx failed unexpectedly (this is a bug; please report it with the script)");
+            ExitCode::from(101)
+        }
+    }
+}
+
+fn color() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+fn run(cli: Cli, threads: usize) -> u8 {
+    let options = Options { seed: cli.seed, threads, step_limit: None };
+    let mut session = Session::new(Box::new(std::io::stdout()), &options);
+    match cli.command {
+        Some(Command::Run { file, overrides }) => {
+            if let Err(diags) = session.run_file(&file) {
+                eprint!("{}", session.render(&diags, color()));
+                return 1;
+            }
+            let overrides = match session.parse_overrides(&overrides) {
+                Ok(o) => o,
+                Err(msg) => {
+                    eprintln!("error: {msg}");
+                    return 2;
+                }
+            };
+            match session.call_main(overrides) {
+                Ok(_) => 0,
+                Err(diags) => {
+                    eprint!("{}", session.render(&diags, color()));
+                    1
+                }
+            }
+        }
+        Some(Command::Check { file }) => match session.check_file(&file) {
+            Ok(()) => 0,
+            Err(diags) => {
+                eprint!("{}", session.render(&diags, color()));
+                eprintln!("{} error{} found", diags.len(), if diags.len() == 1 { "" } else { "s" });
+                1
+            }
+        },
+        None => {
+            eprintln!("flx: the REPL is not available yet; use `flx run FILE` or `flx check FILE` (see `flx --help`)");
+            2
+        }
+    }
+}

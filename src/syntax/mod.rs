@@ -1,0 +1,252 @@
+//! Source text to AST: the pest grammar, a bracket pre-scan that guards the
+//! nesting depth, lowering into `ast`, and parse errors in plain words.
+//! Nothing here evaluates or does I/O.
+
+pub mod ast;
+mod lower;
+
+use pest::error::{ErrorVariant, InputLocation};
+use pest::Parser;
+use pest_derive::Parser;
+
+use crate::diag::{Diag, Span};
+
+#[derive(Parser)]
+#[grammar = "../grammar/flx.pest"]
+pub struct FlxParser;
+
+/// Deepest bracket nesting accepted; deeper input is refused before pest sees
+/// it, so neither pest's recursion nor ours can exhaust the stack.
+pub const MAX_NESTING: usize = 128;
+
+/// Parse a whole file. `file` is its index in the session's `SourceMap`.
+pub fn parse_module(text: &str, file: u32) -> Result<ast::Module, Diag> {
+    check_brackets(text, file)?;
+    let mut pairs = FlxParser::parse(Rule::program, text).map_err(|e| parse_error(e, text, file))?;
+    lower::lower_program(pairs.next().expect("program rule always yields one pair"), file)
+}
+
+/// Whether `text` is an incomplete input (an open bracket or string at the end),
+/// as opposed to a complete one or a definite error. The REPL asks this.
+pub fn is_incomplete(text: &str) -> bool {
+    match check_brackets(text, 0) {
+        Err(d) => d.code == "flx::syntax::unclosed",
+        Ok(()) => match FlxParser::parse(Rule::program, text) {
+            Ok(_) => false,
+            Err(e) => {
+                let pos = match e.location {
+                    InputLocation::Pos(p) => p,
+                    InputLocation::Span((s, _)) => s,
+                };
+                text[pos.min(text.len())..].trim().is_empty() && text.trim_end().ends_with(|c: char| "+-*/^@%=,|<>".contains(c))
+            }
+        },
+    }
+}
+
+/// Match brackets and quotes, skipping comments, so that an unclosed or stray
+/// bracket gets a precise message and nesting depth is bounded.
+fn check_brackets(text: &str, file: u32) -> Result<(), Diag> {
+    let mut stack: Vec<(char, usize)> = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    // Inside a string, `{` opens an interpolation: track string state on the same stack.
+    while let Some((i, c)) = chars.next() {
+        let in_string = matches!(stack.last(), Some(('"', _)));
+        if in_string {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => {
+                    stack.pop();
+                }
+                '{' if chars.peek().map(|&(_, c)| c) == Some('{') => {
+                    chars.next();
+                }
+                '}' if chars.peek().map(|&(_, c)| c) == Some('}') => {
+                    chars.next();
+                }
+                '{' => stack.push(('{', i)),
+                '}' => {
+                    return Err(Diag::new("flx::syntax::unmatched", "unmatched `}` in a string")
+                        .at(Span::new(file, i, i + 1))
+                        .help("write `}}` for a literal brace"))
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '#' => {
+                while let Some(&(_, c)) = chars.peek() {
+                    if c == '\n' {
+                        break;
+                    }
+                    chars.next();
+                }
+            }
+            '"' => stack.push(('"', i)),
+            '(' | '[' | '{' => {
+                stack.push((c, i));
+                if stack.len() > MAX_NESTING {
+                    return Err(Diag::new("flx::syntax::too_deep", format!("brackets nested more than {MAX_NESTING} deep"))
+                        .at(Span::new(file, i, i + 1)));
+                }
+            }
+            ')' | ']' | '}' => {
+                let open = match c {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                match stack.pop() {
+                    Some((o, _)) if o == open => {}
+                    Some((o, at)) => {
+                        return Err(Diag::new("flx::syntax::unmatched", format!("`{c}` does not close `{o}`"))
+                            .at(Span::new(file, i, i + 1))
+                            .label(format!("expected `{}` here", closer(o)))
+                            .with_label(Span::new(file, at, at + 1), "opened here"))
+                    }
+                    None => {
+                        return Err(Diag::new("flx::syntax::unmatched", format!("unmatched `{c}`"))
+                            .at(Span::new(file, i, i + 1))
+                            .label("nothing to close"))
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((o, at)) = stack.pop() {
+        let what = if o == '"' { "string".to_string() } else { format!("`{o}`") };
+        return Err(Diag::new("flx::syntax::unclosed", format!("this {what} is never closed"))
+            .at(Span::new(file, at, at + 1))
+            .label("opened here"));
+    }
+    Ok(())
+}
+
+fn closer(open: char) -> char {
+    match open {
+        '(' => ')',
+        '[' => ']',
+        '"' => '"',
+        _ => '}',
+    }
+}
+
+/// What a rule means to a person; `None` for rules never worth naming.
+fn describe(rule: Rule) -> Option<&'static str> {
+    use Rule::*;
+    Some(match rule {
+        expr | postfix | float | int | string | if_expr | lambda | record | block | paren | list | kw_true
+        | kw_false | kw_none | slice_start | slice_stop | slice_step | arg => "an expression",
+        ident | arg_name | place => "a name",
+        tuple_pattern => "a name or `(a, b)`",
+        params => "a parameter list `(...)`",
+        param => "a parameter",
+        call_args => "`(`",
+        index => "`[`",
+        field => "`.`",
+        slice => "a slice",
+        neg | not => "an expression",
+        range | range_incl | or | and | eq | ne | le | ge | lt | gt | add | sub | mul | div | rem | matmul | pow => {
+            "an operator"
+        }
+        assign_op => "`=`",
+        kw_in => "`in`",
+        kw_else => "`else`",
+        kw_as => "`as`",
+        module_path => "a module path such as `std.rfm`",
+        model_body => "`{`",
+        param_decl => "`param`",
+        forward_decl => "`forward`",
+        lr_scale => "`lr`",
+        record_field => "a field `name: value`",
+        EOI => "end of input",
+        kw_let | kw_fn | kw_for | kw_while | kw_break | kw_continue | kw_return | kw_use | kw_kernel | kw_model
+        | kw_loss | kw_proc | use_decl | fn_decl | kernel_decl | loss_decl | proc_decl | model_decl | let_stmt
+        | for_stmt | while_stmt | break_stmt | continue_stmt | return_stmt | assign_stmt => "a statement",
+        _ => return None,
+    })
+}
+
+/// Rewrite pest's error (rule names) into plain words, pointing at the token.
+fn parse_error(e: pest::error::Error<Rule>, text: &str, file: u32) -> Diag {
+    let pos = match e.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    let mut expected: Vec<&str> = Vec::new();
+    if let ErrorVariant::ParsingError { positives, .. } = &e.variant {
+        for r in positives {
+            if let Some(d) = describe(*r) {
+                if !expected.contains(&d) {
+                    expected.push(d);
+                }
+            }
+        }
+    }
+    // A statement may always be followed by a newline: say so only when nothing else fits.
+    let found = token_at(text, pos);
+    let prev = previous_token(text, pos);
+    let mut message = match expected.len() {
+        0 => format!("unexpected {found}"),
+        1 => format!("expected {}", expected[0]),
+        n => format!("expected {} or {}", expected[..n - 1].join(", "), expected[n - 1]),
+    };
+    if !expected.is_empty() {
+        if let Some(p) = prev {
+            message.push_str(&format!(" after `{p}`"));
+        }
+    }
+    let at_end = text[pos.min(text.len())..].trim().is_empty();
+    let label = if at_end { "input ends here".to_string() } else { format!("found {found}") };
+    let end = (pos + token_len(text, pos)).min(text.len());
+    let mut d = Diag::new("flx::syntax::parse", message).at(Span::new(file, pos, end.max(pos))).label(label);
+    if expected == ["end of input"] {
+        d.message = format!("unexpected {found}");
+        d = d.label("this does not continue the statement before it").help("statements end at a newline or `;`");
+    }
+    d
+}
+
+fn token_len(text: &str, pos: usize) -> usize {
+    let rest = &text[pos.min(text.len())..];
+    let mut it = rest.char_indices();
+    match it.next() {
+        None => 0,
+        Some((_, c)) if c.is_alphanumeric() || c == '_' => {
+            rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')).unwrap_or(rest.len())
+        }
+        Some((_, c)) => c.len_utf8(),
+    }
+}
+
+fn token_at(text: &str, pos: usize) -> String {
+    let rest = &text[pos.min(text.len())..];
+    match rest.chars().next() {
+        None => "end of input".to_string(),
+        Some('\n') | Some('\r') => "end of line".to_string(),
+        Some(_) => format!("`{}`", &rest[..token_len(text, pos)]),
+    }
+}
+
+/// The token just before `pos` on the same line (for "after `=`").
+fn previous_token(text: &str, pos: usize) -> Option<String> {
+    let before = text[..pos.min(text.len())].trim_end_matches([' ', '\t']);
+    let line = before.rsplit('\n').next().unwrap_or("");
+    let line = line.trim_end();
+    if line.is_empty() {
+        return None;
+    }
+    let last = line.chars().last()?;
+    if last.is_alphanumeric() || last == '_' {
+        let start = line.rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')).map_or(0, |i| i + 1);
+        Some(line[start..].to_string())
+    } else {
+        let cut = line.len().saturating_sub(2);
+        let two = line.is_char_boundary(cut) && ["..", "==", "!=", "<=", ">=", "+=", "-=", "*=", "/="].contains(&&line[cut..]);
+        Some(if two { line[line.len() - 2..].to_string() } else { last.to_string() })
+    }
+}

@@ -1,0 +1,189 @@
+//! Tensor arithmetic on `ndarray`: NumPy broadcasting, matrix products and
+//! reductions. Knows nothing of flx values or syntax; errors are plain
+//! `ShapeError`s that the interpreter turns into diagnostics with spans.
+
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Zip};
+
+use crate::linalg;
+
+pub type Tensor = ArrayD<f64>;
+
+#[derive(Debug)]
+pub struct ShapeError(pub String);
+
+/// The broadcast shape of two shapes (NumPy rules), or `None` if incompatible.
+pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        };
+    }
+    Some(out)
+}
+
+/// Elementwise `f(a, b)` with broadcasting.
+pub fn zip_with(a: &Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64 + Sync + Send) -> Result<Tensor, ShapeError> {
+    if a.shape() == b.shape() {
+        return Ok(Zip::from(a).and(b).map_collect(|&x, &y| f(x, y)));
+    }
+    let shape = broadcast_shape(a.shape(), b.shape()).ok_or_else(|| {
+        ShapeError(format!("cannot broadcast shapes {} and {}", crate::eval::format::shape_str(a.shape()), crate::eval::format::shape_str(b.shape())))
+    })?;
+    let av = a.broadcast(IxDyn(&shape)).expect("checked broadcast");
+    let bv = b.broadcast(IxDyn(&shape)).expect("checked broadcast");
+    Ok(Zip::from(&av).and(&bv).map_collect(|&x, &y| f(x, y)))
+}
+
+/// In place `a = f(a, b)` when `b` broadcasts to `a`'s shape.
+pub fn zip_assign(a: &mut Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64) -> Result<(), ShapeError> {
+    let shape = a.shape().to_vec();
+    let bv = b.broadcast(IxDyn(&shape)).ok_or_else(|| {
+        ShapeError(format!(
+            "cannot broadcast shape {} into {}",
+            crate::eval::format::shape_str(b.shape()),
+            crate::eval::format::shape_str(&shape)
+        ))
+    })?;
+    Zip::from(a).and(&bv).for_each(|x, &y| *x = f(*x, y));
+    Ok(())
+}
+
+/// `a @ b` with NumPy's rules for 1-D operands. A 1-D @ 1-D product is a 0-d tensor.
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, ShapeError> {
+    let err = || {
+        ShapeError(format!(
+            "cannot multiply shapes {} and {}",
+            crate::eval::format::shape_str(a.shape()),
+            crate::eval::format::shape_str(b.shape())
+        ))
+    };
+    match (a.ndim(), b.ndim()) {
+        (2, 2) => {
+            if a.shape()[1] != b.shape()[0] {
+                return Err(err());
+            }
+            let a2 = a.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
+            let b2 = b.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
+            Ok(linalg::gemm(a2, b2).into_dyn())
+        }
+        (2, 1) => {
+            if a.shape()[1] != b.shape()[0] {
+                return Err(err());
+            }
+            let b2 = b.view().into_shape_with_order((b.len(), 1)).map_err(|_| err())?;
+            let a2 = a.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
+            let c = linalg::gemm(a2, b2);
+            Ok(c.into_shape_with_order(a.shape()[0]).expect("column").into_dyn())
+        }
+        (1, 2) => {
+            if a.shape()[0] != b.shape()[0] {
+                return Err(err());
+            }
+            let a2 = a.view().into_shape_with_order((1, a.len())).map_err(|_| err())?;
+            let b2 = b.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
+            let c = linalg::gemm(a2, b2);
+            Ok(c.into_shape_with_order(b.shape()[1]).expect("row").into_dyn())
+        }
+        (1, 1) => {
+            if a.len() != b.len() {
+                return Err(err());
+            }
+            let a1 = a.view().into_dimensionality::<ndarray::Ix1>().expect("1-d");
+            let b1 = b.view().into_dimensionality::<ndarray::Ix1>().expect("1-d");
+            Ok(ndarray::arr0(a1.dot(&b1)).into_dyn())
+        }
+        _ => Err(ShapeError(format!(
+            "`@` needs 1-D or 2-D operands, found shapes {} and {}",
+            crate::eval::format::shape_str(a.shape()),
+            crate::eval::format::shape_str(b.shape())
+        ))),
+    }
+}
+
+/// Reduce along `axis` (or over everything when `None`) with `f` over each lane.
+pub fn reduce(x: &Tensor, axis: Option<usize>, f: impl Fn(ArrayViewD<f64>) -> f64) -> Tensor {
+    match axis {
+        None => ndarray::arr0(f(x.view())).into_dyn(),
+        Some(ax) => x.map_axis(Axis(ax), |lane| f(lane.into_dyn())),
+    }
+}
+
+/// Sum in pairwise blocks, as NumPy does, so large sums keep their accuracy
+/// and do not depend on thread count.
+pub fn pairwise_sum(v: &ArrayViewD<f64>) -> f64 {
+    if let Some(s) = v.as_slice_memory_order() {
+        return pairwise_slice(s);
+    }
+    let owned: Vec<f64> = v.iter().copied().collect();
+    pairwise_slice(&owned)
+}
+
+fn pairwise_slice(s: &[f64]) -> f64 {
+    if s.len() <= 128 {
+        // Eight accumulators, like NumPy's unrolled base case.
+        let mut acc = [0.0f64; 8];
+        let chunks = s.chunks_exact(8);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for k in 0..8 {
+                acc[k] += c[k];
+            }
+        }
+        let mut total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        for &x in rest {
+            total += x;
+        }
+        total
+    } else {
+        let mid = (s.len() / 2) / 8 * 8;
+        pairwise_slice(&s[..mid]) + pairwise_slice(&s[mid..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn broadcast_rules_follow_numpy() {
+        assert_eq!(broadcast_shape(&[3, 1], &[1, 4]), Some(vec![3, 4]));
+        assert_eq!(broadcast_shape(&[5, 3], &[3]), Some(vec![5, 3]));
+        assert_eq!(broadcast_shape(&[], &[2, 2]), Some(vec![2, 2]));
+        assert_eq!(broadcast_shape(&[2, 3], &[2]), None);
+        assert_eq!(broadcast_shape(&[8, 1, 6, 1], &[7, 1, 5]), Some(vec![8, 7, 6, 5]));
+    }
+
+    #[test]
+    fn zip_with_broadcasts_a_column_against_a_row() {
+        let a = array![[1.0], [2.0]].into_dyn();
+        let b = array![10.0, 20.0, 30.0].into_dyn();
+        let c = zip_with(&a, &b, |x, y| x + y).unwrap();
+        assert_eq!(c, array![[11.0, 21.0, 31.0], [12.0, 22.0, 32.0]].into_dyn());
+        assert!(zip_with(&array![1.0, 2.0].into_dyn(), &array![1.0, 2.0, 3.0].into_dyn(), |x, y| x + y).is_err());
+    }
+
+    #[test]
+    fn matmul_handles_vectors_like_numpy() {
+        let a = array![[1.0, 2.0], [3.0, 4.0]].into_dyn();
+        let v = array![1.0, 1.0].into_dyn();
+        assert_eq!(matmul(&a, &v).unwrap(), array![3.0, 7.0].into_dyn());
+        assert_eq!(matmul(&v, &a).unwrap(), array![4.0, 6.0].into_dyn());
+        assert_eq!(matmul(&v, &v).unwrap(), ndarray::arr0(2.0).into_dyn());
+        assert!(matmul(&a, &array![1.0, 2.0, 3.0].into_dyn()).is_err());
+    }
+
+    #[test]
+    fn pairwise_sum_is_accurate() {
+        let v = ndarray::Array1::from_elem(1_000_001, 0.1).into_dyn();
+        let s = pairwise_sum(&v.view());
+        assert!((s - 100_000.1).abs() < 1e-6, "{s}");
+    }
+}
