@@ -5,7 +5,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode,
+};
 
 /// A byte range in one source file of the session's `SourceMap`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -17,11 +19,19 @@ pub struct Span {
 
 impl Span {
     pub fn new(file: u32, start: usize, end: usize) -> Span {
-        Span { file, start: start as u32, end: end as u32 }
+        Span {
+            file,
+            start: start as u32,
+            end: end as u32,
+        }
     }
     /// The smallest span covering both (which must be in the same file).
     pub fn to(self, other: Span) -> Span {
-        Span { file: self.file, start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            file: self.file,
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 }
 
@@ -39,7 +49,10 @@ pub struct SourceMap {
 
 impl SourceMap {
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<Arc<str>>) -> u32 {
-        self.files.push(SourceFile { name: name.into(), text: text.into() });
+        self.files.push(SourceFile {
+            name: name.into(),
+            text: text.into(),
+        });
         (self.files.len() - 1) as u32
     }
     pub fn get(&self, file: u32) -> Option<&SourceFile> {
@@ -47,7 +60,9 @@ impl SourceMap {
     }
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, file: u32, offset: u32) -> (usize, usize) {
-        let Some(f) = self.get(file) else { return (0, 0) };
+        let Some(f) = self.get(file) else {
+            return (0, 0);
+        };
         let offset = (offset as usize).min(f.text.len());
         let before = &f.text[..floor_char_boundary(&f.text, offset)];
         let line = before.matches('\n').count() + 1;
@@ -86,7 +101,15 @@ pub struct Diag {
 
 impl Diag {
     pub fn new(code: &'static str, message: impl Into<String>) -> Diag {
-        Diag { code, message: message.into(), span: None, label: None, labels: Vec::new(), help: None, trace: Vec::new() }
+        Diag {
+            code,
+            message: message.into(),
+            span: None,
+            label: None,
+            labels: Vec::new(),
+            help: None,
+            trace: Vec::new(),
+        }
     }
     pub fn at(mut self, span: Span) -> Diag {
         self.span = Some(span);
@@ -119,15 +142,38 @@ impl Diag {
     /// Render for a terminal (`color`) or for files and tests (no colour,
     /// fixed width, so snapshots are stable).
     pub fn render(&self, sources: &SourceMap, color: bool) -> String {
-        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-        let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(100)
+            .with_links(false);
         let report = Rendered::new(self, sources);
         let mut out = String::new();
         if handler.render_report(&mut out, &report).is_err() {
             out = format!("error: {}\n", self.message);
         }
-        for (function, site) in &self.trace {
-            out.push_str(&format!("  in `{function}`, called at {}\n", sources.describe(*site)));
+        // Repeated frames (deep recursion) collapse into one line and a count.
+        let mut i = 0;
+        while i < self.trace.len() {
+            let (function, site) = &self.trace[i];
+            out.push_str(&format!(
+                "  in `{function}`, called at {}\n",
+                sources.describe(*site)
+            ));
+            let same = self.trace[i + 1..]
+                .iter()
+                .take_while(|f| *f == &self.trace[i])
+                .count();
+            if same > 0 {
+                out.push_str(&format!(
+                    "  ... the same call {same} more time{}\n",
+                    if same == 1 { "" } else { "s" }
+                ));
+            }
+            i += 1 + same;
         }
         out
     }
@@ -187,7 +233,13 @@ impl Rendered {
                 source = Some(NamedSource::new(file.name.clone(), file.text.to_string()));
             }
         }
-        Rendered { message: d.message.clone(), code: d.code, help, labels, source }
+        Rendered {
+            message: d.message.clone(),
+            code: d.code,
+            help,
+            labels,
+            source,
+        }
     }
 }
 
@@ -208,7 +260,9 @@ impl Diagnostic for Rendered {
         Some(Box::new(self.code))
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
         self.source.as_ref().map(|s| s as &dyn SourceCode)
@@ -223,14 +277,17 @@ impl Diagnostic for Rendered {
 }
 
 /// "did you mean `x`?" for the closest of `candidates`, if any is close enough.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
         if c == name {
             continue;
         }
         let score = strsim::jaro_winkler(name, c);
-        let close = strsim::levenshtein(name, c) <= (name.len().max(c.len()) / 3).max(1);
+        let close = strsim::levenshtein(name, c) <= name.len().max(c.len()) / 3;
         if (score > 0.85 || close) && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, c));
         }

@@ -34,7 +34,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { seed: 0, threads: default_threads(), step_limit: None }
+        Options {
+            seed: 0,
+            threads: default_threads(),
+            step_limit: None,
+        }
     }
 }
 
@@ -45,7 +49,9 @@ pub fn default_threads() -> usize {
 /// Configure the process-wide thread pools (rayon and faer). Call once, early.
 pub fn set_threads(n: usize) {
     let n = n.max(1);
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
     linalg::set_threads(n);
 }
 
@@ -65,14 +71,29 @@ impl Session {
         if let Some(limit) = options.step_limit {
             interp.step_limit = limit;
         }
-        Session { interp, scope: ModuleScope::default(), redefine: false }
+        Session {
+            interp,
+            scope: ModuleScope::default(),
+            redefine: false,
+        }
     }
 
     /// Parse and resolve `text` into the session without running it.
-    fn load(&mut self, name: &str, text: &str, dir: &Path) -> Result<Rc<syntax::ast::Module>, Vec<Diag>> {
+    fn load(
+        &mut self,
+        name: &str,
+        text: &str,
+        dir: &Path,
+    ) -> Result<Rc<syntax::ast::Module>, Vec<Diag>> {
         let file = self.interp.linker.sources.add(name, text);
         let module = syntax::parse_module(text, file).map_err(|d| vec![d])?;
-        check::resolve_module(&mut self.interp.linker, &module, &mut self.scope, dir, self.redefine)?;
+        check::resolve_module(
+            &mut self.interp.linker,
+            &module,
+            &mut self.scope,
+            dir,
+            self.redefine,
+        )?;
         Ok(Rc::new(module))
     }
 
@@ -110,11 +131,22 @@ impl Session {
     }
 
     /// Check `name=value` overrides against `main`'s parameters and parse the values.
-    pub fn parse_overrides(&mut self, overrides: &[String]) -> Result<Vec<(Rc<str>, Value)>, String> {
+    pub fn parse_overrides(
+        &mut self,
+        overrides: &[String],
+    ) -> Result<Vec<(Rc<str>, Value)>, String> {
         let params: Vec<String> = match self.main_proc() {
-            Some((def, _)) => def.params.iter().map(|p| p.name.ident.name.to_string()).collect(),
+            Some((def, _)) => def
+                .params
+                .iter()
+                .map(|p| p.name.ident.name.to_string())
+                .collect(),
             None if overrides.is_empty() => return Ok(Vec::new()),
-            None => return Err("overrides need a `proc main(...)` in the script to receive them".into()),
+            None => {
+                return Err(
+                    "overrides need a `proc main(...)` in the script to receive them".into(),
+                )
+            }
         };
         let mut out = Vec::new();
         for o in overrides {
@@ -122,33 +154,58 @@ impl Session {
                 return Err(format!("override `{o}` is not of the form name=value"));
             };
             if !params.iter().any(|p| p == name) {
-                let hint = did_you_mean(name, params.iter().map(String::as_str)).map_or(String::new(), |m| format!("; {m}"));
-                return Err(format!("`main` has no parameter `{name}` (its parameters: {}){hint}", params.join(", ")));
+                let hint = did_you_mean(name, params.iter().map(String::as_str))
+                    .map_or(String::new(), |m| format!("; {m}"));
+                return Err(format!(
+                    "`main` has no parameter `{name}` (its parameters: {}){hint}",
+                    params.join(", ")
+                ));
             }
-            out.push((Rc::from(name), parse_literal(text).map_err(|e| format!("override `{name}`: {e}"))?));
+            out.push((
+                Rc::from(name),
+                parse_literal(text).map_err(|e| format!("override `{name}`: {e}"))?,
+            ));
         }
         Ok(out)
     }
 
     /// Call `proc main` with the overrides as named arguments.
     pub fn call_main(&mut self, overrides: Vec<(Rc<str>, Value)>) -> Result<Value, Vec<Diag>> {
-        let Some((def, index)) = self.main_proc() else { return Ok(Value::None) };
+        let Some((def, index)) = self.main_proc() else {
+            return Ok(Value::None);
+        };
         let f = self.interp.globals[index as usize].clone();
-        let named = overrides.into_iter().map(|(n, v)| (n, v, def.name.span)).collect();
-        self.interp.call_value(&f, Vec::new(), named, def.name.span).map_err(|d| vec![d])
+        let named = overrides
+            .into_iter()
+            .map(|(n, v)| (n, v, def.name.span))
+            .collect();
+        self.interp
+            .call_value(&f, Vec::new(), named, def.name.span)
+            .map_err(|d| vec![d])
     }
 
     pub fn render(&self, diags: &[Diag], color: bool) -> String {
-        diags.iter().map(|d| d.render(&self.interp.linker.sources, color)).collect::<Vec<_>>().join("\n")
+        diags
+            .iter()
+            .map(|d| d.render(&self.interp.linker.sources, color))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
 fn read_script(path: &Path) -> Result<String, Vec<Diag>> {
-    std::fs::read_to_string(path).map_err(|e| vec![Diag::new("flx::io::script", format!("cannot read {}: {e}", path.display()))])
+    std::fs::read_to_string(path).map_err(|e| {
+        vec![Diag::new(
+            "flx::io::script",
+            format!("cannot read {}: {e}", path.display()),
+        )]
+    })
 }
 
 fn script_dir(path: &Path) -> PathBuf {
-    path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// A command-line value: an flx literal (number, string, bool, none, or a
@@ -169,9 +226,14 @@ pub fn parse_literal(text: &str) -> Result<Value, String> {
                 Value::Float(f) => Value::Float(-f),
                 _ => return None,
             },
-            ExprKind::Tuple(items) => Value::Tuple(Rc::new(items.iter().map(lit).collect::<Option<Vec<_>>>()?)),
+            ExprKind::Tuple(items) => {
+                Value::Tuple(Rc::new(items.iter().map(lit).collect::<Option<Vec<_>>>()?))
+            }
             ExprKind::List(items) => {
-                let vals: Vec<(Value, diag::Span)> = items.iter().map(|i| lit(i).map(|v| (v, i.span))).collect::<Option<Vec<_>>>()?;
+                let vals: Vec<(Value, diag::Span)> = items
+                    .iter()
+                    .map(|i| lit(i).map(|v| (v, i.span)))
+                    .collect::<Option<Vec<_>>>()?;
                 eval::ops::list_literal(vals, e.span).ok()?
             }
             _ => return None,
@@ -187,8 +249,14 @@ pub fn parse_literal(text: &str) -> Result<Value, String> {
             }
         }
     }
-    if !text.is_empty() && text.chars().all(|c| c.is_alphanumeric() || "_-./".contains(c)) {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_alphanumeric() || "_-./".contains(c))
+    {
         return Ok(Value::str(text));
     }
-    Err(format!("`{text}` is not a literal (a number, a \"string\", true/false, none, or a list of them)"))
+    Err(format!(
+        "`{text}` is not a literal (a number, a \"string\", true/false, none, or a list of them)"
+    ))
 }

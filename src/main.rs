@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use flx::{Options, Session};
 
 #[derive(Parser)]
-#[command(name = "flx", version, about = "A small language for feature-learning experiments")]
+#[command(
+    name = "flx",
+    version,
+    about = "A small language for feature-learning experiments"
+)]
 struct Cli {
     /// Worker threads for linear algebra and tensor kernels (default: all cores).
     #[arg(long, global = true)]
@@ -40,11 +44,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let threads = cli.threads.unwrap_or_else(flx::default_threads);
     flx::set_threads(threads);
-    let child = std::thread::Builder::new().stack_size(STACK_BYTES).spawn(move || run(cli, threads));
+    let child = std::thread::Builder::new()
+        .stack_size(STACK_BYTES)
+        .spawn(move || run(cli, threads));
     match child.map(|h| h.join()) {
         Ok(Ok(code)) => ExitCode::from(code),
         _ => {
-            eprintln!("error: flx failed unexpectedly (this is a bug; please report it with the script)");
+            eprintln!(
+                "error: flx failed unexpectedly (this is a bug; please report it with the script)"
+            );
             ExitCode::from(101)
         }
     }
@@ -55,7 +63,11 @@ fn color() -> bool {
 }
 
 fn run(cli: Cli, threads: usize) -> u8 {
-    let options = Options { seed: cli.seed, threads, step_limit: None };
+    let options = Options {
+        seed: cli.seed,
+        threads,
+        step_limit: None,
+    };
     let mut session = Session::new(Box::new(std::io::stdout()), &options);
     match cli.command {
         Some(Command::Run { file, overrides }) => {
@@ -82,7 +94,11 @@ fn run(cli: Cli, threads: usize) -> u8 {
             Ok(()) => 0,
             Err(diags) => {
                 eprint!("{}", session.render(&diags, color()));
-                eprintln!("{} error{} found", diags.len(), if diags.len() == 1 { "" } else { "s" });
+                eprintln!(
+                    "{} error{} found",
+                    diags.len(),
+                    if diags.len() == 1 { "" } else { "s" }
+                );
                 1
             }
         },

@@ -53,7 +53,10 @@ pub struct ModuleInfo {
 /// Where the embedded standard library lives: `use std.NAME` reads `stdlib/NAME.flx`
 /// from the binary itself, so a built `flx` runs anywhere.
 pub fn stdlib_source(name: &str) -> Option<&'static str> {
-    crate::STDLIB.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
+    crate::STDLIB
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
 }
 
 /// Everything resolution shares across modules of one session: sources, the
@@ -83,9 +86,12 @@ impl Linker {
                     Some(t) => (key, format!("std/{name}.flx"), t.to_string()),
                     None => {
                         let names: Vec<&str> = crate::STDLIB.iter().map(|(n, _)| *n).collect();
-                        let mut d = Diag::new("flx::module::unknown", format!("no standard module `std.{name}`"))
-                            .at(parts[1].span)
-                            .label("not in stdlib/");
+                        let mut d = Diag::new(
+                            "flx::module::unknown",
+                            format!("no standard module `std.{name}`"),
+                        )
+                        .at(parts[1].span)
+                        .label("not in stdlib/");
                         d = d.help(match did_you_mean(&name, names.iter().copied()) {
                             Some(m) => m,
                             None => format!("standard modules: {}", names.join(", ")),
@@ -96,13 +102,20 @@ impl Linker {
             }
             UseTarget::File(path, pspan) => {
                 let full: PathBuf = from_dir.join(path);
-                let key = full.canonicalize().unwrap_or(full.clone()).display().to_string();
+                let key = full
+                    .canonicalize()
+                    .unwrap_or(full.clone())
+                    .display()
+                    .to_string();
                 match std::fs::read_to_string(&full) {
                     Ok(t) => (key, full.display().to_string(), t),
                     Err(e) => {
-                        return Err(vec![Diag::new("flx::module::missing", format!("cannot read module `{path}`: {e}"))
-                            .at(*pspan)
-                            .help(format!("looked for {}", full.display()))])
+                        return Err(vec![Diag::new(
+                            "flx::module::missing",
+                            format!("cannot read module `{path}`: {e}"),
+                        )
+                        .at(*pspan)
+                        .help(format!("looked for {}", full.display()))])
                     }
                 }
             }
@@ -111,14 +124,23 @@ impl Linker {
             return Ok(id);
         }
         if self.loading.contains(&key) {
-            return Err(vec![Diag::new("flx::module::cycle", format!("module `{name}` uses itself (through `use`)"))
-                .at(span)
-                .help(format!("the chain: {} -> {name}", self.loading.join(" -> ")))]);
+            return Err(vec![Diag::new(
+                "flx::module::cycle",
+                format!("module `{name}` uses itself (through `use`)"),
+            )
+            .at(span)
+            .help(format!(
+                "the chain: {} -> {name}",
+                self.loading.join(" -> ")
+            ))]);
         }
         let file = self.sources.add(name.clone(), text.as_str());
         let module = parse_module(&text, file).map_err(|d| vec![d])?;
         let dir = match target {
-            UseTarget::File(..) => Path::new(&name).parent().map(Path::to_path_buf).unwrap_or_default(),
+            UseTarget::File(..) => Path::new(&name)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
             UseTarget::Std(_) => PathBuf::new(),
         };
         self.loading.push(key.clone());
@@ -155,7 +177,15 @@ pub fn resolve_module(
     dir: &Path,
     redefine: bool,
 ) -> Result<(), Vec<Diag>> {
-    let mut r = Resolver { linker, scope, dir, errors: Vec::new(), fns: Vec::new(), redefine, deferred: Vec::new() };
+    let mut r = Resolver {
+        linker,
+        scope,
+        dir,
+        errors: Vec::new(),
+        fns: Vec::new(),
+        redefine,
+        deferred: Vec::new(),
+    };
     r.fns.push(FnScope::new(true));
     r.predeclare(&module.stmts);
     for stmt in &module.stmts {
@@ -164,8 +194,12 @@ pub fn resolve_module(
     let top = r.fns.pop().expect("module scope");
     // Bodies of module-level functions see every module-level name.
     let deferred = std::mem::take(&mut r.deferred);
-    for def in deferred {
-        r.function(def, false);
+    for d in deferred {
+        match d {
+            Deferred::Fn(def) => r.function(def, false, &[]),
+            Deferred::Kernel(def) => r.function(def, false, &KERNEL_GEOMETRY),
+            Deferred::Model(def) => r.model(def),
+        }
     }
     module.frame_size.set(top.n_locals);
     top.apply_patches();
@@ -230,8 +264,18 @@ struct Resolver<'a, 'l> {
     errors: Vec<Diag>,
     fns: Vec<FnScope<'a>>,
     redefine: bool,
-    deferred: Vec<&'a FnDef>,
+    deferred: Vec<Deferred<'a>>,
 }
+
+/// Module-level bodies, resolved once every module-level name is known.
+enum Deferred<'a> {
+    Fn(&'a FnDef),
+    Kernel(&'a FnDef),
+    Model(&'a ModelDef),
+}
+
+/// The pair geometry a kernel body is written over (see the design brief).
+pub const KERNEL_GEOMETRY: [&str; 5] = ["dist", "sqdist", "dot", "xnorm", "znorm"];
 
 /// What a callee is known to be, for static call checks.
 enum Callee {
@@ -276,11 +320,14 @@ impl<'a> Resolver<'a, '_> {
                     _ => "choose another name",
                 };
                 self.error(
-                    Diag::new("flx::name::duplicate", format!("`{}` is already defined", ident.name))
-                        .at(ident.span)
-                        .label("defined again here")
-                        .with_label(prev_span, "first defined here")
-                        .help(what),
+                    Diag::new(
+                        "flx::name::duplicate",
+                        format!("`{}` is already defined", ident.name),
+                    )
+                    .at(ident.span)
+                    .label("defined again here")
+                    .with_label(prev_span, "first defined here")
+                    .help(what),
                 );
                 return index;
             }
@@ -292,7 +339,15 @@ impl<'a> Resolver<'a, '_> {
         if !self.scope.names.contains_key(&ident.name) {
             self.scope.order.push(ident.name.clone());
         }
-        self.scope.names.insert(ident.name.clone(), GlobalMeta { name: ident.name.clone(), index, kind, span: ident.span });
+        self.scope.names.insert(
+            ident.name.clone(),
+            GlobalMeta {
+                name: ident.name.clone(),
+                index,
+                kind,
+                span: ident.span,
+            },
+        );
         index
     }
 
@@ -303,18 +358,29 @@ impl<'a> Resolver<'a, '_> {
             let prev_span = prev.span;
             let index = prev.index;
             self.error(
-                Diag::new("flx::name::duplicate", format!("`{}` is already defined in this block", ident.name))
-                    .at(ident.span)
-                    .label("defined again here")
-                    .with_label(prev_span, "first defined here")
-                    .help("use `name = value` to re-assign it, or choose another name"),
+                Diag::new(
+                    "flx::name::duplicate",
+                    format!("`{}` is already defined in this block", ident.name),
+                )
+                .at(ident.span)
+                .label("defined again here")
+                .with_label(prev_span, "first defined here")
+                .help("use `name = value` to re-assign it, or choose another name"),
             );
             return index;
         }
         let index = f.n_locals;
         f.n_locals += 1;
         f.captured.push(false);
-        scope.insert(ident.name.clone(), Local { index, span: ident.span, constant, def });
+        scope.insert(
+            ident.name.clone(),
+            Local {
+                index,
+                span: ident.span,
+                constant,
+                def,
+            },
+        );
         index
     }
 
@@ -361,7 +427,12 @@ impl<'a> Resolver<'a, '_> {
         let level = self.fns.len() - 1;
         // Innermost function first, then enclosing ones (captures).
         for l in (0..=level).rev() {
-            let found = self.fns[l].scopes.iter().rev().find_map(|s| s.get(&ident.name)).map(|loc| (loc.index, loc.def.clone()));
+            let found = self.fns[l]
+                .scopes
+                .iter()
+                .rev()
+                .find_map(|s| s.get(&ident.name))
+                .map(|loc| (loc.index, loc.def.clone()));
             if let Some((index, def)) = found {
                 if l == level {
                     self.bind_local_slot(&name.slot, index);
@@ -376,7 +447,9 @@ impl<'a> Resolver<'a, '_> {
         if let Some(g) = self.scope.names.get(&ident.name) {
             name.slot.set(Slot::Global(g.index));
             return Some(match &g.kind {
-                GlobalKind::Fn(d) | GlobalKind::Proc(d) | GlobalKind::Loss(d) => Callee::User(d.clone()),
+                GlobalKind::Fn(d) | GlobalKind::Proc(d) | GlobalKind::Loss(d) => {
+                    Callee::User(d.clone())
+                }
                 GlobalKind::Model(m) => Callee::Model(m.clone()),
                 _ => Callee::Unknown,
             });
@@ -385,7 +458,12 @@ impl<'a> Resolver<'a, '_> {
             name.slot.set(Slot::Builtin(i as u32));
             return Some(Callee::Builtin(builtins::TABLE[i].signature()));
         }
-        let mut d = Diag::new("flx::name::unknown", format!("unknown name `{}`", ident.name)).at(ident.span).label("not defined");
+        let mut d = Diag::new(
+            "flx::name::unknown",
+            format!("unknown name `{}`", ident.name),
+        )
+        .at(ident.span)
+        .label("not defined");
         let names = self.all_visible_names();
         if let Some(m) = did_you_mean(&ident.name, names.iter().map(String::as_str)) {
             d = d.help(m);
@@ -429,9 +507,17 @@ impl<'a> Resolver<'a, '_> {
 
     fn stmt(&mut self, e: &'a Expr, top: bool) {
         match &e.kind {
-            ExprKind::Fn(def) | ExprKind::Proc(def) | ExprKind::Loss(def) | ExprKind::Kernel(def) => {
+            ExprKind::Fn(def)
+            | ExprKind::Proc(def)
+            | ExprKind::Loss(def)
+            | ExprKind::Kernel(def) => {
                 if top && self.at_module_top() {
-                    self.deferred.push(def);
+                    self.deferred
+                        .push(if matches!(e.kind, ExprKind::Kernel(_)) {
+                            Deferred::Kernel(def)
+                        } else {
+                            Deferred::Fn(def)
+                        });
                 } else {
                     if !matches!(e.kind, ExprKind::Fn(_)) {
                         self.error(
@@ -442,23 +528,31 @@ impl<'a> Resolver<'a, '_> {
                     }
                     let i = self.declare_local(&def.name, true, Some(def.clone()));
                     self.bind_local_slot(&def.binding, i);
-                    self.function(def, true);
+                    self.function(def, true, &[]);
                 }
             }
             ExprKind::Model(def) => {
                 if !(top && self.at_module_top()) {
-                    self.error(Diag::new("flx::syntax::nested_decl", "a `model` is declared at the top level of a file").at(def.name.span));
+                    self.error(
+                        Diag::new(
+                            "flx::syntax::nested_decl",
+                            "a `model` is declared at the top level of a file",
+                        )
+                        .at(def.name.span),
+                    );
                     return;
                 }
-                for p in &def.params {
-                    if let Some(d) = &p.default {
-                        self.expr(d);
-                    }
-                }
+                self.deferred.push(Deferred::Model(def));
             }
             ExprKind::Use(u) => {
                 if !self.at_module_top() {
-                    self.error(Diag::new("flx::syntax::nested_decl", "`use` belongs at the top level of a file").at(e.span));
+                    self.error(
+                        Diag::new(
+                            "flx::syntax::nested_decl",
+                            "`use` belongs at the top level of a file",
+                        )
+                        .at(e.span),
+                    );
                     return;
                 }
                 match self.linker.load(&u.target, self.dir, e.span) {
@@ -479,19 +573,61 @@ impl<'a> Resolver<'a, '_> {
         for p in &def.params {
             if let Some(prev) = seen.insert(&p.name.ident.name, p.name.ident.span) {
                 self.error(
-                    Diag::new("flx::name::duplicate", format!("parameter `{}` is declared twice", p.name.ident.name))
-                        .at(p.name.ident.span)
-                        .with_label(prev, "first declared here"),
+                    Diag::new(
+                        "flx::name::duplicate",
+                        format!("parameter `{}` is declared twice", p.name.ident.name),
+                    )
+                    .at(p.name.ident.span)
+                    .with_label(prev, "first declared here"),
                 );
             }
         }
     }
 
+    /// A model's parameters, then its `param` and `let` items in order, then
+    /// `forward` as a closure over all of them.
+    fn model(&mut self, def: &'a ModelDef) {
+        let saved = std::mem::take(&mut self.fns);
+        self.fns.push(FnScope::new(true));
+        self.fns.push(FnScope::new(false));
+        for p in &def.params {
+            if let Some(d) = &p.default {
+                self.expr(d);
+            }
+            let i = self.declare_local(&p.name.ident, false, None);
+            self.bind_local_slot(&p.name.slot, i);
+        }
+        for item in &def.items {
+            match item {
+                ModelItem::Param { name, init, lr } => {
+                    self.expr(init);
+                    if let Some(lr) = lr {
+                        self.expr(lr);
+                    }
+                    self.declare_local(name, false, None);
+                }
+                ModelItem::Let(pat, value) => {
+                    self.expr(value);
+                    self.bind(pat);
+                }
+                ModelItem::Forward(f) => self.function(f, true, &[]),
+            }
+        }
+        let f = self.fns.pop().expect("model scope");
+        f.apply_patches();
+        self.fns = saved;
+    }
+
     /// Resolve a function body in a new frame. `nested`: it is a closure over
     /// the current function (otherwise it sees only module-level names).
-    fn function(&mut self, def: &'a FnDef, nested: bool) {
+    /// `implicit` names are bound after the parameters (a kernel's geometry).
+    fn function(&mut self, def: &'a FnDef, nested: bool, implicit: &[&str]) {
         self.check_params(def);
-        let saved = if nested { None } else { Some(std::mem::take(&mut self.fns)) };
+        let saved = if nested {
+            None
+        } else {
+            Some(std::mem::take(&mut self.fns))
+        };
         if !nested {
             self.fns.push(FnScope::new(true));
         }
@@ -502,6 +638,13 @@ impl<'a> Resolver<'a, '_> {
             }
             let i = self.declare_local(&p.name.ident, false, None);
             self.bind_local_slot(&p.name.slot, i);
+        }
+        for name in implicit {
+            let ident = Ident {
+                name: Rc::from(*name),
+                span: def.name.span,
+            };
+            self.declare_local(&ident, false, None);
         }
         self.expr(&def.body);
         let f = self.fns.pop().expect("fn scope");
@@ -527,7 +670,9 @@ impl<'a> Resolver<'a, '_> {
             ExprKind::Name(n) => {
                 self.lookup(n);
             }
-            ExprKind::List(items) | ExprKind::Tuple(items) => items.iter().for_each(|i| self.expr(i)),
+            ExprKind::List(items) | ExprKind::Tuple(items) => {
+                items.iter().for_each(|i| self.expr(i))
+            }
             ExprKind::Record(fields) => fields.iter().for_each(|(_, v)| self.expr(v)),
             ExprKind::Unary(_, x) => self.expr(x),
             ExprKind::Binary(_, a, b) => {
@@ -547,7 +692,7 @@ impl<'a> Resolver<'a, '_> {
                 self.expr(x);
                 self.check_module_member(x, field);
             }
-            ExprKind::Lambda(def) => self.function(def, true),
+            ExprKind::Lambda(def) => self.function(def, true, &[]),
             ExprKind::If(c, then, otherwise) => {
                 self.expr(c);
                 self.block(then);
@@ -584,21 +729,36 @@ impl<'a> Resolver<'a, '_> {
             }
             ExprKind::Break | ExprKind::Continue => {
                 if self.fns.last().expect("fn").loops == 0 {
-                    let word = if matches!(e.kind, ExprKind::Break) { "break" } else { "continue" };
-                    self.error(Diag::new("flx::syntax::loop_control", format!("`{word}` outside a loop")).at(e.span));
+                    let word = if matches!(e.kind, ExprKind::Break) {
+                        "break"
+                    } else {
+                        "continue"
+                    };
+                    self.error(
+                        Diag::new(
+                            "flx::syntax::loop_control",
+                            format!("`{word}` outside a loop"),
+                        )
+                        .at(e.span),
+                    );
                 }
             }
             ExprKind::Return(v) => {
                 if self.fns.last().expect("fn").is_module {
-                    self.error(Diag::new("flx::syntax::return", "`return` outside a function").at(e.span));
+                    self.error(
+                        Diag::new("flx::syntax::return", "`return` outside a function").at(e.span),
+                    );
                 }
                 if let Some(v) = v {
                     self.expr(v);
                 }
             }
-            ExprKind::Fn(_) | ExprKind::Proc(_) | ExprKind::Loss(_) | ExprKind::Kernel(_) | ExprKind::Model(_) | ExprKind::Use(_) => {
-                self.stmt(e, false)
-            }
+            ExprKind::Fn(_)
+            | ExprKind::Proc(_)
+            | ExprKind::Loss(_)
+            | ExprKind::Kernel(_)
+            | ExprKind::Model(_)
+            | ExprKind::Use(_) => self.stmt(e, false),
         }
     }
 
@@ -616,7 +776,9 @@ impl<'a> Resolver<'a, '_> {
         for it in items {
             match it {
                 IndexItem::At(x) => self.expr(x),
-                IndexItem::Slice { start, stop, step, .. } => {
+                IndexItem::Slice {
+                    start, stop, step, ..
+                } => {
                     for x in [start, stop, step].into_iter().flatten() {
                         self.expr(x);
                     }
@@ -628,16 +790,25 @@ impl<'a> Resolver<'a, '_> {
     fn place(&mut self, place: &'a Place) {
         let ident = &place.root.ident;
         // Resolve without reporting, to give an assignment-specific message.
-        let known_local = self.fns.iter().any(|f| f.scopes.iter().any(|s| s.contains_key(&ident.name)));
+        let known_local = self
+            .fns
+            .iter()
+            .any(|f| f.scopes.iter().any(|s| s.contains_key(&ident.name)));
         let global = self.scope.names.get(&ident.name).cloned();
         if !known_local && global.is_none() {
-            let mut d = Diag::new("flx::name::assign_undeclared", format!("assignment to undeclared name `{}`", ident.name))
-                .at(ident.span)
-                .label("not declared")
-                .help(format!("declare it first with `let {} = ...`", ident.name));
+            let mut d = Diag::new(
+                "flx::name::assign_undeclared",
+                format!("assignment to undeclared name `{}`", ident.name),
+            )
+            .at(ident.span)
+            .label("not declared")
+            .help(format!("declare it first with `let {} = ...`", ident.name));
             let names = self.all_visible_names();
             if let Some(m) = did_you_mean(&ident.name, names.iter().map(String::as_str)) {
-                d = d.help(format!("declare it first with `let {} = ...`, or {m}", ident.name));
+                d = d.help(format!(
+                    "declare it first with `let {} = ...`, or {m}",
+                    ident.name
+                ));
             }
             self.error(d);
             return;
@@ -654,9 +825,12 @@ impl<'a> Resolver<'a, '_> {
         };
         if constant && place.path.is_empty() {
             self.error(
-                Diag::new("flx::name::assign_constant", format!("cannot assign to `{}`", ident.name))
-                    .at(ident.span)
-                    .label("declared by `fn`, `use` or a declaration, not `let`"),
+                Diag::new(
+                    "flx::name::assign_constant",
+                    format!("cannot assign to `{}`", ident.name),
+                )
+                .at(ident.span)
+                .label("declared by `fn`, `use` or a declaration, not `let`"),
             );
         }
         self.lookup(&place.root);
@@ -669,13 +843,24 @@ impl<'a> Resolver<'a, '_> {
 
     fn check_module_member(&mut self, x: &Expr, field: &Ident) {
         let ExprKind::Name(n) = &x.kind else { return };
-        let Slot::Global(_) = n.slot.get() else { return };
-        let Some(GlobalMeta { kind: GlobalKind::Module(id), .. }) = self.scope.names.get(&n.ident.name) else { return };
+        let Slot::Global(_) = n.slot.get() else {
+            return;
+        };
+        let Some(GlobalMeta {
+            kind: GlobalKind::Module(id),
+            ..
+        }) = self.scope.names.get(&n.ident.name)
+        else {
+            return;
+        };
         let m = &self.linker.modules[*id as usize];
         if !m.exports.contains_key(&field.name) {
-            let mut d = Diag::new("flx::module::member", format!("module `{}` has no member `{}`", n.ident.name, field.name))
-                .at(field.span)
-                .label("not defined in the module");
+            let mut d = Diag::new(
+                "flx::module::member",
+                format!("module `{}` has no member `{}`", n.ident.name, field.name),
+            )
+            .at(field.span)
+            .label("not defined in the module");
             if let Some(h) = did_you_mean(&field.name, m.order.iter().map(|s| s.as_ref())) {
                 d = d.help(h);
             }
@@ -684,12 +869,24 @@ impl<'a> Resolver<'a, '_> {
     }
 
     fn module_member_callee(&self, x: &Expr, field: &Ident) -> Callee {
-        let ExprKind::Name(n) = &x.kind else { return Callee::Unknown };
-        let Some(GlobalMeta { kind: GlobalKind::Module(id), .. }) = self.scope.names.get(&n.ident.name) else {
+        let ExprKind::Name(n) = &x.kind else {
             return Callee::Unknown;
         };
-        match self.linker.modules[*id as usize].exports.get(&field.name).map(|g| &g.kind) {
-            Some(GlobalKind::Fn(d) | GlobalKind::Proc(d) | GlobalKind::Loss(d)) => Callee::User(d.clone()),
+        let Some(GlobalMeta {
+            kind: GlobalKind::Module(id),
+            ..
+        }) = self.scope.names.get(&n.ident.name)
+        else {
+            return Callee::Unknown;
+        };
+        match self.linker.modules[*id as usize]
+            .exports
+            .get(&field.name)
+            .map(|g| &g.kind)
+        {
+            Some(GlobalKind::Fn(d) | GlobalKind::Proc(d) | GlobalKind::Loss(d)) => {
+                Callee::User(d.clone())
+            }
             _ => Callee::Unknown,
         }
     }
@@ -717,9 +914,12 @@ impl<'a> Resolver<'a, '_> {
             if let Some(n) = &a.name {
                 if let Some(prev) = seen.insert(&n.name, n.span) {
                     self.error(
-                        Diag::new("flx::call::duplicate_arg", format!("argument `{}` is given twice", n.name))
-                            .at(n.span)
-                            .with_label(prev, "first given here"),
+                        Diag::new(
+                            "flx::call::duplicate_arg",
+                            format!("argument `{}` is given twice", n.name),
+                        )
+                        .at(n.span)
+                        .with_label(prev, "first given here"),
                     );
                 }
             }
@@ -727,17 +927,29 @@ impl<'a> Resolver<'a, '_> {
         let positional = args.iter().take_while(|a| a.name.is_none()).count();
         if let Some(late) = args[positional..].iter().find(|a| a.name.is_none()) {
             self.error(
-                Diag::new("flx::call::positional_after_named", "positional argument after a named one")
-                    .at(late.value.span)
-                    .help("put positional arguments first"),
+                Diag::new(
+                    "flx::call::positional_after_named",
+                    "positional argument after a named one",
+                )
+                .at(late.value.span)
+                .help("put positional arguments first"),
             );
             return;
         }
         let (fname, params): (String, Vec<(String, bool)>) = match &known {
-            Callee::User(def) => (def.name.name.to_string(), def.params.iter().map(|p| (p.name.ident.name.to_string(), p.default.is_some())).collect()),
+            Callee::User(def) => (
+                def.name.name.to_string(),
+                def.params
+                    .iter()
+                    .map(|p| (p.name.ident.name.to_string(), p.default.is_some()))
+                    .collect(),
+            ),
             Callee::Model(def) => {
-                let mut ps: Vec<(String, bool)> =
-                    def.params.iter().map(|p| (p.name.ident.name.to_string(), p.default.is_some())).collect();
+                let mut ps: Vec<(String, bool)> = def
+                    .params
+                    .iter()
+                    .map(|p| (p.name.ident.name.to_string(), p.default.is_some()))
+                    .collect();
                 ps.push(("seed".into(), true));
                 (def.name.name.to_string(), ps)
             }
@@ -752,12 +964,21 @@ impl<'a> Resolver<'a, '_> {
 
     fn check_builtin_call(&mut self, sig: &Signature, span: Span, args: &[Arg]) {
         let positional = args.iter().filter(|a| a.name.is_none()).count();
-        let max = if sig.variadic.is_some() { usize::MAX } else { sig.positional.len() };
+        let max = if sig.variadic.is_some() {
+            usize::MAX
+        } else {
+            sig.positional.len()
+        };
         if positional > max {
             self.error(
                 Diag::new(
                     "flx::call::arity",
-                    format!("`{}` takes at most {} positional argument{}, but {positional} were given", sig.name, max, plural(max)),
+                    format!(
+                        "`{}` takes at most {} positional argument{}, but {positional} were given",
+                        sig.name,
+                        max,
+                        plural(max)
+                    ),
                 )
                 .at(args[max].value.span)
                 .label("unexpected argument")
@@ -765,12 +986,20 @@ impl<'a> Resolver<'a, '_> {
             );
             return;
         }
-        let mut given: Vec<&str> = sig.positional.iter().take(positional).map(|p| p.name.as_str()).collect();
+        let mut given: Vec<&str> = sig
+            .positional
+            .iter()
+            .take(positional)
+            .map(|p| p.name.as_str())
+            .collect();
         for a in args.iter().filter_map(|a| a.name.as_ref()) {
             if !sig.accepts_named(&a.name) {
-                let mut d = Diag::new("flx::call::unknown_arg", format!("`{}` has no parameter `{}`", sig.name, a.name))
-                    .at(a.span)
-                    .label("unknown argument");
+                let mut d = Diag::new(
+                    "flx::call::unknown_arg",
+                    format!("`{}` has no parameter `{}`", sig.name, a.name),
+                )
+                .at(a.span)
+                .label("unknown argument");
                 d = d.help(match did_you_mean(&a.name, sig.named_params()) {
                     Some(m) => m,
                     None => format!("signature: {}", sig.display()),
@@ -778,8 +1007,14 @@ impl<'a> Resolver<'a, '_> {
                 self.error(d);
             } else if given.contains(&a.name.as_ref()) {
                 self.error(
-                    Diag::new("flx::call::duplicate_arg", format!("argument `{}` is given both by position and by name", a.name))
-                        .at(a.span),
+                    Diag::new(
+                        "flx::call::duplicate_arg",
+                        format!(
+                            "argument `{}` is given both by position and by name",
+                            a.name
+                        ),
+                    )
+                    .at(a.span),
                 );
             }
             given.push(&a.name);
@@ -787,9 +1022,12 @@ impl<'a> Resolver<'a, '_> {
         for p in sig.positional.iter().chain(sig.keyword.iter()) {
             if p.default.is_none() && !given.contains(&p.name.as_str()) {
                 self.error(
-                    Diag::new("flx::call::missing_arg", format!("`{}` is missing argument `{}`", sig.name, p.name))
-                        .at(span)
-                        .help(format!("signature: {}", sig.display())),
+                    Diag::new(
+                        "flx::call::missing_arg",
+                        format!("`{}` is missing argument `{}`", sig.name, p.name),
+                    )
+                    .at(span)
+                    .help(format!("signature: {}", sig.display())),
                 );
             }
         }
@@ -805,14 +1043,31 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// Arity and named-argument checks for a call of a declared function.
-fn check_user_call(errors: &mut Vec<Diag>, fname: &str, params: &[(String, bool)], span: Span, args: &[Arg]) {
+fn check_user_call(
+    errors: &mut Vec<Diag>,
+    fname: &str,
+    params: &[(String, bool)],
+    span: Span,
+    args: &[Arg],
+) {
     let positional = args.iter().filter(|a| a.name.is_none()).count();
-    let signature = format!("{fname}({})", params.iter().map(|(n, d)| if *d { format!("{n} = ...") } else { n.clone() }).collect::<Vec<_>>().join(", "));
+    let signature = format!(
+        "{fname}({})",
+        params
+            .iter()
+            .map(|(n, d)| if *d { format!("{n} = ...") } else { n.clone() })
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if positional > params.len() {
         errors.push(
             Diag::new(
                 "flx::call::arity",
-                format!("`{fname}` takes {} argument{}, but {positional} were given", params.len(), plural(params.len())),
+                format!(
+                    "`{fname}` takes {} argument{}, but {positional} were given",
+                    params.len(),
+                    plural(params.len())
+                ),
             )
             .at(args[params.len()].value.span)
             .label("unexpected argument")
@@ -820,19 +1075,36 @@ fn check_user_call(errors: &mut Vec<Diag>, fname: &str, params: &[(String, bool)
         );
         return;
     }
-    let mut given: Vec<&str> = params.iter().take(positional).map(|(n, _)| n.as_str()).collect();
+    let mut given: Vec<&str> = params
+        .iter()
+        .take(positional)
+        .map(|(n, _)| n.as_str())
+        .collect();
     for a in args.iter().filter_map(|a| a.name.as_ref()) {
         if !params.iter().any(|(n, _)| n.as_str() == a.name.as_ref()) {
-            let mut d =
-                Diag::new("flx::call::unknown_arg", format!("`{fname}` has no parameter `{}`", a.name)).at(a.span).label("unknown argument");
-            d = d.help(match did_you_mean(&a.name, params.iter().map(|(n, _)| n.as_str())) {
-                Some(m) => m,
-                None => format!("signature: {signature}"),
-            });
+            let mut d = Diag::new(
+                "flx::call::unknown_arg",
+                format!("`{fname}` has no parameter `{}`", a.name),
+            )
+            .at(a.span)
+            .label("unknown argument");
+            d = d.help(
+                match did_you_mean(&a.name, params.iter().map(|(n, _)| n.as_str())) {
+                    Some(m) => m,
+                    None => format!("signature: {signature}"),
+                },
+            );
             errors.push(d);
         } else if given.contains(&a.name.as_ref()) {
             errors.push(
-                Diag::new("flx::call::duplicate_arg", format!("argument `{}` is given both by position and by name", a.name)).at(a.span),
+                Diag::new(
+                    "flx::call::duplicate_arg",
+                    format!(
+                        "argument `{}` is given both by position and by name",
+                        a.name
+                    ),
+                )
+                .at(a.span),
             );
         }
         given.push(&a.name);
@@ -840,9 +1112,12 @@ fn check_user_call(errors: &mut Vec<Diag>, fname: &str, params: &[(String, bool)
     for (n, has_default) in params {
         if !has_default && !given.contains(&n.as_str()) {
             errors.push(
-                Diag::new("flx::call::missing_arg", format!("`{fname}` is missing argument `{n}`"))
-                    .at(span)
-                    .help(format!("signature: {signature}")),
+                Diag::new(
+                    "flx::call::missing_arg",
+                    format!("`{fname}` is missing argument `{n}`"),
+                )
+                .at(span)
+                .help(format!("signature: {signature}")),
             );
         }
     }

@@ -15,7 +15,14 @@ const EDGE_ITEMS: usize = 3;
 pub fn shape_str(shape: &[usize]) -> String {
     match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -29,7 +36,11 @@ pub fn float_repr(x: f64) -> String {
         return if x > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if x == 0.0 {
-        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if x.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     // `{:e}` gives the shortest round-trip digits: "1.2345e-5".
     let sci = format!("{x:e}");
@@ -52,8 +63,16 @@ pub fn float_repr(x: f64) -> String {
             format!("{sign}0.{}{}", "0".repeat((-exp - 1) as usize), digits)
         }
     } else {
-        let m = if digits.len() > 1 { format!("{}.{}", &digits[..1], &digits[1..]) } else { digits.clone() };
-        format!("{sign}{m}e{}{:02}", if exp < 0 { "-" } else { "+" }, exp.abs())
+        let m = if digits.len() > 1 {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        } else {
+            digits.clone()
+        };
+        format!(
+            "{sign}{m}e{}{:02}",
+            if exp < 0 { "-" } else { "+" },
+            exp.abs()
+        )
     }
 }
 
@@ -82,9 +101,16 @@ pub fn repr(v: &Value) -> String {
                 format!("({})", inner.join(", "))
             }
         }
-        Value::List(items) => format!("[{}]", items.iter().map(repr).collect::<Vec<_>>().join(", ")),
+        Value::List(items) => format!(
+            "[{}]",
+            items.iter().map(repr).collect::<Vec<_>>().join(", ")
+        ),
         Value::Record(r) => {
-            let inner: Vec<String> = r.fields.iter().map(|(k, v)| format!("{k}: {}", repr(v))).collect();
+            let inner: Vec<String> = r
+                .fields
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", repr(v)))
+                .collect();
             format!("{{{}}}", inner.join(", "))
         }
         Value::Range(a, b) => format!("{a}..{b}"),
@@ -108,10 +134,15 @@ struct ElementFormat {
 fn choose_format(values: &[f64]) -> ElementFormat {
     let finite: Vec<f64> = values.iter().cloned().filter(|x| x.is_finite()).collect();
     let abs_max = finite.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-    let abs_min_nonzero = finite.iter().filter(|x| **x != 0.0).fold(f64::INFINITY, |m, x| m.min(x.abs()));
+    let abs_min_nonzero = finite
+        .iter()
+        .filter(|x| **x != 0.0)
+        .fold(f64::INFINITY, |m, x| m.min(x.abs()));
     let all_integers = finite.iter().all(|x| x.fract() == 0.0);
     let scientific = !finite.is_empty()
-        && (abs_max >= 1e8 || (abs_min_nonzero < 1e-4 && !all_integers) || (abs_min_nonzero.is_finite() && abs_max / abs_min_nonzero > 1e3 && !all_integers));
+        && (abs_max >= 1e8
+            || (abs_min_nonzero < 1e-4 && !all_integers)
+            || (abs_min_nonzero.is_finite() && abs_max / abs_min_nonzero > 1e3 && !all_integers));
     let precision = if all_integers && !scientific {
         0
     } else {
@@ -125,14 +156,27 @@ fn choose_format(values: &[f64]) -> ElementFormat {
                     frac.trim_end_matches('0').len()
                 } else {
                     let s = format!("{:.8}", x);
-                    s.split('.').nth(1).unwrap_or("").trim_end_matches('0').len()
+                    s.split('.')
+                        .nth(1)
+                        .unwrap_or("")
+                        .trim_end_matches('0')
+                        .len()
                 }
             })
             .max()
             .unwrap_or(0)
     };
-    let mut f = ElementFormat { scientific, precision, all_integers, width: 0 };
-    f.width = values.iter().map(|&x| format_element(x, &f).len()).max().unwrap_or(1);
+    let mut f = ElementFormat {
+        scientific,
+        precision,
+        all_integers,
+        width: 0,
+    };
+    f.width = values
+        .iter()
+        .map(|&x| format_element(x, &f).len())
+        .max()
+        .unwrap_or(1);
     f
 }
 
@@ -147,7 +191,11 @@ fn format_element(x: f64, f: &ElementFormat) -> String {
         let s = format!("{:.*e}", f.precision.max(0), x);
         let (m, e) = s.split_once('e').expect("exponent");
         let e: i32 = e.parse().expect("int exponent");
-        let m = if f.precision == 0 { format!("{m}.") } else { m.to_string() };
+        let m = if f.precision == 0 {
+            format!("{m}.")
+        } else {
+            m.to_string()
+        };
         format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
     } else if f.all_integers {
         format!("{x:.0}.")
@@ -170,7 +218,11 @@ pub fn tensor_str(t: &Tensor) -> String {
         return float_repr(t[[]]);
     }
     let abbreviate = t.len() > THRESHOLD;
-    let shown: Vec<f64> = if abbreviate { edge_values(&t.view()) } else { t.iter().cloned().collect() };
+    let shown: Vec<f64> = if abbreviate {
+        edge_values(&t.view())
+    } else {
+        t.iter().cloned().collect()
+    };
     let f = choose_format(&shown);
     let mut out = String::new();
     write_nested(&mut out, &t.view(), &f, abbreviate, 1);
@@ -186,11 +238,23 @@ fn edge_values(v: &ArrayViewD<f64>) -> Vec<f64> {
         return vec![v[[]]];
     }
     let n = v.shape()[0];
-    let idx: Vec<usize> = if n > 2 * EDGE_ITEMS { (0..EDGE_ITEMS).chain(n - EDGE_ITEMS..n).collect() } else { (0..n).collect() };
-    idx.into_iter().flat_map(|i| edge_values(&v.index_axis(Axis(0), i))).collect()
+    let idx: Vec<usize> = if n > 2 * EDGE_ITEMS {
+        (0..EDGE_ITEMS).chain(n - EDGE_ITEMS..n).collect()
+    } else {
+        (0..n).collect()
+    };
+    idx.into_iter()
+        .flat_map(|i| edge_values(&v.index_axis(Axis(0), i)))
+        .collect()
 }
 
-fn write_nested(out: &mut String, v: &ArrayViewD<f64>, f: &ElementFormat, abbreviate: bool, depth: usize) {
+fn write_nested(
+    out: &mut String,
+    v: &ArrayViewD<f64>,
+    f: &ElementFormat,
+    abbreviate: bool,
+    depth: usize,
+) {
     let n = v.shape()[0];
     let cut = abbreviate && n > 2 * EDGE_ITEMS;
     out.push('[');
@@ -237,7 +301,10 @@ pub fn apply_spec(v: &Value, spec: &str) -> Result<String, String> {
     match v {
         Value::Tensor(t) => {
             // Elementwise, NumPy-style brackets.
-            let parts: Result<Vec<String>, String> = t.iter().map(|&x| apply_spec(&Value::Float(x), spec)).collect();
+            let parts: Result<Vec<String>, String> = t
+                .iter()
+                .map(|&x| apply_spec(&Value::Float(x), spec))
+                .collect();
             let parts = parts?;
             if t.ndim() <= 1 {
                 return Ok(format!("[{}]", parts.join(" ")));
@@ -245,9 +312,19 @@ pub fn apply_spec(v: &Value, spec: &str) -> Result<String, String> {
             return Ok(format!("[{}] {}", parts.join(" "), shape_str(t.shape())));
         }
         Value::Tuple(items) | Value::List(items) => {
-            let parts: Result<Vec<String>, String> = items.iter().map(|x| apply_spec(x, spec)).collect();
-            let open_close = if matches!(v, Value::Tuple(_)) { ("(", ")") } else { ("[", "]") };
-            return Ok(format!("{}{}{}", open_close.0, parts?.join(", "), open_close.1));
+            let parts: Result<Vec<String>, String> =
+                items.iter().map(|x| apply_spec(x, spec)).collect();
+            let open_close = if matches!(v, Value::Tuple(_)) {
+                ("(", ")")
+            } else {
+                ("[", "]")
+            };
+            return Ok(format!(
+                "{}{}{}",
+                open_close.0,
+                parts?.join(", "),
+                open_close.1
+            ));
         }
         _ => {}
     }
@@ -258,7 +335,10 @@ pub fn apply_spec(v: &Value, spec: &str) -> Result<String, String> {
         Value::Bool(b) if p.kind.is_none() => b.to_string(),
         Value::Str(s) => {
             if p.kind.is_some_and(|k| k != 's') {
-                return Err(format!("format `{}` does not apply to a string", p.kind.unwrap_or(' ')));
+                return Err(format!(
+                    "format `{}` does not apply to a string",
+                    p.kind.unwrap_or(' ')
+                ));
             }
             match p.precision {
                 Some(n) => s.chars().take(n).collect(),
@@ -267,7 +347,10 @@ pub fn apply_spec(v: &Value, spec: &str) -> Result<String, String> {
         }
         other => {
             if p.kind.is_some() || p.precision.is_some() {
-                return Err(format!("a format spec with a precision or type does not apply to {}", other.describe()));
+                return Err(format!(
+                    "a format spec with a precision or type does not apply to {}",
+                    other.describe()
+                ));
             }
             display(other)
         }
@@ -290,7 +373,16 @@ struct Spec {
 fn parse_spec(spec: &str) -> Result<Spec, String> {
     let chars: Vec<char> = spec.chars().collect();
     let mut i = 0;
-    let mut s = Spec { fill: ' ', align: None, sign: '-', zero: false, width: 0, comma: false, precision: None, kind: None };
+    let mut s = Spec {
+        fill: ' ',
+        align: None,
+        sign: '-',
+        zero: false,
+        width: 0,
+        comma: false,
+        precision: None,
+        kind: None,
+    };
     let is_align = |c: char| matches!(c, '<' | '>' | '^' | '=');
     if chars.len() >= 2 && is_align(chars[1]) {
         s.fill = chars[0];
@@ -313,7 +405,11 @@ fn parse_spec(spec: &str) -> Result<Spec, String> {
         i += 1;
     }
     if i > start {
-        s.width = chars[start..i].iter().collect::<String>().parse().map_err(|_| "width is too large".to_string())?;
+        s.width = chars[start..i]
+            .iter()
+            .collect::<String>()
+            .parse()
+            .map_err(|_| "width is too large".to_string())?;
     }
     if i < chars.len() && (chars[i] == ',' || chars[i] == '_') {
         s.comma = true;
@@ -328,9 +424,15 @@ fn parse_spec(spec: &str) -> Result<Spec, String> {
         if i == start {
             return Err(format!("format spec `{spec}`: expected digits after `.`"));
         }
-        let p: usize = chars[start..i].iter().collect::<String>().parse().map_err(|_| "precision is too large".to_string())?;
+        let p: usize = chars[start..i]
+            .iter()
+            .collect::<String>()
+            .parse()
+            .map_err(|_| "precision is too large".to_string())?;
         if p > 100 {
-            return Err(format!("format spec `{spec}`: precision {p} is more than 100"));
+            return Err(format!(
+                "format spec `{spec}`: precision {p} is more than 100"
+            ));
         }
         s.precision = Some(p);
     }
@@ -378,10 +480,16 @@ fn format_int(i: i64, p: &Spec) -> Result<String, String> {
     match p.kind {
         None | Some('d') => {
             if p.precision.is_some() {
-                return Err("an integer format cannot have a precision; use `.2f` for a float".into());
+                return Err(
+                    "an integer format cannot have a precision; use `.2f` for a float".into(),
+                );
             }
             let digits = i.unsigned_abs().to_string();
-            let digits = if p.comma { group_thousands(&digits) } else { digits };
+            let digits = if p.comma {
+                group_thousands(&digits)
+            } else {
+                digits
+            };
             Ok(signed(digits, i < 0, p.sign))
         }
         Some(_) => format_float(i as f64, p),
@@ -416,7 +524,10 @@ fn format_float(x: f64, p: &Spec) -> Result<String, String> {
         Some(k) => return Err(format!("format `{k}` does not apply to a number")),
     };
     let body = if p.comma {
-        let (int, rest) = body.split_at(body.find(|c: char| !c.is_ascii_digit()).unwrap_or(body.len()));
+        let (int, rest) = body.split_at(
+            body.find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(body.len()),
+        );
         format!("{}{rest}", group_thousands(int))
     } else {
         body
@@ -440,12 +551,20 @@ fn general(a: f64, prec: usize, keep_point: bool) -> String {
     let exp: i32 = s.split_once('e').expect("exponent").1.parse().expect("int");
     if exp < -4 || exp >= prec as i32 {
         let m = s.split_once('e').expect("exponent").0;
-        let m = if m.contains('.') { m.trim_end_matches('0').trim_end_matches('.') } else { m };
+        let m = if m.contains('.') {
+            m.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            m
+        };
         format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
     } else {
         let decimals = (prec as i32 - 1 - exp).max(0) as usize;
         let f = format!("{:.*}", decimals, a);
-        let f = if f.contains('.') { f.trim_end_matches('0').trim_end_matches('.').to_string() } else { f };
+        let f = if f.contains('.') {
+            f.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            f
+        };
         if keep_point && !f.contains('.') {
             format!("{f}.0")
         } else {
@@ -461,7 +580,11 @@ fn pad(body: &str, p: &Spec, default_align: char) -> String {
     }
     let n = p.width - len;
     if p.zero && p.align.is_none() {
-        let (sign, digits) = if body.starts_with(['-', '+', ' ']) { body.split_at(1) } else { ("", body) };
+        let (sign, digits) = if body.starts_with(['-', '+', ' ']) {
+            body.split_at(1)
+        } else {
+            ("", body)
+        };
         return format!("{sign}{}{digits}", "0".repeat(n));
     }
     let fill = |k: usize| p.fill.to_string().repeat(k);
@@ -497,11 +620,20 @@ mod tests {
     #[test]
     fn tensors_print_like_numpy() {
         assert_eq!(tensor_str(&array![1.0, 2.0, 3.0].into_dyn()), "[1. 2. 3.]");
-        assert_eq!(tensor_str(&array![0.1, 0.123, 1.0].into_dyn()), "[0.1   0.123 1.   ]");
-        assert_eq!(tensor_str(&array![[1.0, 2.0], [3.0, -4.0]].into_dyn()), "[[ 1.  2.]\n [ 3. -4.]] (2, 2)");
+        assert_eq!(
+            tensor_str(&array![0.1, 0.123, 1.0].into_dyn()),
+            "[0.1   0.123 1.   ]"
+        );
+        assert_eq!(
+            tensor_str(&array![[1.0, 2.0], [3.0, -4.0]].into_dyn()),
+            "[[ 1.  2.]\n [ 3. -4.]] (2, 2)"
+        );
         assert_eq!(tensor_str(&array![1e-5, 1.0].into_dyn()), "[1.e-05 1.e+00]");
         let big = ndarray::Array1::from_shape_fn(2000, |i| i as f64).into_dyn();
-        assert_eq!(tensor_str(&big), "[   0.    1.    2. ... 1997. 1998. 1999.] (2000,)");
+        assert_eq!(
+            tensor_str(&big),
+            "[   0.    1.    2. ... 1997. 1998. 1999.] (2000,)"
+        );
     }
 
     #[test]

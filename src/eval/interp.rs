@@ -108,7 +108,8 @@ impl Interp {
         let saved_base = self.base;
         let saved_closure = self.closure.take();
         self.base = self.stack.len();
-        self.stack.resize(self.base + module.frame_size.get() as usize, Value::None);
+        self.stack
+            .resize(self.base + module.frame_size.get() as usize, Value::None);
         let mut result = Ok(Value::None);
         for stmt in &module.stmts {
             match self.exec(stmt) {
@@ -118,7 +119,9 @@ impl Interp {
                     break;
                 }
                 Err(_) => {
-                    result = Err(Diag::new("flx::internal", "control flow escaped the module").at(stmt.span));
+                    result = Err(
+                        Diag::new("flx::internal", "control flow escaped the module").at(stmt.span),
+                    );
                     break;
                 }
             }
@@ -132,11 +135,18 @@ impl Interp {
     fn tick(&mut self, span: Span) -> Result<(), Flow> {
         self.steps += 1;
         if self.steps > self.step_limit {
-            return Err(Diag::new("flx::run::step_limit", format!("stopped after {} steps", self.step_limit)).at(span).into());
+            return Err(Diag::new(
+                "flx::run::step_limit",
+                format!("stopped after {} steps", self.step_limit),
+            )
+            .at(span)
+            .into());
         }
         if self.steps & 0x3ff == 0 && self.interrupt.load(Ordering::Relaxed) {
             self.interrupt.store(false, Ordering::Relaxed);
-            return Err(Diag::new("flx::run::interrupted", "interrupted").at(span).into());
+            return Err(Diag::new("flx::run::interrupted", "interrupted")
+                .at(span)
+                .into());
         }
         Ok(())
     }
@@ -154,16 +164,26 @@ impl Interp {
                 Some(c) => c.captures[i as usize].borrow().clone(),
                 None => Value::Undefined,
             },
-            Slot::Global(g) => self.globals.get(g as usize).cloned().unwrap_or(Value::Undefined),
+            Slot::Global(g) => self
+                .globals
+                .get(g as usize)
+                .cloned()
+                .unwrap_or(Value::Undefined),
             Slot::Builtin(b) => Value::Builtin(b),
             Slot::Unresolved => {
-                return Err(Diag::new("flx::internal", format!("`{}` was not resolved", name.name)).at(name.span))
+                return Err(
+                    Diag::new("flx::internal", format!("`{}` was not resolved", name.name))
+                        .at(name.span),
+                )
             }
         };
         if let Value::Undefined = v {
-            return Err(Diag::new("flx::name::undefined", format!("`{}` is used before it is defined", name.name))
-                .at(name.span)
-                .help("a function may use a module-level name only after its `let` has run"));
+            return Err(Diag::new(
+                "flx::name::undefined",
+                format!("`{}` is used before it is defined", name.name),
+            )
+            .at(name.span)
+            .help("a function may use a module-level name only after its `let` has run"));
         }
         Ok(v)
     }
@@ -172,7 +192,9 @@ impl Interp {
     fn bind_slot(&mut self, slot: Slot, v: Value) {
         match slot {
             Slot::Local(i) => self.stack[self.base + i as usize] = v,
-            Slot::Boxed(i) => self.stack[self.base + i as usize] = Value::Cell(Rc::new(RefCell::new(v))),
+            Slot::Boxed(i) => {
+                self.stack[self.base + i as usize] = Value::Cell(Rc::new(RefCell::new(v)))
+            }
             Slot::Global(g) => self.globals[g as usize] = v,
             Slot::Capture(_) | Slot::Builtin(_) | Slot::Unresolved => {}
         }
@@ -200,14 +222,18 @@ impl Interp {
     /// Take a variable's value out for an in-place update (no copy when unshared).
     fn take_slot(&mut self, slot: Slot) -> Value {
         match slot {
-            Slot::Local(i) => std::mem::replace(&mut self.stack[self.base + i as usize], Value::None),
+            Slot::Local(i) => {
+                std::mem::replace(&mut self.stack[self.base + i as usize], Value::None)
+            }
             Slot::Global(g) => std::mem::replace(&mut self.globals[g as usize], Value::None),
             Slot::Boxed(i) => match &self.stack[self.base + i as usize] {
                 Value::Cell(c) => std::mem::replace(&mut *c.borrow_mut(), Value::None),
                 _ => Value::Undefined,
             },
             Slot::Capture(i) => match &self.closure {
-                Some(c) => std::mem::replace(&mut *c.captures[i as usize].borrow_mut(), Value::None),
+                Some(c) => {
+                    std::mem::replace(&mut *c.captures[i as usize].borrow_mut(), Value::None)
+                }
                 None => Value::Undefined,
             },
             Slot::Builtin(_) | Slot::Unresolved => Value::Undefined,
@@ -223,16 +249,29 @@ impl Interp {
             Pattern::Tuple(parts, span) => {
                 let items: Vec<Value> = match &v {
                     Value::Tuple(t) | Value::List(t) => t.as_ref().clone(),
-                    Value::Tensor(t) if t.ndim() >= 1 => (0..t.shape()[0]).map(|i| ops::tensor_item(t, i)).collect(),
+                    Value::Tensor(t) if t.ndim() >= 1 => {
+                        (0..t.shape()[0]).map(|i| ops::tensor_item(t, i)).collect()
+                    }
                     other => {
-                        return Err(Diag::new("flx::type::destructure", format!("cannot unpack {} into {} names", other.describe(), parts.len()))
-                            .at(*span))
+                        return Err(Diag::new(
+                            "flx::type::destructure",
+                            format!(
+                                "cannot unpack {} into {} names",
+                                other.describe(),
+                                parts.len()
+                            ),
+                        )
+                        .at(*span))
                     }
                 };
                 if items.len() != parts.len() {
                     return Err(Diag::new(
                         "flx::type::destructure",
-                        format!("cannot unpack {} values into {} names", items.len(), parts.len()),
+                        format!(
+                            "cannot unpack {} values into {} names",
+                            items.len(),
+                            parts.len()
+                        ),
                     )
                     .at(*span));
                 }
@@ -281,7 +320,9 @@ impl Interp {
                 if !self.modules_ready[id] {
                     self.modules_ready[id] = true;
                     let ast = self.linker.modules[id].ast.clone();
-                    self.run_module(&ast).map_err(|d| d.in_call(&format!("use {}", self.linker.modules[id].name), e.span))?;
+                    self.run_module(&ast).map_err(|d| {
+                        d.in_call(&format!("use {}", self.linker.modules[id].name), e.span)
+                    })?;
                 }
                 self.bind_slot(u.binding.slot.get(), Value::Module(id as u32));
                 Ok(Value::None)
@@ -335,15 +376,26 @@ impl Interp {
                 }
                 Ok(Value::Record(Rc::new(rec)))
             }
-            ExprKind::Range { start, end, inclusive } => {
+            ExprKind::Range {
+                start,
+                end,
+                inclusive,
+            } => {
                 let s = self.eval(start)?;
                 let t = self.eval(end)?;
                 let (Value::Int(s), Value::Int(t)) = (&s, &t) else {
-                    let bad = if matches!(s, Value::Int(_)) { (end, t) } else { (start, s) };
-                    return Err(Diag::new("flx::type::range", format!("range bounds must be Int, found {}", bad.1.describe()))
-                        .at(bad.0.span)
-                        .help("use `linspace` or `arange` for ranges of floats")
-                        .into());
+                    let bad = if matches!(s, Value::Int(_)) {
+                        (end, t)
+                    } else {
+                        (start, s)
+                    };
+                    return Err(Diag::new(
+                        "flx::type::range",
+                        format!("range bounds must be Int, found {}", bad.1.describe()),
+                    )
+                    .at(bad.0.span)
+                    .help("use `linspace` or `arange` for ranges of floats")
+                    .into());
                 };
                 let end = if *inclusive { t.saturating_add(1) } else { *t };
                 Ok(Value::Range(*s, end))
@@ -388,22 +440,29 @@ impl Interp {
                 self.assign(place, *op, rhs, value.span)?;
                 Ok(Value::None)
             }
-            ExprKind::Let(..) | ExprKind::Fn(_) | ExprKind::Proc(_) | ExprKind::Loss(_) | ExprKind::Kernel(_) | ExprKind::Model(_) | ExprKind::Use(_) => {
-                self.exec(e)
-            }
+            ExprKind::Let(..)
+            | ExprKind::Fn(_)
+            | ExprKind::Proc(_)
+            | ExprKind::Loss(_)
+            | ExprKind::Kernel(_)
+            | ExprKind::Model(_)
+            | ExprKind::Use(_) => self.exec(e),
         }
     }
 
     fn condition(&mut self, cond: &Expr) -> Result<bool, Flow> {
         match self.eval(cond)? {
             Value::Bool(b) => Ok(b),
-            other => Err(Diag::new("flx::type::condition", format!("a condition must be Bool, found {}", other.describe()))
-                .at(cond.span)
-                .help(match other {
-                    Value::Tensor(_) => "reduce it first, e.g. `all(x > 0)` or `any(x > 0)`",
-                    _ => "compare it, e.g. `n > 0` or `x != none`",
-                })
-                .into()),
+            other => Err(Diag::new(
+                "flx::type::condition",
+                format!("a condition must be Bool, found {}", other.describe()),
+            )
+            .at(cond.span)
+            .help(match other {
+                Value::Tensor(_) => "reduce it first, e.g. `all(x > 0)` or `any(x > 0)`",
+                _ => "compare it, e.g. `n > 0` or `x != none`",
+            })
+            .into()),
         }
     }
 
@@ -419,8 +478,12 @@ impl Interp {
         let r = self.eval(b)?;
         // Fast paths for scalar loops.
         match (op, &l, &r) {
-            (BinOp::Add, Value::Int(x), Value::Int(y)) if x.checked_add(*y).is_some() => return Ok(Value::Int(x + y)),
-            (BinOp::Sub, Value::Int(x), Value::Int(y)) if x.checked_sub(*y).is_some() => return Ok(Value::Int(x - y)),
+            (BinOp::Add, Value::Int(x), Value::Int(y)) if x.checked_add(*y).is_some() => {
+                return Ok(Value::Int(x + y))
+            }
+            (BinOp::Sub, Value::Int(x), Value::Int(y)) if x.checked_sub(*y).is_some() => {
+                return Ok(Value::Int(x - y))
+            }
             (BinOp::Add, Value::Float(x), Value::Float(y)) => return Ok(Value::Float(x + y)),
             (BinOp::Mul, Value::Float(x), Value::Float(y)) => return Ok(Value::Float(x * y)),
             (BinOp::Lt, Value::Int(x), Value::Int(y)) => return Ok(Value::Bool(x < y)),
@@ -432,14 +495,21 @@ impl Interp {
     fn logic_operand(&mut self, op: BinOp, e: &Expr) -> Result<bool, Flow> {
         match self.eval(e)? {
             Value::Bool(b) => Ok(b),
-            other => Err(Diag::new("flx::type::logic", format!("`{}` needs Bool operands, found {}", op.symbol(), other.describe()))
-                .at(e.span)
-                .help(if matches!(other, Value::Tensor(_)) {
-                    "for tensors of 0/1 use `*` for and, `max(a, b)` for or"
-                } else {
-                    "compare it first, e.g. `n > 0`"
-                })
-                .into()),
+            other => Err(Diag::new(
+                "flx::type::logic",
+                format!(
+                    "`{}` needs Bool operands, found {}",
+                    op.symbol(),
+                    other.describe()
+                ),
+            )
+            .at(e.span)
+            .help(if matches!(other, Value::Tensor(_)) {
+                "for tensors of 0/1 use `*` for and, `max(a, b)` for or"
+            } else {
+                "compare it first, e.g. `n > 0`"
+            })
+            .into()),
         }
     }
 
@@ -474,14 +544,20 @@ impl Interp {
             }
             Value::Record(r) => {
                 for (k, v) in r.fields.iter() {
-                    body!(Value::Tuple(Rc::new(vec![Value::Str(k.clone()), v.clone()])))
+                    body!(Value::Tuple(Rc::new(vec![
+                        Value::Str(k.clone()),
+                        v.clone()
+                    ])))
                 }
             }
             other => {
-                return Err(Diag::new("flx::type::iterate", format!("cannot iterate over {}", other.describe()))
-                    .at(iter.span)
-                    .help("iterate over a range `0..n`, a list, a tuple, a record or a tensor's rows")
-                    .into())
+                return Err(Diag::new(
+                    "flx::type::iterate",
+                    format!("cannot iterate over {}", other.describe()),
+                )
+                .at(iter.span)
+                .help("iterate over a range `0..n`, a list, a tuple, a record or a tensor's rows")
+                .into())
             }
         }
         Ok(Value::None)
@@ -498,7 +574,9 @@ impl Interp {
                         None => s.push_str(&format::display(&v)),
                         Some((spec, span)) => {
                             let text = format::apply_spec(&v, spec).map_err(|msg| {
-                                Diag::new("flx::format::spec", msg).at(*span).help("format specs follow Python's: `.3`, `.2e`, `>8.4f`, `,d`")
+                                Diag::new("flx::format::spec", msg).at(*span).help(
+                                    "format specs follow Python's: `.3`, `.2e`, `>8.4f`, `,d`",
+                                )
                             })?;
                             s.push_str(&text);
                         }
@@ -514,22 +592,32 @@ impl Interp {
         for it in items {
             out.push(match it {
                 IndexItem::At(x) => ops::Index::At(self.eval(x)?, x.span),
-                IndexItem::Slice { start, stop, step, span } => {
+                IndexItem::Slice {
+                    start,
+                    stop,
+                    step,
+                    span,
+                } => {
                     let mut bound = |b: &Option<Expr>| -> Result<Option<i64>, Flow> {
                         match b {
                             None => Ok(None),
                             Some(x) => match self.eval(x)? {
                                 Value::Int(i) => Ok(Some(i)),
                                 Value::None => Ok(None),
-                                other => Err(Diag::new("flx::index::type", format!("slice bounds must be Int, found {}", other.describe()))
-                                    .at(x.span)
-                                    .into()),
+                                other => Err(Diag::new(
+                                    "flx::index::type",
+                                    format!("slice bounds must be Int, found {}", other.describe()),
+                                )
+                                .at(x.span)
+                                .into()),
                             },
                         }
                     };
                     let (a, b, c) = (bound(start)?, bound(stop)?, bound(step)?);
                     if c == Some(0) {
-                        return Err(Diag::new("flx::index::step", "slice step cannot be zero").at(*span).into());
+                        return Err(Diag::new("flx::index::step", "slice step cannot be zero")
+                            .at(*span)
+                            .into());
                     }
                     ops::Index::Slice(a, b, c, *span)
                 }
@@ -544,12 +632,18 @@ impl Interp {
             Value::Record(r) => match r.get(name) {
                 Some(x) => Ok(x.clone()),
                 None => {
-                    let mut d = Diag::new("flx::record::field", format!("record has no field `{name}`")).at(field.span);
+                    let mut d = Diag::new(
+                        "flx::record::field",
+                        format!("record has no field `{name}`"),
+                    )
+                    .at(field.span);
                     let names: Vec<&str> = r.fields.iter().map(|(n, _)| n.as_ref()).collect();
-                    d = d.help(match crate::diag::did_you_mean(name, names.iter().copied()) {
-                        Some(m) => m,
-                        None => format!("its fields: {}", names.join(", ")),
-                    });
+                    d = d.help(
+                        match crate::diag::did_you_mean(name, names.iter().copied()) {
+                            Some(m) => m,
+                            None => format!("its fields: {}", names.join(", ")),
+                        },
+                    );
                     Err(d.into())
                 }
             },
@@ -560,26 +654,52 @@ impl Interp {
                         let g = g.index;
                         self.read_slot(Slot::Global(g), field).map_err(Flow::from)
                     }
-                    None => Err(Diag::new("flx::module::member", format!("module has no member `{name}`")).at(field.span).into()),
+                    None => Err(Diag::new(
+                        "flx::module::member",
+                        format!("module has no member `{name}`"),
+                    )
+                    .at(field.span)
+                    .into()),
                 }
             }
             Value::Tuple(t) if name.bytes().all(|b| b.is_ascii_digit()) => {
                 let i: usize = name.parse().unwrap_or(usize::MAX);
                 t.get(i).cloned().ok_or_else(|| {
-                    Diag::new("flx::index::range", format!("tuple index {name} is out of range for a tuple of {}", t.len())).at(field.span).into()
+                    Diag::new(
+                        "flx::index::range",
+                        format!(
+                            "tuple index {name} is out of range for a tuple of {}",
+                            t.len()
+                        ),
+                    )
+                    .at(field.span)
+                    .into()
                 })
             }
             Value::Tensor(t) if name == "T" => Ok(Value::tensor(t.t().to_owned())),
-            _ => Err(Diag::new("flx::type::field", format!("{} has no field `{name}`", v.describe()))
-                .at(field.span)
-                .help(if matches!(v, Value::Tensor(_)) { "tensors have `.T`; use `shape(x)`, `rows(x)`, `cols(x)`" } else { "fields belong to records and modules" })
-                .into()),
+            _ => Err(Diag::new(
+                "flx::type::field",
+                format!("{} has no field `{name}`", v.describe()),
+            )
+            .at(field.span)
+            .help(if matches!(v, Value::Tensor(_)) {
+                "tensors have `.T`; use `shape(x)`, `rows(x)`, `cols(x)`"
+            } else {
+                "fields belong to records and modules"
+            })
+            .into()),
         }
     }
 
     // ---- assignment -------------------------------------------------------------
 
-    fn assign(&mut self, place: &Place, op: AssignOp, rhs: Value, rhs_span: Span) -> Result<(), Flow> {
+    fn assign(
+        &mut self,
+        place: &Place,
+        op: AssignOp,
+        rhs: Value,
+        rhs_span: Span,
+    ) -> Result<(), Flow> {
         let slot = place.root.slot.get();
         if place.path.is_empty() {
             let v = match op {
@@ -630,7 +750,11 @@ impl Interp {
                 },
             })
             .collect();
-        Value::Func(Rc::new(Closure { def: def.clone(), captures, kind }))
+        Value::Func(Rc::new(Closure {
+            def: def.clone(),
+            captures,
+            kind,
+        }))
     }
 
     fn eval_call(&mut self, callee: &Expr, args: &[Arg], span: Span) -> Eval {
@@ -649,7 +773,9 @@ impl Interp {
                     }
                 }
                 let c = c.clone();
-                return self.enter(&c, new_base, args.len(), Vec::new(), span).map_err(Flow::from);
+                return self
+                    .enter(&c, new_base, args.len(), Vec::new(), span)
+                    .map_err(Flow::from);
             }
         }
         let mut pos = Vec::with_capacity(args.len());
@@ -665,7 +791,13 @@ impl Interp {
     }
 
     /// Call any callable value with evaluated arguments.
-    pub fn call_value(&mut self, f: &Value, pos: Vec<(Value, Span)>, named: Vec<(Rc<str>, Value, Span)>, span: Span) -> Result<Value, Diag> {
+    pub fn call_value(
+        &mut self,
+        f: &Value,
+        pos: Vec<(Value, Span)>,
+        named: Vec<(Rc<str>, Value, Span)>,
+        span: Span,
+    ) -> Result<Value, Diag> {
         match f {
             Value::Func(c) => {
                 let c = c.clone();
@@ -673,7 +805,12 @@ impl Interp {
                 if pos.len() > n {
                     return Err(Diag::new(
                         "flx::call::arity",
-                        format!("`{}` takes {n} argument{}, but {} were given", c.def.name.name, if n == 1 { "" } else { "s" }, pos.len()),
+                        format!(
+                            "`{}` takes {n} argument{}, but {} were given",
+                            c.def.name.name,
+                            if n == 1 { "" } else { "s" },
+                            pos.len()
+                        ),
                     )
                     .at(pos[n].1)
                     .label("unexpected argument"));
@@ -691,18 +828,32 @@ impl Interp {
                 }
                 (b.run)(self, &mut args).map_err(|d| d.or_at(span))
             }
-            other => Err(Diag::new("flx::type::call", format!("{} is not callable", other.describe())).at(span)),
+            other => Err(Diag::new(
+                "flx::type::call",
+                format!("{} is not callable", other.describe()),
+            )
+            .at(span)),
         }
     }
 
     /// Run a closure whose first `npos` arguments are already on the stack at `new_base`.
-    fn enter(&mut self, c: &Rc<Closure>, new_base: usize, npos: usize, named: Vec<(Rc<str>, Value, Span)>, span: Span) -> Result<Value, Diag> {
+    fn enter(
+        &mut self,
+        c: &Rc<Closure>,
+        new_base: usize,
+        npos: usize,
+        named: Vec<(Rc<str>, Value, Span)>,
+        span: Span,
+    ) -> Result<Value, Diag> {
         let def = &c.def;
         if self.depth >= MAX_CALL_DEPTH {
             self.stack.truncate(new_base);
-            return Err(Diag::new("flx::run::recursion", format!("calls nested more than {MAX_CALL_DEPTH} deep"))
-                .at(span)
-                .help("is a recursion missing its base case?"));
+            return Err(Diag::new(
+                "flx::run::recursion",
+                format!("calls nested more than {MAX_CALL_DEPTH} deep"),
+            )
+            .at(span)
+            .help("is a recursion missing its base case?"));
         }
         if let Err(Flow::Error(d)) = self.tick(span) {
             self.stack.truncate(new_base);
@@ -718,30 +869,62 @@ impl Interp {
         self.stack.truncate(new_base);
         self.base = saved_base;
         self.closure = saved_closure;
-        result.map_err(|d| if def.name.name.as_ref() == "<closure>" { d.in_call("closure", span) } else { d.in_call(&def.name.name, span) })
+        result.map_err(|d| {
+            if def.name.name.as_ref() == "<closure>" {
+                d.in_call("closure", span)
+            } else {
+                d.in_call(&def.name.name, span)
+            }
+        })
     }
 
-    fn enter_body(&mut self, def: &FnDef, npos: usize, named: Vec<(Rc<str>, Value, Span)>, span: Span) -> Result<Value, Diag> {
+    fn enter_body(
+        &mut self,
+        def: &FnDef,
+        npos: usize,
+        named: Vec<(Rc<str>, Value, Span)>,
+        span: Span,
+    ) -> Result<Value, Diag> {
         let mut named: Vec<Option<(Rc<str>, Value, Span)>> = named.into_iter().map(Some).collect();
         for (i, p) in def.params.iter().enumerate() {
             let slot = p.name.slot.get();
             let v = if i < npos {
                 std::mem::replace(&mut self.stack[self.base + i], Value::None)
-            } else if let Some(n) = named.iter_mut().find(|n| n.as_ref().is_some_and(|(name, ..)| *name == p.name.ident.name)) {
+            } else if let Some(n) = named.iter_mut().find(|n| {
+                n.as_ref()
+                    .is_some_and(|(name, ..)| *name == p.name.ident.name)
+            }) {
                 n.take().expect("found").1
             } else if let Some(d) = &p.default {
                 match self.eval(d) {
                     Ok(v) => v,
                     Err(Flow::Error(e)) => return Err(*e),
-                    Err(_) => return Err(Diag::new("flx::syntax::default", "control flow in a default value").at(d.span)),
+                    Err(_) => {
+                        return Err(Diag::new(
+                            "flx::syntax::default",
+                            "control flow in a default value",
+                        )
+                        .at(d.span))
+                    }
                 }
             } else {
-                return Err(Diag::new("flx::call::missing_arg", format!("`{}` is missing argument `{}`", def.name.name, p.name.ident.name)).at(span));
+                return Err(Diag::new(
+                    "flx::call::missing_arg",
+                    format!(
+                        "`{}` is missing argument `{}`",
+                        def.name.name, p.name.ident.name
+                    ),
+                )
+                .at(span));
             };
             self.bind_slot(slot, v);
         }
         if let Some((name, _, nspan)) = named.into_iter().flatten().next() {
-            let given_positionally = def.params.iter().take(npos).any(|p| p.name.ident.name == name);
+            let given_positionally = def
+                .params
+                .iter()
+                .take(npos)
+                .any(|p| p.name.ident.name == name);
             let msg = if given_positionally {
                 format!("argument `{name}` is given both by position and by name")
             } else {
@@ -752,7 +935,9 @@ impl Interp {
         match self.eval(&def.body) {
             Ok(v) | Err(Flow::Return(v)) => Ok(v),
             Err(Flow::Error(e)) => Err(*e),
-            Err(Flow::Break) | Err(Flow::Continue) => Err(Diag::new("flx::internal", "loop control escaped a function").at(def.span)),
+            Err(Flow::Break) | Err(Flow::Continue) => {
+                Err(Diag::new("flx::internal", "loop control escaped a function").at(def.span))
+            }
         }
     }
 }
@@ -768,20 +953,38 @@ fn compound(op: AssignOp) -> BinOp {
 
 type PlaceStepValue<'a> = (Option<Vec<ops::Index>>, Option<&'a Ident>, Span);
 
-fn assign_path(target: &mut Value, steps: &[PlaceStepValue], op: AssignOp, rhs: Value, rhs_span: Span) -> Result<(), Diag> {
+fn assign_path(
+    target: &mut Value,
+    steps: &[PlaceStepValue],
+    op: AssignOp,
+    rhs: Value,
+    rhs_span: Span,
+) -> Result<(), Diag> {
     let (index, field, span) = &steps[0];
     let last = steps.len() == 1;
     if let Some(f) = field {
         let Value::Record(r) = target else {
-            return Err(Diag::new("flx::type::field", format!("cannot set field `{}` of {}", f.name, target.describe())).at(*span));
+            return Err(Diag::new(
+                "flx::type::field",
+                format!("cannot set field `{}` of {}", f.name, target.describe()),
+            )
+            .at(*span));
         };
         let r = Rc::make_mut(r);
         let pos = r.fields.iter().position(|(n, _)| *n == f.name);
         if last {
             let new = match (op, pos) {
                 (AssignOp::Set, _) => rhs,
-                (_, Some(i)) => ops::binary(compound(op), r.fields[i].1.clone(), rhs, *span, rhs_span)?,
-                (_, None) => return Err(Diag::new("flx::record::field", format!("record has no field `{}`", f.name)).at(*span)),
+                (_, Some(i)) => {
+                    ops::binary(compound(op), r.fields[i].1.clone(), rhs, *span, rhs_span)?
+                }
+                (_, None) => {
+                    return Err(Diag::new(
+                        "flx::record::field",
+                        format!("record has no field `{}`", f.name),
+                    )
+                    .at(*span))
+                }
             };
             match pos {
                 Some(i) => r.fields[i].1 = new,
@@ -790,7 +993,11 @@ fn assign_path(target: &mut Value, steps: &[PlaceStepValue], op: AssignOp, rhs: 
             return Ok(());
         }
         let Some(i) = pos else {
-            return Err(Diag::new("flx::record::field", format!("record has no field `{}`", f.name)).at(*span));
+            return Err(Diag::new(
+                "flx::record::field",
+                format!("record has no field `{}`", f.name),
+            )
+            .at(*span));
         };
         return assign_path(&mut r.fields[i].1, &steps[1..], op, rhs, rhs_span);
     }
@@ -809,14 +1016,21 @@ fn assign_path(target: &mut Value, steps: &[PlaceStepValue], op: AssignOp, rhs: 
             let i = ops::list_position(index, items.len(), *span)?;
             assign_path(&mut Rc::make_mut(items)[i], &steps[1..], op, rhs, rhs_span)
         }
-        other => Err(Diag::new("flx::type::index", format!("cannot assign into part of {}", other.describe())).at(*span)),
+        other => Err(Diag::new(
+            "flx::type::index",
+            format!("cannot assign into part of {}", other.describe()),
+        )
+        .at(*span)),
     }
 }
 
 fn not_yet(what: &str, span: Span, issue: &str) -> Flow {
-    Diag::new("flx::unsupported", format!("`{what}` declarations are not supported yet"))
-        .at(span)
-        .label("parsed and checked, but not evaluated")
-        .help(format!("evaluation of `{what}` arrives with {issue}"))
-        .into()
+    Diag::new(
+        "flx::unsupported",
+        format!("`{what}` declarations are not supported yet"),
+    )
+    .at(span)
+    .label("parsed and checked, but not evaluated")
+    .help(format!("evaluation of `{what}` arrives with {issue}"))
+    .into()
 }

@@ -21,13 +21,18 @@ pub fn unary(op: UnOp, v: Value) -> Result<Value, Diag> {
         (UnOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
         (op, v) => Err(Diag::new(
             "flx::type::operator",
-            format!("`{}` does not apply to {}", if op == UnOp::Neg { "-" } else { "not" }, v.describe()),
+            format!(
+                "`{}` does not apply to {}",
+                if op == UnOp::Neg { "-" } else { "not" },
+                v.describe()
+            ),
         )),
     }
 }
 
 fn overflow() -> Diag {
-    Diag::new("flx::math::overflow", "integer overflow").help("Int is 64-bit; convert to Float with `float(x)` for larger values")
+    Diag::new("flx::math::overflow", "integer overflow")
+        .help("Int is 64-bit; convert to Float with `float(x)` for larger values")
 }
 
 fn float_rem(a: f64, b: f64) -> f64 {
@@ -80,9 +85,16 @@ fn int_op(op: BinOp, a: i64, b: i64) -> Result<Value, Diag> {
         BinOp::Div => Value::Float(a as f64 / b as f64),
         BinOp::Rem => {
             if b == 0 {
-                return Err(Diag::new("flx::math::zero_division", "integer modulo by zero"));
+                return Err(Diag::new(
+                    "flx::math::zero_division",
+                    "integer modulo by zero",
+                ));
             }
-            Value::Int(a.checked_rem_euclid(b).map(|r| if b < 0 && r != 0 { r + b } else { r }).ok_or_else(overflow)?)
+            Value::Int(
+                a.checked_rem_euclid(b)
+                    .map(|r| if b < 0 && r != 0 { r + b } else { r })
+                    .ok_or_else(overflow)?,
+            )
         }
         BinOp::Pow => {
             if b >= 0 {
@@ -120,13 +132,23 @@ pub fn values_equal(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y.iter()).all(|(a, b)| values_equal(a, b))
         }
         (Value::Record(x), Value::Record(y)) => {
-            x.fields.len() == y.fields.len() && x.fields.iter().all(|(k, v)| y.get(k).is_some_and(|w| values_equal(v, w)))
+            x.fields.len() == y.fields.len()
+                && x.fields
+                    .iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| values_equal(v, w)))
         }
-        (Value::Tensor(x), Value::Tensor(y)) => x.shape() == y.shape() && x.iter().zip(y.iter()).all(|(a, b)| a == b),
+        (Value::Tensor(x), Value::Tensor(y)) => {
+            x.shape() == y.shape() && x.iter().zip(y.iter()).all(|(a, b)| a == b)
+        }
         (Value::Range(a, b), Value::Range(c, d)) => a == c && b == d,
         (Value::Func(f), Value::Func(g)) => Rc::ptr_eq(f, g),
         (Value::Builtin(f), Value::Builtin(g)) => f == g,
-        (x, y) if x.is_number() && y.is_number() && !matches!(x, Value::Bool(_)) && !matches!(y, Value::Bool(_)) => {
+        (x, y)
+            if x.is_number()
+                && y.is_number()
+                && !matches!(x, Value::Bool(_))
+                && !matches!(y, Value::Bool(_)) =>
+        {
             x.as_f64() == y.as_f64()
         }
         _ => false,
@@ -134,34 +156,53 @@ pub fn values_equal(a: &Value, b: &Value) -> bool {
 }
 
 pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result<Value, Diag> {
+    // The left operand is the primary span; both operands are labelled, never overlapping.
     let fail = |l: &Value, r: &Value| {
-        Diag::new("flx::type::operator", format!("`{}` does not apply to {} and {}", op.symbol(), l.describe(), r.describe()))
-            .at(lspan.to(rspan))
-            .with_label(lspan, l.describe())
-            .with_label(rspan, r.describe())
+        Diag::new(
+            "flx::type::operator",
+            format!(
+                "`{}` does not apply to {} and {}",
+                op.symbol(),
+                l.describe(),
+                r.describe()
+            ),
+        )
+        .at(lspan)
+        .label(l.describe())
+        .with_label(rspan, r.describe())
     };
     let at = |d: Diag| d.at(lspan.to(rspan));
     match (&l, &r) {
         (Value::Int(a), Value::Int(b)) if op != BinOp::MatMul => int_op(op, *a, *b).map_err(at),
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) if op != BinOp::MatMul => {
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_))
+            if op != BinOp::MatMul =>
+        {
             let (a, b) = (l.as_f64().expect("number"), r.as_f64().expect("number"));
             Ok(scalar_result(op, float_op(op)(a, b)))
         }
         (Value::Tensor(a), Value::Tensor(b)) => {
             if op == BinOp::MatMul {
-                return tensor::matmul(a, b).map(|t| if t.ndim() == 0 { Value::Float(t[[]]) } else { Value::tensor(t) }).map_err(|e| {
-                    Diag::new("flx::shape::matmul", e.0)
-                        .at(lspan.to(rspan))
-                        .with_label(lspan, format!("shape {}", shape_str(a.shape())))
-                        .with_label(rspan, format!("shape {}", shape_str(b.shape())))
-                        .help("`A @ B` needs cols(A) == rows(B)")
-                });
+                return tensor::matmul(a, b)
+                    .map(|t| {
+                        if t.ndim() == 0 {
+                            Value::Float(t[[]])
+                        } else {
+                            Value::tensor(t)
+                        }
+                    })
+                    .map_err(|e| {
+                        Diag::new("flx::shape::matmul", e.0)
+                            .at(lspan)
+                            .label(format!("shape {}", shape_str(a.shape())))
+                            .with_label(rspan, format!("shape {}", shape_str(b.shape())))
+                            .help("`A @ B` needs cols(A) == rows(B)")
+                    });
             }
             let f = float_op(op);
             tensor::zip_with(a, b, f).map(Value::tensor).map_err(|e| {
                 Diag::new("flx::shape::broadcast", e.0)
-                    .at(lspan.to(rspan))
-                    .with_label(lspan, format!("shape {}", shape_str(a.shape())))
+                    .at(lspan)
+                    .label(format!("shape {}", shape_str(a.shape())))
                     .with_label(rspan, format!("shape {}", shape_str(b.shape())))
                     .help("shapes broadcast when, from the last axis back, each pair of lengths is equal or one of them is 1")
             })
@@ -190,8 +231,12 @@ pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result
             BinOp::Eq => Ok(Value::Bool(values_equal(&l, &r))),
             BinOp::Ne => Ok(Value::Bool(!values_equal(&l, &r))),
             BinOp::Add if matches!((&l, &r), (Value::List(_), Value::List(_))) => {
-                let (Value::List(a), Value::List(b)) = (&l, &r) else { unreachable!() };
-                Ok(Value::List(Rc::new(a.iter().chain(b.iter()).cloned().collect())))
+                let (Value::List(a), Value::List(b)) = (&l, &r) else {
+                    unreachable!()
+                };
+                Ok(Value::List(Rc::new(
+                    a.iter().chain(b.iter()).cloned().collect(),
+                )))
             }
             _ => Err(fail(&l, &r)),
         },
@@ -204,24 +249,56 @@ pub fn list_literal(vals: Vec<(Value, Span)>, span: Span) -> Result<Value, Diag>
     if vals.is_empty() {
         return Ok(Value::List(Rc::new(Vec::new())));
     }
-    if vals.iter().all(|(v, _)| matches!(v, Value::Int(_) | Value::Float(_))) {
-        let data: Vec<f64> = vals.iter().map(|(v, _)| v.as_f64().expect("number")).collect();
-        return Ok(Value::tensor(ArrayD::from_shape_vec(IxDyn(&[data.len()]), data).expect("1-d")));
+    if vals
+        .iter()
+        .all(|(v, _)| matches!(v, Value::Int(_) | Value::Float(_)))
+    {
+        let data: Vec<f64> = vals
+            .iter()
+            .map(|(v, _)| v.as_f64().expect("number"))
+            .collect();
+        return Ok(Value::tensor(
+            ArrayD::from_shape_vec(IxDyn(&[data.len()]), data).expect("1-d"),
+        ));
     }
     if let (Value::Tensor(first), _) = &vals[0] {
         let shape = first.shape().to_vec();
-        if vals.iter().all(|(v, _)| matches!(v, Value::Tensor(t) if t.shape() == shape.as_slice())) {
-            let views: Vec<ArrayViewD<f64>> = vals.iter().map(|(v, _)| if let Value::Tensor(t) = v { t.view() } else { unreachable!() }).collect();
-            return ndarray::stack(Axis(0), &views).map(Value::tensor).map_err(|e| Diag::new("flx::shape::stack", e.to_string()).at(span));
+        if vals
+            .iter()
+            .all(|(v, _)| matches!(v, Value::Tensor(t) if t.shape() == shape.as_slice()))
+        {
+            let views: Vec<ArrayViewD<f64>> = vals
+                .iter()
+                .map(|(v, _)| {
+                    if let Value::Tensor(t) = v {
+                        t.view()
+                    } else {
+                        unreachable!()
+                    }
+                })
+                .collect();
+            return ndarray::stack(Axis(0), &views)
+                .map(Value::tensor)
+                .map_err(|e| Diag::new("flx::shape::stack", e.to_string()).at(span));
         }
-        if let Some((v, s)) = vals.iter().find(|(v, _)| matches!(v, Value::Tensor(t) if t.shape() != shape.as_slice()) || v.is_number()) {
-            return Err(Diag::new("flx::shape::literal", "rows of a tensor literal must have equal shapes")
-                .at(*s)
-                .label(format!("this is {}", v.describe()))
-                .with_label(vals[0].1, format!("the first is shape {}", shape_str(&shape))));
+        if let Some((v, s)) = vals.iter().find(|(v, _)| {
+            matches!(v, Value::Tensor(t) if t.shape() != shape.as_slice()) || v.is_number()
+        }) {
+            return Err(Diag::new(
+                "flx::shape::literal",
+                "rows of a tensor literal must have equal shapes",
+            )
+            .at(*s)
+            .label(format!("this is {}", v.describe()))
+            .with_label(
+                vals[0].1,
+                format!("the first is shape {}", shape_str(&shape)),
+            ));
         }
     }
-    Ok(Value::List(Rc::new(vals.into_iter().map(|(v, _)| v).collect())))
+    Ok(Value::List(Rc::new(
+        vals.into_iter().map(|(v, _)| v).collect(),
+    )))
 }
 
 /// Row `i` of a tensor: a Float for 1-D, a tensor otherwise.
@@ -250,9 +327,12 @@ fn normalize(i: i64, len: usize, span: Span, axis: usize) -> Result<usize, Diag>
     let n = len as i64;
     let k = if i < 0 { i + n } else { i };
     if k < 0 || k >= n {
-        return Err(Diag::new("flx::index::range", format!("index {i} is out of range for axis {axis} with length {len}"))
-            .at(span)
-            .label(format!("valid: {} to {}", -n, n - 1)));
+        return Err(Diag::new(
+            "flx::index::range",
+            format!("index {i} is out of range for axis {axis} with length {len}"),
+        )
+        .at(span)
+        .label(format!("valid: {} to {}", -n, n - 1)));
     }
     Ok(k as usize)
 }
@@ -279,23 +359,42 @@ fn python_slice(len: usize, start: Option<i64>, stop: Option<i64>, step: Option<
 
 fn int_list(v: &Value) -> Option<Vec<i64>> {
     match v {
-        Value::Tensor(t) if t.ndim() == 1 && t.iter().all(|x| x.fract() == 0.0) => Some(t.iter().map(|&x| x as i64).collect()),
-        Value::List(items) if items.iter().all(|x| matches!(x, Value::Int(_))) => {
-            Some(items.iter().map(|x| if let Value::Int(i) = x { *i } else { 0 }).collect())
+        Value::Tensor(t) if t.ndim() == 1 && t.iter().all(|x| x.fract() == 0.0) => {
+            Some(t.iter().map(|&x| x as i64).collect())
         }
+        Value::List(items) if items.iter().all(|x| matches!(x, Value::Int(_))) => Some(
+            items
+                .iter()
+                .map(|x| if let Value::Int(i) = x { *i } else { 0 })
+                .collect(),
+        ),
         Value::Range(a, b) => Some((*a..*b).collect()),
         _ => None,
     }
 }
 
 fn too_many(ndim: usize, given: usize, span: Span) -> Diag {
-    Diag::new("flx::index::too_many", format!("too many indices: the tensor has {ndim} axes but {given} were given")).at(span)
+    Diag::new(
+        "flx::index::too_many",
+        format!("too many indices: the tensor has {ndim} axes but {given} were given"),
+    )
+    .at(span)
 }
 
 fn bad_index(v: &Value, span: Span) -> Diag {
-    Diag::new("flx::index::type", format!("an index must be an Int, a slice or a list of Ints, found {}", v.describe()))
-        .at(span)
-        .help(if matches!(v, Value::Float(_)) { "convert with `int(x)`" } else { "write `x[i]`, `x[a:b]` or `x[:, j]`" })
+    Diag::new(
+        "flx::index::type",
+        format!(
+            "an index must be an Int, a slice or a list of Ints, found {}",
+            v.describe()
+        ),
+    )
+    .at(span)
+    .help(if matches!(v, Value::Float(_)) {
+        "convert with `int(x)`"
+    } else {
+        "write `x[i]`, `x[a:b]` or `x[:, j]`"
+    })
 }
 
 pub fn index(v: &Value, idx: &[Index], span: Span) -> Result<Value, Diag> {
@@ -304,37 +403,68 @@ pub fn index(v: &Value, idx: &[Index], span: Span) -> Result<Value, Diag> {
         Value::List(items) | Value::Tuple(items) => {
             let tuple = matches!(v, Value::Tuple(_));
             if idx.len() != 1 {
-                return Err(Diag::new("flx::index::too_many", format!("a {} takes one index", v.kind())).at(index_span(&idx[1])));
+                return Err(Diag::new(
+                    "flx::index::too_many",
+                    format!("a {} takes one index", v.kind()),
+                )
+                .at(index_span(&idx[1])));
             }
             match &idx[0] {
-                Index::At(Value::Int(i), s) => Ok(items[normalize(*i, items.len(), *s, 0)?].clone()),
+                Index::At(Value::Int(i), s) => {
+                    Ok(items[normalize(*i, items.len(), *s, 0)?].clone())
+                }
                 Index::At(other, s) => Err(bad_index(other, *s)),
                 Index::Slice(a, b, c, _) => {
                     let sl = python_slice(items.len(), *a, *b, *c);
-                    let picked = slice_positions(items.len(), sl).into_iter().map(|i| items[i].clone()).collect();
-                    Ok(if tuple { Value::Tuple(Rc::new(picked)) } else { Value::List(Rc::new(picked)) })
+                    let picked = slice_positions(items.len(), sl)
+                        .into_iter()
+                        .map(|i| items[i].clone())
+                        .collect();
+                    Ok(if tuple {
+                        Value::Tuple(Rc::new(picked))
+                    } else {
+                        Value::List(Rc::new(picked))
+                    })
                 }
             }
         }
         Value::Str(s) => {
             let chars: Vec<char> = s.chars().collect();
             match idx {
-                [Index::At(Value::Int(i), sp)] => Ok(Value::str(&chars[normalize(*i, chars.len(), *sp, 0)?].to_string())),
+                [Index::At(Value::Int(i), sp)] => Ok(Value::str(
+                    &chars[normalize(*i, chars.len(), *sp, 0)?].to_string(),
+                )),
                 [Index::Slice(a, b, c, _)] => {
                     let sl = python_slice(chars.len(), *a, *b, *c);
-                    Ok(Value::str(&slice_positions(chars.len(), sl).into_iter().map(|i| chars[i]).collect::<String>()))
+                    Ok(Value::str(
+                        &slice_positions(chars.len(), sl)
+                            .into_iter()
+                            .map(|i| chars[i])
+                            .collect::<String>(),
+                    ))
                 }
-                _ => Err(Diag::new("flx::index::type", "a string takes one Int index or a slice").at(span)),
+                _ => Err(Diag::new(
+                    "flx::index::type",
+                    "a string takes one Int index or a slice",
+                )
+                .at(span)),
             }
         }
         Value::Record(r) => match idx {
-            [Index::At(Value::Str(k), sp)] => r
-                .get(k)
-                .cloned()
-                .ok_or_else(|| Diag::new("flx::record::field", format!("record has no field `{k}`")).at(*sp)),
-            _ => Err(Diag::new("flx::index::type", "a record is indexed by a field name: `r[\"name\"]` or `r.name`").at(span)),
+            [Index::At(Value::Str(k), sp)] => r.get(k).cloned().ok_or_else(|| {
+                Diag::new("flx::record::field", format!("record has no field `{k}`")).at(*sp)
+            }),
+            _ => Err(Diag::new(
+                "flx::index::type",
+                "a record is indexed by a field name: `r[\"name\"]` or `r.name`",
+            )
+            .at(span)),
         },
-        other => Err(Diag::new("flx::index::type", format!("{} cannot be indexed", other.describe())).at(span)),
+        other => Err(Diag::new(
+            "flx::index::type",
+            format!("{} cannot be indexed", other.describe()),
+        )
+        .at(span)),
     }
 }
 
@@ -351,7 +481,9 @@ fn slice_positions(len: usize, sl: Slice) -> Vec<usize> {
 }
 
 fn index_tensor(t: &Tensor, idx: &[Index]) -> Result<Value, Diag> {
-    let fancy = idx.iter().any(|i| matches!(i, Index::At(v, _) if !matches!(v, Value::Int(_))));
+    let fancy = idx
+        .iter()
+        .any(|i| matches!(i, Index::At(v, _) if !matches!(v, Value::Int(_))));
     let out: Tensor = if !fancy {
         let v = select(t.view(), idx, t.ndim())?;
         if v.ndim() == 0 {
@@ -368,9 +500,14 @@ fn index_tensor(t: &Tensor, idx: &[Index]) -> Result<Value, Diag> {
             }
             match item {
                 Index::At(v, s) if !matches!(v, Value::Int(_)) => {
-                    let Some(list) = int_list(v) else { return Err(bad_index(v, *s)) };
+                    let Some(list) = int_list(v) else {
+                        return Err(bad_index(v, *s));
+                    };
                     let len = cur.shape()[axis];
-                    let picked = list.iter().map(|&i| normalize(i, len, *s, axis)).collect::<Result<Vec<_>, _>>()?;
+                    let picked = list
+                        .iter()
+                        .map(|&i| normalize(i, len, *s, axis))
+                        .collect::<Result<Vec<_>, _>>()?;
                     cur = cur.select(Axis(axis), &picked);
                     axis += 1;
                 }
@@ -385,20 +522,31 @@ fn index_tensor(t: &Tensor, idx: &[Index]) -> Result<Value, Diag> {
         }
         cur
     };
-    Ok(if out.ndim() == 0 { Value::Float(out[[]]) } else { Value::tensor(out) })
+    Ok(if out.ndim() == 0 {
+        Value::Float(out[[]])
+    } else {
+        Value::tensor(out)
+    })
 }
 
 /// Apply one Int or slice item at `axis` (an Int drops the axis).
-fn select_axis<S: ndarray::RawData<Elem = f64>>(mut view: ArrayBase<S, IxDyn>, item: &Index, axis: usize) -> Result<ArrayBase<S, IxDyn>, Diag> {
+fn select_axis<S: ndarray::RawData<Elem = f64>>(
+    mut view: ArrayBase<S, IxDyn>,
+    item: &Index,
+    axis: usize,
+) -> Result<ArrayBase<S, IxDyn>, Diag> {
     match item {
         Index::At(Value::Int(i), s) => {
             let k = normalize(*i, view.shape()[axis], *s, axis)?;
             Ok(view.index_axis_move(Axis(axis), k))
         }
         Index::At(v, s) => Err(if int_list(v).is_some() {
-            Diag::new("flx::index::assign", "assigning through a list of indices is not supported")
-                .at(*s)
-                .help("assign each index in a loop, or build the tensor with `where`")
+            Diag::new(
+                "flx::index::assign",
+                "assigning through a list of indices is not supported",
+            )
+            .at(*s)
+            .help("assign each index in a loop, or build the tensor with `where`")
         } else {
             bad_index(v, *s)
         }),
@@ -411,7 +559,11 @@ fn select_axis<S: ndarray::RawData<Elem = f64>>(mut view: ArrayBase<S, IxDyn>, i
 }
 
 /// Select with Int and slice items only, without copying (a view in, a view out).
-fn select<S: ndarray::RawData<Elem = f64>>(mut view: ArrayBase<S, IxDyn>, idx: &[Index], ndim: usize) -> Result<ArrayBase<S, IxDyn>, Diag> {
+fn select<S: ndarray::RawData<Elem = f64>>(
+    mut view: ArrayBase<S, IxDyn>,
+    idx: &[Index],
+    ndim: usize,
+) -> Result<ArrayBase<S, IxDyn>, Diag> {
     let mut axis = 0;
     for item in idx {
         if axis >= view.ndim() {
@@ -430,24 +582,40 @@ fn select<S: ndarray::RawData<Elem = f64>>(mut view: ArrayBase<S, IxDyn>, idx: &
 pub fn list_position(idx: &[Index], len: usize, span: Span) -> Result<usize, Diag> {
     match idx {
         [Index::At(Value::Int(i), s)] => normalize(*i, len, *s, 0),
-        _ => Err(Diag::new("flx::index::type", "a list element is assigned by one Int index").at(span)),
+        _ => Err(Diag::new(
+            "flx::index::type",
+            "a list element is assigned by one Int index",
+        )
+        .at(span)),
     }
 }
 
 /// `target[idx] = rhs`, broadcasting `rhs` over the selected part.
-pub fn index_assign(target: &mut Value, idx: &[Index], rhs: Value, span: Span, rhs_span: Span) -> Result<(), Diag> {
+pub fn index_assign(
+    target: &mut Value,
+    idx: &[Index],
+    rhs: Value,
+    span: Span,
+    rhs_span: Span,
+) -> Result<(), Diag> {
     match target {
         Value::Tensor(t) => {
             let t = Rc::make_mut(t);
             let ndim = t.ndim();
             let mut part = select(t.view_mut(), idx, ndim)?;
             match &rhs {
-                v if v.is_number() && !matches!(v, Value::Bool(_)) => part.fill(v.as_f64().expect("number")),
+                v if v.is_number() && !matches!(v, Value::Bool(_)) => {
+                    part.fill(v.as_f64().expect("number"))
+                }
                 Value::Tensor(r) => {
                     let Some(b) = r.broadcast(part.raw_dim()) else {
                         return Err(Diag::new(
                             "flx::shape::assign",
-                            format!("cannot assign shape {} into a part of shape {}", shape_str(r.shape()), shape_str(part.shape())),
+                            format!(
+                                "cannot assign shape {} into a part of shape {}",
+                                shape_str(r.shape()),
+                                shape_str(part.shape())
+                            ),
                         )
                         .at(rhs_span)
                         .with_label(span, format!("shape {}", shape_str(part.shape()))));
@@ -455,7 +623,11 @@ pub fn index_assign(target: &mut Value, idx: &[Index], rhs: Value, span: Span, r
                     part.assign(&b);
                 }
                 other => {
-                    return Err(Diag::new("flx::type::assign", format!("cannot store {} in a tensor", other.describe())).at(rhs_span))
+                    return Err(Diag::new(
+                        "flx::type::assign",
+                        format!("cannot store {} in a tensor", other.describe()),
+                    )
+                    .at(rhs_span))
                 }
             }
             Ok(())
@@ -465,9 +637,12 @@ pub fn index_assign(target: &mut Value, idx: &[Index], rhs: Value, span: Span, r
             Rc::make_mut(items)[i] = rhs;
             Ok(())
         }
-        other => Err(Diag::new("flx::type::index", format!("cannot assign into {}", other.describe()))
-            .at(span)
-            .help("tuples and strings are immutable")),
+        other => Err(Diag::new(
+            "flx::type::index",
+            format!("cannot assign into {}", other.describe()),
+        )
+        .at(span)
+        .help("tuples and strings are immutable")),
     }
 }
 
@@ -494,35 +669,77 @@ mod tests {
         let v = Value::Tensor(x.clone());
         let s = |a, b, c| t(index(&v, &[Index::Slice(a, b, c, sp())], sp()).unwrap());
         assert_eq!(s(Some(1), Some(3), None), array![1.0, 2.0].into_dyn());
-        assert_eq!(s(None, None, Some(-1)), array![4.0, 3.0, 2.0, 1.0, 0.0].into_dyn());
+        assert_eq!(
+            s(None, None, Some(-1)),
+            array![4.0, 3.0, 2.0, 1.0, 0.0].into_dyn()
+        );
         assert_eq!(s(Some(-2), None, None), array![3.0, 4.0].into_dyn());
         assert_eq!(s(Some(3), Some(0), Some(-2)), array![3.0, 1.0].into_dyn());
         assert_eq!(s(Some(10), Some(20), None).len(), 0);
         assert_eq!(s(None, None, Some(2)), array![0.0, 2.0, 4.0].into_dyn());
         assert!(index(&v, &[Index::At(Value::Int(5), sp())], sp()).is_err());
-        assert_eq!(t(index(&v, &[Index::At(Value::Int(-1), sp())], sp()).unwrap()), ndarray::arr0(4.0).into_dyn());
+        assert_eq!(
+            t(index(&v, &[Index::At(Value::Int(-1), sp())], sp()).unwrap()),
+            ndarray::arr0(4.0).into_dyn()
+        );
     }
 
     #[test]
     fn two_dimensional_indexing_drops_axes() {
         let m = Value::tensor(array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]].into_dyn());
-        let col = index(&m, &[Index::Slice(None, None, None, sp()), Index::At(Value::Int(1), sp())], sp()).unwrap();
+        let col = index(
+            &m,
+            &[
+                Index::Slice(None, None, None, sp()),
+                Index::At(Value::Int(1), sp()),
+            ],
+            sp(),
+        )
+        .unwrap();
         assert_eq!(t(col), array![2.0, 5.0].into_dyn());
         let row = index(&m, &[Index::At(Value::Int(-1), sp())], sp()).unwrap();
         assert_eq!(t(row), array![4.0, 5.0, 6.0].into_dyn());
-        let pick = index(&m, &[Index::At(Value::List(Rc::new(vec![Value::Int(1), Value::Int(0)])), sp())], sp()).unwrap();
+        let pick = index(
+            &m,
+            &[Index::At(
+                Value::List(Rc::new(vec![Value::Int(1), Value::Int(0)])),
+                sp(),
+            )],
+            sp(),
+        )
+        .unwrap();
         assert_eq!(t(pick), array![[4.0, 5.0, 6.0], [1.0, 2.0, 3.0]].into_dyn());
-        assert!(index(&m, &[Index::At(Value::Int(0), sp()), Index::At(Value::Int(0), sp()), Index::At(Value::Int(0), sp())], sp()).is_err());
+        assert!(index(
+            &m,
+            &[
+                Index::At(Value::Int(0), sp()),
+                Index::At(Value::Int(0), sp()),
+                Index::At(Value::Int(0), sp())
+            ],
+            sp()
+        )
+        .is_err());
     }
 
     #[test]
     fn scalar_arithmetic_is_pythonic() {
         let b = |op, l, r| binary(op, l, r, sp(), sp()).unwrap();
         assert!(matches!(b(BinOp::Div, Value::Int(7), Value::Int(2)), Value::Float(f) if f == 3.5));
-        assert!(matches!(b(BinOp::Rem, Value::Int(-7), Value::Int(3)), Value::Int(2)));
-        assert!(matches!(b(BinOp::Rem, Value::Int(7), Value::Int(-3)), Value::Int(-2)));
-        assert!(matches!(b(BinOp::Pow, Value::Int(2), Value::Int(10)), Value::Int(1024)));
-        assert!(matches!(b(BinOp::Pow, Value::Int(2), Value::Int(-1)), Value::Float(f) if f == 0.5));
+        assert!(matches!(
+            b(BinOp::Rem, Value::Int(-7), Value::Int(3)),
+            Value::Int(2)
+        ));
+        assert!(matches!(
+            b(BinOp::Rem, Value::Int(7), Value::Int(-3)),
+            Value::Int(-2)
+        ));
+        assert!(matches!(
+            b(BinOp::Pow, Value::Int(2), Value::Int(10)),
+            Value::Int(1024)
+        ));
+        assert!(
+            matches!(b(BinOp::Pow, Value::Int(2), Value::Int(-1)), Value::Float(f) if f == 0.5)
+        );
         assert!(binary(BinOp::Mul, Value::Int(i64::MAX), Value::Int(2), sp(), sp()).is_err());
         assert!(binary(BinOp::Rem, Value::Int(1), Value::Int(0), sp(), sp()).is_err());
     }
@@ -530,9 +747,25 @@ mod tests {
     #[test]
     fn assignment_broadcasts_into_a_slice() {
         let mut m = Value::tensor(ndarray::Array2::<f64>::zeros((2, 3)).into_dyn());
-        index_assign(&mut m, &[Index::Slice(None, None, None, sp()), Index::At(Value::Int(0), sp())], Value::Float(7.0), sp(), sp())
-            .unwrap();
-        index_assign(&mut m, &[Index::At(Value::Int(1), sp())], Value::tensor(array![1.0, 2.0, 3.0].into_dyn()), sp(), sp()).unwrap();
+        index_assign(
+            &mut m,
+            &[
+                Index::Slice(None, None, None, sp()),
+                Index::At(Value::Int(0), sp()),
+            ],
+            Value::Float(7.0),
+            sp(),
+            sp(),
+        )
+        .unwrap();
+        index_assign(
+            &mut m,
+            &[Index::At(Value::Int(1), sp())],
+            Value::tensor(array![1.0, 2.0, 3.0].into_dyn()),
+            sp(),
+            sp(),
+        )
+        .unwrap();
         assert_eq!(t(m), array![[7.0, 0.0, 0.0], [1.0, 2.0, 3.0]].into_dyn());
     }
 }

@@ -40,7 +40,10 @@ pub struct Record {
 
 impl Record {
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.fields.iter().find(|(n, _)| n.as_ref() == name).map(|(_, v)| v)
+        self.fields
+            .iter()
+            .find(|(n, _)| n.as_ref() == name)
+            .map(|(_, v)| v)
     }
 }
 

@@ -63,7 +63,14 @@ pub fn gemm(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
         return a.dot(&b);
     }
     let mut c = Array2::<f64>::zeros((m, n));
-    matmul(view_mut(&mut c), Accum::Replace, view(&a), view(&b), 1.0, faer::get_global_parallelism());
+    matmul(
+        view_mut(&mut c),
+        Accum::Replace,
+        view(&a),
+        view(&b),
+        1.0,
+        faer::get_global_parallelism(),
+    );
     clean_avx_state();
     c
 }
@@ -97,7 +104,9 @@ fn is_symmetric(a: &ArrayView2<f64>) -> bool {
 pub fn cholesky(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
     square(&a)?;
     let llt = view(&a).llt(Side::Lower).map_err(|e| match e {
-        faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => LinalgError::NotPositiveDefinite(index),
+        faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => {
+            LinalgError::NotPositiveDefinite(index)
+        }
     });
     clean_avx_state();
     Ok(to_array(llt?.L()))
@@ -107,10 +116,15 @@ pub fn cholesky(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
 pub fn solve_spd(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
     let n = square(&a)?;
     if b.nrows() != n {
-        return Err(LinalgError::Shape(format!("A is {n}×{n} but B has {} rows", b.nrows())));
+        return Err(LinalgError::Shape(format!(
+            "A is {n}×{n} but B has {} rows",
+            b.nrows()
+        )));
     }
     let llt = view(&a).llt(Side::Lower).map_err(|e| match e {
-        faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => LinalgError::NotPositiveDefinite(index),
+        faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => {
+            LinalgError::NotPositiveDefinite(index)
+        }
     });
     let x = llt.map(|f| f.solve(view(&b)));
     clean_avx_state();
@@ -122,7 +136,10 @@ pub fn solve_spd(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, 
 pub fn solve(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
     let n = square(&a)?;
     if b.nrows() != n {
-        return Err(LinalgError::Shape(format!("A is {n}×{n} but B has {} rows", b.nrows())));
+        return Err(LinalgError::Shape(format!(
+            "A is {n}×{n} but B has {} rows",
+            b.nrows()
+        )));
     }
     if is_symmetric(&a) {
         match solve_spd(a.view(), b.view()) {
@@ -132,7 +149,11 @@ pub fn solve(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, Lina
     }
     let lu = view(&a).partial_piv_lu();
     let singular = lu_is_singular(lu.U());
-    let x = if singular { None } else { Some(lu.solve(view(&b))) };
+    let x = if singular {
+        None
+    } else {
+        Some(lu.solve(view(&b)))
+    };
     clean_avx_state();
     x.map(|x| to_array(x.as_ref())).ok_or(LinalgError::Singular)
 }
@@ -146,12 +167,19 @@ fn lu_is_singular(u: MatRef<'_, f64>) -> bool {
 pub fn inv(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
     let n = square(&a)?;
     let lu = view(&a).partial_piv_lu();
-    let result = if lu_is_singular(lu.U()) { None } else { Some(lu.inverse()) };
+    let result = if lu_is_singular(lu.U()) {
+        None
+    } else {
+        Some(lu.inverse())
+    };
     clean_avx_state();
-    result.map(|m| to_array(m.as_ref())).ok_or(LinalgError::Singular).map(|x| {
-        debug_assert_eq!(x.nrows(), n);
-        x
-    })
+    result
+        .map(|m| to_array(m.as_ref()))
+        .ok_or(LinalgError::Singular)
+        .map(|x| {
+            debug_assert_eq!(x.nrows(), n);
+            x
+        })
 }
 
 pub fn det(a: ArrayView2<f64>) -> Result<f64, LinalgError> {
@@ -164,7 +192,9 @@ pub fn det(a: ArrayView2<f64>) -> Result<f64, LinalgError> {
 /// Eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix.
 pub fn eigh(a: ArrayView2<f64>) -> Result<(Array1<f64>, Array2<f64>), LinalgError> {
     let n = square(&a)?;
-    let evd = view(&a).self_adjoint_eigen(Side::Lower).map_err(|_| LinalgError::NoConvergence);
+    let evd = view(&a)
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|_| LinalgError::NoConvergence);
     clean_avx_state();
     let evd = evd?;
     let s = evd.S();
@@ -203,7 +233,11 @@ pub fn pinv(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
 /// Minimum-norm least-squares solution of `A X ≈ B`.
 pub fn lstsq(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
     if a.nrows() != b.nrows() {
-        return Err(LinalgError::Shape(format!("A has {} rows but B has {}", a.nrows(), b.nrows())));
+        return Err(LinalgError::Shape(format!(
+            "A has {} rows but B has {}",
+            a.nrows(),
+            b.nrows()
+        )));
     }
     let p = pinv(a)?;
     Ok(gemm(p.view(), b))
@@ -249,8 +283,15 @@ mod tests {
         assert_eq!(l[(0, 1)], 0.0);
         let x_true = Array2::from_shape_fn((50, 3), |(i, j)| (i + j) as f64);
         let b = a.dot(&x_true);
-        assert!(close(&solve_spd(a.view(), b.view()).unwrap(), &x_true, 1e-8));
-        assert!(matches!(cholesky(array![[1.0, 2.0], [2.0, 1.0]].view()), Err(LinalgError::NotPositiveDefinite(1))));
+        assert!(close(
+            &solve_spd(a.view(), b.view()).unwrap(),
+            &x_true,
+            1e-8
+        ));
+        assert!(matches!(
+            cholesky(array![[1.0, 2.0], [2.0, 1.0]].view()),
+            Err(LinalgError::NotPositiveDefinite(1))
+        ));
     }
 
     #[test]
@@ -259,7 +300,13 @@ mod tests {
         let x = array![[1.0], [2.0], [3.0]];
         let b = a.dot(&x);
         assert!(close(&solve(a.view(), b.view()).unwrap(), &x, 1e-12));
-        assert!(matches!(solve(array![[1.0, 2.0], [2.0, 4.0]].view(), array![[1.0], [1.0]].view()), Err(LinalgError::Singular)));
+        assert!(matches!(
+            solve(
+                array![[1.0, 2.0], [2.0, 4.0]].view(),
+                array![[1.0], [1.0]].view()
+            ),
+            Err(LinalgError::Singular)
+        ));
         // Symmetric but indefinite: falls back to LU.
         let s = array![[1.0, 2.0], [2.0, 1.0]];
         let y = solve(s.view(), array![[3.0], [3.0]].view()).unwrap();
@@ -269,9 +316,16 @@ mod tests {
     #[test]
     fn inverse_determinant_known_values() {
         let a = array![[4.0, 7.0], [2.0, 6.0]];
-        assert!(close(&inv(a.view()).unwrap(), &array![[0.6, -0.7], [-0.2, 0.4]], 1e-12));
+        assert!(close(
+            &inv(a.view()).unwrap(),
+            &array![[0.6, -0.7], [-0.2, 0.4]],
+            1e-12
+        ));
         assert!((det(a.view()).unwrap() - 10.0).abs() < 1e-12);
-        assert!(matches!(inv(array![[1.0, 2.0], [2.0, 4.0]].view()), Err(LinalgError::Singular)));
+        assert!(matches!(
+            inv(array![[1.0, 2.0], [2.0, 4.0]].view()),
+            Err(LinalgError::Singular)
+        ));
     }
 
     #[test]
@@ -290,7 +344,11 @@ mod tests {
         assert!((s[0] - 3.0).abs() < 1e-12 && (s[1] - 2.0).abs() < 1e-12);
         assert!(close(&u.dot(&Array2::from_diag(&s)).dot(&vt), &a, 1e-12));
         let p = pinv(a.view()).unwrap();
-        assert!(close(&p, &array![[1.0 / 3.0, 0.0, 0.0], [0.0, -0.5, 0.0]], 1e-12));
+        assert!(close(
+            &p,
+            &array![[1.0 / 3.0, 0.0, 0.0], [0.0, -0.5, 0.0]],
+            1e-12
+        ));
         // Rank-deficient: the minimum-norm solution.
         let r = array![[1.0, 1.0], [1.0, 1.0]];
         let x = lstsq(r.view(), array![[2.0], [2.0]].view()).unwrap();

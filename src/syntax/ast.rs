@@ -42,7 +42,10 @@ pub struct Name {
 
 impl Name {
     pub fn new(ident: Ident) -> Self {
-        Name { ident, slot: Cell::new(Slot::Unresolved) }
+        Name {
+            ident,
+            slot: Cell::new(Slot::Unresolved),
+        }
     }
 }
 
@@ -65,7 +68,11 @@ pub enum ExprKind {
     Record(Vec<(Ident, Expr)>),
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
-    Range { start: Box<Expr>, end: Box<Expr>, inclusive: bool },
+    Range {
+        start: Box<Expr>,
+        end: Box<Expr>,
+        inclusive: bool,
+    },
     Call(Box<Expr>, Vec<Arg>),
     Index(Box<Expr>, Vec<IndexItem>),
     Field(Box<Expr>, Ident),
@@ -90,7 +97,10 @@ pub enum ExprKind {
 #[derive(Debug)]
 pub enum StrPart {
     Text(String),
-    Interp { expr: Expr, spec: Option<(String, Span)> },
+    Interp {
+        expr: Expr,
+        spec: Option<(String, Span)>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,7 +149,10 @@ impl BinOp {
         }
     }
     pub fn is_comparison(self) -> bool {
-        matches!(self, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge)
+        matches!(
+            self,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+        )
     }
 }
 
@@ -161,7 +174,12 @@ pub struct Arg {
 #[derive(Debug)]
 pub enum IndexItem {
     At(Expr),
-    Slice { start: Option<Expr>, stop: Option<Expr>, step: Option<Expr>, span: Span },
+    Slice {
+        start: Option<Expr>,
+        stop: Option<Expr>,
+        step: Option<Expr>,
+        span: Span,
+    },
 }
 
 #[derive(Debug)]
@@ -255,7 +273,11 @@ pub struct ModelDef {
 
 #[derive(Debug)]
 pub enum ModelItem {
-    Param { name: Ident, init: Expr, lr: Option<Expr> },
+    Param {
+        name: Ident,
+        init: Expr,
+        lr: Option<Expr>,
+    },
     Forward(Rc<FnDef>),
     Let(Pattern, Expr),
 }

@@ -53,12 +53,20 @@ pub fn lower_program(pair: Pair<Rule>, file: u32) -> R<Module> {
             stmts.push(l.lower_stmt(p)?);
         }
     }
-    Ok(Module { stmts, span, frame_size: Default::default(), captured: Default::default() })
+    Ok(Module {
+        stmts,
+        span,
+        frame_size: Default::default(),
+        captured: Default::default(),
+    })
 }
 
 fn ident_of(pair: Pair<Rule>, file: u32) -> Ident {
     let s = pair.as_span();
-    Ident { name: Rc::from(pair.as_str()), span: Span::new(file, s.start(), s.end()) }
+    Ident {
+        name: Rc::from(pair.as_str()),
+        span: Span::new(file, s.start(), s.end()),
+    }
 }
 
 impl Lowerer {
@@ -147,21 +155,30 @@ impl Lowerer {
                     let item_span = self.span(&item);
                     match item.as_rule() {
                         Rule::param_decl => {
-                            let mut it = item.into_inner();
+                            let mut it = item.into_inner().skip(1);
                             let name = self.ident(next(&mut it, item_span)?);
                             let init = self.lower_expr(next(&mut it, item_span)?)?;
                             let lr = match it.next() {
-                                Some(lr) => Some(self.lower_expr(inner_pair_of(Rule::lr_scale, item_span, lr.into_inner())?)?),
+                                Some(lr) => Some(self.lower_expr(inner_pair_of(
+                                    Rule::lr_scale,
+                                    item_span,
+                                    lr.into_inner().skip(1),
+                                )?)?),
                                 None => None,
                             };
                             items.push(ModelItem::Param { name, init, lr });
                         }
                         Rule::forward_decl => {
-                            let mut it = item.into_inner();
+                            let mut it = item.into_inner().skip(1);
                             let params = self.lower_params(next(&mut it, item_span)?)?;
                             let body = self.lower_body(next(&mut it, item_span)?)?;
-                            let fname = Ident { name: Rc::from("forward"), span: item_span };
-                            items.push(ModelItem::Forward(Rc::new(FnDef::new(fname, params, body, item_span))));
+                            let fname = Ident {
+                                name: Rc::from("forward"),
+                                span: item_span,
+                            };
+                            items.push(ModelItem::Forward(Rc::new(FnDef::new(
+                                fname, params, body, item_span,
+                            ))));
                         }
                         _ => {
                             let mut it = item.into_inner();
@@ -172,7 +189,13 @@ impl Lowerer {
                         }
                     }
                 }
-                ExprKind::Model(Rc::new(ModelDef { name, params, items, span, binding: Default::default() }))
+                ExprKind::Model(Rc::new(ModelDef {
+                    name,
+                    params,
+                    items,
+                    span,
+                    binding: Default::default(),
+                }))
             }
             Rule::use_decl => {
                 inner.next();
@@ -180,11 +203,15 @@ impl Lowerer {
                 let alias = inner.nth(1).map(|p| self.ident(p));
                 let (target, default_name) = match target_pair.as_rule() {
                     Rule::module_path => {
-                        let parts: Vec<Ident> = target_pair.into_inner().map(|p| self.ident(p)).collect();
+                        let parts: Vec<Ident> =
+                            target_pair.into_inner().map(|p| self.ident(p)).collect();
                         if parts[0].name.as_ref() != "std" || parts.len() != 2 {
-                            return Err(Diag::new("flx::module::path", "a module path is `std.NAME`")
-                                .at(span)
-                                .help("load a file beside the script with `use \"file.flx\"`"));
+                            return Err(Diag::new(
+                                "flx::module::path",
+                                "a module path is `std.NAME`",
+                            )
+                            .at(span)
+                            .help("load a file beside the script with `use \"file.flx\"`"));
                         }
                         let binding = parts[parts.len() - 1].clone();
                         (UseTarget::Std(parts), binding)
@@ -198,18 +225,31 @@ impl Lowerer {
                             .unwrap_or("")
                             .to_string();
                         let valid = !stem.is_empty()
-                            && stem.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                            && stem
+                                .chars()
+                                .next()
+                                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                             && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                         if alias.is_none() && !valid {
                             return Err(Diag::new("flx::module::name", format!("`{stem}` is not a valid name for the module"))
                                 .at(s_span)
                                 .help("bind it to a name with `as`, e.g. `use \"my-helpers.flx\" as helpers`"));
                         }
-                        (UseTarget::File(path, s_span), Ident { name: Rc::from(stem.as_str()), span: s_span })
+                        (
+                            UseTarget::File(path, s_span),
+                            Ident {
+                                name: Rc::from(stem.as_str()),
+                                span: s_span,
+                            },
+                        )
                     }
                 };
                 let binding = Name::new(alias.unwrap_or(default_name));
-                ExprKind::Use(UseDecl { target, binding, module: Default::default() })
+                ExprKind::Use(UseDecl {
+                    target,
+                    binding,
+                    module: Default::default(),
+                })
             }
             other => return Err(internal(span, other)),
         };
@@ -238,20 +278,29 @@ impl Lowerer {
                 if let Some(prev) = params.iter().rev().find(|p| p.default.is_some()) {
                     return Err(Diag::new(
                         "flx::syntax::param_order",
-                        format!("parameter `{}` without a default follows one with a default", name.name),
+                        format!(
+                            "parameter `{}` without a default follows one with a default",
+                            name.name
+                        ),
                     )
                     .at(name.span)
                     .with_label(prev.name.ident.span, "this one has a default"));
                 }
             }
-            params.push(Param { name: Name::new(name), default });
+            params.push(Param {
+                name: Name::new(name),
+                default,
+            });
         }
         Ok(params)
     }
 
     fn lower_block(&self, pair: Pair<Rule>) -> R<Block> {
         let span = self.span(&pair);
-        let stmts = pair.into_inner().map(|p| self.lower_stmt(p)).collect::<R<Vec<_>>>()?;
+        let stmts = pair
+            .into_inner()
+            .map(|p| self.lower_stmt(p))
+            .collect::<R<Vec<_>>>()?;
         Ok(Block { stmts, span })
     }
 
@@ -260,7 +309,10 @@ impl Lowerer {
             Rule::ident => Ok(Pattern::Bind(Name::new(self.ident(pair)))),
             _ => {
                 let span = self.span(&pair);
-                let parts = pair.into_inner().map(|p| self.lower_pattern(p)).collect::<R<Vec<_>>>()?;
+                let parts = pair
+                    .into_inner()
+                    .map(|p| self.lower_pattern(p))
+                    .collect::<R<Vec<_>>>()?;
                 Ok(Pattern::Tuple(parts, span))
             }
         }
@@ -275,7 +327,11 @@ impl Lowerer {
             let s = self.span(&step);
             match step.as_rule() {
                 Rule::index => path.push(PlaceStep::Index(self.lower_index(step)?, s)),
-                _ => path.push(PlaceStep::Field(self.ident(inner_pair_of(Rule::field, s, step.into_inner())?))),
+                _ => path.push(PlaceStep::Field(self.ident(inner_pair_of(
+                    Rule::field,
+                    s,
+                    step.into_inner(),
+                )?))),
             }
         }
         Ok(Place { root, path, span })
@@ -284,22 +340,41 @@ impl Lowerer {
     fn lower_expr(&self, pair: Pair<Rule>) -> R<Expr> {
         let span = self.span(&pair);
         let inner = pair.into_inner();
-        let operators = inner.clone().filter(|p| p.as_rule() != Rule::postfix).count();
+        let operators = inner
+            .clone()
+            .filter(|p| p.as_rule() != Rule::postfix)
+            .count();
         if operators > MAX_OPERATORS {
-            return Err(Diag::new("flx::syntax::too_long", format!("expression has more than {MAX_OPERATORS} operators"))
-                .at(span)
-                .help("split it into several `let` bindings"));
+            return Err(Diag::new(
+                "flx::syntax::too_long",
+                format!("expression has more than {MAX_OPERATORS} operators"),
+            )
+            .at(span)
+            .help("split it into several `let` bindings"));
         }
         PRATT
             .map_primary(|p| self.lower_postfix(p))
             .map_prefix(|op, rhs| {
                 let rhs = rhs?;
                 let span = self.span(&op).to(rhs.span);
-                let op = if op.as_rule() == Rule::neg { UnOp::Neg } else { UnOp::Not };
+                let op = if op.as_rule() == Rule::neg {
+                    UnOp::Neg
+                } else {
+                    UnOp::Not
+                };
                 // Fold `-1.5` into a literal (constants print and compare as written).
                 Ok(match (op, rhs.kind) {
                     (UnOp::Neg, ExprKind::Float(f)) => self.expr(ExprKind::Float(-f), span),
-                    (op, kind) => self.expr(ExprKind::Unary(op, Box::new(Expr { kind, span: rhs.span })), span),
+                    (op, kind) => self.expr(
+                        ExprKind::Unary(
+                            op,
+                            Box::new(Expr {
+                                kind,
+                                span: rhs.span,
+                            }),
+                        ),
+                        span,
+                    ),
                 })
             })
             .map_infix(|lhs, op, rhs| {
@@ -337,14 +412,22 @@ impl Lowerer {
                 if binop.is_comparison() {
                     if let ExprKind::Binary(inner, ..) = &lhs.kind {
                         if inner.is_comparison() {
-                            return Err(Diag::new("flx::syntax::chained_comparison", "comparisons cannot be chained")
-                                .at(span)
-                                .help("write `a < b and b < c`"));
+                            return Err(Diag::new(
+                                "flx::syntax::chained_comparison",
+                                "comparisons cannot be chained",
+                            )
+                            .at(span)
+                            .help("write `a < b and b < c`"));
                         }
                     }
                 }
-                if let (ExprKind::Range { .. }, true) = (&lhs.kind, matches!(op.as_rule(), Rule::range | Rule::range_incl)) {
-                    return Err(Diag::new("flx::syntax::range", "ranges cannot be chained").at(op_span));
+                if let (ExprKind::Range { .. }, true) = (
+                    &lhs.kind,
+                    matches!(op.as_rule(), Rule::range | Rule::range_incl),
+                ) {
+                    return Err(
+                        Diag::new("flx::syntax::range", "ranges cannot be chained").at(op_span)
+                    );
                 }
                 Ok(self.expr(ExprKind::Binary(binop, Box::new(lhs), Box::new(rhs)), span))
             })
@@ -384,9 +467,15 @@ impl Lowerer {
             if first.as_rule() == Rule::arg_name {
                 let name = self.ident(first.into_inner().next().expect("arg_name holds an ident"));
                 let value = self.lower_expr(it.next().expect("named arg has a value"))?;
-                args.push(Arg { name: Some(name), value });
+                args.push(Arg {
+                    name: Some(name),
+                    value,
+                });
             } else {
-                args.push(Arg { name: None, value: self.lower_expr(first)? });
+                args.push(Arg {
+                    name: None,
+                    value: self.lower_expr(first)?,
+                });
             }
         }
         Ok(args)
@@ -400,14 +489,20 @@ impl Lowerer {
                 let (mut start, mut stop, mut step) = (None, None, None);
                 for part in item.into_inner() {
                     let rule = part.as_rule();
-                    let e = self.lower_expr(part.into_inner().next().expect("slice bound holds an expr"))?;
+                    let e = self
+                        .lower_expr(part.into_inner().next().expect("slice bound holds an expr"))?;
                     match rule {
                         Rule::slice_start => start = Some(e),
                         Rule::slice_stop => stop = Some(e),
                         _ => step = Some(e),
                     }
                 }
-                items.push(IndexItem::Slice { start, stop, step, span });
+                items.push(IndexItem::Slice {
+                    start,
+                    stop,
+                    step,
+                    span,
+                });
             } else {
                 items.push(IndexItem::At(self.lower_expr(item)?));
             }
@@ -417,91 +512,114 @@ impl Lowerer {
 
     fn lower_primary(&self, pair: Pair<Rule>) -> R<Expr> {
         let span = self.span(&pair);
-        let kind = match pair.as_rule() {
-            Rule::int => {
-                let digits: String = pair.as_str().chars().filter(|&c| c != '_').collect();
-                match digits.parse::<i64>() {
-                    Ok(v) => ExprKind::Int(v),
-                    Err(_) => {
-                        return Err(Diag::new("flx::syntax::int_range", "integer literal is too large")
-                            .at(span)
-                            .help("integers are 64-bit; write a float such as `1e20` for larger numbers"))
+        let kind =
+            match pair.as_rule() {
+                Rule::int => {
+                    let digits: String = pair.as_str().chars().filter(|&c| c != '_').collect();
+                    match digits.parse::<i64>() {
+                        Ok(v) => ExprKind::Int(v),
+                        Err(_) => return Err(Diag::new(
+                            "flx::syntax::int_range",
+                            "integer literal is too large",
+                        )
+                        .at(span)
+                        .help(
+                            "integers are 64-bit; write a float such as `1e20` for larger numbers",
+                        )),
                     }
                 }
-            }
-            Rule::float => {
-                let digits: String = pair.as_str().chars().filter(|&c| c != '_').collect();
-                ExprKind::Float(digits.parse::<f64>().map_err(|_| Diag::new("flx::syntax::float", "malformed number").at(span))?)
-            }
-            Rule::string => ExprKind::Str(self.lower_string(pair)?),
-            Rule::kw_true => ExprKind::Bool(true),
-            Rule::kw_false => ExprKind::Bool(false),
-            Rule::kw_none => ExprKind::None,
-            Rule::ident => ExprKind::Name(Name::new(self.ident(pair))),
-            Rule::block => ExprKind::Block(self.lower_block(pair)?),
-            Rule::if_expr => return self.lower_if(pair),
-            Rule::lambda => {
-                let mut params = Vec::new();
-                let mut body = None;
-                for p in pair.into_inner() {
-                    if p.as_rule() == Rule::ident {
-                        params.push(Param { name: Name::new(self.ident(p)), default: None });
-                    } else {
-                        body = Some(self.lower_expr(p)?);
-                    }
+                Rule::float => {
+                    let digits: String = pair.as_str().chars().filter(|&c| c != '_').collect();
+                    ExprKind::Float(digits.parse::<f64>().map_err(|_| {
+                        Diag::new("flx::syntax::float", "malformed number").at(span)
+                    })?)
                 }
-                let body = body.ok_or_else(|| internal(span, Rule::lambda))?;
-                let name = Ident { name: Rc::from("<closure>"), span };
-                ExprKind::Lambda(Rc::new(FnDef::new(name, params, body, span)))
-            }
-            Rule::record => {
-                let mut fields: Vec<(Ident, Expr)> = Vec::new();
-                for f in pair.into_inner() {
-                    let mut it = f.into_inner();
-                    let name = self.ident(it.next().expect("field has a name"));
-                    if let Some((prev, _)) = fields.iter().find(|(n, _)| n.name == name.name) {
-                        return Err(Diag::new("flx::syntax::duplicate_field", format!("field `{}` is given twice", name.name))
+                Rule::string => ExprKind::Str(self.lower_string(pair)?),
+                Rule::kw_true => ExprKind::Bool(true),
+                Rule::kw_false => ExprKind::Bool(false),
+                Rule::kw_none => ExprKind::None,
+                Rule::ident => ExprKind::Name(Name::new(self.ident(pair))),
+                Rule::block => ExprKind::Block(self.lower_block(pair)?),
+                Rule::if_expr => return self.lower_if(pair),
+                Rule::lambda => {
+                    let mut params = Vec::new();
+                    let mut body = None;
+                    for p in pair.into_inner() {
+                        if p.as_rule() == Rule::ident {
+                            params.push(Param {
+                                name: Name::new(self.ident(p)),
+                                default: None,
+                            });
+                        } else {
+                            body = Some(self.lower_expr(p)?);
+                        }
+                    }
+                    let body = body.ok_or_else(|| internal(span, Rule::lambda))?;
+                    let name = Ident {
+                        name: Rc::from("<closure>"),
+                        span,
+                    };
+                    ExprKind::Lambda(Rc::new(FnDef::new(name, params, body, span)))
+                }
+                Rule::record => {
+                    let mut fields: Vec<(Ident, Expr)> = Vec::new();
+                    for f in pair.into_inner() {
+                        let mut it = f.into_inner();
+                        let name = self.ident(it.next().expect("field has a name"));
+                        if let Some((prev, _)) = fields.iter().find(|(n, _)| n.name == name.name) {
+                            return Err(Diag::new(
+                                "flx::syntax::duplicate_field",
+                                format!("field `{}` is given twice", name.name),
+                            )
                             .at(name.span)
                             .with_label(prev.span, "first given here"));
+                        }
+                        let value = self.lower_expr(it.next().expect("field has a value"))?;
+                        fields.push((name, value));
                     }
-                    let value = self.lower_expr(it.next().expect("field has a value"))?;
-                    fields.push((name, value));
+                    ExprKind::Record(fields)
                 }
-                ExprKind::Record(fields)
-            }
-            Rule::paren => {
-                let mut items = Vec::new();
-                let mut trailing = false;
-                for p in pair.into_inner() {
-                    if p.as_rule() == Rule::trailing_comma {
-                        trailing = true;
-                    } else {
-                        items.push(self.lower_expr(p)?);
+                Rule::paren => {
+                    let mut items = Vec::new();
+                    let mut trailing = false;
+                    for p in pair.into_inner() {
+                        if p.as_rule() == Rule::trailing_comma {
+                            trailing = true;
+                        } else {
+                            items.push(self.lower_expr(p)?);
+                        }
                     }
+                    if items.len() == 1 && !trailing {
+                        let mut e = items.pop().expect("one item");
+                        e.span = span;
+                        return Ok(e);
+                    }
+                    ExprKind::Tuple(items)
                 }
-                if items.len() == 1 && !trailing {
-                    let mut e = items.pop().expect("one item");
-                    e.span = span;
-                    return Ok(e);
-                }
-                ExprKind::Tuple(items)
-            }
-            Rule::list => ExprKind::List(pair.into_inner().map(|p| self.lower_expr(p)).collect::<R<Vec<_>>>()?),
-            other => return Err(internal(span, other)),
-        };
+                Rule::list => ExprKind::List(
+                    pair.into_inner()
+                        .map(|p| self.lower_expr(p))
+                        .collect::<R<Vec<_>>>()?,
+                ),
+                other => return Err(internal(span, other)),
+            };
         Ok(self.expr(kind, span))
     }
 
     fn lower_if(&self, pair: Pair<Rule>) -> R<Expr> {
         let span = self.span(&pair);
-        let mut it = pair.into_inner().filter(|p| !matches!(p.as_rule(), Rule::kw_if | Rule::kw_else));
+        let mut it = pair
+            .into_inner()
+            .filter(|p| !matches!(p.as_rule(), Rule::kw_if | Rule::kw_else));
         let cond = self.lower_expr(next(&mut it, span)?)?;
         let then = self.lower_block(next(&mut it, span)?)?;
         let otherwise = match it.next() {
             Some(p) if p.as_rule() == Rule::if_expr => Some(Box::new(self.lower_if(p)?)),
             Some(p) => {
                 let s = self.span(&p);
-                Some(Box::new(self.expr(ExprKind::Block(self.lower_block(p)?), s)))
+                Some(Box::new(
+                    self.expr(ExprKind::Block(self.lower_block(p)?), s),
+                ))
             }
             None => None,
         };
@@ -529,9 +647,14 @@ impl Lowerer {
                         "\\{" => '{',
                         "\\}" => '}',
                         _ => {
-                            return Err(Diag::new("flx::syntax::escape", format!("unknown escape `{s}`"))
-                                .at(span)
-                                .help("known escapes: \\n \\t \\r \\\\ \\\" \\0, and {{ }} for braces"))
+                            return Err(Diag::new(
+                                "flx::syntax::escape",
+                                format!("unknown escape `{s}`"),
+                            )
+                            .at(span)
+                            .help(
+                                "known escapes: \\n \\t \\r \\\\ \\\" \\0, and {{ }} for braces",
+                            ))
                         }
                     });
                 }
@@ -558,21 +681,31 @@ impl Lowerer {
         let parts = self.lower_string(pair)?;
         match parts.as_slice() {
             [StrPart::Text(t)] => Ok(t.clone()),
-            _ => Err(Diag::new("flx::module::path", "a module path cannot contain `{...}`").at(span)),
+            _ => {
+                Err(Diag::new("flx::module::path", "a module path cannot contain `{...}`").at(span))
+            }
         }
     }
 }
 
 fn next<'i>(it: &mut impl Iterator<Item = Pair<'i, Rule>>, span: Span) -> R<Pair<'i, Rule>> {
-    it.next().ok_or_else(|| Diag::new("flx::internal", "malformed syntax tree").at(span))
+    it.next()
+        .ok_or_else(|| Diag::new("flx::internal", "malformed syntax tree").at(span))
 }
 
-fn inner_pair_of<'i>(rule: Rule, span: Span, mut it: impl Iterator<Item = Pair<'i, Rule>>) -> R<Pair<'i, Rule>> {
+fn inner_pair_of<'i>(
+    rule: Rule,
+    span: Span,
+    mut it: impl Iterator<Item = Pair<'i, Rule>>,
+) -> R<Pair<'i, Rule>> {
     it.next().ok_or_else(|| internal(span, rule))
 }
 
 fn internal(span: Span, rule: Rule) -> Diag {
-    Diag::new("flx::internal", format!("internal error: unexpected syntax node {rule:?}"))
-        .at(span)
-        .help("this is a bug in flx; please report it with the input")
+    Diag::new(
+        "flx::internal",
+        format!("internal error: unexpected syntax node {rule:?}"),
+    )
+    .at(span)
+    .help("this is a bug in flx; please report it with the input")
 }

@@ -22,8 +22,12 @@ pub const MAX_NESTING: usize = 128;
 /// Parse a whole file. `file` is its index in the session's `SourceMap`.
 pub fn parse_module(text: &str, file: u32) -> Result<ast::Module, Diag> {
     check_brackets(text, file)?;
-    let mut pairs = FlxParser::parse(Rule::program, text).map_err(|e| parse_error(e, text, file))?;
-    lower::lower_program(pairs.next().expect("program rule always yields one pair"), file)
+    let mut pairs =
+        FlxParser::parse(Rule::program, text).map_err(|e| parse_error(e, text, file))?;
+    lower::lower_program(
+        pairs.next().expect("program rule always yields one pair"),
+        file,
+    )
 }
 
 /// Whether `text` is an incomplete input (an open bracket or string at the end),
@@ -38,7 +42,10 @@ pub fn is_incomplete(text: &str) -> bool {
                     InputLocation::Pos(p) => p,
                     InputLocation::Span((s, _)) => s,
                 };
-                text[pos.min(text.len())..].trim().is_empty() && text.trim_end().ends_with(|c: char| "+-*/^@%=,|<>".contains(c))
+                text[pos.min(text.len())..].trim().is_empty()
+                    && text
+                        .trim_end()
+                        .ends_with(|c: char| "+-*/^@%=,|<>".contains(c))
             }
         },
     }
@@ -68,9 +75,11 @@ fn check_brackets(text: &str, file: u32) -> Result<(), Diag> {
                 }
                 '{' => stack.push(('{', i)),
                 '}' => {
-                    return Err(Diag::new("flx::syntax::unmatched", "unmatched `}` in a string")
-                        .at(Span::new(file, i, i + 1))
-                        .help("write `}}` for a literal brace"))
+                    return Err(
+                        Diag::new("flx::syntax::unmatched", "unmatched `}` in a string")
+                            .at(Span::new(file, i, i + 1))
+                            .help("write `}}` for a literal brace"),
+                    )
                 }
                 _ => {}
             }
@@ -89,8 +98,11 @@ fn check_brackets(text: &str, file: u32) -> Result<(), Diag> {
             '(' | '[' | '{' => {
                 stack.push((c, i));
                 if stack.len() > MAX_NESTING {
-                    return Err(Diag::new("flx::syntax::too_deep", format!("brackets nested more than {MAX_NESTING} deep"))
-                        .at(Span::new(file, i, i + 1)));
+                    return Err(Diag::new(
+                        "flx::syntax::too_deep",
+                        format!("brackets nested more than {MAX_NESTING} deep"),
+                    )
+                    .at(Span::new(file, i, i + 1)));
                 }
             }
             ')' | ']' | '}' => {
@@ -102,15 +114,20 @@ fn check_brackets(text: &str, file: u32) -> Result<(), Diag> {
                 match stack.pop() {
                     Some((o, _)) if o == open => {}
                     Some((o, at)) => {
-                        return Err(Diag::new("flx::syntax::unmatched", format!("`{c}` does not close `{o}`"))
-                            .at(Span::new(file, i, i + 1))
-                            .label(format!("expected `{}` here", closer(o)))
-                            .with_label(Span::new(file, at, at + 1), "opened here"))
+                        return Err(Diag::new(
+                            "flx::syntax::unmatched",
+                            format!("`{c}` does not close `{o}`"),
+                        )
+                        .at(Span::new(file, i, i + 1))
+                        .label(format!("expected `{}` here", closer(o)))
+                        .with_label(Span::new(file, at, at + 1), "opened here"))
                     }
                     None => {
-                        return Err(Diag::new("flx::syntax::unmatched", format!("unmatched `{c}`"))
-                            .at(Span::new(file, i, i + 1))
-                            .label("nothing to close"))
+                        return Err(
+                            Diag::new("flx::syntax::unmatched", format!("unmatched `{c}`"))
+                                .at(Span::new(file, i, i + 1))
+                                .label("nothing to close"),
+                        )
                     }
                 }
             }
@@ -118,10 +135,17 @@ fn check_brackets(text: &str, file: u32) -> Result<(), Diag> {
         }
     }
     if let Some((o, at)) = stack.pop() {
-        let what = if o == '"' { "string".to_string() } else { format!("`{o}`") };
-        return Err(Diag::new("flx::syntax::unclosed", format!("this {what} is never closed"))
-            .at(Span::new(file, at, at + 1))
-            .label("opened here"));
+        let what = if o == '"' {
+            "string".to_string()
+        } else {
+            format!("`{o}`")
+        };
+        return Err(Diag::new(
+            "flx::syntax::unclosed",
+            format!("this {what} is never closed"),
+        )
+        .at(Span::new(file, at, at + 1))
+        .label("opened here"));
     }
     Ok(())
 }
@@ -139,8 +163,10 @@ fn closer(open: char) -> char {
 fn describe(rule: Rule) -> Option<&'static str> {
     use Rule::*;
     Some(match rule {
-        expr | postfix | float | int | string | if_expr | lambda | record | block | paren | list | kw_true
-        | kw_false | kw_none | slice_start | slice_stop | slice_step | arg => "an expression",
+        expr | postfix | float | int | string | if_expr | lambda | record | block | paren
+        | list | kw_true | kw_false | kw_none | slice_start | slice_stop | slice_step | arg => {
+            "an expression"
+        }
         ident | arg_name | place => "a name",
         tuple_pattern => "a name or `(a, b)`",
         params => "a parameter list `(...)`",
@@ -150,23 +176,23 @@ fn describe(rule: Rule) -> Option<&'static str> {
         field => "`.`",
         slice => "a slice",
         neg | not => "an expression",
-        range | range_incl | or | and | eq | ne | le | ge | lt | gt | add | sub | mul | div | rem | matmul | pow => {
-            "an operator"
-        }
+        range | range_incl | or | and | eq | ne | le | ge | lt | gt | add | sub | mul | div
+        | rem | matmul | pow => "an operator",
         assign_op => "`=`",
         kw_in => "`in`",
         kw_else => "`else`",
         kw_as => "`as`",
         module_path => "a module path such as `std.rfm`",
         model_body => "`{`",
-        param_decl => "`param`",
-        forward_decl => "`forward`",
-        lr_scale => "`lr`",
+        param_decl | kw_param => "`param`",
+        forward_decl | kw_forward => "`forward`",
+        lr_scale | kw_lr => "`lr`",
         record_field => "a field `name: value`",
         EOI => "end of input",
-        kw_let | kw_fn | kw_for | kw_while | kw_break | kw_continue | kw_return | kw_use | kw_kernel | kw_model
-        | kw_loss | kw_proc | use_decl | fn_decl | kernel_decl | loss_decl | proc_decl | model_decl | let_stmt
-        | for_stmt | while_stmt | break_stmt | continue_stmt | return_stmt | assign_stmt => "a statement",
+        kw_let | kw_fn | kw_for | kw_while | kw_break | kw_continue | kw_return | kw_use
+        | kw_kernel | kw_model | kw_loss | kw_proc | use_decl | fn_decl | kernel_decl
+        | loss_decl | proc_decl | model_decl | let_stmt | for_stmt | while_stmt | break_stmt
+        | continue_stmt | return_stmt | assign_stmt => "a statement",
         _ => return None,
     })
 }
@@ -193,20 +219,34 @@ fn parse_error(e: pest::error::Error<Rule>, text: &str, file: u32) -> Diag {
     let mut message = match expected.len() {
         0 => format!("unexpected {found}"),
         1 => format!("expected {}", expected[0]),
-        n => format!("expected {} or {}", expected[..n - 1].join(", "), expected[n - 1]),
+        n => format!(
+            "expected {} or {}",
+            expected[..n - 1].join(", "),
+            expected[n - 1]
+        ),
     };
     if !expected.is_empty() {
-        if let Some(p) = prev {
+        if let Some(p) = &prev {
             message.push_str(&format!(" after `{p}`"));
         }
     }
     let at_end = text[pos.min(text.len())..].trim().is_empty();
-    let label = if at_end { "input ends here".to_string() } else { format!("found {found}") };
+    let label = if at_end {
+        "input ends here".to_string()
+    } else {
+        format!("found {found}")
+    };
     let end = (pos + token_len(text, pos)).min(text.len());
-    let mut d = Diag::new("flx::syntax::parse", message).at(Span::new(file, pos, end.max(pos))).label(label);
-    if expected == ["end of input"] {
-        d.message = format!("unexpected {found}");
-        d = d.label("this does not continue the statement before it").help("statements end at a newline or `;`");
+    let mut d = Diag::new("flx::syntax::parse", message)
+        .at(Span::new(file, pos, end.max(pos)))
+        .label(label);
+    // The statement before could have ended here: the token is simply out of place.
+    if expected.contains(&"end of input") && !at_end {
+        d.message = match prev {
+            Some(p) => format!("unexpected {found} after `{p}`"),
+            None => format!("unexpected {found}"),
+        };
+        d = d.label("this does not continue the statement before it").help("statements end at a newline or `;`; between two values you may need an operator or a comma");
     }
     d
 }
@@ -216,9 +256,9 @@ fn token_len(text: &str, pos: usize) -> usize {
     let mut it = rest.char_indices();
     match it.next() {
         None => 0,
-        Some((_, c)) if c.is_alphanumeric() || c == '_' => {
-            rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')).unwrap_or(rest.len())
-        }
+        Some((_, c)) if c.is_alphanumeric() || c == '_' => rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+            .unwrap_or(rest.len()),
         Some((_, c)) => c.len_utf8(),
     }
 }
@@ -242,11 +282,18 @@ fn previous_token(text: &str, pos: usize) -> Option<String> {
     }
     let last = line.chars().last()?;
     if last.is_alphanumeric() || last == '_' {
-        let start = line.rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')).map_or(0, |i| i + 1);
+        let start = line
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+            .map_or(0, |i| i + 1);
         Some(line[start..].to_string())
     } else {
         let cut = line.len().saturating_sub(2);
-        let two = line.is_char_boundary(cut) && ["..", "==", "!=", "<=", ">=", "+=", "-=", "*=", "/="].contains(&&line[cut..]);
-        Some(if two { line[line.len() - 2..].to_string() } else { last.to_string() })
+        let two = line.is_char_boundary(cut)
+            && ["..", "==", "!=", "<=", ">=", "+=", "-=", "*=", "/="].contains(&&line[cut..]);
+        Some(if two {
+            line[line.len() - 2..].to_string()
+        } else {
+            last.to_string()
+        })
     }
 }

@@ -16,8 +16,16 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -29,12 +37,20 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 }
 
 /// Elementwise `f(a, b)` with broadcasting.
-pub fn zip_with(a: &Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64 + Sync + Send) -> Result<Tensor, ShapeError> {
+pub fn zip_with(
+    a: &Tensor,
+    b: &Tensor,
+    f: impl Fn(f64, f64) -> f64 + Sync + Send,
+) -> Result<Tensor, ShapeError> {
     if a.shape() == b.shape() {
         return Ok(Zip::from(a).and(b).map_collect(|&x, &y| f(x, y)));
     }
     let shape = broadcast_shape(a.shape(), b.shape()).ok_or_else(|| {
-        ShapeError(format!("cannot broadcast shapes {} and {}", crate::eval::format::shape_str(a.shape()), crate::eval::format::shape_str(b.shape())))
+        ShapeError(format!(
+            "cannot broadcast shapes {} and {}",
+            crate::eval::format::shape_str(a.shape()),
+            crate::eval::format::shape_str(b.shape())
+        ))
     })?;
     let av = a.broadcast(IxDyn(&shape)).expect("checked broadcast");
     let bv = b.broadcast(IxDyn(&shape)).expect("checked broadcast");
@@ -42,7 +58,11 @@ pub fn zip_with(a: &Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64 + Sync + Sen
 }
 
 /// In place `a = f(a, b)` when `b` broadcasts to `a`'s shape.
-pub fn zip_assign(a: &mut Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64) -> Result<(), ShapeError> {
+pub fn zip_assign(
+    a: &mut Tensor,
+    b: &Tensor,
+    f: impl Fn(f64, f64) -> f64,
+) -> Result<(), ShapeError> {
     let shape = a.shape().to_vec();
     let bv = b.broadcast(IxDyn(&shape)).ok_or_else(|| {
         ShapeError(format!(
@@ -77,19 +97,29 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, ShapeError> {
             if a.shape()[1] != b.shape()[0] {
                 return Err(err());
             }
-            let b2 = b.view().into_shape_with_order((b.len(), 1)).map_err(|_| err())?;
+            let b2 = b
+                .view()
+                .into_shape_with_order((b.len(), 1))
+                .map_err(|_| err())?;
             let a2 = a.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
             let c = linalg::gemm(a2, b2);
-            Ok(c.into_shape_with_order(a.shape()[0]).expect("column").into_dyn())
+            Ok(c.into_shape_with_order(a.shape()[0])
+                .expect("column")
+                .into_dyn())
         }
         (1, 2) => {
             if a.shape()[0] != b.shape()[0] {
                 return Err(err());
             }
-            let a2 = a.view().into_shape_with_order((1, a.len())).map_err(|_| err())?;
+            let a2 = a
+                .view()
+                .into_shape_with_order((1, a.len()))
+                .map_err(|_| err())?;
             let b2 = b.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
             let c = linalg::gemm(a2, b2);
-            Ok(c.into_shape_with_order(b.shape()[1]).expect("row").into_dyn())
+            Ok(c.into_shape_with_order(b.shape()[1])
+                .expect("row")
+                .into_dyn())
         }
         (1, 1) => {
             if a.len() != b.len() {
@@ -136,7 +166,8 @@ fn pairwise_slice(s: &[f64]) -> f64 {
                 acc[k] += c[k];
             }
         }
-        let mut total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        let mut total =
+            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
         for &x in rest {
             total += x;
         }
@@ -158,7 +189,10 @@ mod tests {
         assert_eq!(broadcast_shape(&[5, 3], &[3]), Some(vec![5, 3]));
         assert_eq!(broadcast_shape(&[], &[2, 2]), Some(vec![2, 2]));
         assert_eq!(broadcast_shape(&[2, 3], &[2]), None);
-        assert_eq!(broadcast_shape(&[8, 1, 6, 1], &[7, 1, 5]), Some(vec![8, 7, 6, 5]));
+        assert_eq!(
+            broadcast_shape(&[8, 1, 6, 1], &[7, 1, 5]),
+            Some(vec![8, 7, 6, 5])
+        );
     }
 
     #[test]
@@ -167,7 +201,12 @@ mod tests {
         let b = array![10.0, 20.0, 30.0].into_dyn();
         let c = zip_with(&a, &b, |x, y| x + y).unwrap();
         assert_eq!(c, array![[11.0, 21.0, 31.0], [12.0, 22.0, 32.0]].into_dyn());
-        assert!(zip_with(&array![1.0, 2.0].into_dyn(), &array![1.0, 2.0, 3.0].into_dyn(), |x, y| x + y).is_err());
+        assert!(zip_with(
+            &array![1.0, 2.0].into_dyn(),
+            &array![1.0, 2.0, 3.0].into_dyn(),
+            |x, y| x + y
+        )
+        .is_err());
     }
 
     #[test]

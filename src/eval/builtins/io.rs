@@ -57,15 +57,20 @@ pub fn start_clock() {
 }
 
 fn print(interp: &mut Interp, a: &mut Args) -> R {
-    let line = a.rest.iter().map(|(v, _)| format::display(v)).collect::<Vec<_>>().join(" ");
+    let line = a
+        .rest
+        .iter()
+        .map(|(v, _)| format::display(v))
+        .collect::<Vec<_>>()
+        .join(" ");
     write_out(interp, &line, a.call)?;
     Ok(Value::None)
 }
 
 fn write_out(interp: &mut Interp, line: &str, span: Span) -> Result<(), Diag> {
-    writeln!(interp.out, "{line}").and_then(|_| interp.out.flush()).map_err(|e| {
-        Diag::new("flx::io::stdout", format!("cannot write output: {e}")).at(span)
-    })
+    writeln!(interp.out, "{line}")
+        .and_then(|_| interp.out.flush())
+        .map_err(|e| Diag::new("flx::io::stdout", format!("cannot write output: {e}")).at(span))
 }
 
 fn log(interp: &mut Interp, a: &mut Args) -> R {
@@ -76,13 +81,21 @@ fn log(interp: &mut Interp, a: &mut Args) -> R {
             let mut cells = Vec::with_capacity(names.len());
             for (_, v, s) in &a.kwargs {
                 cells.push(match v {
-                    Value::Int(_) | Value::Float(_) => format::apply_spec(v, ".6g").expect("valid spec"),
+                    Value::Int(_) | Value::Float(_) => {
+                        format::apply_spec(v, ".6g").expect("valid spec")
+                    }
                     Value::Str(s) => s.to_string(),
                     Value::Bool(b) => b.to_string(),
                     other => {
-                        return Err(Diag::new("flx::type::argument", format!("a metric must be a number, a Bool or a Str, found {}", other.describe()))
-                            .at(*s)
-                            .help("reduce tensors first, e.g. `mean(err)`"))
+                        return Err(Diag::new(
+                            "flx::type::argument",
+                            format!(
+                                "a metric must be a number, a Bool or a Str, found {}",
+                                other.describe()
+                            ),
+                        )
+                        .at(*s)
+                        .help("reduce tensors first, e.g. `mean(err)`"))
                     }
                 });
             }
@@ -90,21 +103,35 @@ fn log(interp: &mut Interp, a: &mut Args) -> R {
             if interp.log.columns != names {
                 interp.log.widths = names.iter().map(|n| n.len().max(10)).collect();
                 interp.log.columns = names.clone();
-                let header: Vec<String> = names.iter().zip(&interp.log.widths).map(|(n, w)| format!("{n:>w$}")).collect();
+                let header: Vec<String> = names
+                    .iter()
+                    .zip(&interp.log.widths)
+                    .map(|(n, w)| format!("{n:>w$}"))
+                    .collect();
                 out.push_str(&header.join("  "));
                 out.push('\n');
             }
-            let row: Vec<String> = cells.iter().zip(&interp.log.widths).map(|(c, w)| format!("{c:>w$}")).collect();
+            let row: Vec<String> = cells
+                .iter()
+                .zip(&interp.log.widths)
+                .map(|(c, w)| format!("{c:>w$}"))
+                .collect();
             out.push_str(&row.join("  "));
             write_out(interp, &out, a.call)?;
             Ok(Value::None)
         }
-        (true, true) => Err(Diag::new("flx::call::missing_arg", "`log` needs a value, or named metrics")
-            .at(a.call)
-            .help("`log(x)` is the natural logarithm; `log(step: t, loss: l)` records metrics")),
-        (false, false) => Err(Diag::new("flx::call::conflict", "`log` takes either one value or named metrics, not both")
-            .at(a.call)
-            .help("`log(x)` is the natural logarithm; `log(step: t, loss: l)` records metrics")),
+        (true, true) => Err(Diag::new(
+            "flx::call::missing_arg",
+            "`log` needs a value, or named metrics",
+        )
+        .at(a.call)
+        .help("`log(x)` is the natural logarithm; `log(step: t, loss: l)` records metrics")),
+        (false, false) => Err(Diag::new(
+            "flx::call::conflict",
+            "`log` takes either one value or named metrics, not both",
+        )
+        .at(a.call)
+        .help("`log(x)` is the natural logarithm; `log(step: t, loss: l)` records metrics")),
     }
 }
 
@@ -133,21 +160,46 @@ fn to_int(_: &mut Interp, a: &mut Args) -> R {
         Value::Bool(b) => Ok(Value::Int(*b as i64)),
         Value::Float(f) => {
             if !f.is_finite() || f.abs() >= 9.2e18 {
-                return Err(a.error(0, "flx::value::int", format!("cannot convert {} to Int", float_repr(*f))));
+                return Err(a.error(
+                    0,
+                    "flx::value::int",
+                    format!("cannot convert {} to Int", float_repr(*f)),
+                ));
             }
             Ok(Value::Int(f.trunc() as i64))
         }
-        Value::Str(s) => s.trim().parse::<i64>().map(Value::Int).map_err(|_| a.error(0, "flx::value::int", format!("cannot read {s:?} as an Int"))),
+        Value::Str(s) => s
+            .trim()
+            .parse::<i64>()
+            .map(Value::Int)
+            .map_err(|_| a.error(0, "flx::value::int", format!("cannot read {s:?} as an Int"))),
         _ => Err(a.expected(0, "a number or a string")),
     }
 }
 
 fn to_float(_: &mut Interp, a: &mut Args) -> R {
     match &a.vals[0] {
-        Value::Int(_) | Value::Float(_) | Value::Bool(_) => Ok(Value::Float(a.vals[0].as_f64().expect("number"))),
-        Value::Tensor(t) if t.len() == 1 => Ok(Value::Float(*t.iter().next().expect("one element"))),
-        Value::Tensor(t) => Err(a.error(0, "flx::value::float", format!("only a one-element tensor converts to Float, found shape {}", shape_str(t.shape())))),
-        Value::Str(s) => s.trim().parse::<f64>().map(Value::Float).map_err(|_| a.error(0, "flx::value::float", format!("cannot read {s:?} as a Float"))),
+        Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+            Ok(Value::Float(a.vals[0].as_f64().expect("number")))
+        }
+        Value::Tensor(t) if t.len() == 1 => {
+            Ok(Value::Float(*t.iter().next().expect("one element")))
+        }
+        Value::Tensor(t) => Err(a.error(
+            0,
+            "flx::value::float",
+            format!(
+                "only a one-element tensor converts to Float, found shape {}",
+                shape_str(t.shape())
+            ),
+        )),
+        Value::Str(s) => s.trim().parse::<f64>().map(Value::Float).map_err(|_| {
+            a.error(
+                0,
+                "flx::value::float",
+                format!("cannot read {s:?} as a Float"),
+            )
+        }),
         _ => Err(a.expected(0, "a number, a string or a one-element tensor")),
     }
 }
@@ -167,17 +219,34 @@ fn append(_: &mut Interp, a: &mut Args) -> R {
 fn path_arg(interp: &Interp, a: &Args, i: usize) -> Result<PathBuf, Diag> {
     let p = a.str(i)?;
     let p = Path::new(p.as_ref());
-    Ok(if p.is_absolute() { p.to_path_buf() } else { interp.script_dir.join(p) })
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        interp.script_dir.join(p)
+    })
 }
 
 fn io_error(a: &Args, i: usize, what: &str, path: &Path, e: impl std::fmt::Display) -> Diag {
-    Diag::new("flx::io::file", format!("cannot {what} {}: {e}", path.display())).at(a.spans[i])
+    Diag::new(
+        "flx::io::file",
+        format!("cannot {what} {}: {e}", path.display()),
+    )
+    .at(a.spans[i])
 }
 
 /// Write through a temporary file in the same folder, renamed into place on success.
-fn write_atomic(path: &Path, write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
@@ -198,18 +267,39 @@ fn load_csv(interp: &mut Interp, a: &mut Args) -> R {
     let delim = a.str(2)?;
     let delim = match delim.as_bytes() {
         [b] => *b,
-        _ => return Err(a.error(2, "flx::value::delimiter", "`delimiter` must be one character")),
+        _ => {
+            return Err(a.error(
+                2,
+                "flx::value::delimiter",
+                "`delimiter` must be one character",
+            ))
+        }
     };
     let header = match &a.vals[1] {
         Value::None => None,
         Value::Bool(b) => Some(*b),
         _ => return Err(a.expected(1, "a Bool")),
     };
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delim).trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delim)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     let mut rows: Vec<Vec<f64>> = Vec::new();
     let mut width = None;
     for (r, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| file_error(interp, &path, &text, e.position().map_or(1, |p| p.line() as usize), 0, delim, &e.to_string()))?;
+        let record = record.map_err(|e| {
+            file_error(
+                interp,
+                &path,
+                &text,
+                e.position().map_or(1, |p| p.line() as usize),
+                0,
+                delim,
+                &e.to_string(),
+            )
+        })?;
         let line = record.position().map_or(r + 1, |p| p.line() as usize);
         if record.iter().all(|f| f.is_empty()) {
             continue;
@@ -227,7 +317,11 @@ fn load_csv(interp: &mut Interp, a: &mut Args) -> R {
                 Some(x) => row.push(x),
                 None => {
                     let field = record.get(j).unwrap_or("");
-                    let msg = if field.is_empty() { "empty field".to_string() } else { format!("`{field}` is not a number") };
+                    let msg = if field.is_empty() {
+                        "empty field".to_string()
+                    } else {
+                        format!("`{field}` is not a number")
+                    };
                     return Err(file_error(interp, &path, &text, line, j, delim, &msg));
                 }
             }
@@ -235,7 +329,15 @@ fn load_csv(interp: &mut Interp, a: &mut Args) -> R {
         match width {
             None => width = Some(row.len()),
             Some(w) if w != row.len() => {
-                return Err(file_error(interp, &path, &text, line, 0, delim, &format!("this row has {} fields, earlier rows have {w}", row.len())));
+                return Err(file_error(
+                    interp,
+                    &path,
+                    &text,
+                    line,
+                    0,
+                    delim,
+                    &format!("this row has {} fields, earlier rows have {w}", row.len()),
+                ));
             }
             _ => {}
         }
@@ -245,8 +347,14 @@ fn load_csv(interp: &mut Interp, a: &mut Args) -> R {
     let n = rows.len();
     let data: Vec<f64> = rows.into_iter().flatten().collect();
     // Squeeze like NumPy's loadtxt: one column or one row gives a vector.
-    let shape: Vec<usize> = if w == 1 || n == 1 { vec![n * w] } else { vec![n, w] };
-    Ok(Value::tensor(ArrayD::from_shape_vec(IxDyn(&shape), data).expect("rectangular")))
+    let shape: Vec<usize> = if w == 1 || n == 1 {
+        vec![n * w]
+    } else {
+        vec![n, w]
+    };
+    Ok(Value::tensor(
+        ArrayD::from_shape_vec(IxDyn(&shape), data).expect("rectangular"),
+    ))
 }
 
 fn parse_number(field: &str) -> Option<f64> {
@@ -260,9 +368,24 @@ fn parse_number(field: &str) -> Option<f64> {
 
 /// A diagnostic inside a data file: the file's text becomes a source so the
 /// report shows the offending line with its line and column.
-fn file_error(interp: &mut Interp, path: &Path, text: &str, line: usize, field: usize, delim: u8, msg: &str) -> Diag {
-    let line_start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
-    let line_text = text[line_start.min(text.len())..].split('\n').next().unwrap_or("");
+fn file_error(
+    interp: &mut Interp,
+    path: &Path,
+    text: &str,
+    line: usize,
+    field: usize,
+    delim: u8,
+    msg: &str,
+) -> Diag {
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let line_text = text[line_start.min(text.len())..]
+        .split('\n')
+        .next()
+        .unwrap_or("");
     let mut offset = 0;
     for (k, part) in line_text.split(delim as char).enumerate() {
         if k == field {
@@ -270,32 +393,59 @@ fn file_error(interp: &mut Interp, path: &Path, text: &str, line: usize, field: 
             let len = part.trim().len().max(1);
             offset = line_start + offset + lead;
             let file = interp.linker.sources.add(path.display().to_string(), text);
-            return Diag::new("flx::io::malformed", format!("malformed data in {}", path.display()))
-                .at(Span::new(file, offset, (offset + len).min(text.len())))
-                .label(msg.to_string());
+            return Diag::new(
+                "flx::io::malformed",
+                format!("malformed data in {}", path.display()),
+            )
+            .at(Span::new(file, offset, (offset + len).min(text.len())))
+            .label(msg.to_string());
         }
         offset += part.len() + 1;
     }
     let file = interp.linker.sources.add(path.display().to_string(), text);
-    Diag::new("flx::io::malformed", format!("malformed data in {}", path.display()))
-        .at(Span::new(file, line_start, line_start + line_text.len()))
-        .label(msg.to_string())
+    Diag::new(
+        "flx::io::malformed",
+        format!("malformed data in {}", path.display()),
+    )
+    .at(Span::new(file, line_start, line_start + line_text.len()))
+    .label(msg.to_string())
 }
 
 fn save_csv(interp: &mut Interp, a: &mut Args) -> R {
     let path = path_arg(interp, a, 0)?;
     let t: Rc<Tensor> = a.tensor(1)?;
     let m = match t.ndim() {
-        1 => t.view().into_shape_with_order((t.len(), 1)).expect("column").to_owned(),
-        2 => t.view().into_dimensionality::<ndarray::Ix2>().expect("2-d").to_owned(),
-        _ => return Err(a.error(1, "flx::shape::csv", format!("CSV holds a vector or a matrix, found shape {}", shape_str(t.shape())))),
+        1 => t
+            .view()
+            .into_shape_with_order((t.len(), 1))
+            .expect("column")
+            .to_owned(),
+        2 => t
+            .view()
+            .into_dimensionality::<ndarray::Ix2>()
+            .expect("2-d")
+            .to_owned(),
+        _ => {
+            return Err(a.error(
+                1,
+                "flx::shape::csv",
+                format!(
+                    "CSV holds a vector or a matrix, found shape {}",
+                    shape_str(t.shape())
+                ),
+            ))
+        }
     };
     let header: Option<Vec<String>> = match &a.vals[2] {
         Value::None => None,
         Value::List(items) | Value::Tuple(items) => {
             let names: Vec<String> = items.iter().map(format::display).collect();
             if names.len() != m.ncols() {
-                return Err(a.error(2, "flx::shape::csv", format!("{} header names for {} columns", names.len(), m.ncols())));
+                return Err(a.error(
+                    2,
+                    "flx::shape::csv",
+                    format!("{} header names for {} columns", names.len(), m.ncols()),
+                ));
             }
             Some(names)
         }
@@ -340,8 +490,12 @@ fn save_npy(interp: &mut Interp, a: &mut Args) -> R {
     use ndarray_npy::WriteNpyExt;
     let path = path_arg(interp, a, 0)?;
     let t = a.tensor(1)?;
-    write_atomic(&path, |w| t.as_standard_layout().write_npy(w).map_err(std::io::Error::other))
-        .map_err(|e| io_error(a, 0, "write", &path, e))?;
+    write_atomic(&path, |w| {
+        t.as_standard_layout()
+            .write_npy(w)
+            .map_err(std::io::Error::other)
+    })
+    .map_err(|e| io_error(a, 0, "write", &path, e))?;
     Ok(Value::None)
 }
 
@@ -361,7 +515,11 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "old");
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "temporary file left behind");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "temporary file left behind"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -38,7 +38,15 @@ fn square(a: &Args, i: usize) -> Result<Rc<Tensor>, Diag> {
     let t = a.matrix(i)?;
     if t.shape()[0] != t.shape()[1] {
         return Err(a
-            .error(i, "flx::shape::not_square", format!("`{}` needs a square matrix, found shape {}", a.name, shape_str(t.shape())))
+            .error(
+                i,
+                "flx::shape::not_square",
+                format!(
+                    "`{}` needs a square matrix, found shape {}",
+                    a.name,
+                    shape_str(t.shape())
+                ),
+            )
             .label(format!("shape {}", shape_str(t.shape()))));
     }
     Ok(t)
@@ -46,15 +54,28 @@ fn square(a: &Args, i: usize) -> Result<Rc<Tensor>, Diag> {
 
 fn failure(a: &Args, e: LinalgError) -> Diag {
     match e {
-        LinalgError::NotPositiveDefinite(k) => Diag::new("flx::linalg::not_pd", "matrix is not positive definite")
-            .at(a.spans[0])
-            .label(format!("Cholesky failed at pivot {k}"))
-            .help("add a ridge term, e.g. `A + 1e-6 * eye(rows(A))`, or use a larger `reg`"),
-        LinalgError::Singular => Diag::new("flx::linalg::singular", "matrix is singular (to working precision)")
-            .at(a.spans[0])
-            .help("add a ridge term such as `1e-6 * eye(n)`, or use `lstsq` / `pinv`"),
-        LinalgError::NoConvergence => Diag::new("flx::linalg::convergence", format!("`{}` did not converge", a.name)).at(a.call),
-        LinalgError::NotSquare => Diag::new("flx::shape::not_square", format!("`{}` needs a square matrix", a.name)).at(a.spans[0]),
+        LinalgError::NotPositiveDefinite(k) => {
+            Diag::new("flx::linalg::not_pd", "matrix is not positive definite")
+                .at(a.spans[0])
+                .label(format!("Cholesky failed at pivot {k}"))
+                .help("add a ridge term, e.g. `A + 1e-6 * eye(rows(A))`, or use a larger `reg`")
+        }
+        LinalgError::Singular => Diag::new(
+            "flx::linalg::singular",
+            "matrix is singular (to working precision)",
+        )
+        .at(a.spans[0])
+        .help("add a ridge term such as `1e-6 * eye(n)`, or use `lstsq` / `pinv`"),
+        LinalgError::NoConvergence => Diag::new(
+            "flx::linalg::convergence",
+            format!("`{}` did not converge", a.name),
+        )
+        .at(a.call),
+        LinalgError::NotSquare => Diag::new(
+            "flx::shape::not_square",
+            format!("`{}` needs a square matrix", a.name),
+        )
+        .at(a.spans[0]),
         LinalgError::Shape(s) => Diag::new("flx::shape::linalg", s).at(a.call),
     }
 }
@@ -63,7 +84,13 @@ fn failure(a: &Args, e: LinalgError) -> Diag {
 fn rhs(a: &Args, i: usize, rows: usize, lhs_shape: &[usize]) -> Result<(Array2<f64>, bool), Diag> {
     let b = a.tensor(i)?;
     let (m, vector) = match b.ndim() {
-        1 => (b.view().into_shape_with_order((b.len(), 1)).expect("column").to_owned(), true),
+        1 => (
+            b.view()
+                .into_shape_with_order((b.len(), 1))
+                .expect("column")
+                .to_owned(),
+            true,
+        ),
         2 => (mat(&b).to_owned(), false),
         _ => return Err(a.expected(i, "a vector or a matrix")),
     };
@@ -90,7 +117,11 @@ fn shaped(x: Array2<f64>, vector: bool) -> Value {
 
 fn check_finite(a: &Args, i: usize, t: &Tensor) -> Result<(), Diag> {
     if t.iter().any(|x| !x.is_finite()) {
-        return Err(a.error(i, "flx::value::not_finite", format!("`{}` needs finite values, found nan or inf", a.name)));
+        return Err(a.error(
+            i,
+            "flx::value::not_finite",
+            format!("`{}` needs finite values, found nan or inf", a.name),
+        ));
     }
     Ok(())
 }
@@ -114,33 +145,48 @@ fn lstsq(_: &mut Interp, a: &mut Args) -> R {
 fn chol(_: &mut Interp, a: &mut Args) -> R {
     let m = square(a, 0)?;
     check_finite(a, 0, &m)?;
-    Ok(Value::tensor(linalg::cholesky(mat(&m)).map_err(|e| failure(a, e))?.into_dyn()))
+    Ok(Value::tensor(
+        linalg::cholesky(mat(&m))
+            .map_err(|e| failure(a, e))?
+            .into_dyn(),
+    ))
 }
 
 fn inv(_: &mut Interp, a: &mut Args) -> R {
     let m = square(a, 0)?;
     check_finite(a, 0, &m)?;
-    Ok(Value::tensor(linalg::inv(mat(&m)).map_err(|e| failure(a, e))?.into_dyn()))
+    Ok(Value::tensor(
+        linalg::inv(mat(&m)).map_err(|e| failure(a, e))?.into_dyn(),
+    ))
 }
 
 fn eigh(_: &mut Interp, a: &mut Args) -> R {
     let m = square(a, 0)?;
     check_finite(a, 0, &m)?;
     let (w, v) = linalg::eigh(mat(&m)).map_err(|e| failure(a, e))?;
-    Ok(Value::Tuple(Rc::new(vec![Value::tensor(w.into_dyn()), Value::tensor(v.into_dyn())])))
+    Ok(Value::Tuple(Rc::new(vec![
+        Value::tensor(w.into_dyn()),
+        Value::tensor(v.into_dyn()),
+    ])))
 }
 
 fn svd(_: &mut Interp, a: &mut Args) -> R {
     let m = a.matrix(0)?;
     check_finite(a, 0, &m)?;
     let (u, s, vt) = linalg::svd(mat(&m)).map_err(|e| failure(a, e))?;
-    Ok(Value::Tuple(Rc::new(vec![Value::tensor(u.into_dyn()), Value::tensor(s.into_dyn()), Value::tensor(vt.into_dyn())])))
+    Ok(Value::Tuple(Rc::new(vec![
+        Value::tensor(u.into_dyn()),
+        Value::tensor(s.into_dyn()),
+        Value::tensor(vt.into_dyn()),
+    ])))
 }
 
 fn pinv(_: &mut Interp, a: &mut Args) -> R {
     let m = a.matrix(0)?;
     check_finite(a, 0, &m)?;
-    Ok(Value::tensor(linalg::pinv(mat(&m)).map_err(|e| failure(a, e))?.into_dyn()))
+    Ok(Value::tensor(
+        linalg::pinv(mat(&m)).map_err(|e| failure(a, e))?.into_dyn(),
+    ))
 }
 
 fn trace(_: &mut Interp, a: &mut Args) -> R {
@@ -151,5 +197,7 @@ fn trace(_: &mut Interp, a: &mut Args) -> R {
 fn det(_: &mut Interp, a: &mut Args) -> R {
     let m = square(a, 0)?;
     check_finite(a, 0, &m)?;
-    Ok(Value::Float(linalg::det(mat(&m)).map_err(|e| failure(a, e))?))
+    Ok(Value::Float(
+        linalg::det(mat(&m)).map_err(|e| failure(a, e))?,
+    ))
 }

@@ -38,12 +38,23 @@ impl Builtin {
 }
 
 /// Every builtin, in documentation order.
-pub static TABLE: LazyLock<Vec<&'static Builtin>> =
-    LazyLock::new(|| tensor::BUILTINS.iter().chain(linalg::BUILTINS).chain(io::BUILTINS).collect());
+pub static TABLE: LazyLock<Vec<&'static Builtin>> = LazyLock::new(|| {
+    tensor::BUILTINS
+        .iter()
+        .chain(linalg::BUILTINS)
+        .chain(io::BUILTINS)
+        .collect()
+});
 
-static SIGNATURES: LazyLock<Vec<Signature>> = LazyLock::new(|| TABLE.iter().map(|b| Signature::parse(b.name, b.sig)).collect());
+static SIGNATURES: LazyLock<Vec<Signature>> = LazyLock::new(|| {
+    TABLE
+        .iter()
+        .map(|b| Signature::parse(b.name, b.sig))
+        .collect()
+});
 
-static INDEX: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| TABLE.iter().enumerate().map(|(i, b)| (b.name, i)).collect());
+static INDEX: LazyLock<HashMap<&'static str, usize>> =
+    LazyLock::new(|| TABLE.iter().enumerate().map(|(i, b)| (b.name, i)).collect());
 
 pub fn lookup(name: &str) -> Option<usize> {
     INDEX.get(name).copied()
@@ -78,10 +89,13 @@ impl Lit {
             "true" => Lit::Bool(true),
             "false" => Lit::Bool(false),
             _ if s.starts_with('"') => Lit::Str(s.trim_matches('"').to_string()),
-            _ => s
-                .parse::<i64>()
-                .map(Lit::Int)
-                .unwrap_or_else(|_| Lit::Float(s.parse::<f64>().unwrap_or_else(|_| panic!("bad default literal `{s}` in a builtin signature")))),
+            _ => {
+                s.parse::<i64>().map(Lit::Int).unwrap_or_else(|_| {
+                    Lit::Float(s.parse::<f64>().unwrap_or_else(|_| {
+                        panic!("bad default literal `{s}` in a builtin signature")
+                    }))
+                })
+            }
         }
     }
 }
@@ -103,8 +117,28 @@ pub struct Signature {
 
 impl Signature {
     fn parse(name: &'static str, sig: &str) -> Signature {
-        let mut s = Signature { name, positional: Vec::new(), variadic: None, keyword: Vec::new(), kwargs: None };
-        for part in sig.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let mut s = Signature {
+            name,
+            positional: Vec::new(),
+            variadic: None,
+            keyword: Vec::new(),
+            kwargs: None,
+        };
+        // Split on commas outside quotes (a default may be `","`).
+        let mut parts = Vec::new();
+        let (mut start, mut quoted) = (0, false);
+        for (i, c) in sig.char_indices() {
+            match c {
+                '"' => quoted = !quoted,
+                ',' if !quoted => {
+                    parts.push(&sig[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        parts.push(&sig[start..]);
+        for part in parts.into_iter().map(str::trim).filter(|p| !p.is_empty()) {
             if let Some(rest) = part.strip_prefix("**") {
                 s.kwargs = Some(rest.to_string());
             } else if let Some(rest) = part.strip_prefix('*') {
@@ -114,7 +148,10 @@ impl Signature {
                     Some((n, d)) => (n.trim(), Some(Lit::parse(d.trim()))),
                     None => (part, None),
                 };
-                let p = Param { name: n.to_string(), default: d };
+                let p = Param {
+                    name: n.to_string(),
+                    default: d,
+                };
                 if s.variadic.is_some() {
                     s.keyword.push(p);
                 } else {
@@ -126,11 +163,19 @@ impl Signature {
     }
 
     pub fn accepts_named(&self, name: &str) -> bool {
-        self.kwargs.is_some() || self.positional.iter().chain(&self.keyword).any(|p| p.name == name)
+        self.kwargs.is_some()
+            || self
+                .positional
+                .iter()
+                .chain(&self.keyword)
+                .any(|p| p.name == name)
     }
 
     pub fn named_params(&self) -> impl Iterator<Item = &str> {
-        self.positional.iter().chain(&self.keyword).map(|p| p.name.as_str())
+        self.positional
+            .iter()
+            .chain(&self.keyword)
+            .map(|p| p.name.as_str())
     }
 
     pub fn display(&self) -> String {
@@ -164,7 +209,12 @@ pub struct Args {
 }
 
 impl Args {
-    pub fn bind(b: &'static Builtin, pos: Vec<(Value, Span)>, named: Vec<(Rc<str>, Value, Span)>, call: Span) -> Result<Args, Diag> {
+    pub fn bind(
+        b: &'static Builtin,
+        pos: Vec<(Value, Span)>,
+        named: Vec<(Rc<str>, Value, Span)>,
+        call: Span,
+    ) -> Result<Args, Diag> {
         let sig = b.signature();
         let params: Vec<&Param> = sig.positional.iter().chain(&sig.keyword).collect();
         let mut vals: Vec<Option<Value>> = vec![None; params.len()];
@@ -179,7 +229,11 @@ impl Args {
             } else {
                 return Err(Diag::new(
                     "flx::call::arity",
-                    format!("`{}` takes at most {} positional arguments", b.name, sig.positional.len()),
+                    format!(
+                        "`{}` takes at most {} positional arguments",
+                        b.name,
+                        sig.positional.len()
+                    ),
                 )
                 .at(s)
                 .label("unexpected argument")
@@ -190,7 +244,11 @@ impl Args {
         for (name, v, s) in named {
             match params.iter().position(|p| p.name == name.as_ref()) {
                 Some(i) if vals[i].is_some() => {
-                    return Err(Diag::new("flx::call::duplicate_arg", format!("argument `{name}` is given twice")).at(s));
+                    return Err(Diag::new(
+                        "flx::call::duplicate_arg",
+                        format!("argument `{name}` is given twice"),
+                    )
+                    .at(s));
                 }
                 Some(i) => {
                     vals[i] = Some(v);
@@ -198,7 +256,11 @@ impl Args {
                 }
                 None if sig.kwargs.is_some() => kwargs.push((name, v, s)),
                 None => {
-                    let mut d = Diag::new("flx::call::unknown_arg", format!("`{}` has no parameter `{name}`", b.name)).at(s);
+                    let mut d = Diag::new(
+                        "flx::call::unknown_arg",
+                        format!("`{}` has no parameter `{name}`", b.name),
+                    )
+                    .at(s);
                     d = d.help(match did_you_mean(&name, sig.named_params()) {
                         Some(m) => m,
                         None => format!("signature: {}", sig.display()),
@@ -213,13 +275,24 @@ impl Args {
                 (Some(v), _) => v,
                 (None, Some(d)) => d.value(),
                 (None, None) => {
-                    return Err(Diag::new("flx::call::missing_arg", format!("`{}` is missing argument `{}`", b.name, p.name))
-                        .at(call)
-                        .help(format!("signature: {}", sig.display())))
+                    return Err(Diag::new(
+                        "flx::call::missing_arg",
+                        format!("`{}` is missing argument `{}`", b.name, p.name),
+                    )
+                    .at(call)
+                    .help(format!("signature: {}", sig.display())))
                 }
             });
         }
-        Ok(Args { name: b.name, vals: out, spans, rest, kwargs, call, sig })
+        Ok(Args {
+            name: b.name,
+            vals: out,
+            spans,
+            rest,
+            kwargs,
+            call,
+            sig,
+        })
     }
 
     fn param_name(&self, i: usize) -> &str {
@@ -235,7 +308,12 @@ impl Args {
     pub fn expected(&self, i: usize, what: &str) -> Diag {
         Diag::new(
             "flx::type::argument",
-            format!("argument `{}` of `{}` must be {what}, found {}", self.param_name(i), self.name, self.vals[i].describe()),
+            format!(
+                "argument `{}` of `{}` must be {what}, found {}",
+                self.param_name(i),
+                self.name,
+                self.vals[i].describe()
+            ),
         )
         .at(self.spans[i])
     }
@@ -252,7 +330,9 @@ impl Args {
     pub fn tensor(&self, i: usize) -> Result<Rc<Tensor>, Diag> {
         match &self.vals[i] {
             Value::Tensor(t) => Ok(t.clone()),
-            v @ (Value::Int(_) | Value::Float(_)) => Ok(Rc::new(ndarray::arr0(v.as_f64().expect("number")).into_dyn())),
+            v @ (Value::Int(_) | Value::Float(_)) => Ok(Rc::new(
+                ndarray::arr0(v.as_f64().expect("number")).into_dyn(),
+            )),
             _ => Err(self.expected(i, "a Tensor")),
         }
     }
@@ -261,7 +341,16 @@ impl Args {
     pub fn matrix(&self, i: usize) -> Result<Rc<Tensor>, Diag> {
         let t = self.tensor(i)?;
         if t.ndim() != 2 {
-            return Err(self.error(i, "flx::shape::not_matrix", format!("`{}` needs a matrix, found shape {}", self.name, shape_str(t.shape())))
+            return Err(self
+                .error(
+                    i,
+                    "flx::shape::not_matrix",
+                    format!(
+                        "`{}` needs a matrix, found shape {}",
+                        self.name,
+                        shape_str(t.shape())
+                    ),
+                )
                 .label(format!("shape {}", shape_str(t.shape()))));
         }
         Ok(t)
@@ -285,7 +374,17 @@ impl Args {
 
     pub fn count(&self, i: usize) -> Result<usize, Diag> {
         let n = self.int(i)?;
-        usize::try_from(n).map_err(|_| self.error(i, "flx::value::negative", format!("argument `{}` of `{}` must not be negative, found {n}", self.param_name(i), self.name)))
+        usize::try_from(n).map_err(|_| {
+            self.error(
+                i,
+                "flx::value::negative",
+                format!(
+                    "argument `{}` of `{}` must not be negative, found {n}",
+                    self.param_name(i),
+                    self.name
+                ),
+            )
+        })
     }
 
     pub fn opt_f64(&self, i: usize) -> Result<Option<f64>, Diag> {
@@ -320,10 +419,16 @@ impl Args {
 
     /// An `axis:` argument for a tensor of `ndim` axes (negative counts from the end).
     pub fn axis(&self, i: usize, ndim: usize) -> Result<Option<usize>, Diag> {
-        let Some(a) = self.opt_int(i)? else { return Ok(None) };
+        let Some(a) = self.opt_int(i)? else {
+            return Ok(None);
+        };
         let k = if a < 0 { a + ndim as i64 } else { a };
         if k < 0 || k >= ndim as i64 {
-            return Err(self.error(i, "flx::index::axis", format!("axis {a} is out of range for a tensor with {ndim} axes")));
+            return Err(self.error(
+                i,
+                "flx::index::axis",
+                format!("axis {a} is out of range for a tensor with {ndim} axes"),
+            ));
         }
         Ok(Some(k as usize))
     }
@@ -338,9 +443,14 @@ pub fn check_size(shape: &[usize], span: Span) -> Result<(), Diag> {
         n = n.checked_mul(d).unwrap_or(usize::MAX);
     }
     if n > MAX_ELEMENTS {
-        return Err(Diag::new("flx::shape::too_large", format!("a tensor of shape {} is too large", shape_str(shape)))
-            .at(span)
-            .help(format!("flx allocates at most {MAX_ELEMENTS} elements (8 GiB) per tensor")));
+        return Err(Diag::new(
+            "flx::shape::too_large",
+            format!("a tensor of shape {} is too large", shape_str(shape)),
+        )
+        .at(span)
+        .help(format!(
+            "flx allocates at most {MAX_ELEMENTS} elements (8 GiB) per tensor"
+        )));
     }
     Ok(())
 }
@@ -364,6 +474,11 @@ mod tests {
     fn signatures_display_readably() {
         let s = Signature::parse("randn", "*shape, seed=none");
         assert_eq!(s.display(), "randn(shape..., seed: none)");
+        let c = Signature::parse("load_csv", "path, header=none, delimiter=\",\"");
+        assert_eq!(
+            c.display(),
+            "load_csv(path, header: none, delimiter: \",\")"
+        );
         assert!(s.accepts_named("seed") && !s.accepts_named("sed"));
     }
 }

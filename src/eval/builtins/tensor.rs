@@ -21,7 +21,12 @@ type R = Result<Value, Diag>;
 
 macro_rules! builtin {
     ($name:literal, $sig:literal, $doc:literal, $f:expr) => {
-        Builtin { name: $name, sig: $sig, doc: $doc, run: $f }
+        Builtin {
+            name: $name,
+            sig: $sig,
+            doc: $doc,
+            run: $f,
+        }
     };
 }
 
@@ -96,11 +101,20 @@ fn shape_arg(a: &Args) -> Result<Vec<usize>, Diag> {
     for (v, s) in items {
         match v {
             Value::Int(n) if n >= 0 => shape.push(n as usize),
-            Value::Int(n) => return Err(Diag::new("flx::shape::negative", format!("a shape cannot have a negative length ({n})")).at(s)),
+            Value::Int(n) => {
+                return Err(Diag::new(
+                    "flx::shape::negative",
+                    format!("a shape cannot have a negative length ({n})"),
+                )
+                .at(s))
+            }
             other => {
-                return Err(Diag::new("flx::type::argument", format!("a shape is made of Ints, found {}", other.describe()))
-                    .at(s)
-                    .help("write `zeros(3, 4)` or `zeros(shape(X))`"))
+                return Err(Diag::new(
+                    "flx::type::argument",
+                    format!("a shape is made of Ints, found {}", other.describe()),
+                )
+                .at(s)
+                .help("write `zeros(3, 4)` or `zeros(shape(X))`"))
             }
         }
     }
@@ -154,14 +168,24 @@ fn random(interp: &mut Interp, a: &mut Args, normal: bool) -> R {
         }
         None => &mut interp.rng,
     };
-    let data: Vec<f64> = if normal { (0..n).map(|_| rng.sample(StandardNormal)).collect() } else { (0..n).map(|_| rng.random::<f64>()).collect() };
-    Ok(Value::tensor(ArrayD::from_shape_vec(IxDyn(&shape), data).expect("shape matches length")))
+    let data: Vec<f64> = if normal {
+        (0..n).map(|_| rng.sample(StandardNormal)).collect()
+    } else {
+        (0..n).map(|_| rng.random::<f64>()).collect()
+    };
+    Ok(Value::tensor(
+        ArrayD::from_shape_vec(IxDyn(&shape), data).expect("shape matches length"),
+    ))
 }
 
 fn linspace(_: &mut Interp, a: &mut Args) -> R {
     let (lo, hi, n) = (a.f64(0)?, a.f64(1)?, a.count(2)?);
     check_size(&[n], a.call)?;
-    let v = if n == 1 { Array1::from_elem(1, lo) } else { Array1::from_shape_fn(n, |i| lo + (hi - lo) * i as f64 / (n - 1) as f64) };
+    let v = if n == 1 {
+        Array1::from_elem(1, lo)
+    } else {
+        Array1::from_shape_fn(n, |i| lo + (hi - lo) * i as f64 / (n - 1) as f64)
+    };
     Ok(Value::tensor(v.into_dyn()))
 }
 
@@ -172,26 +196,47 @@ fn arange(_: &mut Interp, a: &mut Args) -> R {
     };
     let step = a.f64(2)?;
     if step == 0.0 || !step.is_finite() {
-        return Err(a.error(2, "flx::value::step", "`arange` needs a non-zero, finite step"));
+        return Err(a.error(
+            2,
+            "flx::value::step",
+            "`arange` needs a non-zero, finite step",
+        ));
     }
     let n = ((stop - start) / step).ceil().max(0.0);
     if !n.is_finite() || n > super::MAX_ELEMENTS as f64 {
-        return Err(Diag::new("flx::shape::too_large", "`arange` would make too many values").at(a.call));
+        return Err(Diag::new(
+            "flx::shape::too_large",
+            "`arange` would make too many values",
+        )
+        .at(a.call));
     }
-    Ok(Value::tensor(Array1::from_shape_fn(n as usize, |i| start + step * i as f64).into_dyn()))
+    Ok(Value::tensor(
+        Array1::from_shape_fn(n as usize, |i| start + step * i as f64).into_dyn(),
+    ))
 }
 
 fn onehot(_: &mut Interp, a: &mut Args) -> R {
     let labels = a.tensor(0)?;
     let n = a.count(1)?;
     if labels.ndim() != 1 {
-        return Err(a.error(0, "flx::shape::onehot", format!("`onehot` needs a 1-D tensor of labels, found shape {}", shape_str(labels.shape()))));
+        return Err(a.error(
+            0,
+            "flx::shape::onehot",
+            format!(
+                "`onehot` needs a 1-D tensor of labels, found shape {}",
+                shape_str(labels.shape())
+            ),
+        ));
     }
     check_size(&[labels.len(), n], a.call)?;
     let mut out = Array2::<f64>::zeros((labels.len(), n));
     for (i, &l) in labels.iter().enumerate() {
         if l.fract() != 0.0 || l < 0.0 || l >= n as f64 {
-            return Err(a.error(0, "flx::value::label", format!("label {l} at position {i} is not an Int in 0..{n}")));
+            return Err(a.error(
+                0,
+                "flx::value::label",
+                format!("label {l} at position {i} is not an Int in 0..{n}"),
+            ));
         }
         out[(i, l as usize)] = 1.0;
     }
@@ -205,13 +250,21 @@ fn tensor_list(a: &Args) -> Result<Vec<Rc<Tensor>>, Diag> {
         other => other.to_vec(),
     };
     if items.is_empty() {
-        return Err(Diag::new("flx::call::missing_arg", format!("`{}` needs at least one tensor", a.name)).at(a.call));
+        return Err(Diag::new(
+            "flx::call::missing_arg",
+            format!("`{}` needs at least one tensor", a.name),
+        )
+        .at(a.call));
     }
     items
         .into_iter()
         .map(|(v, s)| match v {
             Value::Tensor(t) => Ok(t),
-            other => Err(Diag::new("flx::type::argument", format!("`{}` joins tensors, found {}", a.name, other.describe())).at(s)),
+            other => Err(Diag::new(
+                "flx::type::argument",
+                format!("`{}` joins tensors, found {}", a.name, other.describe()),
+            )
+            .at(s)),
         })
         .collect()
 }
@@ -219,13 +272,25 @@ fn tensor_list(a: &Args) -> Result<Vec<Rc<Tensor>>, Diag> {
 fn join(a: &Args, tensors: &[ArrayViewD<f64>], axis: usize) -> R {
     let shapes: Vec<String> = tensors.iter().map(|t| shape_str(t.shape())).collect();
     if tensors.iter().any(|t| t.ndim() <= axis) {
-        return Err(Diag::new("flx::index::axis", format!("axis {axis} is out of range for shapes {}", shapes.join(", "))).at(a.call));
+        return Err(Diag::new(
+            "flx::index::axis",
+            format!(
+                "axis {axis} is out of range for shapes {}",
+                shapes.join(", ")
+            ),
+        )
+        .at(a.call));
     }
-    ndarray::concatenate(Axis(axis), tensors).map(Value::tensor).map_err(|_| {
-        Diag::new("flx::shape::concat", format!("cannot join shapes {} along axis {axis}", shapes.join(", ")))
+    ndarray::concatenate(Axis(axis), tensors)
+        .map(Value::tensor)
+        .map_err(|_| {
+            Diag::new(
+                "flx::shape::concat",
+                format!("cannot join shapes {} along axis {axis}", shapes.join(", ")),
+            )
             .at(a.call)
             .help("all lengths except along the joining axis must agree")
-    })
+        })
 }
 
 fn concat(_: &mut Interp, a: &mut Args) -> R {
@@ -243,7 +308,16 @@ fn stack_like(a: &mut Args, horizontal: bool) -> R {
         let views: Vec<ArrayViewD<f64>> = ts.iter().map(|t| t.view()).collect();
         join(a, &views, if all_1d { 0 } else { 1 })
     } else {
-        let rows: Vec<Tensor> = ts.iter().map(|t| if t.ndim() == 1 { t.view().insert_axis(Axis(0)).to_owned() } else { (**t).clone() }).collect();
+        let rows: Vec<Tensor> = ts
+            .iter()
+            .map(|t| {
+                if t.ndim() == 1 {
+                    t.view().insert_axis(Axis(0)).to_owned()
+                } else {
+                    (**t).clone()
+                }
+            })
+            .collect();
         let views: Vec<ArrayViewD<f64>> = rows.iter().map(|t| t.view()).collect();
         join(a, &views, 0)
     }
@@ -259,14 +333,35 @@ fn reshape(_: &mut Interp, a: &mut Args) -> R {
     for (v, s) in &items {
         match v {
             Value::Int(n) if *n >= -1 => dims.push(*n),
-            other => return Err(Diag::new("flx::type::argument", format!("a shape is made of Ints (or one -1), found {}", other.describe())).at(*s)),
+            other => {
+                return Err(Diag::new(
+                    "flx::type::argument",
+                    format!(
+                        "a shape is made of Ints (or one -1), found {}",
+                        other.describe()
+                    ),
+                )
+                .at(*s))
+            }
         }
     }
     let inferred = dims.iter().filter(|&&d| d == -1).count();
-    let known: usize = dims.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
+    let known: usize = dims
+        .iter()
+        .filter(|&&d| d >= 0)
+        .map(|&d| d as usize)
+        .product();
     let bad = || {
-        Diag::new("flx::shape::reshape", format!("cannot reshape {} elements (shape {}) into {:?}", t.len(), shape_str(t.shape()), dims))
-            .at(a.call)
+        Diag::new(
+            "flx::shape::reshape",
+            format!(
+                "cannot reshape {} elements (shape {}) into {:?}",
+                t.len(),
+                shape_str(t.shape()),
+                dims
+            ),
+        )
+        .at(a.call)
     };
     if inferred > 1 {
         return Err(bad().help("only one length may be -1"));
@@ -275,21 +370,35 @@ fn reshape(_: &mut Interp, a: &mut Args) -> R {
         if known == 0 || t.len() % known != 0 {
             return Err(bad());
         }
-        dims.iter().map(|&d| if d == -1 { t.len() / known } else { d as usize }).collect()
+        dims.iter()
+            .map(|&d| if d == -1 { t.len() / known } else { d as usize })
+            .collect()
     } else {
         dims.iter().map(|&d| d as usize).collect()
     };
     if shape.iter().product::<usize>() != t.len() {
         return Err(bad());
     }
-    let out = t.to_shape((IxDyn(&shape), ndarray::Order::RowMajor)).map_err(|_| bad())?.into_owned();
+    let out = t
+        .to_shape((IxDyn(&shape), ndarray::Order::RowMajor))
+        .map_err(|_| bad())?
+        .into_owned();
     Ok(Value::tensor(out))
 }
 
 fn axis_len(a: &mut Args, axis: usize) -> R {
     let t = a.tensor(0)?;
     if t.ndim() <= axis {
-        return Err(a.error(0, "flx::index::axis", format!("`{}` needs at least {} axes, found shape {}", a.name, axis + 1, shape_str(t.shape()))));
+        return Err(a.error(
+            0,
+            "flx::index::axis",
+            format!(
+                "`{}` needs at least {} axes, found shape {}",
+                a.name,
+                axis + 1,
+                shape_str(t.shape())
+            ),
+        ));
     }
     Ok(Value::Int(t.shape()[axis] as i64))
 }
@@ -301,7 +410,12 @@ fn len(_: &mut Interp, a: &mut Args) -> R {
         Value::Str(s) => s.chars().count() as i64,
         Value::Record(r) => r.fields.len() as i64,
         Value::Range(s, e) => (e - s).max(0),
-        _ => return Err(a.expected(0, "a tensor with at least one axis, a list, a tuple, a string, a record or a range")),
+        _ => {
+            return Err(a.expected(
+                0,
+                "a tensor with at least one axis, a list, a tuple, a string, a record or a range",
+            ))
+        }
     }))
 }
 
@@ -317,7 +431,14 @@ fn diag(_: &mut Interp, a: &mut Args) -> R {
             let m = t.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
             Ok(Value::tensor(m.diag().to_owned().into_dyn()))
         }
-        _ => Err(a.error(0, "flx::shape::diag", format!("`diag` takes a vector or a matrix, found shape {}", shape_str(t.shape())))),
+        _ => Err(a.error(
+            0,
+            "flx::shape::diag",
+            format!(
+                "`diag` takes a vector or a matrix, found shape {}",
+                shape_str(t.shape())
+            ),
+        )),
     }
 }
 
@@ -326,7 +447,9 @@ fn outer(_: &mut Interp, a: &mut Args) -> R {
     check_size(&[x.len(), y.len()], a.call)?;
     let xs: Vec<f64> = x.iter().copied().collect();
     let ys: Vec<f64> = y.iter().copied().collect();
-    Ok(Value::tensor(Array2::from_shape_fn((xs.len(), ys.len()), |(i, j)| xs[i] * ys[j]).into_dyn()))
+    Ok(Value::tensor(
+        Array2::from_shape_fn((xs.len(), ys.len()), |(i, j)| xs[i] * ys[j]).into_dyn(),
+    ))
 }
 
 fn where_(_: &mut Interp, a: &mut Args) -> R {
@@ -339,20 +462,38 @@ fn where_(_: &mut Interp, a: &mut Args) -> R {
         .ok_or_else(|| {
             Diag::new(
                 "flx::shape::broadcast",
-                format!("cannot broadcast shapes {}, {} and {}", shape_str(c.shape()), shape_str(x.shape()), shape_str(y.shape())),
+                format!(
+                    "cannot broadcast shapes {}, {} and {}",
+                    shape_str(c.shape()),
+                    shape_str(x.shape()),
+                    shape_str(y.shape())
+                ),
             )
             .at(a.call)
         })?;
     let d = IxDyn(&shape);
-    let (cv, xv, yv) = (c.broadcast(d.clone()).expect("checked"), x.broadcast(d.clone()).expect("checked"), y.broadcast(d).expect("checked"));
-    Ok(Value::tensor(Zip::from(&cv).and(&xv).and(&yv).map_collect(|&c, &x, &y| if c != 0.0 { x } else { y })))
+    let (cv, xv, yv) = (
+        c.broadcast(d.clone()).expect("checked"),
+        x.broadcast(d.clone()).expect("checked"),
+        y.broadcast(d).expect("checked"),
+    );
+    Ok(Value::tensor(
+        Zip::from(&cv)
+            .and(&xv)
+            .and(&yv)
+            .map_collect(|&c, &x, &y| if c != 0.0 { x } else { y }),
+    ))
 }
 
 fn clip(_: &mut Interp, a: &mut Args) -> R {
     let lo = a.opt_f64(1)?.unwrap_or(f64::NEG_INFINITY);
     let hi = a.opt_f64(2)?.unwrap_or(f64::INFINITY);
     if lo > hi {
-        return Err(Diag::new("flx::value::clip", format!("`clip` needs lo <= hi, found {lo} > {hi}")).at(a.call));
+        return Err(Diag::new(
+            "flx::value::clip",
+            format!("`clip` needs lo <= hi, found {lo} > {hi}"),
+        )
+        .at(a.call));
     }
     map(a, move |x| x.clamp(lo, hi))
 }
@@ -367,7 +508,13 @@ pub fn map(a: &Args, f: impl Fn(f64) -> f64) -> R {
 }
 
 fn pow(_: &mut Interp, a: &mut Args) -> R {
-    crate::eval::ops::binary(crate::syntax::ast::BinOp::Pow, a.vals[0].clone(), a.vals[1].clone(), a.spans[0], a.spans[1])
+    crate::eval::ops::binary(
+        crate::syntax::ast::BinOp::Pow,
+        a.vals[0].clone(),
+        a.vals[1].clone(),
+        a.spans[0],
+        a.spans[1],
+    )
 }
 
 fn variance(v: ArrayViewD<f64>) -> f64 {
@@ -396,7 +543,11 @@ fn reduction(a: &mut Args, what: &str, f: impl Fn(ArrayViewD<f64>) -> f64) -> R 
     let t = a.tensor(0)?;
     let axis = a.axis(1, t.ndim())?;
     if t.is_empty() && what != "sum" {
-        return Err(a.error(0, "flx::value::empty", format!("`{what}` of an empty tensor")));
+        return Err(a.error(
+            0,
+            "flx::value::empty",
+            format!("`{what}` of an empty tensor"),
+        ));
     }
     Ok(scalar_or_tensor(reduce(&t, axis, f)))
 }
@@ -413,7 +564,11 @@ fn extreme(a: &mut Args, largest: bool) -> R {
     };
     if !a.is_none(1) {
         if !a.is_none(2) {
-            return Err(a.error(2, "flx::call::conflict", format!("`{}(x, y)` is elementwise and takes no `axis:`", a.name)));
+            return Err(a.error(
+                2,
+                "flx::call::conflict",
+                format!("`{}(x, y)` is elementwise and takes no `axis:`", a.name),
+            ));
         }
         let op = if largest { "max" } else { "min" };
         return match (&a.vals[0], &a.vals[1]) {
@@ -423,29 +578,45 @@ fn extreme(a: &mut Args, largest: bool) -> R {
             }
             _ => {
                 let (x, y) = (a.tensor(0)?, a.tensor(1)?);
-                crate::tensor::zip_with(&x, &y, pick).map(Value::tensor).map_err(|e| {
-                    Diag::new("flx::shape::broadcast", format!("`{op}`: {}", e.0))
-                        .at(a.call)
-                        .with_label(a.spans[0], format!("shape {}", shape_str(x.shape())))
-                        .with_label(a.spans[1], format!("shape {}", shape_str(y.shape())))
-                })
+                crate::tensor::zip_with(&x, &y, pick)
+                    .map(Value::tensor)
+                    .map_err(|e| {
+                        Diag::new("flx::shape::broadcast", format!("`{op}`: {}", e.0))
+                            .at(a.call)
+                            .with_label(a.spans[0], format!("shape {}", shape_str(x.shape())))
+                            .with_label(a.spans[1], format!("shape {}", shape_str(y.shape())))
+                    })
             }
         };
     }
     let t = a.tensor(0)?;
     let axis = a.axis(2, t.ndim())?;
     if t.is_empty() {
-        return Err(a.error(0, "flx::value::empty", format!("`{}` of an empty tensor", a.name)));
+        return Err(a.error(
+            0,
+            "flx::value::empty",
+            format!("`{}` of an empty tensor", a.name),
+        ));
     }
-    let init = if largest { f64::NEG_INFINITY } else { f64::INFINITY };
-    Ok(scalar_or_tensor(reduce(&t, axis, |v| v.iter().cloned().fold(init, pick))))
+    let init = if largest {
+        f64::NEG_INFINITY
+    } else {
+        f64::INFINITY
+    };
+    Ok(scalar_or_tensor(reduce(&t, axis, |v| {
+        v.iter().cloned().fold(init, pick)
+    })))
 }
 
 fn arg_extreme(a: &mut Args, largest: bool) -> R {
     let t = a.tensor(0)?;
     let axis = a.axis(1, t.ndim())?;
     if t.is_empty() {
-        return Err(a.error(0, "flx::value::empty", format!("`{}` of an empty tensor", a.name)));
+        return Err(a.error(
+            0,
+            "flx::value::empty",
+            format!("`{}` of an empty tensor", a.name),
+        ));
     }
     let best = |v: ArrayViewD<f64>| {
         let mut bi = 0;
@@ -463,7 +634,9 @@ fn arg_extreme(a: &mut Args, largest: bool) -> R {
     };
     match axis {
         None => Ok(Value::Int(best(t.view()) as i64)),
-        Some(ax) => Ok(Value::tensor(t.map_axis(Axis(ax), |lane| best(lane.into_dyn())))),
+        Some(ax) => Ok(Value::tensor(
+            t.map_axis(Axis(ax), |lane| best(lane.into_dyn())),
+        )),
     }
 }
 
@@ -474,11 +647,17 @@ fn truth(a: &mut Args, any: bool) -> R {
     let t = a.tensor(0)?;
     let axis = a.axis(1, t.ndim())?;
     let f = |v: ArrayViewD<f64>| {
-        let r = if any { v.iter().any(|&x| x != 0.0) } else { v.iter().all(|&x| x != 0.0) };
+        let r = if any {
+            v.iter().any(|&x| x != 0.0)
+        } else {
+            v.iter().all(|&x| x != 0.0)
+        };
         r as i64 as f64
     };
     match axis {
         None => Ok(Value::Bool(f(t.view()) != 0.0)),
-        Some(ax) => Ok(Value::tensor(t.map_axis(Axis(ax), |lane| f(lane.into_dyn())))),
+        Some(ax) => Ok(Value::tensor(
+            t.map_axis(Axis(ax), |lane| f(lane.into_dyn())),
+        )),
     }
 }
