@@ -83,9 +83,13 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// One error, warning-free by design: flx reports errors only.
+/// One error (flx reports errors only). Boxed, so that the `Result`s of the
+/// interpreter's hot paths stay two words wide.
 #[derive(Clone, Debug)]
-pub struct Diag {
+pub struct Diag(Box<DiagData>);
+
+#[derive(Clone, Debug)]
+pub struct DiagData {
     /// Namespaced code, e.g. `flx::name::unknown`.
     pub code: &'static str,
     pub message: String,
@@ -99,9 +103,22 @@ pub struct Diag {
     pub trace: Vec<(String, Span)>,
 }
 
+impl std::ops::Deref for Diag {
+    type Target = DiagData;
+    fn deref(&self) -> &DiagData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Diag {
+    fn deref_mut(&mut self) -> &mut DiagData {
+        &mut self.0
+    }
+}
+
 impl Diag {
     pub fn new(code: &'static str, message: impl Into<String>) -> Diag {
-        Diag {
+        Diag(Box::new(DiagData {
             code,
             message: message.into(),
             span: None,
@@ -109,7 +126,7 @@ impl Diag {
             labels: Vec::new(),
             help: None,
             trace: Vec::new(),
-        }
+        }))
     }
     pub fn at(mut self, span: Span) -> Diag {
         self.span = Some(span);

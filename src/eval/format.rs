@@ -113,7 +113,7 @@ pub fn repr(v: &Value) -> String {
                 .collect();
             format!("{{{}}}", inner.join(", "))
         }
-        Value::Range(a, b) => format!("{a}..{b}"),
+        Value::Range(r) => format!("{}..{}", r.0, r.1),
         Value::Func(c) => format!("<fn {}>", c.def.name.name),
         Value::Builtin(b) => format!("<builtin {}>", super::builtins::get(*b).name),
         Value::Module(_) => "<module>".into(),

@@ -30,12 +30,12 @@ pub enum Flow {
     Break,
     Continue,
     Return(Value),
-    Error(Box<Diag>),
+    Error(Diag),
 }
 
 impl From<Diag> for Flow {
     fn from(d: Diag) -> Flow {
-        Flow::Error(Box::new(d))
+        Flow::Error(d)
     }
 }
 
@@ -115,7 +115,7 @@ impl Interp {
             match self.exec(stmt) {
                 Ok(v) => result = Ok(v),
                 Err(Flow::Error(d)) => {
-                    result = Err(*d);
+                    result = Err(d);
                     break;
                 }
                 Err(_) => {
@@ -153,7 +153,24 @@ impl Interp {
 
     // ---- variables ------------------------------------------------------------
 
+    #[inline]
     fn read_slot(&self, slot: Slot, name: &Ident) -> Result<Value, Diag> {
+        match slot {
+            Slot::Local(i) => return Ok(self.stack[self.base + i as usize].clone()),
+            Slot::Global(g) => {
+                if let Some(v) = self.globals.get(g as usize) {
+                    if !matches!(v, Value::Undefined) {
+                        return Ok(v.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.read_slot_slow(slot, name)
+    }
+
+    #[inline(never)]
+    fn read_slot_slow(&self, slot: Slot, name: &Ident) -> Result<Value, Diag> {
         let v = match slot {
             Slot::Local(i) => self.stack[self.base + i as usize].clone(),
             Slot::Boxed(i) => match &self.stack[self.base + i as usize] {
@@ -240,6 +257,7 @@ impl Interp {
         }
     }
 
+    #[inline(never)]
     fn bind_pattern(&mut self, pat: &Pattern, v: Value) -> Result<(), Diag> {
         match pat {
             Pattern::Bind(name) => {
@@ -293,6 +311,7 @@ impl Interp {
         Ok(last)
     }
 
+    #[inline(never)]
     fn exec(&mut self, e: &Expr) -> Eval {
         match &e.kind {
             ExprKind::Let(pat, value) => {
@@ -398,7 +417,7 @@ impl Interp {
                     .into());
                 };
                 let end = if *inclusive { t.saturating_add(1) } else { *t };
-                Ok(Value::Range(*s, end))
+                Ok(Value::Range(Rc::new((*s, end))))
             }
             ExprKind::Lambda(def) => Ok(self.make_closure(def, FnKind::Closure)),
             ExprKind::If(cond, then, otherwise) => {
@@ -450,6 +469,7 @@ impl Interp {
         }
     }
 
+    #[inline(never)]
     fn condition(&mut self, cond: &Expr) -> Result<bool, Flow> {
         match self.eval(cond)? {
             Value::Bool(b) => Ok(b),
@@ -476,22 +496,13 @@ impl Interp {
         }
         let l = self.eval(a)?;
         let r = self.eval(b)?;
-        // Fast paths for scalar loops.
-        match (op, &l, &r) {
-            (BinOp::Add, Value::Int(x), Value::Int(y)) if x.checked_add(*y).is_some() => {
-                return Ok(Value::Int(x + y))
-            }
-            (BinOp::Sub, Value::Int(x), Value::Int(y)) if x.checked_sub(*y).is_some() => {
-                return Ok(Value::Int(x - y))
-            }
-            (BinOp::Add, Value::Float(x), Value::Float(y)) => return Ok(Value::Float(x + y)),
-            (BinOp::Mul, Value::Float(x), Value::Float(y)) => return Ok(Value::Float(x * y)),
-            (BinOp::Lt, Value::Int(x), Value::Int(y)) => return Ok(Value::Bool(x < y)),
-            _ => {}
+        if let Some(v) = ops::scalar_fast(op, &l, &r) {
+            return Ok(v);
         }
         ops::binary(op, l, r, a.span, b.span).map_err(Flow::from)
     }
 
+    #[inline(never)]
     fn logic_operand(&mut self, op: BinOp, e: &Expr) -> Result<bool, Flow> {
         match self.eval(e)? {
             Value::Bool(b) => Ok(b),
@@ -513,6 +524,7 @@ impl Interp {
         }
     }
 
+    #[inline(never)]
     fn eval_for(&mut self, pat: &Pattern, iter: &Expr, body: &Block) -> Eval {
         let it = self.eval(iter)?;
         macro_rules! body {
@@ -527,8 +539,8 @@ impl Interp {
             }};
         }
         match it {
-            Value::Range(s, t) => {
-                for i in s..t {
+            Value::Range(r) => {
+                for i in r.0..r.1 {
                     body!(Value::Int(i))
                 }
             }
@@ -545,7 +557,7 @@ impl Interp {
             Value::Record(r) => {
                 for (k, v) in r.fields.iter() {
                     body!(Value::Tuple(Rc::new(vec![
-                        Value::Str(k.clone()),
+                        Value::str(k),
                         v.clone()
                     ])))
                 }
@@ -563,6 +575,7 @@ impl Interp {
         Ok(Value::None)
     }
 
+    #[inline(never)]
     fn eval_string(&mut self, parts: &[StrPart]) -> Eval {
         let mut s = String::new();
         for p in parts {
@@ -584,9 +597,10 @@ impl Interp {
                 }
             }
         }
-        Ok(Value::Str(Rc::from(s)))
+        Ok(Value::Str(Rc::new(s)))
     }
 
+    #[inline(never)]
     fn eval_index(&mut self, items: &[IndexItem]) -> Result<Vec<ops::Index>, Flow> {
         let mut out = Vec::with_capacity(items.len());
         for it in items {
@@ -626,6 +640,7 @@ impl Interp {
         Ok(out)
     }
 
+    #[inline(never)]
     fn field(&mut self, v: Value, field: &Ident) -> Eval {
         let name = field.name.as_ref();
         match &v {
@@ -693,6 +708,7 @@ impl Interp {
 
     // ---- assignment -------------------------------------------------------------
 
+    #[inline(never)]
     fn assign(
         &mut self,
         place: &Place,
@@ -729,6 +745,7 @@ impl Interp {
 
     // ---- calls ------------------------------------------------------------------
 
+    #[inline(never)]
     pub fn make_closure(&mut self, def: &Rc<FnDef>, kind: FnKind) -> Value {
         let captures = def
             .captures
@@ -757,6 +774,7 @@ impl Interp {
         }))
     }
 
+    #[inline(never)]
     fn eval_call(&mut self, callee: &Expr, args: &[Arg], span: Span) -> Eval {
         let f = self.eval(callee)?;
         if let Value::Func(c) = &f {
@@ -791,6 +809,7 @@ impl Interp {
     }
 
     /// Call any callable value with evaluated arguments.
+    #[inline(never)]
     pub fn call_value(
         &mut self,
         f: &Value,
@@ -824,7 +843,7 @@ impl Interp {
                 let b = builtins::get(*b);
                 let mut args = Args::bind(b, pos, named, span)?;
                 if let Err(Flow::Error(d)) = self.tick(span) {
-                    return Err(*d);
+                    return Err(d);
                 }
                 (b.run)(self, &mut args).map_err(|d| d.or_at(span))
             }
@@ -857,7 +876,7 @@ impl Interp {
         }
         if let Err(Flow::Error(d)) = self.tick(span) {
             self.stack.truncate(new_base);
-            return Err(*d);
+            return Err(d);
         }
         let frame = def.frame_size.get() as usize;
         self.stack.resize(new_base + frame.max(npos), Value::None);
@@ -878,6 +897,7 @@ impl Interp {
         })
     }
 
+    #[inline(never)]
     fn enter_body(
         &mut self,
         def: &FnDef,
@@ -885,6 +905,10 @@ impl Interp {
         named: Vec<(Rc<str>, Value, Span)>,
         span: Span,
     ) -> Result<Value, Diag> {
+        // Fast path: every argument given by position is already in its frame slot.
+        if named.is_empty() && npos == def.params.len() && def.params.iter().all(|p| matches!(p.name.slot.get(), Slot::Local(_))) {
+            return self.run_body(def);
+        }
         let mut named: Vec<Option<(Rc<str>, Value, Span)>> = named.into_iter().map(Some).collect();
         for (i, p) in def.params.iter().enumerate() {
             let slot = p.name.slot.get();
@@ -898,7 +922,7 @@ impl Interp {
             } else if let Some(d) = &p.default {
                 match self.eval(d) {
                     Ok(v) => v,
-                    Err(Flow::Error(e)) => return Err(*e),
+                    Err(Flow::Error(e)) => return Err(e),
                     Err(_) => {
                         return Err(Diag::new(
                             "flx::syntax::default",
@@ -932,9 +956,13 @@ impl Interp {
             };
             return Err(Diag::new("flx::call::unknown_arg", msg).at(nspan));
         }
+        self.run_body(def)
+    }
+
+    fn run_body(&mut self, def: &FnDef) -> Result<Value, Diag> {
         match self.eval(&def.body) {
             Ok(v) | Err(Flow::Return(v)) => Ok(v),
-            Err(Flow::Error(e)) => Err(*e),
+            Err(Flow::Error(e)) => Err(e),
             Err(Flow::Break) | Err(Flow::Continue) => {
                 Err(Diag::new("flx::internal", "loop control escaped a function").at(def.span))
             }

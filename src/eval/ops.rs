@@ -140,7 +140,7 @@ pub fn values_equal(a: &Value, b: &Value) -> bool {
         (Value::Tensor(x), Value::Tensor(y)) => {
             x.shape() == y.shape() && x.iter().zip(y.iter()).all(|(a, b)| a == b)
         }
-        (Value::Range(a, b), Value::Range(c, d)) => a == c && b == d,
+        (Value::Range(a), Value::Range(b)) => a == b,
         (Value::Func(f), Value::Func(g)) => Rc::ptr_eq(f, g),
         (Value::Builtin(f), Value::Builtin(g)) => f == g,
         (x, y)
@@ -153,6 +153,45 @@ pub fn values_equal(a: &Value, b: &Value) -> bool {
         }
         _ => false,
     }
+}
+
+/// Scalar arithmetic without overflow or error cases, for scalar loops;
+/// `None` sends the operation through `binary`, which handles (and reports) the rest.
+#[inline]
+pub fn scalar_fast(op: BinOp, l: &Value, r: &Value) -> Option<Value> {
+    let (x, y) = match (l, r) {
+        (Value::Int(a), Value::Int(b)) => {
+            let (a, b) = (*a, *b);
+            return Some(match op {
+                BinOp::Add => Value::Int(a.checked_add(b)?),
+                BinOp::Sub => Value::Int(a.checked_sub(b)?),
+                BinOp::Mul => Value::Int(a.checked_mul(b)?),
+                BinOp::Rem if b > 0 => Value::Int(a.rem_euclid(b)),
+                BinOp::Lt => Value::Bool(a < b),
+                BinOp::Le => Value::Bool(a <= b),
+                BinOp::Gt => Value::Bool(a > b),
+                BinOp::Ge => Value::Bool(a >= b),
+                BinOp::Eq => Value::Bool(a == b),
+                BinOp::Ne => Value::Bool(a != b),
+                _ => return None,
+            });
+        }
+        (Value::Float(a), Value::Float(b)) => (*a, *b),
+        (Value::Int(a), Value::Float(b)) => (*a as f64, *b),
+        (Value::Float(a), Value::Int(b)) => (*a, *b as f64),
+        _ => return None,
+    };
+    Some(match op {
+        BinOp::Add => Value::Float(x + y),
+        BinOp::Sub => Value::Float(x - y),
+        BinOp::Mul => Value::Float(x * y),
+        BinOp::Div => Value::Float(x / y),
+        BinOp::Lt => Value::Bool(x < y),
+        BinOp::Le => Value::Bool(x <= y),
+        BinOp::Gt => Value::Bool(x > y),
+        BinOp::Ge => Value::Bool(x >= y),
+        _ => return None,
+    })
 }
 
 pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result<Value, Diag> {
@@ -218,7 +257,7 @@ pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result
             Ok(Value::tensor(b.mapv(|y| f(a, y))))
         }
         (Value::Str(a), Value::Str(b)) => match op {
-            BinOp::Add => Ok(Value::Str(Rc::from(format!("{a}{b}")))),
+            BinOp::Add => Ok(Value::Str(Rc::new(format!("{a}{b}")))),
             BinOp::Eq => Ok(Value::Bool(a == b)),
             BinOp::Ne => Ok(Value::Bool(a != b)),
             BinOp::Lt => Ok(Value::Bool(a < b)),
@@ -368,7 +407,7 @@ fn int_list(v: &Value) -> Option<Vec<i64>> {
                 .map(|x| if let Value::Int(i) = x { *i } else { 0 })
                 .collect(),
         ),
-        Value::Range(a, b) => Some((*a..*b).collect()),
+        Value::Range(r) => Some((r.0..r.1).collect()),
         _ => None,
     }
 }

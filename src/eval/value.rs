@@ -17,13 +17,14 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(Rc<str>),
+    /// A thin pointer, so that a `Value` is two words.
+    Str(Rc<String>),
     Tensor(Rc<Tensor>),
     Tuple(Rc<Vec<Value>>),
     List(Rc<Vec<Value>>),
     Record(Rc<Record>),
     /// `start..end`, end exclusive (an inclusive range is stored with end + 1).
-    Range(i64, i64),
+    Range(Rc<(i64, i64)>),
     Func(Rc<Closure>),
     Builtin(u32),
     Module(u32),
@@ -64,7 +65,7 @@ pub struct Closure {
 
 impl Value {
     pub fn str(s: &str) -> Value {
-        Value::Str(Rc::from(s))
+        Value::Str(Rc::new(s.to_string()))
     }
 
     pub fn tensor(t: Tensor) -> Value {

@@ -410,7 +410,7 @@ impl Args {
         }
     }
 
-    pub fn str(&self, i: usize) -> Result<Rc<str>, Diag> {
+    pub fn str(&self, i: usize) -> Result<Rc<String>, Diag> {
         match &self.vals[i] {
             Value::Str(s) => Ok(s.clone()),
             _ => Err(self.expected(i, "a Str")),

@@ -409,7 +409,7 @@ fn len(_: &mut Interp, a: &mut Args) -> R {
         Value::List(l) | Value::Tuple(l) => l.len() as i64,
         Value::Str(s) => s.chars().count() as i64,
         Value::Record(r) => r.fields.len() as i64,
-        Value::Range(s, e) => (e - s).max(0),
+        Value::Range(r) => (r.1 - r.0).max(0),
         _ => {
             return Err(a.expected(
                 0,
