@@ -119,6 +119,12 @@ impl Session {
         self.check_source(&path.display().to_string(), &text, &script_dir(path))
     }
 
+    /// The value of a module-level name of the session.
+    pub fn get(&self, name: &str) -> Option<Value> {
+        let g = self.scope.names.get(name)?;
+        self.interp.globals.get(g.index as usize).cloned()
+    }
+
     /// The `proc main` of the session, if one is defined.
     pub fn main_proc(&self) -> Option<(Rc<FnDef>, u32)> {
         match self.scope.names.get("main") {

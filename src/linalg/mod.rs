@@ -29,6 +29,18 @@ pub fn view<'a>(a: &ArrayView2<'a, f64>) -> MatRef<'a, f64> {
     unsafe { MatRef::from_raw_parts(a.as_ptr(), m, n, s[0], s[1]) }
 }
 
+/// A column-major view of a matrix that is symmetric, or whose transpose the
+/// caller accounts for: faer's kernels are column-major, and a row-major
+/// matrix is the column-major layout of its transpose.
+fn col_major<'a>(a: &ArrayView2<'a, f64>) -> (MatRef<'a, f64>, bool) {
+    let v = view(a);
+    if a.strides()[1] == 1 && a.ncols() > 1 {
+        (v.transpose(), true)
+    } else {
+        (v, false)
+    }
+}
+
 fn view_mut(a: &mut Array2<f64>) -> MatMut<'_, f64> {
     let (m, n) = a.dim();
     let s = a.strides().to_vec();
@@ -62,12 +74,13 @@ pub fn gemm(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
     if m * n * k < FAER_GEMM_MIN {
         return a.dot(&b);
     }
+    // C is row-major: compute Cᵀ = Bᵀ Aᵀ, whose operands are column-major when A and B are row-major.
     let mut c = Array2::<f64>::zeros((m, n));
     matmul(
-        view_mut(&mut c),
+        view_mut(&mut c).transpose_mut(),
         Accum::Replace,
-        view(&a),
-        view(&b),
+        view(&b).transpose(),
+        view(&a).transpose(),
         1.0,
         faer::get_global_parallelism(),
     );
@@ -103,7 +116,8 @@ fn is_symmetric(a: &ArrayView2<f64>) -> bool {
 /// The Cholesky factor `L` (lower) of a symmetric positive definite matrix.
 pub fn cholesky(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
     square(&a)?;
-    let llt = view(&a).llt(Side::Lower).map_err(|e| match e {
+    // Symmetric: its column-major view (the transpose of a row-major one) is the same matrix.
+    let llt = col_major(&a).0.llt(Side::Lower).map_err(|e| match e {
         faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => {
             LinalgError::NotPositiveDefinite(index)
         }
@@ -121,7 +135,8 @@ pub fn solve_spd(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, 
             b.nrows()
         )));
     }
-    let llt = view(&a).llt(Side::Lower).map_err(|e| match e {
+    // Symmetric: its column-major view (the transpose of a row-major one) is the same matrix.
+    let llt = col_major(&a).0.llt(Side::Lower).map_err(|e| match e {
         faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => {
             LinalgError::NotPositiveDefinite(index)
         }
@@ -147,7 +162,7 @@ pub fn solve(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, Lina
             other => return other,
         }
     }
-    let lu = view(&a).partial_piv_lu();
+    let lu = to_faer(a).partial_piv_lu();
     let singular = lu_is_singular(lu.U());
     let x = if singular {
         None
@@ -166,7 +181,7 @@ fn lu_is_singular(u: MatRef<'_, f64>) -> bool {
 
 pub fn inv(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
     let n = square(&a)?;
-    let lu = view(&a).partial_piv_lu();
+    let lu = to_faer(a).partial_piv_lu();
     let result = if lu_is_singular(lu.U()) {
         None
     } else {
@@ -184,7 +199,8 @@ pub fn inv(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
 
 pub fn det(a: ArrayView2<f64>) -> Result<f64, LinalgError> {
     square(&a)?;
-    let d = view(&a).determinant();
+    // det(Aᵀ) = det(A).
+    let d = col_major(&a).0.determinant();
     clean_avx_state();
     Ok(d)
 }
@@ -192,7 +208,8 @@ pub fn det(a: ArrayView2<f64>) -> Result<f64, LinalgError> {
 /// Eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix.
 pub fn eigh(a: ArrayView2<f64>) -> Result<(Array1<f64>, Array2<f64>), LinalgError> {
     let n = square(&a)?;
-    let evd = view(&a)
+    let evd = col_major(&a)
+        .0
         .self_adjoint_eigen(Side::Lower)
         .map_err(|_| LinalgError::NoConvergence);
     clean_avx_state();
@@ -204,13 +221,19 @@ pub fn eigh(a: ArrayView2<f64>) -> Result<(Array1<f64>, Array2<f64>), LinalgErro
 
 /// Thin SVD: `A = U diag(S) Vt` with singular values descending.
 pub fn svd(a: ArrayView2<f64>) -> Result<(Array2<f64>, Array1<f64>, Array2<f64>), LinalgError> {
-    let svd = view(&a).thin_svd().map_err(|_| LinalgError::NoConvergence);
+    // For a row-major A we factor Aᵀ = U S Vᵀ (column-major), so A = V S Uᵀ.
+    let (m, transposed) = col_major(&a);
+    let svd = m.thin_svd().map_err(|_| LinalgError::NoConvergence);
     clean_avx_state();
     let svd = svd?;
     let s = svd.S();
     let k = svd.U().ncols();
     let values = Array1::from_shape_fn(k, |i| s[i]);
-    Ok((to_array(svd.U()), values, to_array(svd.V().transpose())))
+    if transposed {
+        Ok((to_array(svd.V()), values, to_array(svd.U().transpose())))
+    } else {
+        Ok((to_array(svd.U()), values, to_array(svd.V().transpose())))
+    }
 }
 
 /// Moore–Penrose pseudo-inverse, cutting singular values below
@@ -243,9 +266,8 @@ pub fn lstsq(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, Lina
     Ok(gemm(p.view(), b))
 }
 
-/// A column-major copy, when a faer routine wants one (kept for callers
-/// that factor the same matrix repeatedly).
-pub fn to_faer(a: ArrayView2<f64>) -> Mat<f64> {
+/// A column-major copy, for factorisations of general (non-symmetric) matrices.
+fn to_faer(a: ArrayView2<f64>) -> Mat<f64> {
     Mat::from_fn(a.nrows(), a.ncols(), |i, j| a[(i, j)])
 }
 
