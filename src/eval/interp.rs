@@ -67,6 +67,8 @@ pub struct Interp {
     pub threads: usize,
     /// Folder that relative paths in file builtins are resolved against.
     pub script_dir: std::path::PathBuf,
+    /// Whether builtins may write files (off when fuzzing).
+    pub allow_writes: bool,
 }
 
 impl Interp {
@@ -89,6 +91,7 @@ impl Interp {
             log: LogState::default(),
             threads: 1,
             script_dir: std::path::PathBuf::from("."),
+            allow_writes: true,
         }
     }
 
@@ -556,10 +559,7 @@ impl Interp {
             }
             Value::Record(r) => {
                 for (k, v) in r.fields.iter() {
-                    body!(Value::Tuple(Rc::new(vec![
-                        Value::str(k),
-                        v.clone()
-                    ])))
+                    body!(Value::Tuple(Rc::new(vec![Value::str(k), v.clone()])))
                 }
             }
             other => {
@@ -906,7 +906,13 @@ impl Interp {
         span: Span,
     ) -> Result<Value, Diag> {
         // Fast path: every argument given by position is already in its frame slot.
-        if named.is_empty() && npos == def.params.len() && def.params.iter().all(|p| matches!(p.name.slot.get(), Slot::Local(_))) {
+        if named.is_empty()
+            && npos == def.params.len()
+            && def
+                .params
+                .iter()
+                .all(|p| matches!(p.name.slot.get(), Slot::Local(_)))
+        {
             return self.run_body(def);
         }
         let mut named: Vec<Option<(Rc<str>, Value, Span)>> = named.into_iter().map(Some).collect();

@@ -257,7 +257,10 @@ pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result
             Ok(Value::tensor(b.mapv(|y| f(a, y))))
         }
         (Value::Str(a), Value::Str(b)) => match op {
-            BinOp::Add => Ok(Value::Str(Rc::new(format!("{a}{b}")))),
+            BinOp::Add => {
+                too_long(a.len() + b.len(), lspan.to(rspan))?;
+                Ok(Value::Str(Rc::new(format!("{a}{b}"))))
+            }
             BinOp::Eq => Ok(Value::Bool(a == b)),
             BinOp::Ne => Ok(Value::Bool(a != b)),
             BinOp::Lt => Ok(Value::Bool(a < b)),
@@ -273,6 +276,7 @@ pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result
                 let (Value::List(a), Value::List(b)) = (&l, &r) else {
                     unreachable!()
                 };
+                too_long(a.len() + b.len(), lspan.to(rspan))?;
                 Ok(Value::List(Rc::new(
                     a.iter().chain(b.iter()).cloned().collect(),
                 )))
@@ -280,6 +284,18 @@ pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result
             _ => Err(fail(&l, &r)),
         },
     }
+}
+
+/// Strings and lists obey the same size limit as tensors.
+fn too_long(n: usize, span: Span) -> Result<(), Diag> {
+    if n > tensor::max_elements() {
+        return Err(Diag::new(
+            "flx::value::too_long",
+            format!("a string or list of {n} items is too long"),
+        )
+        .at(span));
+    }
+    Ok(())
 }
 
 /// A literal `[a, b, ...]`: numbers make a 1-D tensor, equal-shaped tensors

@@ -2,6 +2,8 @@
 //! reductions. Knows nothing of flx values or syntax; errors are plain
 //! `ShapeError`s that the interpreter turns into diagnostics with spans.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Zip};
 
 use crate::linalg;
@@ -10,6 +12,34 @@ pub type Tensor = ArrayD<f64>;
 
 #[derive(Debug)]
 pub struct ShapeError(pub String);
+
+/// Largest tensor flx allocates (default 2^30 elements, 8 GiB): beyond it an
+/// operation fails with an error instead of aborting the process.
+static MAX_ELEMENTS: AtomicUsize = AtomicUsize::new(1 << 30);
+
+pub fn set_max_elements(n: usize) {
+    MAX_ELEMENTS.store(n, Ordering::Relaxed);
+}
+
+pub fn max_elements() -> usize {
+    MAX_ELEMENTS.load(Ordering::Relaxed)
+}
+
+/// Refuse shapes whose element count exceeds `max_elements()`.
+pub fn check_elements(shape: &[usize]) -> Result<(), ShapeError> {
+    let n = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .unwrap_or(usize::MAX);
+    if n > max_elements() {
+        return Err(ShapeError(format!(
+            "a tensor of shape {} is too large (flx allocates at most {} elements)",
+            crate::eval::format::shape_str(shape),
+            max_elements()
+        )));
+    }
+    Ok(())
+}
 
 /// The broadcast shape of two shapes (NumPy rules), or `None` if incompatible.
 pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
@@ -52,6 +82,7 @@ pub fn zip_with(
             crate::eval::format::shape_str(b.shape())
         ))
     })?;
+    check_elements(&shape)?;
     let av = a.broadcast(IxDyn(&shape)).expect("checked broadcast");
     let bv = b.broadcast(IxDyn(&shape)).expect("checked broadcast");
     Ok(Zip::from(&av).and(&bv).map_collect(|&x, &y| f(x, y)))
@@ -89,6 +120,7 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, ShapeError> {
             if a.shape()[1] != b.shape()[0] {
                 return Err(err());
             }
+            check_elements(&[a.shape()[0], b.shape()[1]])?;
             let a2 = a.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
             let b2 = b.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
             Ok(linalg::gemm(a2, b2).into_dyn())

@@ -215,6 +215,18 @@ fn append(_: &mut Interp, a: &mut Args) -> R {
     }
 }
 
+/// The path a builtin may write to.
+fn write_path(interp: &Interp, a: &Args, i: usize) -> Result<PathBuf, Diag> {
+    if !interp.allow_writes {
+        return Err(a.error(
+            i,
+            "flx::io::disabled",
+            "writing files is disabled in this session",
+        ));
+    }
+    path_arg(interp, a, i)
+}
+
 /// Resolve a path argument against the script's folder.
 fn path_arg(interp: &Interp, a: &Args, i: usize) -> Result<PathBuf, Diag> {
     let p = a.str(i)?;
@@ -412,7 +424,7 @@ fn file_error(
 }
 
 fn save_csv(interp: &mut Interp, a: &mut Args) -> R {
-    let path = path_arg(interp, a, 0)?;
+    let path = write_path(interp, a, 0)?;
     let t: Rc<Tensor> = a.tensor(1)?;
     let m = match t.ndim() {
         1 => t
@@ -488,7 +500,7 @@ fn load_npy(interp: &mut Interp, a: &mut Args) -> R {
 
 fn save_npy(interp: &mut Interp, a: &mut Args) -> R {
     use ndarray_npy::WriteNpyExt;
-    let path = path_arg(interp, a, 0)?;
+    let path = write_path(interp, a, 0)?;
     let t = a.tensor(1)?;
     write_atomic(&path, |w| {
         t.as_standard_layout()

@@ -434,25 +434,39 @@ impl Args {
     }
 }
 
-/// Largest tensor flx will allocate (8 GiB of f64): beyond it, an error, not an abort.
-pub const MAX_ELEMENTS: usize = 1 << 30;
+/// The builtin reference in Markdown (`docs/builtins.md` is this, checked by a test).
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Builtins\n\nGenerated from the interpreter's builtin table (`src/eval/builtins/`); \
+         `cargo test --test docs` checks that this file is current, and \
+         `FLX_BLESS=1 cargo test --test docs` rewrites it.\n\n\
+         Parameters shown with a value are optional (`axis: none`); `name...` takes any \
+         number of positional arguments; `name: value...` takes any named arguments.\n",
+    );
+    for (title, table) in [
+        ("Tensors", tensor::BUILTINS),
+        ("Linear algebra", linalg::BUILTINS),
+        ("Files, output and conversions", io::BUILTINS),
+    ] {
+        out.push_str(&format!("\n## {title}\n\n| builtin | |\n|---|---|\n"));
+        for b in table {
+            out.push_str(&format!(
+                "| `{}` | {} |\n",
+                b.signature().display(),
+                b.doc.replace('|', "\\|")
+            ));
+        }
+    }
+    out
+}
 
+/// Refuse to allocate a tensor larger than `tensor::max_elements()`.
 pub fn check_size(shape: &[usize], span: Span) -> Result<(), Diag> {
-    let mut n: usize = 1;
-    for &d in shape {
-        n = n.checked_mul(d).unwrap_or(usize::MAX);
-    }
-    if n > MAX_ELEMENTS {
-        return Err(Diag::new(
-            "flx::shape::too_large",
-            format!("a tensor of shape {} is too large", shape_str(shape)),
-        )
-        .at(span)
-        .help(format!(
-            "flx allocates at most {MAX_ELEMENTS} elements (8 GiB) per tensor"
-        )));
-    }
-    Ok(())
+    crate::tensor::check_elements(shape).map_err(|e| {
+        Diag::new("flx::shape::too_large", e.0)
+            .at(span)
+            .help("work in blocks, or on a subsample")
+    })
 }
 
 #[cfg(test)]

@@ -203,7 +203,7 @@ fn arange(_: &mut Interp, a: &mut Args) -> R {
         ));
     }
     let n = ((stop - start) / step).ceil().max(0.0);
-    if !n.is_finite() || n > super::MAX_ELEMENTS as f64 {
+    if !n.is_finite() || n > crate::tensor::max_elements() as f64 {
         return Err(Diag::new(
             "flx::shape::too_large",
             "`arange` would make too many values",
@@ -471,6 +471,7 @@ fn where_(_: &mut Interp, a: &mut Args) -> R {
             )
             .at(a.call)
         })?;
+    check_size(&shape, a.call)?;
     let d = IxDyn(&shape);
     let (cv, xv, yv) = (
         c.broadcast(d.clone()).expect("checked"),

@@ -1,0 +1,99 @@
+//! The `flx` binary end to end: exit codes, `flx check`, overrides, threads.
+
+use std::process::{Command, Output};
+
+fn flx(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flx"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("flx runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+#[test]
+fn check_reports_every_mistake_with_line_and_column() {
+    let out = flx(&["check", "tests/scripts/errors/three_mistakes.flx"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    for at in [
+        "three_mistakes.flx:3:9",
+        "three_mistakes.flx:5:29",
+        "three_mistakes.flx:6:1",
+    ] {
+        assert!(err.contains(at), "missing {at} in:\n{err}");
+    }
+    assert!(err.contains("3 errors found"), "{err}");
+    assert!(out.stdout.is_empty(), "check must not run the script");
+}
+
+#[test]
+fn check_accepts_a_good_file_without_running_it() {
+    let out = flx(&["check", "examples/basics.flx"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn run_calls_main_with_overrides() {
+    let out = flx(&[
+        "run",
+        "tests/scripts/core/proc_main.flx",
+        "iters=2",
+        "scale=10",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("         1          20"), "{stdout}");
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let unknown = flx(&["run", "tests/scripts/core/proc_main.flx", "iter=2"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("did you mean `iters`?"));
+    let malformed = flx(&["run", "tests/scripts/core/proc_main.flx", "iters"]);
+    assert_eq!(malformed.status.code(), Some(2));
+    assert_eq!(flx(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn script_errors_exit_1_without_a_backtrace() {
+    let out = flx(&["run", "tests/scripts/errors/call_trace.flx"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("flx::shape::matmul") && err.contains("in `gram`, called at"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    let missing = flx(&["run", "no/such/file.flx"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("cannot read no/such/file.flx"));
+}
+
+#[test]
+fn figures_do_not_depend_on_the_thread_count() {
+    let one = flx(&["--threads", "1", "run", "examples/basics.flx"]);
+    let two = flx(&["--threads", "2", "run", "examples/basics.flx"]);
+    assert_eq!(one.status.code(), Some(0));
+    assert_eq!(text(&one.stdout), text(&two.stdout));
+}
+
+#[test]
+fn seed_flag_changes_the_session_generator_only() {
+    let script = "tests/scripts/core/seeded.flx";
+    let a = text(&flx(&["--seed", "1", "run", script]).stdout);
+    let b = text(&flx(&["--seed", "2", "run", script]).stdout);
+    let (a1, a2) = a.split_once('\n').expect("two lines");
+    let (b1, b2) = b.split_once('\n').expect("two lines");
+    assert_eq!(a1, b1, "a call with seed: ignores --seed");
+    assert_ne!(a2, b2, "calls without seed: follow --seed");
+}
