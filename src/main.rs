@@ -41,6 +41,10 @@ enum Command {
 const STACK_BYTES: usize = 512 << 20;
 
 fn main() -> ExitCode {
+    // A panic is a bug in flx: say so in one line, without Rust's backtrace advice.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("flx: internal error: {info}\nthis is a bug in flx; please report it with the script that caused it");
+    }));
     let cli = Cli::parse();
     let threads = cli.threads.unwrap_or_else(flx::default_threads);
     flx::set_threads(threads);

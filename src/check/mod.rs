@@ -936,77 +936,119 @@ impl<'a> Resolver<'a, '_> {
             );
             return;
         }
-        let (fname, params): (String, Vec<(String, bool)>) = match &known {
-            Callee::User(def) => (
-                def.name.name.to_string(),
-                def.params
-                    .iter()
-                    .map(|p| (p.name.ident.name.to_string(), p.default.is_some()))
-                    .collect(),
-            ),
-            Callee::Model(def) => {
-                let mut ps: Vec<(String, bool)> = def
-                    .params
-                    .iter()
-                    .map(|p| (p.name.ident.name.to_string(), p.default.is_some()))
-                    .collect();
-                ps.push(("seed".into(), true));
-                (def.name.name.to_string(), ps)
-            }
-            Callee::Builtin(sig) => {
-                self.check_builtin_call(sig, callee.span, args);
-                return;
-            }
+        let shape = match &known {
+            Callee::User(def) => CallShape::of_params(&def.name.name, &def.params, &[]),
+            // A model instance also takes `seed:`.
+            Callee::Model(def) => CallShape::of_params(&def.name.name, &def.params, &["seed"]),
+            Callee::Builtin(sig) => CallShape::of_signature(sig),
             Callee::Unknown => return,
         };
-        check_user_call(&mut self.errors, &fname, &params, callee.span, args);
+        shape.check(&mut self.errors, callee.span, args);
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// What the static checks know of a callee's parameters: declared functions
+/// and builtins alike.
+struct CallShape {
+    name: String,
+    /// Parameters that may be given by position or by name: (name, has a default).
+    positional: Vec<(String, bool)>,
+    /// Parameters that may only be given by name.
+    keyword: Vec<(String, bool)>,
+    variadic: bool,
+    kwargs: bool,
+    signature: String,
+}
+
+impl CallShape {
+    fn of_params(name: &str, params: &[Param], extra_named: &[&str]) -> CallShape {
+        let positional: Vec<(String, bool)> = params
+            .iter()
+            .map(|p| (p.name.ident.name.to_string(), p.default.is_some()))
+            .collect();
+        let shown: Vec<String> = positional
+            .iter()
+            .map(|(n, d)| if *d { format!("{n} = ...") } else { n.clone() })
+            .collect();
+        CallShape {
+            name: name.to_string(),
+            keyword: extra_named.iter().map(|n| (n.to_string(), true)).collect(),
+            signature: format!("{name}({})", shown.join(", ")),
+            positional,
+            variadic: false,
+            kwargs: false,
+        }
     }
 
-    fn check_builtin_call(&mut self, sig: &Signature, span: Span, args: &[Arg]) {
-        let positional = args.iter().filter(|a| a.name.is_none()).count();
-        let max = if sig.variadic.is_some() {
-            usize::MAX
-        } else {
-            sig.positional.len()
+    fn of_signature(sig: &Signature) -> CallShape {
+        let list = |ps: &[builtins::Param]| {
+            ps.iter()
+                .map(|p| (p.name.clone(), p.default.is_some()))
+                .collect()
         };
-        if positional > max {
-            self.error(
+        CallShape {
+            name: sig.name.to_string(),
+            positional: list(&sig.positional),
+            keyword: list(&sig.keyword),
+            variadic: sig.variadic.is_some(),
+            kwargs: sig.kwargs.is_some(),
+            signature: sig.display(),
+        }
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.positional
+            .iter()
+            .chain(&self.keyword)
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// Arity, unknown, duplicate and missing arguments.
+    fn check(&self, errors: &mut Vec<Diag>, span: Span, args: &[Arg]) {
+        let help = || format!("signature: {}", self.signature);
+        let positional = args.iter().filter(|a| a.name.is_none()).count();
+        let max = self.positional.len();
+        if positional > max && !self.variadic {
+            errors.push(
                 Diag::new(
                     "flx::call::arity",
                     format!(
-                        "`{}` takes at most {} positional argument{}, but {positional} were given",
-                        sig.name,
-                        max,
+                        "`{}` takes {max} positional argument{}, but {positional} were given",
+                        self.name,
                         plural(max)
                     ),
                 )
                 .at(args[max].value.span)
                 .label("unexpected argument")
-                .help(format!("signature: {}", sig.display())),
+                .help(help()),
             );
             return;
         }
-        let mut given: Vec<&str> = sig
+        let mut given: Vec<&str> = self
             .positional
             .iter()
             .take(positional)
-            .map(|p| p.name.as_str())
+            .map(|(n, _)| n.as_str())
             .collect();
         for a in args.iter().filter_map(|a| a.name.as_ref()) {
-            if !sig.accepts_named(&a.name) {
-                let mut d = Diag::new(
+            if !self.kwargs && !self.names().any(|n| n == a.name.as_ref()) {
+                let d = Diag::new(
                     "flx::call::unknown_arg",
-                    format!("`{}` has no parameter `{}`", sig.name, a.name),
+                    format!("`{}` has no parameter `{}`", self.name, a.name),
                 )
                 .at(a.span)
                 .label("unknown argument");
-                d = d.help(match did_you_mean(&a.name, sig.named_params()) {
-                    Some(m) => m,
-                    None => format!("signature: {}", sig.display()),
-                });
-                self.error(d);
+                errors.push(d.help(did_you_mean(&a.name, self.names()).unwrap_or_else(help)));
             } else if given.contains(&a.name.as_ref()) {
-                self.error(
+                errors.push(
                     Diag::new(
                         "flx::call::duplicate_arg",
                         format!(
@@ -1019,106 +1061,17 @@ impl<'a> Resolver<'a, '_> {
             }
             given.push(&a.name);
         }
-        for p in sig.positional.iter().chain(sig.keyword.iter()) {
-            if p.default.is_none() && !given.contains(&p.name.as_str()) {
-                self.error(
+        for (n, has_default) in self.positional.iter().chain(&self.keyword) {
+            if !has_default && !given.contains(&n.as_str()) {
+                errors.push(
                     Diag::new(
                         "flx::call::missing_arg",
-                        format!("`{}` is missing argument `{}`", sig.name, p.name),
+                        format!("`{}` is missing argument `{n}`", self.name),
                     )
                     .at(span)
-                    .help(format!("signature: {}", sig.display())),
+                    .help(help()),
                 );
             }
-        }
-    }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
-/// Arity and named-argument checks for a call of a declared function.
-fn check_user_call(
-    errors: &mut Vec<Diag>,
-    fname: &str,
-    params: &[(String, bool)],
-    span: Span,
-    args: &[Arg],
-) {
-    let positional = args.iter().filter(|a| a.name.is_none()).count();
-    let signature = format!(
-        "{fname}({})",
-        params
-            .iter()
-            .map(|(n, d)| if *d { format!("{n} = ...") } else { n.clone() })
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    if positional > params.len() {
-        errors.push(
-            Diag::new(
-                "flx::call::arity",
-                format!(
-                    "`{fname}` takes {} argument{}, but {positional} were given",
-                    params.len(),
-                    plural(params.len())
-                ),
-            )
-            .at(args[params.len()].value.span)
-            .label("unexpected argument")
-            .help(format!("signature: {signature}")),
-        );
-        return;
-    }
-    let mut given: Vec<&str> = params
-        .iter()
-        .take(positional)
-        .map(|(n, _)| n.as_str())
-        .collect();
-    for a in args.iter().filter_map(|a| a.name.as_ref()) {
-        if !params.iter().any(|(n, _)| n.as_str() == a.name.as_ref()) {
-            let mut d = Diag::new(
-                "flx::call::unknown_arg",
-                format!("`{fname}` has no parameter `{}`", a.name),
-            )
-            .at(a.span)
-            .label("unknown argument");
-            d = d.help(
-                match did_you_mean(&a.name, params.iter().map(|(n, _)| n.as_str())) {
-                    Some(m) => m,
-                    None => format!("signature: {signature}"),
-                },
-            );
-            errors.push(d);
-        } else if given.contains(&a.name.as_ref()) {
-            errors.push(
-                Diag::new(
-                    "flx::call::duplicate_arg",
-                    format!(
-                        "argument `{}` is given both by position and by name",
-                        a.name
-                    ),
-                )
-                .at(a.span),
-            );
-        }
-        given.push(&a.name);
-    }
-    for (n, has_default) in params {
-        if !has_default && !given.contains(&n.as_str()) {
-            errors.push(
-                Diag::new(
-                    "flx::call::missing_arg",
-                    format!("`{fname}` is missing argument `{n}`"),
-                )
-                .at(span)
-                .help(format!("signature: {signature}")),
-            );
         }
     }
 }

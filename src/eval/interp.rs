@@ -309,7 +309,8 @@ impl Interp {
     fn exec_block(&mut self, block: &Block) -> Eval {
         let mut last = Value::None;
         for s in &block.stmts {
-            last = self.exec(s)?;
+            // `eval` hands declarations to `exec`; everything else it runs directly.
+            last = self.eval(s)?;
         }
         Ok(last)
     }
@@ -459,7 +460,11 @@ impl Interp {
             }
             ExprKind::Assign(place, op, value) => {
                 let rhs = self.eval(value)?;
-                self.assign(place, *op, rhs, value.span)?;
+                if place.path.is_empty() && *op == AssignOp::Set {
+                    self.write_slot(place.root.slot.get(), rhs);
+                } else {
+                    self.assign(place, *op, rhs, value.span)?;
+                }
                 Ok(Value::None)
             }
             ExprKind::Let(..)
@@ -533,7 +538,10 @@ impl Interp {
         macro_rules! body {
             ($v:expr) => {{
                 self.tick(iter.span)?;
-                self.bind_pattern(pat, $v)?;
+                match pat {
+                    Pattern::Bind(name) => self.bind_slot(name.slot.get(), $v),
+                    _ => self.bind_pattern(pat, $v)?,
+                }
                 match self.exec_block(body) {
                     Ok(_) | Err(Flow::Continue) => {}
                     Err(Flow::Break) => break,

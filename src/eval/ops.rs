@@ -423,7 +423,9 @@ fn int_list(v: &Value) -> Option<Vec<i64>> {
                 .map(|x| if let Value::Int(i) = x { *i } else { 0 })
                 .collect(),
         ),
-        Value::Range(r) => Some((r.0..r.1).collect()),
+        Value::Range(r) if (r.1.saturating_sub(r.0) as u64) <= tensor::max_elements() as u64 => {
+            Some((r.0..r.1).collect())
+        }
         _ => None,
     }
 }

@@ -8,7 +8,7 @@
 //! faer call; `benches/linalg.rs` would show a regression.
 
 use faer::linalg::matmul::matmul;
-use faer::linalg::solvers::{DenseSolveCore, Solve};
+use faer::linalg::solvers::{DenseSolveCore, Llt, Solve};
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use ndarray::{Array1, Array2, ArrayView2};
 
@@ -113,15 +113,20 @@ fn is_symmetric(a: &ArrayView2<f64>) -> bool {
     (0..n).all(|i| (0..i).all(|j| (a[(i, j)] - a[(j, i)]).abs() <= tol))
 }
 
-/// The Cholesky factor `L` (lower) of a symmetric positive definite matrix.
-pub fn cholesky(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
-    square(&a)?;
-    // Symmetric: its column-major view (the transpose of a row-major one) is the same matrix.
-    let llt = col_major(&a).0.llt(Side::Lower).map_err(|e| match e {
+/// Cholesky factorisation of a symmetric matrix. Its column-major view (the
+/// transpose of a row-major one) is the same matrix, so faer reads it in place.
+fn llt(a: &ArrayView2<f64>) -> Result<Llt<f64>, LinalgError> {
+    col_major(a).0.llt(Side::Lower).map_err(|e| match e {
         faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => {
             LinalgError::NotPositiveDefinite(index)
         }
-    });
+    })
+}
+
+/// The Cholesky factor `L` (lower) of a symmetric positive definite matrix.
+pub fn cholesky(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
+    square(&a)?;
+    let llt = llt(&a);
     clean_avx_state();
     Ok(to_array(llt?.L()))
 }
@@ -135,12 +140,7 @@ pub fn solve_spd(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, 
             b.nrows()
         )));
     }
-    // Symmetric: its column-major view (the transpose of a row-major one) is the same matrix.
-    let llt = col_major(&a).0.llt(Side::Lower).map_err(|e| match e {
-        faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => {
-            LinalgError::NotPositiveDefinite(index)
-        }
-    });
+    let llt = llt(&a);
     let x = llt.map(|f| f.solve(view(&b)));
     clean_avx_state();
     Ok(to_array(x?.as_ref()))
@@ -175,6 +175,9 @@ pub fn solve(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, Lina
 
 fn lu_is_singular(u: MatRef<'_, f64>) -> bool {
     let n = u.nrows();
+    if n == 0 {
+        return false;
+    }
     let max = (0..n).map(|i| u[(i, i)].abs()).fold(0.0, f64::max);
     (0..n).any(|i| u[(i, i)].abs() <= max * f64::EPSILON * n as f64) || max == 0.0
 }

@@ -333,6 +333,10 @@ impl Args {
             v @ (Value::Int(_) | Value::Float(_)) => Ok(Rc::new(
                 ndarray::arr0(v.as_f64().expect("number")).into_dyn(),
             )),
+            // `[]` is an empty list; where a tensor is expected it is the empty vector.
+            Value::List(items) if items.is_empty() => {
+                Ok(Rc::new(ndarray::Array1::<f64>::zeros(0).into_dyn()))
+            }
             _ => Err(self.expected(i, "a Tensor")),
         }
     }

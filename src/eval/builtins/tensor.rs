@@ -349,8 +349,8 @@ fn reshape(_: &mut Interp, a: &mut Args) -> R {
     let known: usize = dims
         .iter()
         .filter(|&&d| d >= 0)
-        .map(|&d| d as usize)
-        .product();
+        .try_fold(1usize, |n, &d| n.checked_mul(d as usize))
+        .unwrap_or(usize::MAX);
     let bad = || {
         Diag::new(
             "flx::shape::reshape",
@@ -376,7 +376,7 @@ fn reshape(_: &mut Interp, a: &mut Args) -> R {
     } else {
         dims.iter().map(|&d| d as usize).collect()
     };
-    if shape.iter().product::<usize>() != t.len() {
+    if shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) != Some(t.len()) {
         return Err(bad());
     }
     let out = t
@@ -409,7 +409,7 @@ fn len(_: &mut Interp, a: &mut Args) -> R {
         Value::List(l) | Value::Tuple(l) => l.len() as i64,
         Value::Str(s) => s.chars().count() as i64,
         Value::Record(r) => r.fields.len() as i64,
-        Value::Range(r) => (r.1 - r.0).max(0),
+        Value::Range(r) => r.1.saturating_sub(r.0).max(0),
         _ => {
             return Err(a.expected(
                 0,
