@@ -203,7 +203,6 @@ pub fn resolve_module(
     }
     module.frame_size.set(top.n_locals);
     top.apply_patches();
-    *module.captured.borrow_mut() = top.captured;
     if r.errors.is_empty() {
         Ok(())
     } else {
@@ -650,7 +649,6 @@ impl<'a> Resolver<'a, '_> {
         let f = self.fns.pop().expect("fn scope");
         f.apply_patches();
         def.frame_size.set(f.n_locals);
-        *def.captured.borrow_mut() = f.captured;
         *def.captures.borrow_mut() = f.captures;
         if let Some(saved) = saved {
             self.fns = saved;

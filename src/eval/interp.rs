@@ -460,7 +460,7 @@ impl Interp {
             }
             ExprKind::Assign(place, op, value) => {
                 let rhs = self.eval(value)?;
-                if place.path.is_empty() && *op == AssignOp::Set {
+                if place.path.is_empty() && op.is_none() {
                     self.write_slot(place.root.slot.get(), rhs);
                 } else {
                     self.assign(place, *op, rhs, value.span)?;
@@ -720,17 +720,17 @@ impl Interp {
     fn assign(
         &mut self,
         place: &Place,
-        op: AssignOp,
+        op: Option<BinOp>,
         rhs: Value,
         rhs_span: Span,
     ) -> Result<(), Flow> {
         let slot = place.root.slot.get();
         if place.path.is_empty() {
             let v = match op {
-                AssignOp::Set => rhs,
-                _ => {
+                None => rhs,
+                Some(op) => {
                     let cur = self.read_slot(slot, &place.root.ident)?;
-                    ops::binary(compound(op), cur, rhs, place.span, rhs_span)?
+                    ops::binary(op, cur, rhs, place.span, rhs_span)?
                 }
             };
             self.write_slot(slot, v);
@@ -984,21 +984,12 @@ impl Interp {
     }
 }
 
-fn compound(op: AssignOp) -> BinOp {
-    match op {
-        AssignOp::Add => BinOp::Add,
-        AssignOp::Sub => BinOp::Sub,
-        AssignOp::Mul => BinOp::Mul,
-        AssignOp::Div | AssignOp::Set => BinOp::Div,
-    }
-}
-
 type PlaceStepValue<'a> = (Option<Vec<ops::Index>>, Option<&'a Ident>, Span);
 
 fn assign_path(
     target: &mut Value,
     steps: &[PlaceStepValue],
-    op: AssignOp,
+    op: Option<BinOp>,
     rhs: Value,
     rhs_span: Span,
 ) -> Result<(), Diag> {
@@ -1016,9 +1007,9 @@ fn assign_path(
         let pos = r.fields.iter().position(|(n, _)| *n == f.name);
         if last {
             let new = match (op, pos) {
-                (AssignOp::Set, _) => rhs,
-                (_, Some(i)) => {
-                    ops::binary(compound(op), r.fields[i].1.clone(), rhs, *span, rhs_span)?
+                (None, _) => rhs,
+                (Some(op), Some(i)) => {
+                    ops::binary(op, r.fields[i].1.clone(), rhs, *span, rhs_span)?
                 }
                 (_, None) => {
                     return Err(Diag::new(
@@ -1045,11 +1036,12 @@ fn assign_path(
     }
     let index = index.as_ref().expect("an index step");
     if last {
-        let rhs = if op == AssignOp::Set {
-            rhs
-        } else {
-            let cur = ops::index(target, index, *span)?;
-            ops::binary(compound(op), cur, rhs, *span, rhs_span)?
+        let rhs = match op {
+            None => rhs,
+            Some(op) => {
+                let cur = ops::index(target, index, *span)?;
+                ops::binary(op, cur, rhs, *span, rhs_span)?
+            }
         };
         return ops::index_assign(target, index, rhs, *span, rhs_span);
     }

@@ -80,7 +80,8 @@ pub enum ExprKind {
     If(Box<Expr>, Block, Option<Box<Expr>>),
     Block(Block),
     Let(Pattern, Box<Expr>),
-    Assign(Place, AssignOp, Box<Expr>),
+    /// `place = value`, or `place op= value` with the operator (`x += 1`: `Some(Add)`).
+    Assign(Place, Option<BinOp>, Box<Expr>),
     For(Pattern, Box<Expr>, Block),
     While(Box<Expr>, Block),
     Break,
@@ -156,15 +157,6 @@ impl BinOp {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AssignOp {
-    Set,
-    Add,
-    Sub,
-    Mul,
-    Div,
-}
-
 #[derive(Debug)]
 pub struct Arg {
     pub name: Option<Ident>,
@@ -233,8 +225,6 @@ pub struct FnDef {
     pub span: Span,
     /// Number of local slots a call frame needs (set by the resolver).
     pub frame_size: Cell<u32>,
-    /// Which local slots are captured by an inner closure and so live in cells.
-    pub captured: RefCell<Vec<bool>>,
     /// Where each captured variable comes from in the enclosing frame.
     pub captures: RefCell<Vec<CaptureFrom>>,
     /// Where a declaration (`fn f`, `proc main`, ...) stores itself.
@@ -249,7 +239,6 @@ impl FnDef {
             body,
             span,
             frame_size: Cell::new(0),
-            captured: RefCell::new(Vec::new()),
             captures: RefCell::new(Vec::new()),
             binding: Cell::new(Slot::Unresolved),
         }
@@ -304,5 +293,4 @@ pub struct Module {
     pub span: Span,
     /// Frame size of the module's top-level code (block-scoped locals).
     pub frame_size: Cell<u32>,
-    pub captured: RefCell<Vec<bool>>,
 }

@@ -57,7 +57,6 @@ pub fn lower_program(pair: Pair<Rule>, file: u32) -> R<Module> {
         stmts,
         span,
         frame_size: Default::default(),
-        captured: Default::default(),
     })
 }
 
@@ -100,11 +99,11 @@ impl Lowerer {
             Rule::assign_stmt => {
                 let place = self.lower_place(next(&mut inner, span)?)?;
                 let op = match next(&mut inner, span)?.as_str() {
-                    "+=" => AssignOp::Add,
-                    "-=" => AssignOp::Sub,
-                    "*=" => AssignOp::Mul,
-                    "/=" => AssignOp::Div,
-                    _ => AssignOp::Set,
+                    "+=" => Some(BinOp::Add),
+                    "-=" => Some(BinOp::Sub),
+                    "*=" => Some(BinOp::Mul),
+                    "/=" => Some(BinOp::Div),
+                    _ => None,
                 };
                 let value = self.lower_expr(next(&mut inner, span)?)?;
                 ExprKind::Assign(place, op, Box::new(value))
