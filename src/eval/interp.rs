@@ -113,8 +113,23 @@ impl Interp {
         self.base = self.stack.len();
         self.stack
             .resize(self.base + module.frame_size.get() as usize, Value::None);
+        // Module-level functions capture nothing, so all of them exist before the
+        // top level runs: a script may call a function defined further down.
+        for stmt in &module.stmts {
+            if let ExprKind::Fn(def) | ExprKind::Proc(def) | ExprKind::Loss(def) = &stmt.kind {
+                let kind = fn_kind(&stmt.kind);
+                let f = self.make_closure(def, kind);
+                self.bind_slot(def.binding.get(), f);
+            }
+        }
         let mut result = Ok(Value::None);
         for stmt in &module.stmts {
+            if matches!(
+                stmt.kind,
+                ExprKind::Fn(_) | ExprKind::Proc(_) | ExprKind::Loss(_)
+            ) {
+                continue;
+            }
             match self.exec(stmt) {
                 Ok(v) => result = Ok(v),
                 Err(Flow::Error(d)) => {
@@ -324,11 +339,7 @@ impl Interp {
                 Ok(Value::None)
             }
             ExprKind::Fn(def) | ExprKind::Proc(def) | ExprKind::Loss(def) => {
-                let kind = match &e.kind {
-                    ExprKind::Proc(_) => FnKind::Proc,
-                    ExprKind::Loss(_) => FnKind::Loss,
-                    _ => FnKind::Fn,
-                };
+                let kind = fn_kind(&e.kind);
                 // A nested recursive fn captures its own cell: make the cell first.
                 self.bind_slot(def.binding.get(), Value::None);
                 let f = self.make_closure(def, kind);
@@ -981,6 +992,14 @@ impl Interp {
                 Err(Diag::new("flx::internal", "loop control escaped a function").at(def.span))
             }
         }
+    }
+}
+
+fn fn_kind(kind: &ExprKind) -> FnKind {
+    match kind {
+        ExprKind::Proc(_) => FnKind::Proc,
+        ExprKind::Loss(_) => FnKind::Loss,
+        _ => FnKind::Fn,
     }
 }
 
