@@ -43,7 +43,6 @@ pub struct GlobalMeta {
 /// A loaded module: its syntax tree and its top-level names.
 pub struct ModuleInfo {
     pub name: String,
-    pub path: String,
     pub ast: Rc<Module>,
     pub exports: HashMap<Rc<str>, GlobalMeta>,
     /// Order of definition, for listings.
@@ -151,7 +150,6 @@ impl Linker {
         let id = self.modules.len() as u32;
         self.modules.push(ModuleInfo {
             name: name.clone(),
-            path: key.clone(),
             ast: Rc::new(module),
             exports: scope.names,
             order: scope.order,

@@ -118,8 +118,4 @@ impl Value {
     pub fn is_number(&self) -> bool {
         matches!(self, Value::Int(_) | Value::Float(_) | Value::Bool(_))
     }
-
-    pub fn is_callable(&self) -> bool {
-        matches!(self, Value::Func(_) | Value::Builtin(_))
-    }
 }

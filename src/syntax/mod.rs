@@ -30,27 +30,6 @@ pub fn parse_module(text: &str, file: u32) -> Result<ast::Module, Diag> {
     )
 }
 
-/// Whether `text` is an incomplete input (an open bracket or string at the end),
-/// as opposed to a complete one or a definite error. The REPL asks this.
-pub fn is_incomplete(text: &str) -> bool {
-    match check_brackets(text, 0) {
-        Err(d) => d.code == "flx::syntax::unclosed",
-        Ok(()) => match FlxParser::parse(Rule::program, text) {
-            Ok(_) => false,
-            Err(e) => {
-                let pos = match e.location {
-                    InputLocation::Pos(p) => p,
-                    InputLocation::Span((s, _)) => s,
-                };
-                text[pos.min(text.len())..].trim().is_empty()
-                    && text
-                        .trim_end()
-                        .ends_with(|c: char| "+-*/^@%=,|<>".contains(c))
-            }
-        },
-    }
-}
-
 /// Match brackets and quotes, skipping comments, so that an unclosed or stray
 /// bracket gets a precise message and nesting depth is bounded.
 fn check_brackets(text: &str, file: u32) -> Result<(), Diag> {
@@ -168,7 +147,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
             "an expression"
         }
         ident | arg_name | place => "a name",
-        tuple_pattern => "a name or `(a, b)`",
+        tuple_pattern => "`(a, b)`",
         params => "a parameter list `(...)`",
         param => "a parameter",
         call_args => "`(`",
@@ -282,9 +261,12 @@ fn previous_token(text: &str, pos: usize) -> Option<String> {
     }
     let last = line.chars().last()?;
     if last.is_alphanumeric() || last == '_' {
+        // Step past the delimiter by its own length: it may be a multi-byte character.
         let start = line
-            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !(c.is_alphanumeric() || c == '_' || c == '.'))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         Some(line[start..].to_string())
     } else {
         let cut = line.len().saturating_sub(2);
