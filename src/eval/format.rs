@@ -188,7 +188,7 @@ fn format_element(x: f64, f: &ElementFormat) -> String {
         return if x > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if f.scientific {
-        let s = format!("{:.*e}", f.precision.max(0), x);
+        let s = format!("{:.*e}", f.precision, x);
         let (m, e) = s.split_once('e').expect("exponent");
         let e: i32 = e.parse().expect("int exponent");
         let m = if f.precision == 0 {
@@ -468,7 +468,7 @@ fn signed(body: String, negative: bool, sign: char) -> String {
 fn group_thousands(int_part: &str) -> String {
     let mut out = String::new();
     for (n, c) in int_part.chars().enumerate() {
-        if n > 0 && (int_part.len() - n) % 3 == 0 {
+        if n > 0 && (int_part.len() - n).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -642,10 +642,10 @@ mod tests {
         assert_eq!(f(0.123456, ".3"), "0.123");
         assert_eq!(f(1234.5, ".3"), "1.23e+03");
         assert_eq!(f(2.0, ".3"), "2.0");
-        assert_eq!(f(3.14159, ".2f"), "3.14");
+        assert_eq!(f(1.23456, ".2f"), "1.23");
         assert_eq!(f(0.000123, ".2e"), "1.23e-04");
-        assert_eq!(f(3.14159, ">8.3f"), "   3.142");
-        assert_eq!(f(-3.14159, "08.3f"), "-003.142");
+        assert_eq!(f(1.23456, ">8.3f"), "   1.235");
+        assert_eq!(f(-1.23456, "08.3f"), "-001.235");
         assert_eq!(f(0.5, ".1%"), "50.0%");
         assert_eq!(f(1e-7, "g"), "1e-07");
         assert_eq!(apply_spec(&Value::Int(1234567), ",d").unwrap(), "1,234,567");

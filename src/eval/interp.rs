@@ -900,7 +900,7 @@ impl Interp {
         let frame = def.frame_size.get() as usize;
         self.stack.resize(new_base + frame.max(npos), Value::None);
         let saved_base = std::mem::replace(&mut self.base, new_base);
-        let saved_closure = std::mem::replace(&mut self.closure, Some(c.clone()));
+        let saved_closure = self.closure.replace(c.clone());
         self.depth += 1;
         let result = self.enter_body(def, npos, named, span);
         self.depth -= 1;

@@ -183,7 +183,7 @@ fn lu_is_singular(u: MatRef<'_, f64>) -> bool {
 }
 
 pub fn inv(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
-    let n = square(&a)?;
+    square(&a)?;
     let lu = to_faer(a).partial_piv_lu();
     let result = if lu_is_singular(lu.U()) {
         None
@@ -194,10 +194,6 @@ pub fn inv(a: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
     result
         .map(|m| to_array(m.as_ref()))
         .ok_or(LinalgError::Singular)
-        .map(|x| {
-            debug_assert_eq!(x.nrows(), n);
-            x
-        })
 }
 
 pub fn det(a: ArrayView2<f64>) -> Result<f64, LinalgError> {
@@ -222,8 +218,11 @@ pub fn eigh(a: ArrayView2<f64>) -> Result<(Array1<f64>, Array2<f64>), LinalgErro
     Ok((values, to_array(evd.U())))
 }
 
+/// `(U, S, Vt)` of a thin SVD.
+pub type SvdFactors = (Array2<f64>, Array1<f64>, Array2<f64>);
+
 /// Thin SVD: `A = U diag(S) Vt` with singular values descending.
-pub fn svd(a: ArrayView2<f64>) -> Result<(Array2<f64>, Array1<f64>, Array2<f64>), LinalgError> {
+pub fn svd(a: ArrayView2<f64>) -> Result<SvdFactors, LinalgError> {
     // For a row-major A we factor Aᵀ = U S Vᵀ (column-major), so A = V S Uᵀ.
     let (m, transposed) = col_major(&a);
     let svd = m.thin_svd().map_err(|_| LinalgError::NoConvergence);
