@@ -565,19 +565,27 @@ impl<'a> Resolver<'a, '_> {
         }
     }
 
-    fn check_params(&mut self, def: &FnDef) {
-        let mut seen: HashMap<&str, Span> = HashMap::new();
-        for p in &def.params {
-            if let Some(prev) = seen.insert(&p.name.ident.name, p.name.ident.span) {
+    /// Declare parameters in the current frame: duplicates are errors, and a
+    /// default may use the parameters before it.
+    fn params(&mut self, params: &'a [Param]) {
+        for (k, p) in params.iter().enumerate() {
+            if let Some(d) = &p.default {
+                self.expr(d);
+            }
+            let ident = &p.name.ident;
+            if let Some(prev) = params[..k].iter().find(|q| q.name.ident.name == ident.name) {
                 self.error(
                     Diag::new(
                         "flx::name::duplicate",
-                        format!("parameter `{}` is declared twice", p.name.ident.name),
+                        format!("parameter `{}` is declared twice", ident.name),
                     )
-                    .at(p.name.ident.span)
-                    .with_label(prev, "first declared here"),
+                    .at(ident.span)
+                    .with_label(prev.name.ident.span, "first declared here"),
                 );
+                continue;
             }
+            let i = self.declare_local(ident, false, None);
+            self.bind_local_slot(&p.name.slot, i);
         }
     }
 
@@ -587,13 +595,7 @@ impl<'a> Resolver<'a, '_> {
         let saved = std::mem::take(&mut self.fns);
         self.fns.push(FnScope::new(true));
         self.fns.push(FnScope::new(false));
-        for p in &def.params {
-            if let Some(d) = &p.default {
-                self.expr(d);
-            }
-            let i = self.declare_local(&p.name.ident, false, None);
-            self.bind_local_slot(&p.name.slot, i);
-        }
+        self.params(&def.params);
         for item in &def.items {
             match item {
                 ModelItem::Param { name, init, lr } => {
@@ -619,7 +621,6 @@ impl<'a> Resolver<'a, '_> {
     /// the current function (otherwise it sees only module-level names).
     /// `implicit` names are bound after the parameters (a kernel's geometry).
     fn function(&mut self, def: &'a FnDef, nested: bool, implicit: &[&str]) {
-        self.check_params(def);
         let saved = if nested {
             None
         } else {
@@ -629,13 +630,7 @@ impl<'a> Resolver<'a, '_> {
             self.fns.push(FnScope::new(true));
         }
         self.fns.push(FnScope::new(false));
-        for p in &def.params {
-            if let Some(d) = &p.default {
-                self.expr(d);
-            }
-            let i = self.declare_local(&p.name.ident, false, None);
-            self.bind_local_slot(&p.name.slot, i);
-        }
+        self.params(&def.params);
         for name in implicit {
             let ident = Ident {
                 name: Rc::from(*name),
