@@ -25,21 +25,12 @@ use syntax::ast::{ExprKind, FnDef};
 /// The standard library, embedded so that a built `flx` runs anywhere: `use std.NAME`.
 pub static STDLIB: &[(&str, &str)] = &[("linreg", include_str!("../stdlib/linreg.flx"))];
 
+/// Per-session settings. The thread count is process-wide: see `set_threads`.
+#[derive(Default)]
 pub struct Options {
     pub seed: u64,
-    pub threads: usize,
     /// Stop a run after this many interpreter steps (loop iterations and calls).
     pub step_limit: Option<u64>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            seed: 0,
-            threads: default_threads(),
-            step_limit: None,
-        }
-    }
 }
 
 pub fn default_threads() -> usize {
@@ -67,7 +58,6 @@ impl Session {
     pub fn new(out: Box<dyn Write>, options: &Options) -> Session {
         eval::builtins_start();
         let mut interp = Interp::new(out, options.seed);
-        interp.threads = options.threads;
         if let Some(limit) = options.step_limit {
             interp.step_limit = limit;
         }

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     flx::set_threads(threads);
     let child = std::thread::Builder::new()
         .stack_size(STACK_BYTES)
-        .spawn(move || run(cli, threads));
+        .spawn(move || run(cli));
     match child.map(|h| h.join()) {
         Ok(Ok(code)) => ExitCode::from(code),
         _ => {
@@ -66,10 +66,9 @@ fn color() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
 }
 
-fn run(cli: Cli, threads: usize) -> u8 {
+fn run(cli: Cli) -> u8 {
     let options = Options {
         seed: cli.seed,
-        threads,
         step_limit: None,
     };
     let mut session = Session::new(Box::new(std::io::stdout()), &options);

@@ -37,7 +37,6 @@ fn run_blocks(doc: &str) {
             .spawn(move || {
                 let options = flx::Options {
                     seed: 0,
-                    threads: 2,
                     step_limit: Some(100_000_000),
                 };
                 let mut s = flx::Session::new(Box::new(std::io::sink()), &options);

@@ -37,7 +37,6 @@ fn run_script(path: &Path) -> (String, String) {
     let out = Captured::default();
     let options = flx::Options {
         seed: 0,
-        threads: 2,
         step_limit: Some(2_000_000_000),
     };
     let mut session = flx::Session::new(Box::new(out.clone()), &options);

@@ -62,9 +62,7 @@ pub struct Interp {
     pub interrupt: Arc<AtomicBool>,
     pub out: Box<dyn Write>,
     pub rng: ChaCha8Rng,
-    pub seed: u64,
     pub log: LogState,
-    pub threads: usize,
     /// Folder that relative paths in file builtins are resolved against.
     pub script_dir: std::path::PathBuf,
     /// Whether builtins may write files (off when fuzzing).
@@ -87,9 +85,7 @@ impl Interp {
             interrupt: Arc::new(AtomicBool::new(false)),
             out,
             rng: ChaCha8Rng::seed_from_u64(seed),
-            seed,
             log: LogState::default(),
-            threads: 1,
             script_dir: std::path::PathBuf::from("."),
             allow_writes: true,
         }
