@@ -195,7 +195,13 @@ pub fn resolve_module(
     for d in deferred {
         match d {
             Deferred::Fn(def) => r.function(def, false, &[]),
-            Deferred::Kernel(def) => r.function(def, false, &KERNEL_GEOMETRY),
+            Deferred::Kernel(def) => {
+                r.function(def, false, &KERNEL_GEOMETRY);
+                // A body that cannot be differentiated is an error of the declaration.
+                if let Err(errors) = crate::kernel::Family::lower(def) {
+                    r.errors.extend(errors);
+                }
+            }
             Deferred::Model(def) => r.model(def),
         }
     }

@@ -117,9 +117,34 @@ pub fn repr(v: &Value) -> String {
         Value::Func(c) => format!("<fn {}>", c.def.name.name),
         Value::Builtin(b) => format!("<builtin {}>", super::builtins::get(*b).name),
         Value::Module(_) => "<module>".into(),
+        Value::Kernel(k) => kernel_repr(k),
+        Value::Predictor(p) => {
+            let (n, d) = (p.centers.shape()[0], p.centers.shape()[1]);
+            let outputs = if p.alpha.ndim() == 1 { 1 } else { p.alpha.shape()[1] };
+            format!(
+                "<predictor krr {}, {n} × {d} → {outputs}, reg {}>",
+                kernel_repr(&p.kernel),
+                float_repr(p.reg)
+            )
+        }
         Value::Cell(c) => repr(&c.borrow()),
         Value::Undefined => "<undefined>".into(),
     }
+}
+
+/// `laplace(L: 5.0)`; a hyperparameter without a value shows as `L: ?`.
+pub fn kernel_repr(k: &crate::kernel::Kernel) -> String {
+    let args: Vec<String> = k
+        .family
+        .params
+        .iter()
+        .zip(&k.values)
+        .map(|(p, v)| match v {
+            Some(v) => format!("{p}: {}", float_repr(*v)),
+            None => format!("{p}: ?"),
+        })
+        .collect();
+    format!("{}({})", k.name(), args.join(", "))
 }
 
 /// The per-tensor element format NumPy chooses (`floatmode='maxprec'`, precision 8).

@@ -116,13 +116,18 @@ impl Interp {
                 let kind = fn_kind(&stmt.kind);
                 let f = self.make_closure(def, kind);
                 self.bind_slot(def.binding.get(), f);
+            } else if let ExprKind::Kernel(def) = &stmt.kind {
+                match builtins::kernels::declare(def) {
+                    Ok(k) => self.bind_slot(def.binding.get(), k),
+                    Err(d) => return Err(d),
+                }
             }
         }
         let mut result = Ok(Value::None);
         for stmt in &module.stmts {
             if matches!(
                 stmt.kind,
-                ExprKind::Fn(_) | ExprKind::Proc(_) | ExprKind::Loss(_)
+                ExprKind::Fn(_) | ExprKind::Proc(_) | ExprKind::Loss(_) | ExprKind::Kernel(_)
             ) {
                 continue;
             }
@@ -342,7 +347,11 @@ impl Interp {
                 self.write_slot(def.binding.get(), f);
                 Ok(Value::None)
             }
-            ExprKind::Kernel(def) => Err(not_yet("kernel", def.name.span, "the kernel issue")),
+            ExprKind::Kernel(def) => {
+                let k = builtins::kernels::declare(def)?;
+                self.bind_slot(def.binding.get(), k);
+                Ok(Value::None)
+            }
             ExprKind::Model(def) => Err(not_yet("model", def.name.span, "the autodiff issue")),
             ExprKind::Use(u) => {
                 let id = u.module.get() as usize;
@@ -658,6 +667,9 @@ impl Interp {
     #[inline(never)]
     fn field(&mut self, v: Value, field: &Ident) -> Eval {
         let name = field.name.as_ref();
+        if let Some(r) = builtins::kernels::field(&v, name, field.span) {
+            return r.map_err(Flow::from);
+        }
         match &v {
             Value::Record(r) => match r.get(name) {
                 Some(x) => Ok(x.clone()),
@@ -862,6 +874,8 @@ impl Interp {
                 }
                 (b.run)(self, &mut args).map_err(|d| d.or_at(span))
             }
+            Value::Kernel(k) => builtins::kernels::with_hyper(k, pos, named),
+            Value::Predictor(p) => builtins::kernels::predict(p, pos, named, span),
             other => Err(Diag::new(
                 "flx::type::call",
                 format!("{} is not callable", other.describe()),

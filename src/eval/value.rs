@@ -27,6 +27,10 @@ pub enum Value {
     Range(Rc<(i64, i64)>),
     Func(Rc<Closure>),
     Builtin(u32),
+    /// A kernel with its hyperparameters (`laplace(L: 5.0)`).
+    Kernel(Rc<crate::kernel::Kernel>),
+    /// A fitted kernel machine (`krr(...)`): callable, with fields.
+    Predictor(Rc<crate::kernel::Predictor>),
     Module(u32),
     /// A variable captured by a closure (internal: never seen by programs).
     Cell(Rc<RefCell<Value>>),
@@ -91,6 +95,8 @@ impl Value {
                 _ => "Function",
             },
             Value::Builtin(_) => "Function",
+            Value::Kernel(_) => "Kernel",
+            Value::Predictor(_) => "Predictor",
             Value::Module(_) => "Module",
             Value::Cell(_) | Value::Undefined => "internal",
         }

@@ -146,6 +146,55 @@ pub fn solve_spd(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, 
     Ok(to_array(x?.as_ref()))
 }
 
+/// Solve `A X = B` for a symmetric positive definite A, overwriting both:
+/// A with its Cholesky factor, B with X. No n × n copy is made, which matters
+/// for kernel matrices of tens of thousands of rows. Only the lower triangle
+/// of A (equally, of the row-major upper one) is read.
+pub fn cholesky_solve_in_place(a: &mut Array2<f64>, b: &mut Array2<f64>) -> Result<(), LinalgError> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::cholesky::llt;
+    let n = square(&a.view())?;
+    if b.nrows() != n {
+        return Err(LinalgError::Shape(format!(
+            "A is {n}×{n} but B has {} rows",
+            b.nrows()
+        )));
+    }
+    let par = faer::get_global_parallelism();
+    let mut buf = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f64>(
+        n,
+        par,
+        Default::default(),
+    ));
+    // A row-major symmetric matrix read as column-major is itself.
+    let mut factor = view_mut(a).transpose_mut();
+    let result = llt::factor::cholesky_in_place(
+        factor.as_mut(),
+        Default::default(),
+        par,
+        MemStack::new(&mut buf),
+        Default::default(),
+    );
+    if result.is_ok() {
+        let cols = b.ncols();
+        llt::solve::solve_in_place_with_conj(
+            factor.as_ref(),
+            faer::Conj::No,
+            view_mut(b),
+            par,
+            MemStack::new(&mut MemBuffer::new(llt::solve::solve_in_place_scratch::<f64>(
+                n, cols, par,
+            ))),
+        );
+    }
+    clean_avx_state();
+    result.map(|_| ()).map_err(|e| match e {
+        llt::factor::LltError::NonPositivePivot { index } => {
+            LinalgError::NotPositiveDefinite(index)
+        }
+    })
+}
+
 /// Solve `A X = B`: Cholesky when A is symmetric positive definite, LU with
 /// partial pivoting otherwise.
 pub fn solve(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {

@@ -7,6 +7,7 @@
 //! are keyword-only, and `**metrics` collects extra named arguments.
 
 mod io;
+pub mod kernels;
 mod linalg;
 mod tensor;
 
@@ -42,6 +43,7 @@ pub static TABLE: LazyLock<Vec<&'static Builtin>> = LazyLock::new(|| {
     tensor::BUILTINS
         .iter()
         .chain(linalg::BUILTINS)
+        .chain(kernels::BUILTINS)
         .chain(io::BUILTINS)
         .collect()
 });
@@ -450,6 +452,7 @@ pub fn reference_markdown() -> String {
     for (title, table) in [
         ("Tensors", tensor::BUILTINS),
         ("Linear algebra", linalg::BUILTINS),
+        ("Kernels", kernels::BUILTINS),
         ("Files, output and conversions", io::BUILTINS),
     ] {
         out.push_str(&format!("\n## {title}\n\n| builtin | |\n|---|---|\n"));

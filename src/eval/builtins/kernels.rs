@@ -1,0 +1,458 @@
+//! Kernel builtins (`gram`, `krr`, `agop`, matrix alignment) and the
+//! behaviour of kernel and predictor values: calling them and their fields.
+
+use std::rc::Rc;
+
+use ndarray::{Array2, ArrayView2, Ix2};
+
+use super::{check_size, Args, Builtin};
+use crate::diag::{did_you_mean, Diag, Span};
+use crate::eval::format::{kernel_repr, shape_str};
+use crate::eval::interp::Interp;
+use crate::eval::value::{Tensor, Value};
+use crate::kernel::{self, Agop, Family, Kernel, Metric, Predictor};
+use crate::linalg::{self, LinalgError};
+use crate::syntax::ast::FnDef;
+
+type R = Result<Value, Diag>;
+
+pub static BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "gram",
+        sig: "k, X, Z=none, M=none",
+        doc: "Kernel matrix `K[i, j] = k(X[i], Z[j])` (Z defaults to X) under the matrix M: none for the identity, a d × d PSD matrix, or a length-d vector for a diagonal M.",
+        run: gram,
+    },
+    Builtin {
+        name: "krr",
+        sig: "X, Y, k, M=none, reg=0.001",
+        doc: "Kernel ridge regression: solves `(K + reg·I) alpha = Y` by Cholesky, K = gram(k, X, X, M: M). Returns a predictor `f` (call `f(Xnew)`) with fields `alpha`, `X`, `M`, `kernel`, `reg`. Y is a vector or an n × c matrix of outputs.",
+        run: krr,
+    },
+    Builtin {
+        name: "agop",
+        sig: "f, X, diag=false, centering=false",
+        doc: "Average gradient outer product `(1/n) Σᵢ Jᵢᵀ Jᵢ` of the predictor f over the rows of X (Jᵢ the outputs × d Jacobian at X[i]), exact, from the kernel's symbolic derivative. `diag: true` gives the diagonal as a vector; `centering: true` subtracts the mean Jacobian first.",
+        run: agop,
+    },
+    Builtin {
+        name: "alignment",
+        sig: "A, B",
+        doc: "Cosine similarity of two tensors of the same shape, flattened: `sum(A * B) / (norm(A) * norm(B))`.",
+        run: |_, a| similarity(a, false),
+    },
+    Builtin {
+        name: "corr",
+        sig: "A, B",
+        doc: "Pearson correlation of the entries of two tensors of the same shape (the alignment of A and B after subtracting each one's mean).",
+        run: |_, a| similarity(a, true),
+    },
+];
+
+/// The value of a `kernel` declaration: the family with its default hyperparameters.
+pub fn declare(def: &FnDef) -> R {
+    let family = Family::lower(def).map_err(|mut e| e.remove(0))?;
+    let values = family.defaults.clone();
+    Ok(Value::Kernel(Rc::new(Kernel::new(Rc::new(family), values))))
+}
+
+/// `k(L: 2.0)`: the same kernel with some hyperparameters changed.
+pub fn with_hyper(
+    k: &Kernel,
+    pos: Vec<(Value, Span)>,
+    named: Vec<(Rc<str>, Value, Span)>,
+) -> R {
+    let params = &k.family.params;
+    let mut values = k.values.clone();
+    if let Some((_, span)) = pos.get(params.len()) {
+        return Err(Diag::new(
+            "flx::call::arity",
+            format!(
+                "kernel `{}` has {} hyperparameter{}",
+                k.name(),
+                params.len(),
+                if params.len() == 1 { "" } else { "s" }
+            ),
+        )
+        .at(*span)
+        .label("unexpected argument"));
+    }
+    let number = |v: &Value, span: Span, name: &str| {
+        v.as_f64().filter(|_| !matches!(v, Value::Bool(_))).ok_or_else(|| {
+            Diag::new(
+                "flx::type::argument",
+                format!(
+                    "hyperparameter `{name}` must be a number, found {}",
+                    v.describe()
+                ),
+            )
+            .at(span)
+        })
+    };
+    for (i, (v, span)) in pos.iter().enumerate() {
+        values[i] = Some(number(v, *span, &params[i])?);
+    }
+    for (name, v, span) in &named {
+        let Some(i) = params.iter().position(|p| p == name) else {
+            let mut d = Diag::new(
+                "flx::call::unknown_arg",
+                format!("kernel `{}` has no hyperparameter `{name}`", k.name()),
+            )
+            .at(*span);
+            d = d.help(match did_you_mean(name, params.iter().map(|p| p.as_ref())) {
+                Some(m) => m,
+                None if params.is_empty() => "it has no hyperparameters".to_string(),
+                None => format!("its hyperparameters: {}", params.join(", ")),
+            });
+            return Err(d);
+        };
+        values[i] = Some(number(v, *span, name)?);
+    }
+    Ok(Value::Kernel(Rc::new(Kernel::new(k.family.clone(), values))))
+}
+
+/// `f(Xnew)`: predictions of a fitted kernel machine.
+pub fn predict(p: &Predictor, pos: Vec<(Value, Span)>, named: Vec<(Rc<str>, Value, Span)>, span: Span) -> R {
+    if let Some((name, _, s)) = named.first() {
+        return Err(Diag::new(
+            "flx::call::unknown_arg",
+            format!("a predictor takes its inputs only, not `{name}:`"),
+        )
+        .at(*s));
+    }
+    let [(x, xspan)] = <[_; 1]>::try_from(pos).map_err(|pos: Vec<_>| {
+        Diag::new(
+            "flx::call::arity",
+            format!("a predictor takes 1 argument (the inputs), but {} were given", pos.len()),
+        )
+        .at(span)
+    })?;
+    let d = p.centers.shape()[1];
+    let Value::Tensor(x) = &x else {
+        return Err(Diag::new(
+            "flx::type::argument",
+            format!("a predictor takes a Tensor of inputs, found {}", x.describe()),
+        )
+        .at(xspan));
+    };
+    let single = x.ndim() == 1;
+    let rows = match x.ndim() {
+        1 => x.view().into_shape_with_order((1, x.len())).ok(),
+        2 => x.view().into_dimensionality::<Ix2>().ok(),
+        _ => None,
+    };
+    let Some(rows) = rows.filter(|r| r.ncols() == d) else {
+        return Err(Diag::new(
+            "flx::shape::predict",
+            format!(
+                "the predictor was fitted on {d} features, but the inputs have shape {}",
+                shape_str(x.shape())
+            ),
+        )
+        .at(xspan)
+        .help(format!("pass an n × {d} matrix (or one row of length {d})")));
+    };
+    check_size(&[rows.nrows(), p.centers.shape()[0]], xspan)?;
+    let k = kernel::gram(&p.kernel, rows, matrix(&p.centers), &p.metric);
+    let alpha = p.alpha.view();
+    let out = match alpha.ndim() {
+        1 => k.dot(&alpha.into_dimensionality::<ndarray::Ix1>().expect("1-d")).into_dyn(),
+        _ => linalg::gemm(k.view(), alpha.into_dimensionality::<Ix2>().expect("2-d")).into_dyn(),
+    };
+    let out = if single {
+        out.index_axis_move(ndarray::Axis(0), 0)
+    } else {
+        out
+    };
+    Ok(match out.ndim() {
+        0 => Value::Float(out.first().copied().unwrap_or(0.0)),
+        _ => Value::tensor(out),
+    })
+}
+
+/// Fields of kernels (`k.L`) and predictors (`f.alpha`, `f.X`, `f.M`, `f.kernel`, `f.reg`).
+pub fn field(v: &Value, name: &str, span: Span) -> Option<R> {
+    match v {
+        Value::Kernel(k) => {
+            let i = k.family.params.iter().position(|p| p.as_ref() == name);
+            Some(match i {
+                Some(i) => match k.values[i] {
+                    Some(x) => Ok(Value::Float(x)),
+                    None => Ok(Value::None),
+                },
+                None => Err(Diag::new(
+                    "flx::type::field",
+                    format!("kernel `{}` has no hyperparameter `{name}`", k.name()),
+                )
+                .at(span)
+                .help(format!("its hyperparameters: {}", k.family.params.join(", ")))),
+            })
+        }
+        Value::Predictor(p) => Some(match name {
+            "alpha" => Ok(Value::Tensor(p.alpha.clone())),
+            "X" => Ok(Value::Tensor(p.centers.clone())),
+            "kernel" => Ok(Value::Kernel(p.kernel.clone())),
+            "reg" => Ok(Value::Float(p.reg)),
+            "M" => {
+                let d = p.centers.shape()[1];
+                Ok(Value::tensor(match &p.metric {
+                    Metric::Identity => Array2::<f64>::eye(d).into_dyn(),
+                    Metric::Diag(m) => m.clone().into_dyn(),
+                    Metric::Full(m) => m.clone().into_dyn(),
+                }))
+            }
+            _ => Err(Diag::new(
+                "flx::type::field",
+                format!("a predictor has no field `{name}`"),
+            )
+            .at(span)
+            .help("its fields: alpha, X, M, kernel, reg")),
+        }),
+        _ => None,
+    }
+}
+
+fn matrix(t: &Tensor) -> ArrayView2<'_, f64> {
+    t.view().into_dimensionality::<Ix2>().expect("checked 2-d")
+}
+
+fn kernel_arg(a: &Args, i: usize) -> Result<Rc<Kernel>, Diag> {
+    let Value::Kernel(k) = &a.vals[i] else {
+        return Err(a.expected(i, "a Kernel").help("declare one with `kernel name(params) = body`, e.g. `kernel laplace(L = 10.0) = exp(-dist / L)`"));
+    };
+    let missing = k.missing();
+    if !missing.is_empty() {
+        return Err(a
+            .error(
+                i,
+                "flx::kernel::hyperparameter",
+                format!(
+                    "kernel `{}` needs a value for {}",
+                    k.name(),
+                    missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .help(format!("e.g. `{}({}: 1.0)`", k.name(), missing[0])));
+    }
+    Ok(k.clone())
+}
+
+/// A data matrix argument: n rows of d features.
+fn data(a: &Args, i: usize) -> Result<Rc<Tensor>, Diag> {
+    let t = a.tensor(i)?;
+    if t.ndim() != 2 {
+        return Err(a
+            .error(
+                i,
+                "flx::shape::not_matrix",
+                format!(
+                    "`{}` needs an n × d matrix of rows, found shape {}",
+                    a.name,
+                    shape_str(t.shape())
+                ),
+            )
+            .help("a single feature is a column: `reshape(x, len(x), 1)`"));
+    }
+    if t.iter().any(|x| !x.is_finite()) {
+        return Err(a.error(
+            i,
+            "flx::value::not_finite",
+            format!("`{}` needs finite inputs, found nan or inf", a.name),
+        ));
+    }
+    Ok(t)
+}
+
+fn metric_arg(a: &Args, i: usize, d: usize) -> Result<Metric, Diag> {
+    if a.is_none(i) {
+        return Ok(Metric::Identity);
+    }
+    let m = a.tensor(i)?;
+    let bad = || {
+        a.error(
+            i,
+            "flx::shape::metric",
+            format!(
+                "M must be {d} × {d} (or a length-{d} diagonal) for {d} features, found shape {}",
+                shape_str(m.shape())
+            ),
+        )
+    };
+    if m.iter().any(|x| !x.is_finite()) {
+        return Err(a.error(i, "flx::value::not_finite", "M has nan or inf entries"));
+    }
+    match m.shape() {
+        [n] if *n == d => Ok(Metric::Diag(
+            m.view().into_dimensionality().expect("1-d").to_owned(),
+        )),
+        [r, c] if *r == d && *c == d => Ok(Metric::Full(matrix(&m).to_owned())),
+        _ => Err(bad()),
+    }
+}
+
+fn same_features(a: &Args, i: usize, j: usize, x: &Tensor, z: &Tensor) -> Result<(), Diag> {
+    if x.shape()[1] != z.shape()[1] {
+        return Err(Diag::new(
+            "flx::shape::features",
+            format!(
+                "`{}`: the rows have {} and {} features",
+                a.name,
+                x.shape()[1],
+                z.shape()[1]
+            ),
+        )
+        .at(a.call)
+        .with_label(a.spans[i], format!("shape {}", shape_str(x.shape())))
+        .with_label(a.spans[j], format!("shape {}", shape_str(z.shape()))));
+    }
+    Ok(())
+}
+
+fn gram(_: &mut Interp, a: &mut Args) -> R {
+    let k = kernel_arg(a, 0)?;
+    let x = data(a, 1)?;
+    let z = if a.is_none(2) { x.clone() } else { data(a, 2)? };
+    same_features(a, 1, 2, &x, &z)?;
+    let m = metric_arg(a, 3, x.shape()[1])?;
+    check_size(&[x.shape()[0], z.shape()[0]], a.call)?;
+    let g = kernel::gram(&k, matrix(&x), matrix(&z), &m);
+    Ok(Value::tensor(g.into_dyn()))
+}
+
+fn krr(_: &mut Interp, a: &mut Args) -> R {
+    let x = data(a, 0)?;
+    let y = a.tensor(1)?;
+    let n = x.shape()[0];
+    let (mut rhs, vector) = match y.ndim() {
+        1 => (
+            y.view().into_shape_with_order((y.len(), 1)).expect("column").to_owned(),
+            true,
+        ),
+        2 => (matrix(&y).to_owned(), false),
+        _ => return Err(a.expected(1, "a vector or an n × c matrix of targets")),
+    };
+    if rhs.nrows() != n {
+        return Err(Diag::new(
+            "flx::shape::krr",
+            format!("`krr`: X has {n} rows but Y has {}", rhs.nrows()),
+        )
+        .at(a.call)
+        .with_label(a.spans[0], format!("shape {}", shape_str(x.shape())))
+        .with_label(a.spans[1], format!("shape {}", shape_str(y.shape()))));
+    }
+    if rhs.iter().any(|v| !v.is_finite()) {
+        return Err(a.error(1, "flx::value::not_finite", "`krr` needs finite targets, found nan or inf"));
+    }
+    let k = kernel_arg(a, 2)?;
+    let m = metric_arg(a, 3, x.shape()[1])?;
+    let reg = a.f64(4)?;
+    if !(reg >= 0.0 && reg.is_finite()) {
+        return Err(a.error(4, "flx::value::reg", format!("`reg` must be a finite number ≥ 0, found {reg}")));
+    }
+    check_size(&[n, n], a.call)?;
+    let mut kmat = kernel::gram(&k, matrix(&x), matrix(&x), &m);
+    if kmat.iter().any(|v| !v.is_finite()) {
+        return Err(a
+            .error(
+                2,
+                "flx::kernel::not_finite",
+                format!("kernel `{}` gave nan or inf on the training rows", kernel_repr(&k)),
+            )
+            .help("check the body at dist = 0 (e.g. `log(dist)`), and the hyperparameters"));
+    }
+    for i in 0..n {
+        kmat[(i, i)] += reg;
+    }
+    linalg::cholesky_solve_in_place(&mut kmat, &mut rhs).map_err(|e| match e {
+        LinalgError::NotPositiveDefinite(pivot) => Diag::new(
+            "flx::linalg::not_pd",
+            "the kernel matrix K + reg·I is not positive definite",
+        )
+        .at(a.spans[2])
+        .label(format!("Cholesky failed at row {pivot}"))
+        .help(format!(
+            "use a larger `reg:` (it is {}), or check that the kernel is positive definite",
+            crate::eval::format::float_repr(reg)
+        )),
+        other => Diag::new("flx::linalg::krr", format!("{other:?}")).at(a.call),
+    })?;
+    let alpha = if vector {
+        rhs.into_shape_with_order(n).expect("column").into_dyn()
+    } else {
+        rhs.into_dyn()
+    };
+    Ok(Value::Predictor(Rc::new(Predictor {
+        kernel: k,
+        centers: x,
+        alpha: Rc::new(alpha),
+        metric: m,
+        reg,
+    })))
+}
+
+fn agop(_: &mut Interp, a: &mut Args) -> R {
+    let Value::Predictor(f) = &a.vals[0] else {
+        return Err(a.expected(0, "a Predictor (from `krr`)"));
+    };
+    let f = f.clone();
+    let x = data(a, 1)?;
+    let d = f.centers.shape()[1];
+    if x.shape()[1] != d {
+        return Err(a
+            .error(
+                1,
+                "flx::shape::features",
+                format!(
+                    "the predictor was fitted on {d} features, but X has shape {}",
+                    shape_str(x.shape())
+                ),
+            ));
+    }
+    if x.shape()[0] == 0 {
+        return Err(a.error(1, "flx::shape::empty", "`agop` needs at least one row"));
+    }
+    let (diag, centering) = (a.bool(2)?, a.bool(3)?);
+    check_size(&[x.shape()[0], f.centers.shape()[0]], a.call)?;
+    let alpha = match f.alpha.ndim() {
+        1 => f.alpha.view().into_shape_with_order((f.alpha.len(), 1)).expect("column"),
+        _ => matrix(&f.alpha),
+    };
+    Ok(
+        match kernel::agop(&f.kernel, matrix(&f.centers), alpha, &f.metric, matrix(&x), diag, centering) {
+            Agop::Full(g) => Value::tensor(g.into_dyn()),
+            Agop::Diag(g) => Value::tensor(g.into_dyn()),
+        },
+    )
+}
+
+fn similarity(a: &Args, centered: bool) -> R {
+    let (x, y) = (a.tensor(0)?, a.tensor(1)?);
+    if x.shape() != y.shape() {
+        return Err(Diag::new(
+            "flx::shape::mismatch",
+            format!(
+                "`{}` needs two tensors of the same shape, found {} and {}",
+                a.name,
+                shape_str(x.shape()),
+                shape_str(y.shape())
+            ),
+        )
+        .at(a.call)
+        .with_label(a.spans[0], format!("shape {}", shape_str(x.shape())))
+        .with_label(a.spans[1], format!("shape {}", shape_str(y.shape()))));
+    }
+    let n = x.len().max(1) as f64;
+    let (mx, my) = if centered {
+        (x.sum() / n, y.sum() / n)
+    } else {
+        (0.0, 0.0)
+    };
+    let (mut xy, mut xx, mut yy) = (0.0, 0.0, 0.0);
+    for (p, q) in x.iter().zip(y.iter()) {
+        let (p, q) = (p - mx, q - my);
+        xy += p * q;
+        xx += p * p;
+        yy += q * q;
+    }
+    Ok(Value::Float(xy / (xx.sqrt() * yy.sqrt())))
+}

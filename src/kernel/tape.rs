@@ -1,0 +1,281 @@
+//! A kernel expression compiled to a straight-line tape and run over the
+//! geometry matrices in chunks: each instruction is one tight loop over a
+//! chunk of columns, so the per-node dispatch is paid once per chunk, not per
+//! element. Rows are spread over the thread pool; results do not depend on
+//! the number of threads (every element is computed the same way).
+
+use rayon::prelude::*;
+
+use super::expr::{apply_fun, apply_op, pow, Fun, Geo, Graph, Id, Node, Op};
+
+/// Columns per chunk: a few registers of this size stay in the L1 cache.
+const CHUNK: usize = 256;
+
+#[derive(Clone, Copy, Debug)]
+enum Src {
+    Reg(u16),
+    Const(f64),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Instr {
+    Unary(Fun, u16, u16),
+    Binary(Op, Src, Src, u16),
+}
+
+#[derive(Clone, Debug)]
+pub struct Tape {
+    instrs: Vec<Instr>,
+    /// Register of each geometry quantity the tape reads.
+    geo: [Option<u16>; 5],
+    outputs: Vec<Src>,
+    n_regs: usize,
+}
+
+/// Per-row geometry inputs: the row's squared norm and, per column, the
+/// product `x M zᵀ` and the column's squared norm.
+pub struct Rows<'a> {
+    pub xn2: &'a [f64],
+    pub zn2: &'a [f64],
+}
+
+impl Tape {
+    pub fn compile(g: &Graph, roots: &[Id]) -> Tape {
+        let top = roots.iter().copied().max().map_or(0, |r| r as usize + 1);
+        let mut live = vec![false; top];
+        for &r in roots {
+            live[r as usize] = true;
+        }
+        for i in (0..top).rev() {
+            if live[i] {
+                match g.nodes[i] {
+                    Node::Unary(_, a) => live[a as usize] = true,
+                    Node::Binary(_, a, b) => {
+                        live[a as usize] = true;
+                        live[b as usize] = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut src: Vec<Option<Src>> = vec![None; top];
+        let mut tape = Tape {
+            instrs: Vec::new(),
+            geo: [None; 5],
+            outputs: Vec::new(),
+            n_regs: 0,
+        };
+        let reg = |t: &mut Tape| {
+            t.n_regs += 1;
+            (t.n_regs - 1) as u16
+        };
+        for i in 0..top {
+            if !live[i] {
+                continue;
+            }
+            let s = |x: Id, src: &[Option<Src>]| src[x as usize].expect("operands come first");
+            src[i] = Some(match g.nodes[i] {
+                Node::Const(bits) => Src::Const(f64::from_bits(bits)),
+                // Instances have no hyperparameter nodes left (they are substituted).
+                Node::Hyper(_) => Src::Const(f64::NAN),
+                Node::Geo(q) => {
+                    let r = reg(&mut tape);
+                    tape.geo[q as usize] = Some(r);
+                    Src::Reg(r)
+                }
+                Node::Unary(f, a) => {
+                    let Src::Reg(a) = s(a, &src) else {
+                        unreachable!("constants are folded")
+                    };
+                    let r = reg(&mut tape);
+                    tape.instrs.push(Instr::Unary(f, a, r));
+                    Src::Reg(r)
+                }
+                Node::Binary(op, a, b) => {
+                    let r = reg(&mut tape);
+                    tape.instrs.push(Instr::Binary(op, s(a, &src), s(b, &src), r));
+                    Src::Reg(r)
+                }
+            });
+        }
+        tape.outputs = roots
+            .iter()
+            .map(|r| src[*r as usize].expect("root"))
+            .collect();
+        tape
+    }
+
+    pub fn reads(&self, q: Geo) -> bool {
+        self.geo[q as usize].is_some()
+    }
+
+    /// Overwrite each row of `dots` (row-major, `zn2.len()` columns) with the
+    /// tape's first output at that pair, and the matching row of each matrix
+    /// in `extra` with the following outputs.
+    pub fn run(&self, rows: &Rows, dots: &mut [f64], extra: &mut [&mut [f64]]) {
+        let m = rows.zn2.len();
+        if m == 0 {
+            return;
+        }
+        assert_eq!(extra.len() + 1, self.outputs.len());
+        let regs_len = self.n_regs * CHUNK;
+        let mut outs: Vec<Vec<&mut [f64]>> = (0..dots.len() / m).map(|_| Vec::new()).collect();
+        for (i, row) in dots.chunks_mut(m).enumerate() {
+            outs[i].push(row);
+        }
+        for e in extra.iter_mut() {
+            for (i, row) in e.chunks_mut(m).enumerate() {
+                outs[i].push(row);
+            }
+        }
+        outs.par_iter_mut().enumerate().for_each_init(
+            || vec![0.0; regs_len],
+            |regs, (i, out)| self.run_row(rows.xn2[i], rows.zn2, out, regs),
+        );
+    }
+
+    fn run_row(&self, xn2: f64, zn2: &[f64], out: &mut [&mut [f64]], regs: &mut [f64]) {
+        let m = zn2.len();
+        let mut j0 = 0;
+        while j0 < m {
+            let len = CHUNK.min(m - j0);
+            let cols = j0..j0 + len;
+            self.load_geometry(xn2, &zn2[cols.clone()], &out[0][cols.clone()], regs, len);
+            self.exec(regs, len);
+            for (o, dst) in self.outputs.iter().zip(out.iter_mut()) {
+                let dst = &mut dst[cols.clone()];
+                match *o {
+                    Src::Const(c) => dst.fill(c),
+                    Src::Reg(r) => dst.copy_from_slice(&reg(regs, r)[..len]),
+                }
+            }
+            j0 += len;
+        }
+    }
+
+    fn load_geometry(&self, xn2: f64, zn2: &[f64], dot: &[f64], regs: &mut [f64], len: usize) {
+        let [dist, sqdist, dotr, xnorm, znorm] = self.geo;
+        if let Some(r) = dotr {
+            reg_mut(regs, r)[..len].copy_from_slice(dot);
+        }
+        let sq = |d: f64, z: f64| ((-2.0 * d + xn2) + z).max(0.0);
+        match (sqdist, dist) {
+            (Some(s), Some(d)) => {
+                let (s, d) = pair_mut(regs, s, d);
+                for (((s, d), &x), &z) in s[..len].iter_mut().zip(&mut d[..len]).zip(dot).zip(zn2) {
+                    // The reference's order of operations: (-2 x·z + |x|²) + |z|², clamped at 0.
+                    *s = sq(x, z);
+                    *d = s.sqrt();
+                }
+            }
+            (Some(r), None) | (None, Some(r)) => {
+                let root = dist.is_some();
+                for ((o, &x), &z) in reg_mut(regs, r)[..len].iter_mut().zip(dot).zip(zn2) {
+                    let s = sq(x, z);
+                    *o = if root { s.sqrt() } else { s };
+                }
+            }
+            (None, None) => {}
+        }
+        if let Some(r) = xnorm {
+            reg_mut(regs, r)[..len].fill(xn2.sqrt());
+        }
+        if let Some(r) = znorm {
+            for (o, z) in reg_mut(regs, r)[..len].iter_mut().zip(zn2) {
+                *o = z.sqrt();
+            }
+        }
+    }
+
+    fn exec(&self, regs: &mut [f64], len: usize) {
+        for ins in &self.instrs {
+            match *ins {
+                Instr::Unary(f, a, r) => {
+                    let (src, dst) = two_regs(regs, a, r);
+                    unary(f, &src[..len], &mut dst[..len]);
+                }
+                Instr::Binary(op, a, b, r) => binary_chunk(op, a, b, r, regs, len),
+            }
+        }
+    }
+}
+
+fn reg(regs: &[f64], r: u16) -> &[f64] {
+    &regs[r as usize * CHUNK..(r as usize + 1) * CHUNK]
+}
+
+fn reg_mut(regs: &mut [f64], r: u16) -> &mut [f64] {
+    &mut regs[r as usize * CHUNK..(r as usize + 1) * CHUNK]
+}
+
+/// A source register to read and a different destination register to write
+/// (a node's register always comes after its operands').
+fn two_regs(regs: &mut [f64], src: u16, dst: u16) -> (&[f64], &mut [f64]) {
+    debug_assert!(src < dst);
+    let (lo, hi) = regs.split_at_mut(dst as usize * CHUNK);
+    (reg(lo, src), &mut hi[..CHUNK])
+}
+
+/// Two different registers, both writable.
+fn pair_mut(regs: &mut [f64], a: u16, b: u16) -> (&mut [f64], &mut [f64]) {
+    if a < b {
+        let (lo, hi) = regs.split_at_mut(b as usize * CHUNK);
+        (reg_mut(lo, a), &mut hi[..CHUNK])
+    } else {
+        let (lo, hi) = regs.split_at_mut(a as usize * CHUNK);
+        (&mut hi[..CHUNK], reg_mut(lo, b))
+    }
+}
+
+fn unary(f: Fun, x: &[f64], out: &mut [f64]) {
+    macro_rules! each {
+        ($e:expr) => {
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = $e(v)
+            }
+        };
+    }
+    match f {
+        Fun::Neg => each!(|v: f64| -v),
+        Fun::Exp => each!(f64::exp),
+        Fun::Sqrt => each!(f64::sqrt),
+        Fun::Abs => each!(f64::abs),
+        Fun::Log => each!(f64::ln),
+        other => each!(|v| apply_fun(other, v)),
+    }
+}
+
+fn binary_chunk(op: Op, a: Src, b: Src, r: u16, regs: &mut [f64], len: usize) {
+    let (lo, hi) = regs.split_at_mut(r as usize * CHUNK);
+    let out = &mut hi[..len];
+    macro_rules! each {
+        ($f:expr) => {
+            match (a, b) {
+                (Src::Reg(a), Src::Reg(b)) => {
+                    for ((o, &x), &y) in out.iter_mut().zip(&reg(lo, a)[..len]).zip(&reg(lo, b)[..len]) {
+                        *o = $f(x, y)
+                    }
+                }
+                (Src::Reg(a), Src::Const(y)) => {
+                    for (o, &x) in out.iter_mut().zip(&reg(lo, a)[..len]) {
+                        *o = $f(x, y)
+                    }
+                }
+                (Src::Const(x), Src::Reg(b)) => {
+                    for (o, &y) in out.iter_mut().zip(&reg(lo, b)[..len]) {
+                        *o = $f(x, y)
+                    }
+                }
+                (Src::Const(x), Src::Const(y)) => out.fill($f(x, y)),
+            }
+        };
+    }
+    match op {
+        Op::Add => each!(|x: f64, y: f64| x + y),
+        Op::Sub => each!(|x: f64, y: f64| x - y),
+        Op::Mul => each!(|x: f64, y: f64| x * y),
+        Op::Div => each!(|x: f64, y: f64| x / y),
+        Op::Pow => each!(pow),
+        other => each!(|x, y| apply_op(other, x, y)),
+    }
+}
