@@ -18,12 +18,12 @@ pub mod tape;
 use std::cell::OnceCell;
 use std::rc::Rc;
 
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 
 use self::expr::{Geo, Op};
 pub use self::lower::Family;
 use self::tape::{Rows, Tape};
-use crate::linalg::gemm;
+use crate::linalg::{gemm, gemm_into};
 
 /// A kernel family with values for its hyperparameters (`laplace(L: 5.0)`).
 /// The declaration itself is the instance with the defaults.
@@ -38,8 +38,10 @@ pub struct Kernel {
 struct Compiled {
     /// The body, for `gram`.
     value: Tape,
-    /// The gradient coefficients `a` and `b` of `∇ₓk = a·Mx + b·Mz`.
+    /// The gradient coefficients `a` and `b` of `∇ₓk = a·Mx + b·Mz`; only `a`
+    /// when `b = -a` (kernels of `dist` and `sqdist` alone, the usual case).
     gradient: Tape,
+    b_is_neg_a: bool,
 }
 
 impl Kernel {
@@ -89,9 +91,12 @@ impl Kernel {
             let v = g.binary(Op::SafeDiv, k_xn, xnorm);
             let a = g.add(w, v);
             let b = g.sub(k_dot, w);
+            let b_is_neg_a = g.node(b) == expr::Node::Unary(expr::Fun::Neg, a);
+            let outputs = if b_is_neg_a { vec![a] } else { vec![a, b] };
             Rc::new(Compiled {
                 value: Tape::compile(&g, &[k]),
-                gradient: Tape::compile(&g, &[a, b]),
+                gradient: Tape::compile(&g, &outputs),
+                b_is_neg_a,
             })
         })
     }
@@ -156,42 +161,108 @@ fn row_norms(xm: &Array2<f64>, x: ArrayView2<f64>) -> Vec<f64> {
         .collect()
 }
 
-/// The geometry shared by `gram` and `agop`: the n × m matrix `X M Zᵀ` and both
-/// row-norm vectors (only when the tape reads distances or norms).
+fn same_rows(x: &ArrayView2<f64>, z: &ArrayView2<f64>) -> bool {
+    x.as_ptr() == z.as_ptr() && x.dim() == z.dim() && x.strides() == z.strides()
+}
+
+/// Write `X M Zᵀ` into `out` (only its upper triangle with `upper`, when Z
+/// is X) and return both row-norm vectors (zeros when the tape reads no
+/// distance or norm).
 fn geometry(
     tape: &Tape,
     x: ArrayView2<f64>,
     z: ArrayView2<f64>,
     m: &Metric,
-) -> (Array2<f64>, Vec<f64>, Vec<f64>) {
+    upper: bool,
+    out: ArrayViewMut2<f64>,
+) -> (Vec<f64>, Vec<f64>) {
     let xm = m.apply(x);
-    let dots = gemm(xm.view(), z.t());
+    gemm_into(out, xm.view(), z.t(), upper);
     let norms = [Geo::Dist, Geo::Sqdist, Geo::Xnorm, Geo::Znorm]
         .iter()
         .any(|q| tape.reads(*q));
     if !norms {
-        return (dots, vec![0.0; x.nrows()], vec![0.0; z.nrows()]);
+        return (vec![0.0; x.nrows()], vec![0.0; z.nrows()]);
     }
     let xn2 = row_norms(&xm, x);
-    let same = x.as_ptr() == z.as_ptr() && x.dim() == z.dim() && x.strides() == z.strides();
-    let zn2 = if same {
+    let zn2 = if same_rows(&x, &z) {
         xn2.clone()
     } else {
         row_norms(&m.apply(z), z)
     };
-    (dots, xn2, zn2)
+    (xn2, zn2)
+}
+
+/// Evaluate a tape over all pairs of rows of X and Z into `outs`.
+fn fill(
+    tape: &Tape,
+    x: ArrayView2<f64>,
+    z: ArrayView2<f64>,
+    m: &Metric,
+    upper: bool,
+    outs: &mut [ArrayViewMut2<f64>],
+) {
+    let (xn2, zn2) = geometry(tape, x, z, m, upper, outs[0].view_mut());
+    let rows = Rows {
+        xn2: &xn2,
+        zn2: &zn2,
+    };
+    tape.run(&rows, upper, outs);
 }
 
 /// The kernel matrix `K[i, j] = k(xᵢ, zⱼ)` under M.
 pub fn gram(k: &Kernel, x: ArrayView2<f64>, z: ArrayView2<f64>, m: &Metric) -> Array2<f64> {
     let tape = &k.compiled().value;
-    let (mut g, xn2, zn2) = geometry(tape, x, z, m);
-    let rows = Rows {
-        xn2: &xn2,
-        zn2: &zn2,
-    };
-    tape.run(&rows, g.as_slice_mut().expect("standard layout"), &mut []);
+    let mut g = Array2::<f64>::zeros((x.nrows(), z.nrows()));
+    if same_rows(&x, &z) {
+        fill(tape, x, x, m, true, &mut [g.view_mut()]);
+        mirror_upper(&mut g);
+    } else {
+        fill(tape, x, z, m, false, &mut [g.view_mut()]);
+    }
     g
+}
+
+/// Predictions `gram(k, X, Z, M) @ alpha` of a kernel machine with centres Z.
+pub fn predict(
+    k: &Kernel,
+    x: ArrayView2<f64>,
+    centers: ArrayView2<f64>,
+    m: &Metric,
+    alpha: ArrayView2<f64>,
+) -> Array2<f64> {
+    let mut store = crate::linalg::work_matrix(centers.nrows(), x.nrows());
+    let mut g = crate::linalg::rows_view(&mut store);
+    fill(&k.compiled().value, x, centers, m, false, &mut [g.view_mut()]);
+    let out = gemm(g.view(), alpha);
+    crate::linalg::give_back(store);
+    out
+}
+
+/// The lower triangle (with the diagonal) of `gram(k, X, X, M)`, all a
+/// Cholesky factorisation reads, in a work matrix (`linalg::work_matrix`;
+/// its strictly upper part is garbage): half the work of `gram`.
+pub fn gram_lower(k: &Kernel, x: ArrayView2<f64>, m: &Metric) -> faer::Mat<f64> {
+    let mut g = crate::linalg::work_matrix(x.nrows(), x.nrows());
+    // The upper triangle of the row view is the lower one of the matrix.
+    fill(&k.compiled().value, x, x, m, true, &mut [crate::linalg::rows_view(&mut g)]);
+    g
+}
+
+/// Copy the upper triangle of a square matrix onto the lower one, in tiles
+/// (a plain transposing loop misses the cache on every write).
+fn mirror_upper(g: &mut Array2<f64>) {
+    const TILE: usize = 64;
+    let n = g.nrows();
+    for bi in (0..n).step_by(TILE) {
+        for bj in (0..=bi).step_by(TILE) {
+            for i in bi..(bi + TILE).min(n) {
+                for j in bj..(bj + TILE).min(i) {
+                    g[(i, j)] = g[(j, i)];
+                }
+            }
+        }
+    }
 }
 
 /// What `agop` returns: the full d × d matrix or its diagonal.
@@ -220,27 +291,33 @@ pub fn agop(
     diag: bool,
     centering: bool,
 ) -> Agop {
-    let tape = &k.compiled().gradient;
-    let (mut a, xn2, zn2) = geometry(tape, x, centers, m);
-    let mut b = Array2::<f64>::zeros(a.dim());
-    let rows = Rows {
-        xn2: &xn2,
-        zn2: &zn2,
-    };
-    tape.run(
-        &rows,
-        a.as_slice_mut().expect("standard layout"),
-        &mut [b.as_slice_mut().expect("standard layout")],
-    );
-    let (n, c) = (x.nrows(), alpha.ncols());
-    let (nm, d) = (centers.nrows(), x.ncols());
-    let p = gemm(a.view(), alpha);
-    drop(a);
-    let mut core = if nm < c * d {
-        core_by_gram(x, centers, alpha, &p, &b, centering)
+    let compiled = k.compiled();
+    let tape = &compiled.gradient;
+    let mut a_store = crate::linalg::work_matrix(centers.nrows(), x.nrows());
+    let mut a = crate::linalg::rows_view(&mut a_store);
+    let b = if compiled.b_is_neg_a {
+        fill(tape, x, centers, m, false, &mut [a.view_mut()]);
+        None
     } else {
-        core_by_output(x, centers, alpha, &p, &b, centering)
+        let mut b = Array2::<f64>::zeros(a.dim());
+        fill(tape, x, centers, m, false, &mut [a.view_mut(), b.view_mut()]);
+        Some(b)
     };
+    let a_mut = a;
+    let a = a_mut.view();
+    let (n, c, d) = (x.nrows(), alpha.ncols(), x.ncols());
+    let p = gemm(a.view(), alpha);
+    // With b = -a, B is -A: keep A and flip the sign of the terms in B.
+    let (b, sign) = match &b {
+        Some(b) => (b.view(), 1.0),
+        None => (a, -1.0),
+    };
+    let mut core = if centers.nrows() < c * d {
+        core_by_gram(x, centers, alpha, &p, b, sign, centering)
+    } else {
+        core_by_output(x, centers, alpha, &p, b, sign, centering)
+    };
+    crate::linalg::give_back(a_store);
     core /= n.max(1) as f64;
     let g = m.sandwich(core);
     if diag {
@@ -250,36 +327,46 @@ pub fn agop(
     }
 }
 
+/// Largest block of Jacobian rows × outputs formed at once (2²⁴ × 8 bytes = 128 MiB).
+const JACOBIAN_BLOCK: usize = 1 << 24;
+
+/// `Σᵢ ĴᵢᵀĴᵢ` by output: `Ĵ_c = diag(P_c) X + sign · B (α_c ∘ Z)`, where
+/// `(α_c ∘ Z)` scales the rows of Z, so all outputs of a block come from one
+/// GEMM `B [α₁∘Z | α₂∘Z | …]`.
 fn core_by_output(
     x: ArrayView2<f64>,
     z: ArrayView2<f64>,
     alpha: ArrayView2<f64>,
     p: &Array2<f64>,
-    b: &Array2<f64>,
+    b: ArrayView2<f64>,
+    sign: f64,
     centering: bool,
 ) -> Array2<f64> {
-    let d = x.ncols();
+    let (n, d, c) = (x.nrows(), x.ncols(), alpha.ncols());
+    let per_block = (JACOBIAN_BLOCK / (n * d).max(1)).clamp(1, c);
     let mut core = Array2::<f64>::zeros((d, d));
-    let mut scaled = Array2::<f64>::zeros(b.dim());
-    for out in 0..alpha.ncols() {
-        let a_c = alpha.column(out);
-        ndarray::Zip::from(scaled.rows_mut())
-            .and(b.rows())
-            .for_each(|mut s, b| {
-                ndarray::Zip::from(&mut s)
-                    .and(&b)
-                    .and(&a_c)
-                    .for_each(|s, &b, &a| *s = b * a)
-            });
-        let mut j = gemm(scaled.view(), z);
-        for ((mut row, xr), &pc) in j.rows_mut().into_iter().zip(x.rows()).zip(p.column(out)) {
-            row.scaled_add(pc, &xr);
+    for first in (0..c).step_by(per_block) {
+        let outs = first..(first + per_block).min(c);
+        let mut scaled = Array2::<f64>::zeros((z.nrows(), outs.len() * d));
+        for (k, out) in outs.clone().enumerate() {
+            let mut block = scaled.slice_mut(ndarray::s![.., k * d..(k + 1) * d]);
+            block.assign(&z);
+            block *= &alpha.column(out).insert_axis(Axis(1));
         }
-        if centering {
-            let mean = j.mean_axis(Axis(0)).expect("rows");
-            j -= &mean;
+        let jac = gemm(b.view(), scaled.view());
+        drop(scaled);
+        for (k, out) in outs.enumerate() {
+            let mut j = jac.slice(ndarray::s![.., k * d..(k + 1) * d]).to_owned();
+            j *= sign;
+            for ((mut row, xr), &pc) in j.rows_mut().into_iter().zip(x.rows()).zip(p.column(out)) {
+                row.scaled_add(pc, &xr);
+            }
+            if centering {
+                let mean = j.mean_axis(Axis(0)).expect("rows");
+                j -= &mean;
+            }
+            core += &gemm(j.t(), j.view());
         }
-        core += &gemm(j.t(), j.view());
     }
     core
 }
@@ -289,7 +376,8 @@ fn core_by_gram(
     z: ArrayView2<f64>,
     alpha: ArrayView2<f64>,
     p: &Array2<f64>,
-    b: &Array2<f64>,
+    b: ArrayView2<f64>,
+    sign: f64,
     centering: bool,
 ) -> Array2<f64> {
     let n = x.nrows();
@@ -300,7 +388,8 @@ fn core_by_gram(
     drop(s);
     // Xᵀ H Z and its transpose
     let mut h = gemm(p.view(), alpha.t());
-    h *= b;
+    h *= &b;
+    h *= sign;
     let xhz = gemm(gemm(x.t(), h.view()).view(), z);
     drop(h);
     core += &xhz;
@@ -312,7 +401,7 @@ fn core_by_gram(
     if centering && n > 0 {
         // Σᵢ (Ĵᵢ − μ)ᵀ(Ĵᵢ − μ) = Σᵢ ĴᵢᵀĴᵢ − n μᵀμ, with
         // n μ_c = Xᵀ P_c + Zᵀ (α_c ∘ Bᵀ1).
-        let colsum = b.sum_axis(Axis(0));
+        let colsum = b.sum_axis(Axis(0)) * sign;
         let weighted = &alpha * &colsum.insert_axis(Axis(1));
         let mut mu = gemm(x.t(), p.view());
         mu += &gemm(z.t(), weighted.view());

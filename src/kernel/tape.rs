@@ -4,6 +4,7 @@
 //! element. Rows are spread over the thread pool; results do not depend on
 //! the number of threads (every element is computed the same way).
 
+use ndarray::ArrayViewMut2;
 use rayon::prelude::*;
 
 use super::expr::{apply_fun, apply_op, pow, Fun, Geo, Graph, Id, Node, Op};
@@ -109,34 +110,34 @@ impl Tape {
         self.geo[q as usize].is_some()
     }
 
-    /// Overwrite each row of `dots` (row-major, `zn2.len()` columns) with the
-    /// tape's first output at that pair, and the matching row of each matrix
-    /// in `extra` with the following outputs.
-    pub fn run(&self, rows: &Rows, dots: &mut [f64], extra: &mut [&mut [f64]]) {
+    /// Overwrite `outs[0]` (n × m, holding `x M zᵀ` on entry) with the tape's
+    /// first output at each pair, and `outs[k]` with output k. With `upper`,
+    /// only the entries on and above the diagonal. Rows must be contiguous.
+    pub fn run(&self, rows: &Rows, upper: bool, outs: &mut [ArrayViewMut2<f64>]) {
         let m = rows.zn2.len();
+        assert_eq!(outs.len(), self.outputs.len());
         if m == 0 {
             return;
         }
-        assert_eq!(extra.len() + 1, self.outputs.len());
-        let regs_len = self.n_regs * CHUNK;
-        let mut outs: Vec<Vec<&mut [f64]>> = (0..dots.len() / m).map(|_| Vec::new()).collect();
-        for (i, row) in dots.chunks_mut(m).enumerate() {
-            outs[i].push(row);
-        }
-        for e in extra.iter_mut() {
-            for (i, row) in e.chunks_mut(m).enumerate() {
-                outs[i].push(row);
+        let mut per_row: Vec<Vec<&mut [f64]>> = (0..rows.xn2.len()).map(|_| Vec::new()).collect();
+        for out in outs.iter_mut() {
+            for (i, row) in out.rows_mut().into_iter().enumerate() {
+                per_row[i].push(row.into_slice().expect("contiguous rows"));
             }
         }
-        outs.par_iter_mut().enumerate().for_each_init(
+        let regs_len = self.n_regs * CHUNK;
+        per_row.par_iter_mut().enumerate().for_each_init(
             || vec![0.0; regs_len],
-            |regs, (i, out)| self.run_row(rows.xn2[i], rows.zn2, out, regs),
+            |regs, (i, out)| {
+                let from = if upper { i.min(m) } else { 0 };
+                self.run_row(rows.xn2[i], rows.zn2, from, out, regs)
+            },
         );
     }
 
-    fn run_row(&self, xn2: f64, zn2: &[f64], out: &mut [&mut [f64]], regs: &mut [f64]) {
+    fn run_row(&self, xn2: f64, zn2: &[f64], from: usize, out: &mut [&mut [f64]], regs: &mut [f64]) {
         let m = zn2.len();
-        let mut j0 = 0;
+        let mut j0 = from;
         while j0 < m {
             let len = CHUNK.min(m - j0);
             let cols = j0..j0 + len;

@@ -88,6 +88,50 @@ pub fn gemm(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
     c
 }
 
+/// `c = a @ b` into existing storage (any strides). With `upper`, only the
+/// entries on and above the diagonal, for a product known to be symmetric
+/// such as `X M Xᵀ`: block rows of the upper triangle, each one ordinary
+/// GEMM, about half the multiply-adds (faer's triangular product is no
+/// faster than a full one here). Other entries are left as they are.
+pub fn gemm_into(mut c: ndarray::ArrayViewMut2<f64>, a: ArrayView2<f64>, b: ArrayView2<f64>, upper: bool) {
+    let (m, n) = c.dim();
+    assert_eq!((a.nrows(), b.ncols(), a.ncols()), (m, n, b.nrows()));
+    if !upper {
+        into(c.view_mut(), a, b);
+        return;
+    }
+    let block = (m / 8).clamp(128, 512);
+    for i0 in (0..m).step_by(block) {
+        let i1 = (i0 + block).min(m);
+        into(
+            c.slice_mut(ndarray::s![i0..i1, i0..]),
+            a.slice(ndarray::s![i0..i1, ..]),
+            b.slice(ndarray::s![.., i0..]),
+        );
+    }
+
+    fn into(mut c: ndarray::ArrayViewMut2<f64>, a: ArrayView2<f64>, b: ArrayView2<f64>) {
+        let (m, k) = a.dim();
+        let n = b.ncols();
+        if m * n * k < FAER_GEMM_MIN {
+            ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+            return;
+        }
+        let (rows, cols) = (c.strides()[0], c.strides()[1]);
+        // SAFETY: the pointer, shape and strides describe the unique borrow `c`.
+        let dst = unsafe { MatMut::from_raw_parts_mut(c.as_mut_ptr(), m, n, rows, cols) };
+        matmul(
+            dst.transpose_mut(),
+            Accum::Replace,
+            view(&b).transpose(),
+            view(&a).transpose(),
+            1.0,
+            faer::get_global_parallelism(),
+        );
+        clean_avx_state();
+    }
+}
+
 #[derive(Debug)]
 pub enum LinalgError {
     NotSquare,
@@ -149,11 +193,15 @@ pub fn solve_spd(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, 
 /// Solve `A X = B` for a symmetric positive definite A, overwriting both:
 /// A with its Cholesky factor, B with X. No n × n copy is made, which matters
 /// for kernel matrices of tens of thousands of rows. Only the lower triangle
-/// of A (equally, of the row-major upper one) is read.
-pub fn cholesky_solve_in_place(a: &mut Array2<f64>, b: &mut Array2<f64>) -> Result<(), LinalgError> {
+/// of A is read. A should come from `work_matrix` (faer's kernels run faster
+/// on SIMD-aligned columns than on a plain allocation).
+pub fn cholesky_solve_in_place(mut a: MatMut<'_, f64>, b: &mut Array2<f64>) -> Result<(), LinalgError> {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::cholesky::llt;
-    let n = square(&a.view())?;
+    let n = a.nrows();
+    if a.ncols() != n {
+        return Err(LinalgError::NotSquare);
+    }
     if b.nrows() != n {
         return Err(LinalgError::Shape(format!(
             "A is {n}×{n} but B has {} rows",
@@ -166,10 +214,8 @@ pub fn cholesky_solve_in_place(a: &mut Array2<f64>, b: &mut Array2<f64>) -> Resu
         par,
         Default::default(),
     ));
-    // A row-major symmetric matrix read as column-major is itself.
-    let mut factor = view_mut(a).transpose_mut();
     let result = llt::factor::cholesky_in_place(
-        factor.as_mut(),
+        a.as_mut(),
         Default::default(),
         par,
         MemStack::new(&mut buf),
@@ -178,7 +224,7 @@ pub fn cholesky_solve_in_place(a: &mut Array2<f64>, b: &mut Array2<f64>) -> Resu
     if result.is_ok() {
         let cols = b.ncols();
         llt::solve::solve_in_place_with_conj(
-            factor.as_ref(),
+            a.as_ref(),
             faer::Conj::No,
             view_mut(b),
             par,
@@ -193,6 +239,53 @@ pub fn cholesky_solve_in_place(a: &mut Array2<f64>, b: &mut Array2<f64>) -> Resu
             LinalgError::NotPositiveDefinite(index)
         }
     })
+}
+
+thread_local! {
+    /// Large work matrices given back after use, reused by the next request
+    /// of the same size: on some machines touching a fresh 100 MB allocation
+    /// costs as much as a GEMM over it (page faults). At most `SPARES` are kept.
+    static SPARE: std::cell::RefCell<Vec<Mat<f64>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+const SPARES: usize = 2;
+/// Smaller matrices are not worth keeping.
+const SPARE_MIN: usize = 1 << 20;
+
+/// A rows × cols work matrix, SIMD-aligned, with arbitrary contents.
+pub fn work_matrix(rows: usize, cols: usize) -> Mat<f64> {
+    let reused = SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        let i = s.iter().position(|m| m.nrows() == rows && m.ncols() == cols)?;
+        Some(s.remove(i))
+    });
+    reused.unwrap_or_else(|| Mat::zeros(rows, cols))
+}
+
+/// Return a matrix from `work_matrix` for reuse.
+pub fn give_back(m: Mat<f64>) {
+    if m.nrows() * m.ncols() < SPARE_MIN {
+        return;
+    }
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.insert(0, m);
+        s.truncate(SPARES);
+    });
+}
+
+/// The rows of a column-major faer matrix's transpose, as an ndarray view:
+/// for a symmetric matrix, the same matrix with contiguous rows.
+pub fn rows_view(a: &mut Mat<f64>) -> ndarray::ArrayViewMut2<'_, f64> {
+    let (n, m) = (a.nrows(), a.ncols());
+    let stride = a.col_stride();
+    // SAFETY: column j of `a` is `n` contiguous values at `stride * j`; the
+    // view's row j is that column, and the borrow of `a` is unique.
+    unsafe {
+        ndarray::ArrayViewMut2::from_shape_ptr(
+            ndarray::ShapeBuilder::strides((m, n), (stride as usize, 1)),
+            a.as_ptr_mut(),
+        )
+    }
 }
 
 /// Solve `A X = B`: Cholesky when A is symmetric positive definite, LU with

@@ -153,11 +153,15 @@ pub fn predict(p: &Predictor, pos: Vec<(Value, Span)>, named: Vec<(Rc<str>, Valu
         .help(format!("pass an n × {d} matrix (or one row of length {d})")));
     };
     check_size(&[rows.nrows(), p.centers.shape()[0]], xspan)?;
-    let k = kernel::gram(&p.kernel, rows, matrix(&p.centers), &p.metric);
-    let alpha = p.alpha.view();
-    let out = match alpha.ndim() {
-        1 => k.dot(&alpha.into_dimensionality::<ndarray::Ix1>().expect("1-d")).into_dyn(),
-        _ => linalg::gemm(k.view(), alpha.into_dimensionality::<Ix2>().expect("2-d")).into_dyn(),
+    let alpha = match p.alpha.ndim() {
+        1 => p.alpha.view().into_shape_with_order((p.alpha.len(), 1)).expect("column"),
+        _ => matrix(&p.alpha),
+    };
+    let out = kernel::predict(&p.kernel, rows, matrix(&p.centers), &p.metric, alpha);
+    let out = if p.alpha.ndim() == 1 {
+        out.index_axis_move(ndarray::Axis(1), 0).into_dyn()
+    } else {
+        out.into_dyn()
     };
     let out = if single {
         out.index_axis_move(ndarray::Axis(0), 0)
@@ -350,8 +354,9 @@ fn krr(_: &mut Interp, a: &mut Args) -> R {
         return Err(a.error(4, "flx::value::reg", format!("`reg` must be a finite number ≥ 0, found {reg}")));
     }
     check_size(&[n, n], a.call)?;
-    let mut kmat = kernel::gram(&k, matrix(&x), matrix(&x), &m);
-    if kmat.iter().any(|v| !v.is_finite()) {
+    let mut kmat = kernel::gram_lower(&k, matrix(&x), &m);
+    let finite = (0..n).all(|j| kmat.col(j).iter().skip(j).all(|v| v.is_finite()));
+    if !finite {
         return Err(a
             .error(
                 2,
@@ -363,7 +368,9 @@ fn krr(_: &mut Interp, a: &mut Args) -> R {
     for i in 0..n {
         kmat[(i, i)] += reg;
     }
-    linalg::cholesky_solve_in_place(&mut kmat, &mut rhs).map_err(|e| match e {
+    let solved = linalg::cholesky_solve_in_place(kmat.as_mut(), &mut rhs);
+    linalg::give_back(kmat);
+    solved.map_err(|e| match e {
         LinalgError::NotPositiveDefinite(pivot) => Diag::new(
             "flx::linalg::not_pd",
             "the kernel matrix K + reg·I is not positive definite",
