@@ -24,7 +24,10 @@ use eval::value::Value;
 use syntax::ast::{ExprKind, FnDef};
 
 /// The standard library, embedded so that a built `flx` runs anywhere: `use std.NAME`.
-pub static STDLIB: &[(&str, &str)] = &[("linreg", include_str!("../stdlib/linreg.flx"))];
+pub static STDLIB: &[(&str, &str)] = &[
+    ("linreg", include_str!("../stdlib/linreg.flx")),
+    ("rfm", include_str!("../stdlib/rfm.flx")),
+];
 
 /// Per-session settings. The thread count is process-wide: see `set_threads`.
 #[derive(Default)]

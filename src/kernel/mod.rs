@@ -174,10 +174,10 @@ fn geometry(
     z: ArrayView2<f64>,
     m: &Metric,
     upper: bool,
-    out: ArrayViewMut2<f64>,
+    mut out: ArrayViewMut2<f64>,
 ) -> (Vec<f64>, Vec<f64>) {
     let xm = m.apply(x);
-    gemm_into(out, xm.view(), z.t(), upper);
+    gemm_into(out.view_mut(), xm.view(), z.t(), upper);
     let norms = [Geo::Dist, Geo::Sqdist, Geo::Xnorm, Geo::Znorm]
         .iter()
         .any(|q| tape.reads(*q));
@@ -186,6 +186,12 @@ fn geometry(
     }
     let xn2 = row_norms(&xm, x);
     let zn2 = if same_rows(&x, &z) {
+        // A row against itself: make `x M xᵀ` equal the norm exactly, so that
+        // sqdist is exactly 0 there rather than GEMM's rounding, which `dist`
+        // (a square root) would magnify to ~1e-8.
+        for (i, &v) in xn2.iter().enumerate() {
+            out[(i, i)] = v;
+        }
         xn2.clone()
     } else {
         row_norms(&m.apply(z), z)
@@ -313,7 +319,12 @@ pub fn agop(
         None => (a, -1.0),
     };
     let mut core = if centers.nrows() < c * d {
-        core_by_gram(x, centers, alpha, &p, b, sign, centering)
+        // B is symmetric when it is -A for X = Z and a body symmetric in x and z.
+        let symmetric = compiled.b_is_neg_a
+            && same_rows(&x, &centers)
+            && !tape.reads(Geo::Xnorm)
+            && !tape.reads(Geo::Znorm);
+        core_by_gram(x, centers, alpha, &p, b, sign, symmetric, centering)
     } else {
         core_by_output(x, centers, alpha, &p, b, sign, centering)
     };
@@ -378,11 +389,20 @@ fn core_by_gram(
     p: &Array2<f64>,
     b: ArrayView2<f64>,
     sign: f64,
+    symmetric: bool,
     centering: bool,
 ) -> Array2<f64> {
     let n = x.nrows();
     // Zᵀ (BᵀB ∘ ααᵀ) Z
-    let mut s = gemm(b.t(), b.view());
+    let mut s = if symmetric {
+        // BᵀB = B² for a symmetric B: the upper half, mirrored.
+        let mut s = Array2::<f64>::zeros((b.ncols(), b.ncols()));
+        gemm_into(s.view_mut(), b, b, true);
+        mirror_upper(&mut s);
+        s
+    } else {
+        gemm(b.t(), b.view())
+    };
     s *= &gemm(alpha, alpha.t());
     let mut core = gemm(gemm(z.t(), s.view()).view(), z);
     drop(s);

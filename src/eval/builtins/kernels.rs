@@ -289,14 +289,30 @@ fn metric_arg(a: &Args, i: usize, d: usize) -> Result<Metric, Diag> {
         [n] if *n == d => Ok(Metric::Diag(
             m.view().into_dimensionality().expect("1-d").to_owned(),
         )),
-        [r, c] if *r == d && *c == d => Ok(Metric::Full(matrix(&m).to_owned())),
+        [r, c] if *r == d && *c == d => {
+            let mm = matrix(&m);
+            let scale = mm.iter().fold(0.0f64, |s, x| s.max(x.abs()));
+            let asym = (0..d)
+                .flat_map(|i| (0..i).map(move |j| (i, j)))
+                .map(|(i, j)| (mm[(i, j)] - mm[(j, i)]).abs())
+                .fold(0.0f64, f64::max);
+            if asym > 1e-10 * scale {
+                return Err(a
+                    .error(i, "flx::value::not_symmetric", "M must be symmetric")
+                    .label(format!("entries differ from their transpose by up to {}", crate::eval::format::float_repr(asym)))
+                    .help("use (M + M.T) / 2"));
+            }
+            Ok(Metric::Full(mm.to_owned()))
+        }
         _ => Err(bad()),
     }
 }
 
 fn same_features(a: &Args, i: usize, j: usize, x: &Tensor, z: &Tensor) -> Result<(), Diag> {
     if x.shape()[1] != z.shape()[1] {
-        return Err(Diag::new(
+        return Err(a.shapes_error(
+            i,
+            j,
             "flx::shape::features",
             format!(
                 "`{}`: the rows have {} and {} features",
@@ -304,10 +320,7 @@ fn same_features(a: &Args, i: usize, j: usize, x: &Tensor, z: &Tensor) -> Result
                 x.shape()[1],
                 z.shape()[1]
             ),
-        )
-        .at(a.call)
-        .with_label(a.spans[i], format!("shape {}", shape_str(x.shape())))
-        .with_label(a.spans[j], format!("shape {}", shape_str(z.shape()))));
+        ));
     }
     Ok(())
 }
@@ -336,13 +349,12 @@ fn krr(_: &mut Interp, a: &mut Args) -> R {
         _ => return Err(a.expected(1, "a vector or an n × c matrix of targets")),
     };
     if rhs.nrows() != n {
-        return Err(Diag::new(
+        return Err(a.shapes_error(
+            0,
+            1,
             "flx::shape::krr",
             format!("`krr`: X has {n} rows but Y has {}", rhs.nrows()),
-        )
-        .at(a.call)
-        .with_label(a.spans[0], format!("shape {}", shape_str(x.shape())))
-        .with_label(a.spans[1], format!("shape {}", shape_str(y.shape()))));
+        ));
     }
     if rhs.iter().any(|v| !v.is_finite()) {
         return Err(a.error(1, "flx::value::not_finite", "`krr` needs finite targets, found nan or inf"));
@@ -435,7 +447,9 @@ fn agop(_: &mut Interp, a: &mut Args) -> R {
 fn similarity(a: &Args, centered: bool) -> R {
     let (x, y) = (a.tensor(0)?, a.tensor(1)?);
     if x.shape() != y.shape() {
-        return Err(Diag::new(
+        return Err(a.shapes_error(
+            0,
+            1,
             "flx::shape::mismatch",
             format!(
                 "`{}` needs two tensors of the same shape, found {} and {}",
@@ -443,10 +457,7 @@ fn similarity(a: &Args, centered: bool) -> R {
                 shape_str(x.shape()),
                 shape_str(y.shape())
             ),
-        )
-        .at(a.call)
-        .with_label(a.spans[0], format!("shape {}", shape_str(x.shape())))
-        .with_label(a.spans[1], format!("shape {}", shape_str(y.shape()))));
+        ));
     }
     let n = x.len().max(1) as f64;
     let (mx, my) = if centered {

@@ -9,6 +9,7 @@
 mod io;
 pub mod kernels;
 mod linalg;
+mod metrics;
 mod tensor;
 
 pub use io::start_clock;
@@ -44,6 +45,7 @@ pub static TABLE: LazyLock<Vec<&'static Builtin>> = LazyLock::new(|| {
         .iter()
         .chain(linalg::BUILTINS)
         .chain(kernels::BUILTINS)
+        .chain(metrics::BUILTINS)
         .chain(io::BUILTINS)
         .collect()
 });
@@ -320,6 +322,19 @@ impl Args {
         .at(self.spans[i])
     }
 
+    /// An error about two arguments whose shapes disagree: both are labelled
+    /// with their shapes.
+    pub fn shapes_error(&self, i: usize, j: usize, code: &'static str, msg: impl Into<String>) -> Diag {
+        let shape = |k: usize| match &self.vals[k] {
+            Value::Tensor(t) => format!("shape {}", shape_str(t.shape())),
+            v => v.describe(),
+        };
+        Diag::new(code, msg)
+            .at(self.spans[i])
+            .label(shape(i))
+            .with_label(self.spans[j], shape(j))
+    }
+
     pub fn error(&self, i: usize, code: &'static str, msg: impl Into<String>) -> Diag {
         Diag::new(code, msg).at(self.spans[i])
     }
@@ -453,6 +468,7 @@ pub fn reference_markdown() -> String {
         ("Tensors", tensor::BUILTINS),
         ("Linear algebra", linalg::BUILTINS),
         ("Kernels", kernels::BUILTINS),
+        ("Metrics", metrics::BUILTINS),
         ("Files, output and conversions", io::BUILTINS),
     ] {
         out.push_str(&format!("\n## {title}\n\n| builtin | |\n|---|---|\n"));

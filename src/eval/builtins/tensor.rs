@@ -73,6 +73,7 @@ pub static BUILTINS: &[Builtin] = &[
     builtin!("max", "x, y=none, axis=none", "Largest element (or along `axis:`); with two arguments, the elementwise maximum `max(x, 0)`.", |_, a| extreme(a, true)),
     builtin!("min", "x, y=none, axis=none", "Smallest element (or along `axis:`); with two arguments, the elementwise minimum.", |_, a| extreme(a, false)),
     builtin!("argmax", "x, axis=none", "Index of the largest element (of the flattened tensor, or along `axis:`).", |_, a| arg_extreme(a, true)),
+    builtin!("argsort", "x", "Indices that sort a vector in ascending order (stable; nan last): `argsort(-x)[0:3]` are the three largest.", argsort),
     builtin!("argmin", "x, axis=none", "Index of the smallest element (of the flattened tensor, or along `axis:`).", |_, a| arg_extreme(a, false)),
     builtin!("norm", "x, axis=none", "Euclidean norm (Frobenius for matrices), or along `axis:`.", |_, a| reduction(a, "norm", |v| pairwise_sum(&v.mapv(|x| x * x).view()).sqrt())),
     builtin!("var", "x, axis=none", "Variance (divides by n, as NumPy), or along `axis:`.", |_, a| reduction(a, "var", variance)),
@@ -661,4 +662,20 @@ fn truth(a: &mut Args, any: bool) -> R {
             t.map_axis(Axis(ax), |lane| f(lane.into_dyn())),
         )),
     }
+}
+
+fn argsort(_: &mut Interp, a: &mut Args) -> R {
+    let t = a.tensor(0)?;
+    if t.ndim() != 1 {
+        return Err(a.error(
+            0,
+            "flx::shape::not_vector",
+            format!("`argsort` needs a vector, found shape {}", shape_str(t.shape())),
+        ));
+    }
+    let mut idx: Vec<usize> = (0..t.len()).collect();
+    idx.sort_by(|&i, &j| t[i].total_cmp(&t[j]).then(i.cmp(&j)));
+    // total_cmp puts -nan first; NumPy puts every nan last.
+    idx.sort_by_key(|&i| t[i].is_nan());
+    Ok(Value::tensor(Array1::from_iter(idx.into_iter().map(|i| i as f64)).into_dyn()))
 }

@@ -1,0 +1,121 @@
+//! Metrics of predictions against targets. Shapes must agree exactly: a
+//! (n, 1) prediction against an (n,) target is an error here, not a silent
+//! n × n broadcast.
+
+use ndarray::{ArrayView1, Axis};
+
+use super::{Args, Builtin};
+use crate::diag::Diag;
+use crate::eval::format::shape_str;
+use crate::eval::interp::Interp;
+use crate::eval::value::{Tensor, Value};
+use crate::tensor::pairwise_sum;
+
+type R = Result<Value, Diag>;
+
+pub static BUILTINS: &[Builtin] = &[
+    Builtin { name: "mse", sig: "pred, y", doc: "Mean squared error over all entries; `pred` and `y` must have the same shape.", run: mse },
+    Builtin { name: "r2", sig: "pred, y", doc: "Coefficient of determination `1 - Σ(pred - y)² / Σ(y - mean(y))²` over all entries.", run: r2 },
+    Builtin {
+        name: "accuracy",
+        sig: "pred, y",
+        doc: "Fraction of correct labels. `pred` an n × c matrix of scores: its row-wise argmax against `y`, one-hot rows (n × c) or class indices (n). `pred` a vector: signs against the signs of `y` (labels ±1).",
+        run: accuracy,
+    },
+];
+
+fn same_shape(a: &Args) -> Result<(std::rc::Rc<Tensor>, std::rc::Rc<Tensor>), Diag> {
+    let (p, y) = (a.tensor(0)?, a.tensor(1)?);
+    if p.shape() != y.shape() {
+        return Err(a
+            .shapes_error(
+                0,
+                1,
+                "flx::shape::mismatch",
+                format!(
+                    "`{}`: predictions of shape {} against targets of shape {}",
+                    a.name,
+                    shape_str(p.shape()),
+                    shape_str(y.shape())
+                ),
+            )
+            .help("reshape one of them, e.g. `reshape(p, len(p))` for a single-column matrix"));
+    }
+    if p.is_empty() {
+        return Err(a.error(0, "flx::value::empty", format!("`{}` of empty tensors", a.name)));
+    }
+    Ok((p, y))
+}
+
+fn mse(_: &mut Interp, a: &mut Args) -> R {
+    let (p, y) = same_shape(a)?;
+    let sq = (&*p - &*y).mapv(|e| e * e);
+    Ok(Value::Float(pairwise_sum(&sq.view()) / p.len() as f64))
+}
+
+fn r2(_: &mut Interp, a: &mut Args) -> R {
+    let (p, y) = same_shape(a)?;
+    let mean = pairwise_sum(&y.view()) / y.len() as f64;
+    let res = pairwise_sum(&(&*p - &*y).mapv(|e| e * e).view());
+    let tot = pairwise_sum(&y.mapv(|v| (v - mean) * (v - mean)).view());
+    Ok(Value::Float(1.0 - res / tot))
+}
+
+fn argmax(row: ArrayView1<f64>) -> usize {
+    let mut best = 0;
+    for (i, &x) in row.iter().enumerate() {
+        if x > row[best] || x.is_nan() {
+            best = i;
+            if x.is_nan() {
+                break;
+            }
+        }
+    }
+    best
+}
+
+fn accuracy(_: &mut Interp, a: &mut Args) -> R {
+    let (p, y) = (a.tensor(0)?, a.tensor(1)?);
+    let n = p.shape().first().copied().unwrap_or(0);
+    let rows_match = y.shape().first() == Some(&n);
+    let ok = match (p.ndim(), y.ndim()) {
+        (2, 2) => rows_match && p.shape() == y.shape(),
+        (2, 1) | (1, 1) => rows_match,
+        _ => false,
+    };
+    if !ok || n == 0 {
+        return Err(a
+            .shapes_error(
+                0,
+                1,
+                "flx::shape::mismatch",
+                format!(
+                    "`accuracy`: scores of shape {} against labels of shape {}",
+                    shape_str(p.shape()),
+                    shape_str(y.shape())
+                ),
+            )
+            .help("scores n × c with one-hot labels n × c or class indices (n,); or two vectors of ±1 labels"));
+    }
+    let correct = match p.ndim() {
+        2 => {
+            let p2 = p.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
+            let y2 = if y.ndim() == 2 {
+                let y2 = y.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
+                y2.axis_iter(Axis(0)).map(|r| argmax(r) as f64).collect::<Vec<_>>()
+            } else {
+                y.iter().copied().collect()
+            };
+            p2.axis_iter(Axis(0))
+                .zip(y2)
+                .filter(|(r, label)| argmax(r.view()) as f64 == *label)
+                .count()
+        }
+        _ => p
+            .iter()
+            .zip(y.iter())
+            .filter(|(p, y)| p.signum() == y.signum() && **p != 0.0)
+            .count(),
+    };
+    Ok(Value::Float(correct as f64 / n as f64))
+}
