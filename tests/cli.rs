@@ -81,10 +81,12 @@ fn script_errors_exit_1_without_a_backtrace() {
 
 #[test]
 fn figures_do_not_depend_on_the_thread_count() {
-    let one = flx(&["--threads", "1", "run", "examples/basics.flx"]);
-    let two = flx(&["--threads", "2", "run", "examples/basics.flx"]);
-    assert_eq!(one.status.code(), Some(0));
-    assert_eq!(text(&one.stdout), text(&two.stdout));
+    for example in ["examples/basics.flx", "examples/rfm.flx", "examples/linrfm.flx"] {
+        let one = flx(&["--threads", "1", "run", example]);
+        let two = flx(&["--threads", "2", "run", example]);
+        assert_eq!(one.status.code(), Some(0), "{example}");
+        assert_eq!(text(&one.stdout), text(&two.stdout), "{example}");
+    }
 }
 
 #[test]
