@@ -100,7 +100,9 @@ impl Session {
     pub fn run_source(&mut self, name: &str, text: &str, dir: &Path) -> Result<Value, Vec<Diag>> {
         let module = self.load(name, text, dir)?;
         self.interp.script_dir = dir.to_path_buf();
-        self.interp.run_module(&module).map_err(|d| vec![d])
+        let result = self.interp.run_module(&module).map_err(|d| vec![d]);
+        linalg::release_work_matrices();
+        result
     }
 
     pub fn run_file(&mut self, path: &Path) -> Result<Value, Vec<Diag>> {
@@ -179,9 +181,12 @@ impl Session {
             .into_iter()
             .map(|(n, v)| (n, v, def.name.span))
             .collect();
-        self.interp
+        let result = self
+            .interp
             .call_value(&f, Vec::new(), named, def.name.span)
-            .map_err(|d| vec![d])
+            .map_err(|d| vec![d]);
+        linalg::release_work_matrices();
+        result
     }
 
     pub fn render(&self, diags: &[Diag], color: bool) -> String {

@@ -81,7 +81,11 @@ fn script_errors_exit_1_without_a_backtrace() {
 
 #[test]
 fn figures_do_not_depend_on_the_thread_count() {
-    for example in ["examples/basics.flx", "examples/rfm.flx", "examples/linrfm.flx"] {
+    for example in [
+        "examples/basics.flx",
+        "examples/rfm.flx",
+        "examples/linrfm.flx",
+    ] {
         let one = flx(&["--threads", "1", "run", example]);
         let two = flx(&["--threads", "2", "run", example]);
         assert_eq!(one.status.code(), Some(0), "{example}");

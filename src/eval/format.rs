@@ -120,7 +120,11 @@ pub fn repr(v: &Value) -> String {
         Value::Kernel(k) => kernel_repr(k),
         Value::Predictor(p) => {
             let (n, d) = (p.centers.shape()[0], p.centers.shape()[1]);
-            let outputs = if p.alpha.ndim() == 1 { 1 } else { p.alpha.shape()[1] };
+            let outputs = if p.alpha.ndim() == 1 {
+                1
+            } else {
+                p.alpha.shape()[1]
+            };
             format!(
                 "<predictor krr {}, {n} × {d} → {outputs}, reg {}>",
                 kernel_repr(&p.kernel),

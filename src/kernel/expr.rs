@@ -367,7 +367,10 @@ impl Graph {
                 Node::Binary(op, a, b) => g.binary(op, m(a), m(b)),
             });
         }
-        let roots = roots.iter().map(|r| map[*r as usize].expect("root")).collect();
+        let roots = roots
+            .iter()
+            .map(|r| map[*r as usize].expect("root"))
+            .collect();
         (g, roots)
     }
 

@@ -22,6 +22,10 @@ pub struct Family {
     pub span: Span,
 }
 
+/// Most distinct operations in a kernel body: its derivatives are a few
+/// times larger, and each operation holds a chunk-sized register per thread.
+const MAX_NODES: usize = 500;
+
 const ALLOWED: &str = "arithmetic (+ - * / ^), numbers, the hyperparameters, \
     dist, sqdist, dot, xnorm, znorm and exp log sqrt abs pow min max tanh sin cos sigmoid";
 
@@ -54,12 +58,28 @@ impl Family {
                 c
             }));
         }
+        if l.errors.is_empty() && l.graph.nodes.len() > MAX_NODES {
+            l.errors.push(
+                Diag::new(
+                    "flx::kernel::too_large",
+                    format!(
+                        "this kernel body has {} distinct operations; the limit is {MAX_NODES}",
+                        l.graph.nodes.len()
+                    ),
+                )
+                .at(def.body.span),
+            );
+        }
         if !l.errors.is_empty() {
             return Err(l.errors);
         }
         Ok(Family {
             name: def.name.name.clone(),
-            params: def.params.iter().map(|p| p.name.ident.name.clone()).collect(),
+            params: def
+                .params
+                .iter()
+                .map(|p| p.name.ident.name.clone())
+                .collect(),
             defaults,
             graph: l.graph,
             body,
@@ -238,7 +258,9 @@ impl Lower {
                 return self.fail(
                     Diag::new(
                         "flx::kernel::body",
-                        format!("`{name}` is not a scalar function, so a kernel body cannot use it"),
+                        format!(
+                            "`{name}` is not a scalar function, so a kernel body cannot use it"
+                        ),
                     )
                     .at(callee.span)
                     .help(format!("a kernel body is a scalar formula: {ALLOWED}")),

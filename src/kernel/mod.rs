@@ -239,7 +239,14 @@ pub fn predict(
 ) -> Array2<f64> {
     let mut store = crate::linalg::work_matrix(centers.nrows(), x.nrows());
     let mut g = crate::linalg::rows_view(&mut store);
-    fill(&k.compiled().value, x, centers, m, false, &mut [g.view_mut()]);
+    fill(
+        &k.compiled().value,
+        x,
+        centers,
+        m,
+        false,
+        &mut [g.view_mut()],
+    );
     let out = gemm(g.view(), alpha);
     crate::linalg::give_back(store);
     out
@@ -251,7 +258,14 @@ pub fn predict(
 pub fn gram_lower(k: &Kernel, x: ArrayView2<f64>, m: &Metric) -> faer::Mat<f64> {
     let mut g = crate::linalg::work_matrix(x.nrows(), x.nrows());
     // The upper triangle of the row view is the lower one of the matrix.
-    fill(&k.compiled().value, x, x, m, true, &mut [crate::linalg::rows_view(&mut g)]);
+    fill(
+        &k.compiled().value,
+        x,
+        x,
+        m,
+        true,
+        &mut [crate::linalg::rows_view(&mut g)],
+    );
     g
 }
 
@@ -306,7 +320,14 @@ pub fn agop(
         None
     } else {
         let mut b = Array2::<f64>::zeros(a.dim());
-        fill(tape, x, centers, m, false, &mut [a.view_mut(), b.view_mut()]);
+        fill(
+            tape,
+            x,
+            centers,
+            m,
+            false,
+            &mut [a.view_mut(), b.view_mut()],
+        );
         Some(b)
     };
     let a_mut = a;
@@ -318,15 +339,23 @@ pub fn agop(
         Some(b) => (b.view(), 1.0),
         None => (a, -1.0),
     };
+    let terms = Terms {
+        x,
+        z: centers,
+        alpha,
+        p: &p,
+        b,
+        sign,
+    };
     let mut core = if centers.nrows() < c * d {
         // B is symmetric when it is -A for X = Z and a body symmetric in x and z.
         let symmetric = compiled.b_is_neg_a
             && same_rows(&x, &centers)
             && !tape.reads(Geo::Xnorm)
             && !tape.reads(Geo::Znorm);
-        core_by_gram(x, centers, alpha, &p, b, sign, symmetric, centering)
+        terms.by_gram(symmetric, centering)
     } else {
-        core_by_output(x, centers, alpha, &p, b, sign, centering)
+        terms.by_output(centering)
     };
     crate::linalg::give_back(a_store);
     core /= n.max(1) as f64;
@@ -341,92 +370,107 @@ pub fn agop(
 /// Largest block of Jacobian rows × outputs formed at once (2²⁴ × 8 bytes = 128 MiB).
 const JACOBIAN_BLOCK: usize = 1 << 24;
 
-/// `Σᵢ ĴᵢᵀĴᵢ` by output: `Ĵ_c = diag(P_c) X + sign · B (α_c ∘ Z)`, where
-/// `(α_c ∘ Z)` scales the rows of Z, so all outputs of a block come from one
-/// GEMM `B [α₁∘Z | α₂∘Z | …]`.
-fn core_by_output(
-    x: ArrayView2<f64>,
-    z: ArrayView2<f64>,
-    alpha: ArrayView2<f64>,
-    p: &Array2<f64>,
-    b: ArrayView2<f64>,
+/// The inputs of the AGOP's contraction: evaluation rows X, centres Z, the
+/// weights α, `P = A α` and the coefficient matrix B (times `sign`).
+struct Terms<'a> {
+    x: ArrayView2<'a, f64>,
+    z: ArrayView2<'a, f64>,
+    alpha: ArrayView2<'a, f64>,
+    p: &'a Array2<f64>,
+    b: ArrayView2<'a, f64>,
     sign: f64,
-    centering: bool,
-) -> Array2<f64> {
-    let (n, d, c) = (x.nrows(), x.ncols(), alpha.ncols());
-    let per_block = (JACOBIAN_BLOCK / (n * d).max(1)).clamp(1, c);
-    let mut core = Array2::<f64>::zeros((d, d));
-    for first in (0..c).step_by(per_block) {
-        let outs = first..(first + per_block).min(c);
-        let mut scaled = Array2::<f64>::zeros((z.nrows(), outs.len() * d));
-        for (k, out) in outs.clone().enumerate() {
-            let mut block = scaled.slice_mut(ndarray::s![.., k * d..(k + 1) * d]);
-            block.assign(&z);
-            block *= &alpha.column(out).insert_axis(Axis(1));
-        }
-        let jac = gemm(b.view(), scaled.view());
-        drop(scaled);
-        for (k, out) in outs.enumerate() {
-            let mut j = jac.slice(ndarray::s![.., k * d..(k + 1) * d]).to_owned();
-            j *= sign;
-            for ((mut row, xr), &pc) in j.rows_mut().into_iter().zip(x.rows()).zip(p.column(out)) {
-                row.scaled_add(pc, &xr);
-            }
-            if centering {
-                let mean = j.mean_axis(Axis(0)).expect("rows");
-                j -= &mean;
-            }
-            core += &gemm(j.t(), j.view());
-        }
-    }
-    core
 }
 
-fn core_by_gram(
-    x: ArrayView2<f64>,
-    z: ArrayView2<f64>,
-    alpha: ArrayView2<f64>,
-    p: &Array2<f64>,
-    b: ArrayView2<f64>,
-    sign: f64,
-    symmetric: bool,
-    centering: bool,
-) -> Array2<f64> {
-    let n = x.nrows();
-    // Zᵀ (BᵀB ∘ ααᵀ) Z
-    let mut s = if symmetric {
-        // BᵀB = B² for a symmetric B: the upper half, mirrored.
-        let mut s = Array2::<f64>::zeros((b.ncols(), b.ncols()));
-        gemm_into(s.view_mut(), b, b, true);
-        mirror_upper(&mut s);
-        s
-    } else {
-        gemm(b.t(), b.view())
-    };
-    s *= &gemm(alpha, alpha.t());
-    let mut core = gemm(gemm(z.t(), s.view()).view(), z);
-    drop(s);
-    // Xᵀ H Z and its transpose
-    let mut h = gemm(p.view(), alpha.t());
-    h *= &b;
-    h *= sign;
-    let xhz = gemm(gemm(x.t(), h.view()).view(), z);
-    drop(h);
-    core += &xhz;
-    core += &xhz.t();
-    // Xᵀ diag(Σ_c P²) X
-    let weights = p.map_axis(Axis(1), |r| r.dot(&r));
-    let wx = &x * &weights.insert_axis(Axis(1));
-    core += &gemm(x.t(), wx.view());
-    if centering && n > 0 {
-        // Σᵢ (Ĵᵢ − μ)ᵀ(Ĵᵢ − μ) = Σᵢ ĴᵢᵀĴᵢ − n μᵀμ, with
-        // n μ_c = Xᵀ P_c + Zᵀ (α_c ∘ Bᵀ1).
-        let colsum = b.sum_axis(Axis(0)) * sign;
-        let weighted = &alpha * &colsum.insert_axis(Axis(1));
-        let mut mu = gemm(x.t(), p.view());
-        mu += &gemm(z.t(), weighted.view());
-        let outer = gemm(mu.view(), mu.t());
-        core.scaled_add(-1.0 / n as f64, &outer);
+impl Terms<'_> {
+    /// `Σᵢ ĴᵢᵀĴᵢ` by output: `Ĵ_c = diag(P_c) X + sign · B (α_c ∘ Z)`, where
+    /// `(α_c ∘ Z)` scales the rows of Z, so all outputs of a block come from
+    /// one GEMM `B [α₁∘Z | α₂∘Z | …]`.
+    fn by_output(&self, centering: bool) -> Array2<f64> {
+        let Terms {
+            x,
+            z,
+            alpha,
+            p,
+            b,
+            sign,
+        } = *self;
+        let (n, d, c) = (x.nrows(), x.ncols(), alpha.ncols());
+        let per_block = (JACOBIAN_BLOCK / (n * d).max(1)).clamp(1, c.max(1));
+        let mut core = Array2::<f64>::zeros((d, d));
+        for first in (0..c).step_by(per_block) {
+            let outs = first..(first + per_block).min(c);
+            let mut scaled = Array2::<f64>::zeros((z.nrows(), outs.len() * d));
+            for (k, out) in outs.clone().enumerate() {
+                let mut block = scaled.slice_mut(ndarray::s![.., k * d..(k + 1) * d]);
+                block.assign(&z);
+                block *= &alpha.column(out).insert_axis(Axis(1));
+            }
+            let jac = gemm(b.view(), scaled.view());
+            drop(scaled);
+            for (k, out) in outs.enumerate() {
+                let mut j = jac.slice(ndarray::s![.., k * d..(k + 1) * d]).to_owned();
+                j *= sign;
+                for ((mut row, xr), &pc) in
+                    j.rows_mut().into_iter().zip(x.rows()).zip(p.column(out))
+                {
+                    row.scaled_add(pc, &xr);
+                }
+                if centering {
+                    let mean = j.mean_axis(Axis(0)).expect("rows");
+                    j -= &mean;
+                }
+                core += &gemm(j.t(), j.view());
+            }
+        }
+        core
     }
-    core
+
+    /// `Σᵢ ĴᵢᵀĴᵢ` by Gram matrix (see `agop`); `symmetric`: B is, so BᵀB = B².
+    fn by_gram(&self, symmetric: bool, centering: bool) -> Array2<f64> {
+        let Terms {
+            x,
+            z,
+            alpha,
+            p,
+            b,
+            sign,
+        } = *self;
+        let n = x.nrows();
+        // Zᵀ (BᵀB ∘ ααᵀ) Z
+        let mut s = if symmetric {
+            // BᵀB = B² for a symmetric B: the upper half, mirrored.
+            let mut s = Array2::<f64>::zeros((b.ncols(), b.ncols()));
+            gemm_into(s.view_mut(), b, b, true);
+            mirror_upper(&mut s);
+            s
+        } else {
+            gemm(b.t(), b.view())
+        };
+        s *= &gemm(alpha, alpha.t());
+        let mut core = gemm(gemm(z.t(), s.view()).view(), z);
+        drop(s);
+        // Xᵀ H Z and its transpose
+        let mut h = gemm(p.view(), alpha.t());
+        h *= &b;
+        h *= sign;
+        let xhz = gemm(gemm(x.t(), h.view()).view(), z);
+        drop(h);
+        core += &xhz;
+        core += &xhz.t();
+        // Xᵀ diag(Σ_c P²) X
+        let weights = p.map_axis(Axis(1), |r| r.dot(&r));
+        let wx = &x * &weights.insert_axis(Axis(1));
+        core += &gemm(x.t(), wx.view());
+        if centering && n > 0 {
+            // Σᵢ (Ĵᵢ − μ)ᵀ(Ĵᵢ − μ) = Σᵢ ĴᵢᵀĴᵢ − n μᵀμ, with
+            // n μ_c = Xᵀ P_c + Zᵀ (α_c ∘ Bᵀ1).
+            let colsum = b.sum_axis(Axis(0)) * sign;
+            let weighted = &alpha * &colsum.insert_axis(Axis(1));
+            let mut mu = gemm(x.t(), p.view());
+            mu += &gemm(z.t(), weighted.view());
+            let outer = gemm(mu.view(), mu.t());
+            core.scaled_add(-1.0 / n as f64, &outer);
+        }
+        core
+    }
 }

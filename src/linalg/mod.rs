@@ -93,7 +93,12 @@ pub fn gemm(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
 /// such as `X M Xᵀ`: block rows of the upper triangle, each one ordinary
 /// GEMM, about half the multiply-adds (faer's triangular product is no
 /// faster than a full one here). Other entries are left as they are.
-pub fn gemm_into(mut c: ndarray::ArrayViewMut2<f64>, a: ArrayView2<f64>, b: ArrayView2<f64>, upper: bool) {
+pub fn gemm_into(
+    mut c: ndarray::ArrayViewMut2<f64>,
+    a: ArrayView2<f64>,
+    b: ArrayView2<f64>,
+    upper: bool,
+) {
     let (m, n) = c.dim();
     assert_eq!((a.nrows(), b.ncols(), a.ncols()), (m, n, b.nrows()));
     if !upper {
@@ -195,7 +200,10 @@ pub fn solve_spd(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, 
 /// for kernel matrices of tens of thousands of rows. Only the lower triangle
 /// of A is read. A should come from `work_matrix` (faer's kernels run faster
 /// on SIMD-aligned columns than on a plain allocation).
-pub fn cholesky_solve_in_place(mut a: MatMut<'_, f64>, b: &mut Array2<f64>) -> Result<(), LinalgError> {
+pub fn cholesky_solve_in_place(
+    mut a: MatMut<'_, f64>,
+    b: &mut Array2<f64>,
+) -> Result<(), LinalgError> {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::cholesky::llt;
     let n = a.nrows();
@@ -209,17 +217,22 @@ pub fn cholesky_solve_in_place(mut a: MatMut<'_, f64>, b: &mut Array2<f64>) -> R
         )));
     }
     let par = faer::get_global_parallelism();
+    // Larger blocks than faer's defaults (64, 128): about 10% faster for
+    // n in the thousands on the 2-core machines measured (docs/performance.md).
+    let mut params: llt::factor::LltParams = faer::Auto::<f64>::auto();
+    params.recursion_threshold = 128;
+    params.block_size = 256;
     let mut buf = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f64>(
         n,
         par,
-        Default::default(),
+        params.into(),
     ));
     let result = llt::factor::cholesky_in_place(
         a.as_mut(),
         Default::default(),
         par,
         MemStack::new(&mut buf),
-        Default::default(),
+        params.into(),
     );
     if result.is_ok() {
         let cols = b.ncols();
@@ -228,9 +241,9 @@ pub fn cholesky_solve_in_place(mut a: MatMut<'_, f64>, b: &mut Array2<f64>) -> R
             faer::Conj::No,
             view_mut(b),
             par,
-            MemStack::new(&mut MemBuffer::new(llt::solve::solve_in_place_scratch::<f64>(
-                n, cols, par,
-            ))),
+            MemStack::new(&mut MemBuffer::new(
+                llt::solve::solve_in_place_scratch::<f64>(n, cols, par),
+            )),
         );
     }
     clean_avx_state();
@@ -243,8 +256,9 @@ pub fn cholesky_solve_in_place(mut a: MatMut<'_, f64>, b: &mut Array2<f64>) -> R
 
 thread_local! {
     /// Large work matrices given back after use, reused by the next request
-    /// of the same size: on some machines touching a fresh 100 MB allocation
-    /// costs as much as a GEMM over it (page faults). At most `SPARES` are kept.
+    /// of the same size (an RFM loop asks for the same n × n matrix at every
+    /// step): on some machines touching a fresh 100 MB allocation costs as
+    /// much as a GEMM over it (page faults). At most `SPARES` are kept.
     static SPARE: std::cell::RefCell<Vec<Mat<f64>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 const SPARES: usize = 2;
@@ -255,10 +269,18 @@ const SPARE_MIN: usize = 1 << 20;
 pub fn work_matrix(rows: usize, cols: usize) -> Mat<f64> {
     let reused = SPARE.with(|s| {
         let mut s = s.borrow_mut();
-        let i = s.iter().position(|m| m.nrows() == rows && m.ncols() == cols)?;
+        let i = s
+            .iter()
+            .position(|m| m.nrows() == rows && m.ncols() == cols)?;
         Some(s.remove(i))
     });
     reused.unwrap_or_else(|| Mat::zeros(rows, cols))
+}
+
+/// Free the kept work matrices (a session does so after each input, so that
+/// an idle REPL holds no large buffers).
+pub fn release_work_matrices() {
+    SPARE.with(|s| s.borrow_mut().clear());
 }
 
 /// Return a matrix from `work_matrix` for reuse.

@@ -57,11 +57,7 @@ pub fn declare(def: &FnDef) -> R {
 }
 
 /// `k(L: 2.0)`: the same kernel with some hyperparameters changed.
-pub fn with_hyper(
-    k: &Kernel,
-    pos: Vec<(Value, Span)>,
-    named: Vec<(Rc<str>, Value, Span)>,
-) -> R {
+pub fn with_hyper(k: &Kernel, pos: Vec<(Value, Span)>, named: Vec<(Rc<str>, Value, Span)>) -> R {
     let params = &k.family.params;
     let mut values = k.values.clone();
     if let Some((_, span)) = pos.get(params.len()) {
@@ -78,16 +74,18 @@ pub fn with_hyper(
         .label("unexpected argument"));
     }
     let number = |v: &Value, span: Span, name: &str| {
-        v.as_f64().filter(|_| !matches!(v, Value::Bool(_))).ok_or_else(|| {
-            Diag::new(
-                "flx::type::argument",
-                format!(
-                    "hyperparameter `{name}` must be a number, found {}",
-                    v.describe()
-                ),
-            )
-            .at(span)
-        })
+        v.as_f64()
+            .filter(|_| !matches!(v, Value::Bool(_)))
+            .ok_or_else(|| {
+                Diag::new(
+                    "flx::type::argument",
+                    format!(
+                        "hyperparameter `{name}` must be a number, found {}",
+                        v.describe()
+                    ),
+                )
+                .at(span)
+            })
     };
     for (i, (v, span)) in pos.iter().enumerate() {
         values[i] = Some(number(v, *span, &params[i])?);
@@ -99,20 +97,30 @@ pub fn with_hyper(
                 format!("kernel `{}` has no hyperparameter `{name}`", k.name()),
             )
             .at(*span);
-            d = d.help(match did_you_mean(name, params.iter().map(|p| p.as_ref())) {
-                Some(m) => m,
-                None if params.is_empty() => "it has no hyperparameters".to_string(),
-                None => format!("its hyperparameters: {}", params.join(", ")),
-            });
+            d = d.help(
+                match did_you_mean(name, params.iter().map(|p| p.as_ref())) {
+                    Some(m) => m,
+                    None if params.is_empty() => "it has no hyperparameters".to_string(),
+                    None => format!("its hyperparameters: {}", params.join(", ")),
+                },
+            );
             return Err(d);
         };
         values[i] = Some(number(v, *span, name)?);
     }
-    Ok(Value::Kernel(Rc::new(Kernel::new(k.family.clone(), values))))
+    Ok(Value::Kernel(Rc::new(Kernel::new(
+        k.family.clone(),
+        values,
+    ))))
 }
 
 /// `f(Xnew)`: predictions of a fitted kernel machine.
-pub fn predict(p: &Predictor, pos: Vec<(Value, Span)>, named: Vec<(Rc<str>, Value, Span)>, span: Span) -> R {
+pub fn predict(
+    p: &Predictor,
+    pos: Vec<(Value, Span)>,
+    named: Vec<(Rc<str>, Value, Span)>,
+    span: Span,
+) -> R {
     if let Some((name, _, s)) = named.first() {
         return Err(Diag::new(
             "flx::call::unknown_arg",
@@ -123,7 +131,10 @@ pub fn predict(p: &Predictor, pos: Vec<(Value, Span)>, named: Vec<(Rc<str>, Valu
     let [(x, xspan)] = <[_; 1]>::try_from(pos).map_err(|pos: Vec<_>| {
         Diag::new(
             "flx::call::arity",
-            format!("a predictor takes 1 argument (the inputs), but {} were given", pos.len()),
+            format!(
+                "a predictor takes 1 argument (the inputs), but {} were given",
+                pos.len()
+            ),
         )
         .at(span)
     })?;
@@ -131,7 +142,10 @@ pub fn predict(p: &Predictor, pos: Vec<(Value, Span)>, named: Vec<(Rc<str>, Valu
     let Value::Tensor(x) = &x else {
         return Err(Diag::new(
             "flx::type::argument",
-            format!("a predictor takes a Tensor of inputs, found {}", x.describe()),
+            format!(
+                "a predictor takes a Tensor of inputs, found {}",
+                x.describe()
+            ),
         )
         .at(xspan));
     };
@@ -154,7 +168,11 @@ pub fn predict(p: &Predictor, pos: Vec<(Value, Span)>, named: Vec<(Rc<str>, Valu
     };
     check_size(&[rows.nrows(), p.centers.shape()[0]], xspan)?;
     let alpha = match p.alpha.ndim() {
-        1 => p.alpha.view().into_shape_with_order((p.alpha.len(), 1)).expect("column"),
+        1 => p
+            .alpha
+            .view()
+            .into_shape_with_order((p.alpha.len(), 1))
+            .expect("column"),
         _ => matrix(&p.alpha),
     };
     let out = kernel::predict(&p.kernel, rows, matrix(&p.centers), &p.metric, alpha);
@@ -189,7 +207,10 @@ pub fn field(v: &Value, name: &str, span: Span) -> Option<R> {
                     format!("kernel `{}` has no hyperparameter `{name}`", k.name()),
                 )
                 .at(span)
-                .help(format!("its hyperparameters: {}", k.family.params.join(", ")))),
+                .help(format!(
+                    "its hyperparameters: {}",
+                    k.family.params.join(", ")
+                ))),
             })
         }
         Value::Predictor(p) => Some(match name {
@@ -233,7 +254,11 @@ fn kernel_arg(a: &Args, i: usize) -> Result<Rc<Kernel>, Diag> {
                 format!(
                     "kernel `{}` needs a value for {}",
                     k.name(),
-                    missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+                    missing
+                        .iter()
+                        .map(|m| format!("`{m}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
             .help(format!("e.g. `{}({}: 1.0)`", k.name(), missing[0])));
@@ -299,7 +324,10 @@ fn metric_arg(a: &Args, i: usize, d: usize) -> Result<Metric, Diag> {
             if asym > 1e-10 * scale {
                 return Err(a
                     .error(i, "flx::value::not_symmetric", "M must be symmetric")
-                    .label(format!("entries differ from their transpose by up to {}", crate::eval::format::float_repr(asym)))
+                    .label(format!(
+                        "entries differ from their transpose by up to {}",
+                        crate::eval::format::float_repr(asym)
+                    ))
                     .help("use (M + M.T) / 2"));
             }
             Ok(Metric::Full(mm.to_owned()))
@@ -342,7 +370,10 @@ fn krr(_: &mut Interp, a: &mut Args) -> R {
     let n = x.shape()[0];
     let (mut rhs, vector) = match y.ndim() {
         1 => (
-            y.view().into_shape_with_order((y.len(), 1)).expect("column").to_owned(),
+            y.view()
+                .into_shape_with_order((y.len(), 1))
+                .expect("column")
+                .to_owned(),
             true,
         ),
         2 => (matrix(&y).to_owned(), false),
@@ -357,13 +388,21 @@ fn krr(_: &mut Interp, a: &mut Args) -> R {
         ));
     }
     if rhs.iter().any(|v| !v.is_finite()) {
-        return Err(a.error(1, "flx::value::not_finite", "`krr` needs finite targets, found nan or inf"));
+        return Err(a.error(
+            1,
+            "flx::value::not_finite",
+            "`krr` needs finite targets, found nan or inf",
+        ));
     }
     let k = kernel_arg(a, 2)?;
     let m = metric_arg(a, 3, x.shape()[1])?;
     let reg = a.f64(4)?;
     if !(reg >= 0.0 && reg.is_finite()) {
-        return Err(a.error(4, "flx::value::reg", format!("`reg` must be a finite number ≥ 0, found {reg}")));
+        return Err(a.error(
+            4,
+            "flx::value::reg",
+            format!("`reg` must be a finite number ≥ 0, found {reg}"),
+        ));
     }
     check_size(&[n, n], a.call)?;
     let mut kmat = kernel::gram_lower(&k, matrix(&x), &m);
@@ -373,7 +412,10 @@ fn krr(_: &mut Interp, a: &mut Args) -> R {
             .error(
                 2,
                 "flx::kernel::not_finite",
-                format!("kernel `{}` gave nan or inf on the training rows", kernel_repr(&k)),
+                format!(
+                    "kernel `{}` gave nan or inf on the training rows",
+                    kernel_repr(&k)
+                ),
             )
             .help("check the body at dist = 0 (e.g. `log(dist)`), and the hyperparameters"));
     }
@@ -417,27 +459,40 @@ fn agop(_: &mut Interp, a: &mut Args) -> R {
     let x = data(a, 1)?;
     let d = f.centers.shape()[1];
     if x.shape()[1] != d {
-        return Err(a
-            .error(
-                1,
-                "flx::shape::features",
-                format!(
-                    "the predictor was fitted on {d} features, but X has shape {}",
-                    shape_str(x.shape())
-                ),
-            ));
+        return Err(a.error(
+            1,
+            "flx::shape::features",
+            format!(
+                "the predictor was fitted on {d} features, but X has shape {}",
+                shape_str(x.shape())
+            ),
+        ));
     }
     if x.shape()[0] == 0 {
         return Err(a.error(1, "flx::shape::empty", "`agop` needs at least one row"));
     }
     let (diag, centering) = (a.bool(2)?, a.bool(3)?);
-    check_size(&[x.shape()[0], f.centers.shape()[0]], a.call)?;
+    // A and B are n × m; the Gram-matrix order of the contraction makes m × m ones.
+    let side = x.shape()[0].max(f.centers.shape()[0]);
+    check_size(&[side, side], a.call)?;
     let alpha = match f.alpha.ndim() {
-        1 => f.alpha.view().into_shape_with_order((f.alpha.len(), 1)).expect("column"),
+        1 => f
+            .alpha
+            .view()
+            .into_shape_with_order((f.alpha.len(), 1))
+            .expect("column"),
         _ => matrix(&f.alpha),
     };
     Ok(
-        match kernel::agop(&f.kernel, matrix(&f.centers), alpha, &f.metric, matrix(&x), diag, centering) {
+        match kernel::agop(
+            &f.kernel,
+            matrix(&f.centers),
+            alpha,
+            &f.metric,
+            matrix(&x),
+            diag,
+            centering,
+        ) {
             Agop::Full(g) => Value::tensor(g.into_dyn()),
             Agop::Diag(g) => Value::tensor(g.into_dyn()),
         },

@@ -42,7 +42,11 @@ fn same_shape(a: &Args) -> Result<(std::rc::Rc<Tensor>, std::rc::Rc<Tensor>), Di
             .help("reshape one of them, e.g. `reshape(p, len(p))` for a single-column matrix"));
     }
     if p.is_empty() {
-        return Err(a.error(0, "flx::value::empty", format!("`{}` of empty tensors", a.name)));
+        return Err(a.error(
+            0,
+            "flx::value::empty",
+            format!("`{}` of empty tensors", a.name),
+        ));
     }
     Ok((p, y))
 }
@@ -102,7 +106,9 @@ fn accuracy(_: &mut Interp, a: &mut Args) -> R {
             let p2 = p.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
             let y2 = if y.ndim() == 2 {
                 let y2 = y.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
-                y2.axis_iter(Axis(0)).map(|r| argmax(r) as f64).collect::<Vec<_>>()
+                y2.axis_iter(Axis(0))
+                    .map(|r| argmax(r) as f64)
+                    .collect::<Vec<_>>()
             } else {
                 y.iter().copied().collect()
             };

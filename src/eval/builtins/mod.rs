@@ -324,7 +324,13 @@ impl Args {
 
     /// An error about two arguments whose shapes disagree: both are labelled
     /// with their shapes.
-    pub fn shapes_error(&self, i: usize, j: usize, code: &'static str, msg: impl Into<String>) -> Diag {
+    pub fn shapes_error(
+        &self,
+        i: usize,
+        j: usize,
+        code: &'static str,
+        msg: impl Into<String>,
+    ) -> Diag {
         let shape = |k: usize| match &self.vals[k] {
             Value::Tensor(t) => format!("shape {}", shape_str(t.shape())),
             v => v.describe(),

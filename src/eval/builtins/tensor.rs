@@ -670,12 +670,17 @@ fn argsort(_: &mut Interp, a: &mut Args) -> R {
         return Err(a.error(
             0,
             "flx::shape::not_vector",
-            format!("`argsort` needs a vector, found shape {}", shape_str(t.shape())),
+            format!(
+                "`argsort` needs a vector, found shape {}",
+                shape_str(t.shape())
+            ),
         ));
     }
     let mut idx: Vec<usize> = (0..t.len()).collect();
     idx.sort_by(|&i, &j| t[i].total_cmp(&t[j]).then(i.cmp(&j)));
     // total_cmp puts -nan first; NumPy puts every nan last.
     idx.sort_by_key(|&i| t[i].is_nan());
-    Ok(Value::tensor(Array1::from_iter(idx.into_iter().map(|i| i as f64)).into_dyn()))
+    Ok(Value::tensor(
+        Array1::from_iter(idx.into_iter().map(|i| i as f64)).into_dyn(),
+    ))
 }
