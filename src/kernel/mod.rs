@@ -133,9 +133,10 @@ impl Metric {
         }
     }
 
-    /// `M A M`, for a symmetric `A`.
+    /// `M A M`, for a symmetric `A`, made exactly symmetric (GEMMs leave
+    /// rounding-level asymmetry, which `eigh` and printing should not see).
     fn sandwich(&self, a: Array2<f64>) -> Array2<f64> {
-        match self {
+        let r = match self {
             Metric::Identity => a,
             Metric::Diag(m) => {
                 let mut a = a;
@@ -144,12 +145,9 @@ impl Metric {
                 }
                 a
             }
-            Metric::Full(m) => {
-                let r = gemm(gemm(m.view(), a.view()).view(), m.view());
-                // Symmetric up to rounding: make it exactly so, for `eigh` and printing.
-                (&r + &r.t()) * 0.5
-            }
-        }
+            Metric::Full(m) => gemm(gemm(m.view(), a.view()).view(), m.view()),
+        };
+        (&r + &r.t()) * 0.5
     }
 }
 

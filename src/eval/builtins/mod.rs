@@ -360,6 +360,15 @@ impl Args {
             Value::List(items) if items.is_empty() => {
                 Ok(Rc::new(ndarray::Array1::<f64>::zeros(0).into_dyn()))
             }
+            // A list built by `append` of numbers (or of equal-shaped tensors)
+            // is array-like, as in NumPy.
+            Value::List(items) => {
+                let vals = items.iter().map(|v| (v.clone(), self.spans[i])).collect();
+                match crate::eval::ops::list_literal(vals, self.spans[i]) {
+                    Ok(Value::Tensor(t)) => Ok(t),
+                    _ => Err(self.expected(i, "a Tensor")),
+                }
+            }
             _ => Err(self.expected(i, "a Tensor")),
         }
     }
