@@ -116,15 +116,23 @@ impl Interp {
                 let kind = fn_kind(&stmt.kind);
                 let f = self.make_closure(def, kind);
                 self.bind_slot(def.binding.get(), f);
-            } else if let ExprKind::Kernel(def) = &stmt.kind {
-                match builtins::kernels::declare(def) {
-                    Ok(k) => self.bind_slot(def.binding.get(), k),
-                    Err(d) => return Err(d),
-                }
             }
         }
         let mut result = Ok(Value::None);
+        // Kernels capture nothing either; their declarations run first too.
         for stmt in &module.stmts {
+            if let ExprKind::Kernel(def) = &stmt.kind {
+                match builtins::kernels::declare(def) {
+                    Ok(k) => self.bind_slot(def.binding.get(), k),
+                    Err(d) => {
+                        result = Err(d);
+                        break;
+                    }
+                }
+            }
+        }
+        let hoisted = result.is_ok();
+        for stmt in module.stmts.iter().filter(|_| hoisted) {
             if matches!(
                 stmt.kind,
                 ExprKind::Fn(_) | ExprKind::Proc(_) | ExprKind::Loss(_) | ExprKind::Kernel(_)

@@ -295,8 +295,8 @@ pub fn give_back(m: Mat<f64>) {
     });
 }
 
-/// The rows of a column-major faer matrix's transpose, as an ndarray view:
-/// for a symmetric matrix, the same matrix with contiguous rows.
+/// The transpose of a column-major faer matrix as an ndarray view with
+/// contiguous rows (for a symmetric matrix, the matrix itself).
 pub fn rows_view(a: &mut Mat<f64>) -> ndarray::ArrayViewMut2<'_, f64> {
     let (n, m) = (a.nrows(), a.ncols());
     let stride = a.col_stride();

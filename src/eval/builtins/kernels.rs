@@ -91,6 +91,14 @@ pub fn with_hyper(k: &Kernel, pos: Vec<(Value, Span)>, named: Vec<(Rc<str>, Valu
         values[i] = Some(number(v, *span, &params[i])?);
     }
     for (name, v, span) in &named {
+        if let Some(i) = params.iter().take(pos.len()).position(|p| p == name) {
+            return Err(Diag::new(
+                "flx::call::duplicate_arg",
+                format!("hyperparameter `{name}` is given both by position and by name"),
+            )
+            .at(*span)
+            .with_label(pos[i].1, "given by position here"));
+        }
         let Some(i) = params.iter().position(|p| p == name) else {
             let mut d = Diag::new(
                 "flx::call::unknown_arg",
