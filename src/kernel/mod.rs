@@ -296,8 +296,8 @@ pub enum Agop {
 /// With `∇ₓk(xᵢ, zⱼ) = Aᵢⱼ Mxᵢ + Bᵢⱼ Mzⱼ`, each Jacobian is `Ĵᵢ M`, where
 /// `Ĵᵢ[c, :] = Pᵢc xᵢ + Σⱼ Bᵢⱼ αⱼc zⱼ` and `P = A α`. The sum `Σᵢ Ĵᵢᵀ Ĵᵢ` is
 /// formed in whichever order costs less:
-/// - by output: `Ĵ_c = diag(P_c) X + (B ∘ α_cᵀ) Z`, one n × d block at a time
-///   (c·n·m·d multiply-adds; memory O(n·m + n·d));
+/// - by output: `Ĵ_c = diag(P_c) X + (B ∘ α_cᵀ) Z`, a block of outputs at a
+///   time (c·n·m·d multiply-adds; memory O(n·m) plus at most `JACOBIAN_BLOCK`);
 /// - by Gram matrix, when m < c·d: `Xᵀ diag(Σ_c P²) X + Xᵀ H Z + (Xᵀ H Z)ᵀ +
 ///   Zᵀ (BᵀB ∘ ααᵀ) Z` with `H = (P αᵀ) ∘ B` (n·m² multiply-adds, whatever c and d).
 pub fn agop(
@@ -328,8 +328,7 @@ pub fn agop(
         );
         Some(b)
     };
-    let a_mut = a;
-    let a = a_mut.view();
+    let a = a.view();
     let (n, c, d) = (x.nrows(), alpha.ncols(), x.ncols());
     let p = gemm(a.view(), alpha);
     // With b = -a, B is -A: keep A and flip the sign of the terms in B.
