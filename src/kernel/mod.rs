@@ -114,6 +114,19 @@ pub struct Predictor {
     pub reg: f64,
 }
 
+impl Predictor {
+    /// The weights as an n × c matrix (one column for a single output).
+    pub fn alpha_columns(&self) -> ArrayView2<'_, f64> {
+        let a = self.alpha.view();
+        match a.ndim() {
+            1 => a
+                .into_shape_with_order((self.alpha.len(), 1))
+                .expect("column"),
+            _ => a.into_dimensionality().expect("2-d"),
+        }
+    }
+}
+
 /// The matrix M of the geometry: none (the identity, never multiplied), a
 /// diagonal given as a vector, or a full d × d matrix.
 #[derive(Clone, Debug)]

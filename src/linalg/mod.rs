@@ -69,22 +69,8 @@ pub fn clean_avx_state() {
 
 /// `a @ b` for row-major or strided matrices.
 pub fn gemm(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
-    let (m, k) = a.dim();
-    let n = b.dim().1;
-    if m * n * k < FAER_GEMM_MIN {
-        return a.dot(&b);
-    }
-    // C is row-major: compute Cᵀ = Bᵀ Aᵀ, whose operands are column-major when A and B are row-major.
-    let mut c = Array2::<f64>::zeros((m, n));
-    matmul(
-        view_mut(&mut c).transpose_mut(),
-        Accum::Replace,
-        view(&b).transpose(),
-        view(&a).transpose(),
-        1.0,
-        faer::get_global_parallelism(),
-    );
-    clean_avx_state();
+    let mut c = Array2::<f64>::zeros((a.nrows(), b.ncols()));
+    gemm_into(c.view_mut(), a, b, false);
     c
 }
 
@@ -122,6 +108,8 @@ pub fn gemm_into(
             ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c);
             return;
         }
+        // C is row-major: compute Cᵀ = Bᵀ Aᵀ, whose operands are column-major
+        // when A and B are row-major.
         let (rows, cols) = (c.strides()[0], c.strides()[1]);
         // SAFETY: the pointer, shape and strides describe the unique borrow `c`.
         let dst = unsafe { MatMut::from_raw_parts_mut(c.as_mut_ptr(), m, n, rows, cols) };

@@ -3,9 +3,9 @@
 
 use std::rc::Rc;
 
-use ndarray::{Array2, ArrayView2, Ix2};
+use ndarray::{Array2, Ix2};
 
-use super::{check_size, Args, Builtin};
+use super::{check_size, mat, Args, Builtin};
 use crate::diag::{did_you_mean, Diag, Span};
 use crate::eval::format::{kernel_repr, shape_str};
 use crate::eval::interp::Interp;
@@ -175,15 +175,13 @@ pub fn predict(
         .help(format!("pass an n × {d} matrix (or one row of length {d})")));
     };
     check_size(&[rows.nrows(), p.centers.shape()[0]], xspan)?;
-    let alpha = match p.alpha.ndim() {
-        1 => p
-            .alpha
-            .view()
-            .into_shape_with_order((p.alpha.len(), 1))
-            .expect("column"),
-        _ => matrix(&p.alpha),
-    };
-    let out = kernel::predict(&p.kernel, rows, matrix(&p.centers), &p.metric, alpha);
+    let out = kernel::predict(
+        &p.kernel,
+        rows,
+        mat(&p.centers),
+        &p.metric,
+        p.alpha_columns(),
+    );
     let out = if p.alpha.ndim() == 1 {
         out.index_axis_move(ndarray::Axis(1), 0).into_dyn()
     } else {
@@ -243,10 +241,6 @@ pub fn field(v: &Value, name: &str, span: Span) -> Option<R> {
         }),
         _ => None,
     }
-}
-
-fn matrix(t: &Tensor) -> ArrayView2<'_, f64> {
-    t.view().into_dimensionality::<Ix2>().expect("checked 2-d")
 }
 
 fn kernel_arg(a: &Args, i: usize) -> Result<Rc<Kernel>, Diag> {
@@ -323,7 +317,7 @@ fn metric_arg(a: &Args, i: usize, d: usize) -> Result<Metric, Diag> {
             m.view().into_dimensionality().expect("1-d").to_owned(),
         )),
         [r, c] if *r == d && *c == d => {
-            let mm = matrix(&m);
+            let mm = mat(&m);
             let scale = mm.iter().fold(0.0f64, |s, x| s.max(x.abs()));
             let asym = (0..d)
                 .flat_map(|i| (0..i).map(move |j| (i, j)))
@@ -368,7 +362,7 @@ fn gram(_: &mut Interp, a: &mut Args) -> R {
     same_features(a, 1, 2, &x, &z)?;
     let m = metric_arg(a, 3, x.shape()[1])?;
     check_size(&[x.shape()[0], z.shape()[0]], a.call)?;
-    let g = kernel::gram(&k, matrix(&x), matrix(&z), &m);
+    let g = kernel::gram(&k, mat(&x), mat(&z), &m);
     Ok(Value::tensor(g.into_dyn()))
 }
 
@@ -384,7 +378,7 @@ fn krr(_: &mut Interp, a: &mut Args) -> R {
                 .to_owned(),
             true,
         ),
-        2 => (matrix(&y).to_owned(), false),
+        2 => (mat(&y).to_owned(), false),
         _ => return Err(a.expected(1, "a vector or an n × c matrix of targets")),
     };
     if rhs.nrows() != n {
@@ -413,7 +407,7 @@ fn krr(_: &mut Interp, a: &mut Args) -> R {
         ));
     }
     check_size(&[n, n], a.call)?;
-    let mut kmat = kernel::gram_lower(&k, matrix(&x), &m);
+    let mut kmat = kernel::gram_lower(&k, mat(&x), &m);
     let finite = (0..n).all(|j| kmat.col(j).iter().skip(j).all(|v| v.is_finite()));
     if !finite {
         return Err(a
@@ -483,21 +477,13 @@ fn agop(_: &mut Interp, a: &mut Args) -> R {
     // A and B are n × m; the Gram-matrix order of the contraction makes m × m ones.
     let side = x.shape()[0].max(f.centers.shape()[0]);
     check_size(&[side, side], a.call)?;
-    let alpha = match f.alpha.ndim() {
-        1 => f
-            .alpha
-            .view()
-            .into_shape_with_order((f.alpha.len(), 1))
-            .expect("column"),
-        _ => matrix(&f.alpha),
-    };
     Ok(
         match kernel::agop(
             &f.kernel,
-            matrix(&f.centers),
-            alpha,
+            mat(&f.centers),
+            f.alpha_columns(),
             &f.metric,
-            matrix(&x),
+            mat(&x),
             diag,
             centering,
         ) {

@@ -2,9 +2,9 @@
 
 use std::rc::Rc;
 
-use ndarray::{Array2, ArrayView2, Ix2};
+use ndarray::Array2;
 
-use super::{Args, Builtin};
+use super::{mat, Args, Builtin};
 use crate::diag::Diag;
 use crate::eval::format::shape_str;
 use crate::eval::interp::Interp;
@@ -29,10 +29,6 @@ pub static BUILTINS: &[Builtin] = &[
     Builtin { name: "trace", sig: "A", doc: "Sum of the diagonal of a square matrix.", run: trace },
     Builtin { name: "det", sig: "A", doc: "Determinant of a square matrix.", run: det },
 ];
-
-fn mat(t: &Tensor) -> ArrayView2<'_, f64> {
-    t.view().into_dimensionality::<Ix2>().expect("checked 2-d")
-}
 
 fn square(a: &Args, i: usize) -> Result<Rc<Tensor>, Diag> {
     let t = a.matrix(i)?;

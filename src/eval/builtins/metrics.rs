@@ -4,7 +4,7 @@
 
 use ndarray::{ArrayView1, Axis};
 
-use super::{Args, Builtin};
+use super::{mat, Args, Builtin};
 use crate::diag::Diag;
 use crate::eval::format::shape_str;
 use crate::eval::interp::Interp;
@@ -103,9 +103,9 @@ fn accuracy(_: &mut Interp, a: &mut Args) -> R {
     }
     let correct = match p.ndim() {
         2 => {
-            let p2 = p.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
+            let p2 = mat(&p);
             let y2 = if y.ndim() == 2 {
-                let y2 = y.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
+                let y2 = mat(&y);
                 y2.axis_iter(Axis(0))
                     .map(|r| argmax(r) as f64)
                     .collect::<Vec<_>>()

@@ -498,6 +498,13 @@ pub fn reference_markdown() -> String {
     out
 }
 
+/// A tensor already checked to be 2-d, as a matrix view.
+pub(super) fn mat(t: &Tensor) -> ndarray::ArrayView2<'_, f64> {
+    t.view()
+        .into_dimensionality::<ndarray::Ix2>()
+        .expect("checked 2-d")
+}
+
 /// Refuse to allocate a tensor larger than `tensor::max_elements()`.
 pub fn check_size(shape: &[usize], span: Span) -> Result<(), Diag> {
     crate::tensor::check_elements(shape).map_err(|e| {
