@@ -68,6 +68,13 @@ impl Kernel {
             .collect()
     }
 
+    /// The compiled body and the compiled gradient coefficients (for
+    /// benchmarks and tests of the tapes themselves).
+    pub fn tapes(&self) -> (&Tape, &Tape) {
+        let c = self.compiled();
+        (&c.value, &c.gradient)
+    }
+
     fn compiled(&self) -> &Compiled {
         self.compiled.get_or_init(|| {
             let values: Vec<f64> = self.values.iter().map(|v| v.unwrap_or(f64::NAN)).collect();

@@ -6,6 +6,9 @@
 
 use ndarray::ArrayViewMut2;
 use rayon::prelude::*;
+use std::sync::OnceLock;
+
+use crate::jit;
 
 use super::expr::{apply_fun, apply_op, pow, Fun, Geo, Graph, Id, Node, Op};
 
@@ -17,24 +20,26 @@ static HAS_AVX2: std::sync::LazyLock<bool> =
 const CHUNK: usize = 256;
 
 #[derive(Clone, Copy, Debug)]
-enum Src {
+pub(crate) enum Src {
     Reg(u16),
     Const(f64),
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Instr {
+pub(crate) enum Instr {
     Unary(Fun, u16, u16),
     Binary(Op, Src, Src, u16),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Tape {
-    instrs: Vec<Instr>,
+    pub(crate) instrs: Vec<Instr>,
     /// Register of each geometry quantity the tape reads.
-    geo: [Option<u16>; 5],
-    outputs: Vec<Src>,
+    pub(crate) geo: [Option<u16>; 5],
+    pub(crate) outputs: Vec<Src>,
     n_regs: usize,
+    /// The same computation in machine code (`jit::kernel`), made on first use.
+    native: OnceLock<Option<jit::Code>>,
 }
 
 /// Per-row geometry inputs: the row's squared norm and, per column, the
@@ -69,6 +74,7 @@ impl Tape {
             geo: [None; 5],
             outputs: Vec::new(),
             n_regs: 0,
+            native: OnceLock::new(),
         };
         let reg = |t: &mut Tape| {
             t.n_regs += 1;
@@ -130,12 +136,31 @@ impl Tape {
                 per_row[i].push(row.into_slice().expect("contiguous rows"));
             }
         }
-        let regs_len = self.n_regs * CHUNK;
+        let native = if jit::enabled() {
+            self.native
+                .get_or_init(|| {
+                    jit::kernel::compile(self)
+                        .map_err(|e| debug_assert!(false, "kernel JIT: {e}"))
+                        .ok()
+                })
+                .as_ref()
+        } else {
+            None
+        };
+        let regs_len = if native.is_some() {
+            0
+        } else {
+            self.n_regs * CHUNK
+        };
         per_row.par_iter_mut().enumerate().for_each_init(
             || vec![0.0; regs_len],
             |regs, (i, out)| {
                 let from = if upper { i.min(m) } else { 0 };
                 let (xn2, zn2) = (rows.xn2[i], rows.zn2);
+                if let Some(code) = native {
+                    jit::kernel::run_row(code, xn2, zn2, from, out);
+                    return;
+                }
                 #[cfg(target_arch = "x86_64")]
                 if *HAS_AVX2 {
                     // SAFETY: the CPU supports AVX2 (checked at run time).
@@ -328,20 +353,16 @@ fn binary_chunk(op: Op, a: Src, b: Src, r: u16, regs: &mut [f64], len: usize) {
     }
 }
 
-/// `exp` over a slice, branch-free so that it vectorises: Cody–Waite
-/// reduction x = k ln 2 + r with |r| ≤ ln2 / 2, a degree-12 Taylor polynomial
-/// for e^r (truncation error below 2e-16 relative), and 2^k put into the
-/// exponent bits. Within 2 ulp of the correctly rounded result; arguments
-/// outside [-708, 709] (overflow, subnormal results, nan) go to `f64::exp`.
-#[inline(always)]
-fn exp_slice(x: &[f64], out: &mut [f64]) {
-    const LOG2E: f64 = std::f64::consts::LOG2_E;
+/// The constants of `exp_slice`, shared with the JIT (`jit::lanes`), which
+/// emits the same operations.
+pub mod exp_consts {
+    pub const LOG2E: f64 = std::f64::consts::LOG2_E;
     // ln 2 split so that k * LN2_HI is exact for |k| < 2^21 (fdlibm's constants).
-    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
-    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    pub const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    pub const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     // Adding 1.5 * 2^52 rounds to an integer, which then sits in the low mantissa bits.
-    const SHIFTER: f64 = 6_755_399_441_055_744.0;
-    const C: [f64; 13] = [
+    pub const SHIFTER: f64 = 6_755_399_441_055_744.0;
+    pub const C: [f64; 13] = [
         1.0,
         1.0,
         1.0 / 2.0,
@@ -356,6 +377,16 @@ fn exp_slice(x: &[f64], out: &mut [f64]) {
         1.0 / 39916800.0,
         1.0 / 479001600.0,
     ];
+}
+
+/// `exp` over a slice, branch-free so that it vectorises: Cody–Waite
+/// reduction x = k ln 2 + r with |r| ≤ ln2 / 2, a degree-12 Taylor polynomial
+/// for e^r (truncation error below 2e-16 relative), and 2^k put into the
+/// exponent bits. Within 2 ulp of the correctly rounded result; arguments
+/// outside [-708, 709] (overflow, subnormal results, nan) go to `f64::exp`.
+#[inline(always)]
+fn exp_slice(x: &[f64], out: &mut [f64]) {
+    use exp_consts::*;
     for (o, &v) in out.iter_mut().zip(x) {
         let v = v.clamp(-708.0, 709.0);
         let t = v * LOG2E + SHIFTER;

@@ -1,0 +1,89 @@
+//! The JIT's benchmarks, each against a baseline in the same run
+//! (`cargo bench --bench jit`; figures in docs/performance.md).
+//!
+//! - `kernel_pass`: a Laplace body over a 4000 × 4000 geometry matrix (the
+//!   pass after the GEMM), compiled by the JIT, run by the tape interpreter,
+//!   and as a hand-written Rust loop.
+//! - `gram`: the whole `gram(laplace, X, X)` at n = 4000, d = 100, against
+//!   faer's GEMM plus the hand-written loop.
+
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use flx::eval::value::Value;
+use flx::kernel::tape::Rows;
+use flx::{Options, Session};
+use ndarray::{Array2, Ix2};
+use rayon::prelude::*;
+
+fn session() -> Session {
+    flx::set_threads(flx::default_threads());
+    Session::new(Box::new(std::io::sink()), &Options::default())
+}
+
+fn run(s: &mut Session, src: &str) -> Value {
+    s.run_source("bench", src, Path::new(".")).expect("runs")
+}
+
+/// The Laplace body by hand, as a researcher would write it in Rust.
+fn laplace_pass(dot: &mut Array2<f64>, xn2: &[f64], zn2: &[f64], l: f64) {
+    let m = zn2.len();
+    dot.as_slice_mut()
+        .expect("contiguous")
+        .par_chunks_mut(m)
+        .enumerate()
+        .for_each(|(i, row)| {
+            for (g, z) in row.iter_mut().zip(zn2) {
+                let sq = (xn2[i] + z - 2.0 * *g).max(0.0);
+                *g = (-sq.sqrt() / l).exp();
+            }
+        });
+}
+
+fn kernel_pass(c: &mut Criterion) {
+    let mut s = session();
+    run(&mut s, "kernel laplace(L = 10.0) = exp(-dist / L)\nlet k = laplace(L: 10.0)\nlet X = randn(4000, 100, seed: 1)\nlet D = X @ X.T\nlet n2 = sum(X * X, axis: 1)");
+    let Value::Kernel(k) = run(&mut s, "k") else {
+        panic!("a kernel")
+    };
+    let Value::Tensor(d) = run(&mut s, "D") else {
+        panic!("a tensor")
+    };
+    let Value::Tensor(n2) = run(&mut s, "n2") else {
+        panic!("a tensor")
+    };
+    let d = d
+        .as_ref()
+        .clone()
+        .into_dimensionality::<Ix2>()
+        .expect("matrix");
+    let n2: Vec<f64> = n2.iter().copied().collect();
+    let tape = k.tapes().0;
+    let rows = Rows { xn2: &n2, zn2: &n2 };
+    let mut g = c.benchmark_group("kernel_pass_4000");
+    g.sample_size(10);
+    let mut out = d.clone();
+    for (name, jit) in [("flx JIT", true), ("flx tape", false)] {
+        g.bench_function(name, |b| {
+            flx::jit::set_enabled(jit);
+            b.iter(|| {
+                out.assign(&d);
+                tape.run(&rows, false, &mut [out.view_mut()]);
+            })
+        });
+    }
+    g.bench_function("hand-written Rust", |b| {
+        b.iter(|| {
+            out.assign(&d);
+            laplace_pass(&mut out, &n2, &n2, 10.0);
+        })
+    });
+    g.bench_function("copy only (subtract from each)", |b| {
+        b.iter(|| out.assign(&d))
+    });
+    g.finish();
+    flx::jit::set_enabled(true);
+}
+
+criterion_group!(benches, kernel_pass);
+criterion_main!(benches);

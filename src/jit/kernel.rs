@@ -1,0 +1,195 @@
+//! A kernel tape (`kernel::tape`) as machine code: one function per tape that
+//! runs a row of the geometry matrices, reading `x M zᵀ` and the squared
+//! norms and writing every output, two columns at a time, with no buffer in
+//! between. The operations are the tape's, in the tape's order.
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::types::{F64, I64};
+use cranelift_codegen::ir::{BlockArg, InstBuilder, MemFlagsData, Value};
+
+use super::lanes::{Lanes, G};
+use super::{Code, PTR};
+use crate::kernel::expr::{apply_fun, apply_op, pow, Fun, Op, ZERO_DIST};
+use crate::kernel::tape::{Instr, Src, Tape};
+
+/// `row(xn2, zn2, outs, from, m)`: columns `from..m` of one row; `outs[0]`
+/// holds `x M zᵀ` on entry.
+type RowFn = unsafe extern "C" fn(f64, *const f64, *const *mut f64, usize, usize);
+
+/// Vectors per step of the main loop: four independent `f64x2` chains.
+const WIDTH: usize = 4;
+
+pub fn compile(tape: &Tape) -> Result<Code, String> {
+    super::compile(&[F64, PTR, PTR, I64, I64], &[], |b, cc| {
+        let entry = b.current_block().expect("entry");
+        let [xn2, zn2, outs, from, m] = b.block_params(entry).try_into().expect("5 params");
+        let flags = MemFlagsData::new().with_notrap();
+        let out_ptrs: Vec<Value> = (0..tape.outputs.len())
+            .map(|k| b.ins().load(PTR, flags, outs, 8 * k as i32))
+            .collect();
+        // Groups of 2 × WIDTH columns, then the rest one at a time.
+        let mut j = from;
+        for (vector, width) in [(true, WIDTH), (false, 1)] {
+            let head = b.create_block();
+            let body = b.create_block();
+            let done = b.create_block();
+            let at = b.append_block_param(head, I64);
+            let rest = b.append_block_param(done, I64);
+            b.ins().jump(head, &[BlockArg::Value(j)]);
+            b.switch_to_block(head);
+            let step = if vector { 2 * width } else { width } as i64;
+            let next = b.ins().iadd_imm_s(at, step);
+            let fits = b.ins().icmp(IntCC::SignedLessThanOrEqual, next, m);
+            b.ins().brif(fits, body, &[], done, &[BlockArg::Value(at)]);
+            b.switch_to_block(body);
+            let mut l = Lanes::new(b, vector, width, cc);
+            point(&mut l, tape, xn2, zn2, &out_ptrs, at);
+            b.ins().jump(head, &[BlockArg::Value(next)]);
+            b.switch_to_block(done);
+            j = rest;
+        }
+        b.ins().return_(&[]);
+    })
+}
+
+/// Run the compiled tape over columns `from..` of one row (`out[k]` is row i
+/// of output k; `out[0]` holds `x M zᵀ` on entry).
+pub fn run_row(code: &Code, xn2: f64, zn2: &[f64], from: usize, out: &mut [&mut [f64]]) {
+    assert!(out.iter().all(|o| o.len() == zn2.len()));
+    let ptrs: Vec<*mut f64> = out.iter_mut().map(|o| o.as_mut_ptr()).collect();
+    // SAFETY: `code` was compiled by `compile` for a tape with `out.len()`
+    // outputs; it touches columns from..zn2.len() of each, all in bounds.
+    unsafe {
+        let f: RowFn = std::mem::transmute(code.ptr);
+        f(xn2, zn2.as_ptr(), ptrs.as_ptr(), from, zn2.len());
+    }
+}
+
+/// The tape at columns `j..j + l.step()`.
+fn point(l: &mut Lanes, tape: &Tape, xn2: Value, zn2: Value, outs: &[Value], j: Value) {
+    let mut regs: Vec<Option<G>> = Vec::new();
+    let set = |regs: &mut Vec<Option<G>>, r: u16, v: G| {
+        let r = r as usize;
+        if regs.len() <= r {
+            regs.resize(r + 1, None);
+        }
+        regs[r] = Some(v);
+    };
+    let [dist, sqdist, dot_reg, xnorm, znorm] = tape.geo;
+    let dot = l.load(outs[0], j);
+    let z = if dist.is_some() || sqdist.is_some() || znorm.is_some() {
+        Some(l.load(zn2, j))
+    } else {
+        None
+    };
+    if dist.is_some() || sqdist.is_some() {
+        // As `Tape::load_geometry`: ((-2 x·z + |x|²) + |z|²) clamped at 0.
+        let m2 = l.c(-2.0);
+        let s = l.mul(&m2, &dot);
+        let x2 = l.splat(xn2);
+        let s = l.add(&s, &x2);
+        let s = l.add(&s, z.as_ref().expect("loaded"));
+        let zero = l.c(0.0);
+        let s = l.choose(FloatCC::GreaterThan, &s, &zero, &s, &zero);
+        if let Some(r) = dist {
+            let d = l.sqrt(&s);
+            set(&mut regs, r, d);
+        }
+        if let Some(r) = sqdist {
+            set(&mut regs, r, s);
+        }
+    }
+    if let Some(r) = dot_reg {
+        set(&mut regs, r, dot);
+    }
+    if let Some(r) = xnorm {
+        let s = l.b.ins().sqrt(xn2);
+        let s = l.splat(s);
+        set(&mut regs, r, s);
+    }
+    if let Some(r) = znorm {
+        let s = l.sqrt(z.as_ref().expect("loaded"));
+        set(&mut regs, r, s);
+    }
+    let reg = |regs: &Vec<Option<G>>, r: u16| regs[r as usize].clone().expect("defined before use");
+    for ins in &tape.instrs {
+        match *ins {
+            Instr::Unary(f, a, r) => {
+                let x = reg(&regs, a);
+                let y = match f {
+                    Fun::Neg => l.neg(&x),
+                    Fun::Exp => l.exp(&x),
+                    Fun::Sqrt => l.sqrt(&x),
+                    Fun::Abs => l.abs(&x),
+                    other => l.call1(unary_fn(other), &x),
+                };
+                set(&mut regs, r, y);
+            }
+            Instr::Binary(op, a, bb, r) => {
+                let x = match a {
+                    Src::Reg(a) => reg(&regs, a),
+                    Src::Const(c) => l.c(c),
+                };
+                let y = match (op, bb) {
+                    (Op::Pow, Src::Const(p)) => l.pow_const(&x, p, pow),
+                    (_, Src::Reg(bb)) => binary(l, op, &x, &reg(&regs, bb)),
+                    (_, Src::Const(c)) => {
+                        let c = l.c(c);
+                        binary(l, op, &x, &c)
+                    }
+                };
+                set(&mut regs, r, y);
+            }
+        }
+    }
+    for (k, o) in tape.outputs.iter().enumerate() {
+        let v = match *o {
+            Src::Reg(r) => reg(&regs, r),
+            Src::Const(c) => l.c(c),
+        };
+        l.store(&v, outs[k], j);
+    }
+}
+
+fn binary(l: &mut Lanes, op: Op, x: &G, y: &G) -> G {
+    match op {
+        Op::Add => l.add(x, y),
+        Op::Sub => l.sub(x, y),
+        Op::Mul => l.mul(x, y),
+        Op::Div => l.div(x, y),
+        Op::Less => {
+            let (one, zero) = (l.c(1.0), l.c(0.0));
+            l.choose(FloatCC::LessThan, x, y, &one, &zero)
+        }
+        Op::SafeDiv => {
+            let q = l.div(x, y);
+            let ay = l.abs(y);
+            let (tiny, zero) = (l.c(ZERO_DIST), l.c(0.0));
+            l.choose(FloatCC::LessThan, &ay, &tiny, &zero, &q)
+        }
+        other => l.call2(binary_fn(other), x, y),
+    }
+}
+
+/// The tape's own function for each operation without an instruction here.
+fn unary_fn(f: Fun) -> fn(f64) -> f64 {
+    macro_rules! table {
+        ($($f:ident),*) => {
+            match f {
+                $(Fun::$f => |x| apply_fun(Fun::$f, x),)*
+            }
+        };
+    }
+    table!(Neg, Exp, Log, Sqrt, Abs, Tanh, Sin, Cos, Sigmoid, Sign)
+}
+
+fn binary_fn(op: Op) -> fn(f64, f64) -> f64 {
+    macro_rules! table {
+        ($($f:ident),*) => {
+            match op {
+                $(Op::$f => |x, y| apply_op(Op::$f, x, y),)*
+            }
+        };
+    }
+    table!(Add, Sub, Mul, Div, Pow, Min, Max, Less, SafeDiv)
+}
