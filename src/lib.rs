@@ -36,6 +36,8 @@ pub struct Options {
     pub seed: u64,
     /// Stop a run after this many interpreter steps (loop iterations and calls).
     pub step_limit: Option<u64>,
+    /// Run everything in the interpreter (`--no-jit`; also `FLX_NO_JIT=1`).
+    pub no_jit: bool,
 }
 
 pub fn default_threads() -> usize {
@@ -62,6 +64,7 @@ pub struct Session {
 impl Session {
     pub fn new(out: Box<dyn Write>, options: &Options) -> Session {
         eval::builtins_start();
+        jit::set_enabled(!options.no_jit);
         let mut interp = Interp::new(out, options.seed);
         if let Some(limit) = options.step_limit {
             interp.step_limit = limit;

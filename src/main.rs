@@ -21,6 +21,10 @@ struct Cli {
     /// Seed of the session's random generator (calls with `seed:` use their own).
     #[arg(long, global = true, default_value_t = 0)]
     seed: u64,
+    /// Run everything in the interpreter, without compiling to machine code
+    /// (the same results; also FLX_NO_JIT=1).
+    #[arg(long, global = true)]
+    no_jit: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -70,6 +74,7 @@ fn run(cli: Cli) -> u8 {
     let options = Options {
         seed: cli.seed,
         step_limit: None,
+        no_jit: cli.no_jit,
     };
     let mut session = Session::new(Box::new(std::io::stdout()), &options);
     match cli.command {

@@ -38,6 +38,7 @@ fn run_blocks(doc: &str) {
                 let options = flx::Options {
                     seed: 0,
                     step_limit: Some(100_000_000),
+                    no_jit: false,
                 };
                 let mut s = flx::Session::new(Box::new(std::io::sink()), &options);
                 let name = format!("{doc}:{line}");

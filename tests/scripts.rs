@@ -38,6 +38,7 @@ fn run_script(path: &Path) -> (String, String) {
     let options = flx::Options {
         seed: 0,
         step_limit: Some(2_000_000_000),
+        no_jit: false,
     };
     let mut session = flx::Session::new(Box::new(out.clone()), &options);
     let result = session

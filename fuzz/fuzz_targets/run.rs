@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
         .stack_size(256 << 20)
         .spawn(move || {
             flx::tensor::set_max_elements(1 << 16);
-            let options = flx::Options { seed: 0, step_limit: Some(20_000) };
+            let options = flx::Options { seed: 0, step_limit: Some(20_000), no_jit: false };
             let mut session = flx::Session::new(Box::new(std::io::sink()), &options);
             session.interp.allow_writes = false;
             let dir = std::env::temp_dir();

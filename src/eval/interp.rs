@@ -53,9 +53,9 @@ pub struct Interp {
     pub globals: Vec<Value>,
     pub global_names: Vec<Rc<str>>,
     pub modules_ready: Vec<bool>,
-    stack: Vec<Value>,
-    base: usize,
-    closure: Option<Rc<Closure>>,
+    pub(super) stack: Vec<Value>,
+    pub(super) base: usize,
+    pub(super) closure: Option<Rc<Closure>>,
     depth: u32,
     pub steps: u64,
     pub step_limit: u64,
@@ -67,6 +67,8 @@ pub struct Interp {
     pub script_dir: std::path::PathBuf,
     /// Whether builtins may write files (off when fuzzing).
     pub allow_writes: bool,
+    /// Functions compiled to machine code, per argument types (`native`).
+    pub(super) native: super::native::Cache,
 }
 
 impl Interp {
@@ -88,6 +90,7 @@ impl Interp {
             log: LogState::default(),
             script_dir: std::path::PathBuf::from("."),
             allow_writes: true,
+            native: Default::default(),
         }
     }
 
@@ -1003,6 +1006,11 @@ impl Interp {
     }
 
     fn run_body(&mut self, def: &FnDef) -> Result<Value, Diag> {
+        if crate::jit::enabled() {
+            if let Some(v) = self.call_native(def) {
+                return Ok(v);
+            }
+        }
         match self.eval(&def.body) {
             Ok(v) | Err(Flow::Return(v)) => Ok(v),
             Err(Flow::Error(e)) => Err(e),

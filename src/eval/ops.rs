@@ -35,7 +35,7 @@ fn overflow() -> Diag {
         .help("Int is 64-bit; convert to Float with `float(x)` for larger values")
 }
 
-fn float_rem(a: f64, b: f64) -> f64 {
+pub fn float_rem(a: f64, b: f64) -> f64 {
     let r = a % b;
     if r != 0.0 && (r < 0.0) != (b < 0.0) {
         r + b
@@ -44,7 +44,7 @@ fn float_rem(a: f64, b: f64) -> f64 {
     }
 }
 
-fn float_op(op: BinOp) -> fn(f64, f64) -> f64 {
+pub fn float_op(op: BinOp) -> fn(f64, f64) -> f64 {
     match op {
         BinOp::Add => |a, b| a + b,
         BinOp::Sub => |a, b| a - b,

@@ -49,6 +49,7 @@ pub fn compile(tape: &Tape) -> Result<Code, String> {
             j = rest;
         }
         b.ins().return_(&[]);
+        Ok(())
     })
 }
 

@@ -76,11 +76,11 @@ impl std::fmt::Debug for Code {
 
 /// Compile one function with the given parameter and result types; `body`
 /// fills it in (its entry block is made, with the parameters, and selected),
-/// calling Rust functions with the given convention.
+/// calling Rust functions with the given convention, or gives up with a reason.
 pub fn compile(
     params: &[Type],
     returns: &[Type],
-    body: impl FnOnce(&mut FunctionBuilder, CallConv),
+    body: impl FnOnce(&mut FunctionBuilder, CallConv) -> Result<(), String>,
 ) -> Result<Code, String> {
     let mut flags = settings::builder();
     let set = |f: &mut settings::Builder, k: &str, v: &str| f.set(k, v).map_err(|e| e.to_string());
@@ -109,7 +109,7 @@ pub fn compile(
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
-        body(&mut b, call_conv);
+        body(&mut b, call_conv)?;
         b.seal_all_blocks();
         b.finalize(module.isa().frontend_config());
     }

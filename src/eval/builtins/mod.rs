@@ -10,7 +10,7 @@ mod io;
 pub mod kernels;
 mod linalg;
 mod metrics;
-mod tensor;
+pub mod tensor;
 
 pub use io::start_clock;
 

@@ -62,8 +62,8 @@ pub static BUILTINS: &[Builtin] = &[
     builtin!("cos", "x", "Elementwise cosine.", |_, a| map(a, f64::cos)),
     builtin!("tanh", "x", "Elementwise hyperbolic tangent.", |_, a| map(a, f64::tanh)),
     builtin!("sigmoid", "x", "Elementwise logistic function 1 / (1 + e^-x).", |_, a| map(a, sigmoid)),
-    builtin!("relu", "x", "Elementwise max(x, 0).", |_, a| map(a, |x| if x > 0.0 { x } else { 0.0 })),
-    builtin!("sign", "x", "Elementwise sign: -1, 0 or 1.", |_, a| map(a, |x| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { x })),
+    builtin!("relu", "x", "Elementwise max(x, 0).", |_, a| map(a, relu)),
+    builtin!("sign", "x", "Elementwise sign: -1, 0 or 1.", |_, a| map(a, sign)),
     builtin!("floor", "x", "Elementwise floor.", |_, a| map(a, f64::floor)),
     builtin!("ceil", "x", "Elementwise ceiling.", |_, a| map(a, f64::ceil)),
     builtin!("round", "x", "Elementwise rounding, halves to even (as NumPy).", |_, a| map(a, f64::round_ties_even)),
@@ -82,6 +82,47 @@ pub static BUILTINS: &[Builtin] = &[
     builtin!("any", "x, axis=none", "Whether any element is non-zero (along `axis:`: a 0/1 tensor).", |_, a| truth(a, true)),
     builtin!("all", "x, axis=none", "Whether every element is non-zero (along `axis:`: a 0/1 tensor).", |_, a| truth(a, false)),
 ];
+
+/// The elementwise functions of one number, by builtin name. The builtins
+/// apply exactly these functions and the JIT calls the same ones, which is
+/// what makes its results identical (a unit test holds the two together).
+pub static UNARY: &[(&str, fn(f64) -> f64)] = &[
+    ("exp", f64::exp),
+    ("log", f64::ln),
+    ("sqrt", f64::sqrt),
+    ("abs", f64::abs),
+    ("sin", f64::sin),
+    ("cos", f64::cos),
+    ("tanh", f64::tanh),
+    ("sigmoid", sigmoid),
+    ("relu", relu),
+    ("sign", sign),
+    ("floor", f64::floor),
+    ("ceil", f64::ceil),
+    ("round", f64::round_ties_even),
+];
+
+pub fn unary(name: &str) -> Option<fn(f64) -> f64> {
+    UNARY.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}
+
+fn relu(x: f64) -> f64 {
+    if x > 0.0 {
+        x
+    } else {
+        0.0
+    }
+}
+
+fn sign(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        x
+    }
+}
 
 fn sigmoid(x: f64) -> f64 {
     if x >= 0.0 {
