@@ -1,4 +1,4 @@
-//! The `flx` binary end to end: exit codes, `flx check`, overrides, threads.
+//! The `flx` binary end to end: exit codes, `flx check`, overrides, threads, `--no-jit`.
 
 use std::process::{Command, Output};
 
@@ -102,4 +102,33 @@ fn seed_flag_changes_the_session_generator_only() {
     let (b1, b2) = b.split_once('\n').expect("two lines");
     assert_eq!(a1, b1, "a call with seed: ignores --seed");
     assert_ne!(a2, b2, "calls without seed: follow --seed");
+}
+
+#[test]
+fn every_example_is_the_same_without_the_jit() {
+    // The script harness checks each example's output (with the JIT) against
+    // tests/examples/; here the interpreter alone must print the same.
+    for entry in std::fs::read_dir("examples").expect("examples/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "flx") {
+            continue;
+        }
+        let stem = path
+            .file_stem()
+            .expect("stem")
+            .to_string_lossy()
+            .to_string();
+        let want = std::fs::read_to_string(format!("tests/examples/{stem}.out")).expect("snapshot");
+        let out = flx(&["--no-jit", "run", &path.display().to_string()]);
+        assert_eq!(out.status.code(), Some(0), "{stem}");
+        assert_eq!(text(&out.stdout), want, "{stem} differs without the JIT");
+    }
+    // The environment variable does the same as the flag.
+    let env = Command::new(env!("CARGO_BIN_EXE_flx"))
+        .env("FLX_NO_JIT", "1")
+        .args(["run", "examples/linrfm.flx"])
+        .output()
+        .expect("flx runs");
+    let want = std::fs::read_to_string("tests/examples/linrfm.out").expect("snapshot");
+    assert_eq!(text(&env.stdout), want);
 }

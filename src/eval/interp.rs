@@ -68,7 +68,7 @@ pub struct Interp {
     /// Whether builtins may write files (off when fuzzing).
     pub allow_writes: bool,
     /// Functions compiled to machine code, per argument types (`native`).
-    pub(super) native: super::native::Cache,
+    pub native: super::native::Cache,
 }
 
 impl Interp {

@@ -3,7 +3,7 @@
 pub mod builtins;
 pub mod format;
 pub mod interp;
-mod native;
+pub mod native;
 pub mod ops;
 pub mod value;
 

@@ -17,6 +17,16 @@ pub struct Cache(HashMap<usize, (Rc<FnDef>, Vec<Variant>)>);
 
 type Variant = (Vec<Ty>, Option<Rc<Compiled>>);
 
+impl Cache {
+    /// How many (function, argument types) pairs run as machine code.
+    pub fn compiled(&self) -> usize {
+        self.0
+            .values()
+            .map(|(_, v)| v.iter().filter(|(_, c)| c.is_some()).count())
+            .sum()
+    }
+}
+
 impl Interp {
     /// Run the current call's body as machine code, if it qualifies and does
     /// not bail. Its arguments are in the frame.
@@ -49,7 +59,14 @@ impl Interp {
         let compiled = match variants.iter().find(|(t, _)| *t == tys) {
             Some((_, c)) => c.clone(),
             None => {
-                let c = scalar::compile(def, &tys).ok().map(Rc::new);
+                let c = scalar::compile(def, &tys)
+                    .map_err(|e| {
+                        if std::env::var_os("FLX_JIT_WHY").is_some() {
+                            eprintln!("jit: {}: {e}", def.name.name)
+                        }
+                    })
+                    .ok()
+                    .map(Rc::new);
                 variants.push((tys, c.clone()));
                 c
             }

@@ -9,7 +9,7 @@ use cranelift_codegen::ir::{BlockArg, InstBuilder, MemFlagsData, Value};
 
 use super::lanes::{Lanes, G};
 use super::{Code, PTR};
-use crate::kernel::expr::{apply_fun, apply_op, pow, Fun, Op, ZERO_DIST};
+use crate::kernel::expr::{apply_fun, apply_op, Fun, Op, ZERO_DIST};
 use crate::kernel::tape::{Instr, Src, Tape};
 
 /// `row(xn2, zn2, outs, from, m)`: columns `from..m` of one row; `outs[0]`
@@ -132,7 +132,8 @@ fn point(l: &mut Lanes, tape: &Tape, xn2: Value, zn2: Value, outs: &[Value], j: 
                     Src::Const(c) => l.c(c),
                 };
                 let y = match (op, bb) {
-                    (Op::Pow, Src::Const(p)) => l.pow_const(&x, p, pow),
+                    // `expr::pow` squares by multiplication; other powers are calls.
+                    (Op::Pow, Src::Const(2.0)) => l.mul(&x, &x),
                     (_, Src::Reg(bb)) => binary(l, op, &x, &reg(&regs, bb)),
                     (_, Src::Const(c)) => {
                         let c = l.c(c);

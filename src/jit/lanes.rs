@@ -138,7 +138,7 @@ impl<'a, 'b> Lanes<'a, 'b> {
             .collect()
     }
 
-    /// `x ^ p` for a constant `p`, as `ops::pow` computes it.
+    /// `x ^ p` for a constant `p`, as `ops::pow` computes it (`pow`).
     pub fn pow_const(&mut self, x: &G, p: f64, pow: F2) -> G {
         if p == 2.0 {
             self.mul(x, x)

@@ -83,10 +83,12 @@ pub static BUILTINS: &[Builtin] = &[
     builtin!("all", "x, axis=none", "Whether every element is non-zero (along `axis:`: a 0/1 tensor).", |_, a| truth(a, false)),
 ];
 
+pub type Elementwise = fn(f64) -> f64;
+
 /// The elementwise functions of one number, by builtin name. The builtins
 /// apply exactly these functions and the JIT calls the same ones, which is
 /// what makes its results identical (a unit test holds the two together).
-pub static UNARY: &[(&str, fn(f64) -> f64)] = &[
+pub static UNARY: &[(&str, Elementwise)] = &[
     ("exp", f64::exp),
     ("log", f64::ln),
     ("sqrt", f64::sqrt),
@@ -102,7 +104,7 @@ pub static UNARY: &[(&str, fn(f64) -> f64)] = &[
     ("round", f64::round_ties_even),
 ];
 
-pub fn unary(name: &str) -> Option<fn(f64) -> f64> {
+pub fn unary(name: &str) -> Option<Elementwise> {
     UNARY.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 

@@ -1,0 +1,308 @@
+//! Differential tests of the JIT: generated programs and kernel bodies run
+//! with the JIT and in the interpreter must give the same output, bit for
+//! bit, and the same diagnostics. A failure found here stays as a case in
+//! `regressions()`.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::path::Path;
+use std::rc::Rc;
+
+use flx::eval::value::Value;
+use flx::{Options, Session};
+use proptest::prelude::*;
+
+#[derive(Clone, Default)]
+struct Buf(Rc<RefCell<Vec<u8>>>);
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Output and diagnostics of a program, and how many functions ran as machine code.
+fn run(src: &str, jit: bool) -> (String, usize) {
+    let out = Buf::default();
+    let options = Options {
+        seed: 0,
+        step_limit: Some(1_000_000),
+        no_jit: !jit,
+    };
+    let mut s = Session::new(Box::new(out.clone()), &options);
+    let result = s.run_source("gen.flx", src, Path::new("."));
+    let mut text = String::from_utf8(out.0.borrow().clone()).expect("utf-8");
+    if let Err(d) = result {
+        text.push_str(&s.render(&d, false));
+    }
+    (text, s.interp.native.compiled())
+}
+
+fn same(src: &str) -> usize {
+    let (with, compiled) = run(src, true);
+    let (without, none) = run(src, false);
+    assert_eq!(none, 0);
+    assert_eq!(with, without, "JIT and interpreter differ on:\n{src}");
+    compiled
+}
+
+// ---- generated scalar programs ---------------------------------------------
+
+fn sel(v: &'static [&'static str]) -> impl Strategy<Value = &'static str> {
+    prop::sample::select(v)
+}
+
+fn int_expr() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("n".to_string()),
+        Just("i0".to_string()),
+        Just("k".to_string()),
+        (-5i64..20).prop_map(|v| v.to_string()),
+        Just("4611686018427387904".to_string()),
+        Just("len(t)".to_string()),
+        Just("int(x * 3.0)".to_string()),
+    ];
+    leaf.prop_recursive(3, 12, 2, |inner| {
+        (inner.clone(), sel(&["+", "-", "*", "%", "^"]), inner)
+            .prop_map(|(a, op, b)| format!("({a} {op} {b})"))
+    })
+}
+
+fn float_expr() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("x".to_string()),
+        Just("f0".to_string()),
+        (-30i32..30).prop_map(|v| format!("{:.2}", v as f64 / 7.0)),
+        int_expr().prop_map(|e| format!("float({e})")),
+        int_expr().prop_map(|e| format!("t[{e}]")),
+    ];
+    leaf.prop_recursive(3, 16, 2, |inner| {
+        prop_oneof![
+            (
+                inner.clone(),
+                sel(&["+", "-", "*", "/", "%"]),
+                inner.clone()
+            )
+                .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+            (inner.clone(), sel(&["2", "3", "0.5", "1.5"]))
+                .prop_map(|(a, p)| format!("({a} ^ {p})")),
+            (
+                sel(&["exp", "log", "sqrt", "abs", "sin", "tanh", "sigmoid", "floor", "sign"]),
+                inner
+            )
+                .prop_map(|(f, a)| format!("{f}({a})")),
+        ]
+    })
+}
+
+fn bool_expr() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (int_expr(), sel(&["<", "<=", "==", "!="]), int_expr())
+            .prop_map(|(a, op, b)| format!("{a} {op} {b}")),
+        (float_expr(), sel(&[">", ">=", "==", "!="]), float_expr())
+            .prop_map(|(a, op, b)| format!("{a} {op} {b}")),
+        (int_expr(), float_expr()).prop_map(|(a, b)| format!("{a} < 3 and not ({b} > 1.0)")),
+    ]
+}
+
+fn program() -> impl Strategy<Value = String> {
+    (
+        int_expr(),
+        float_expr(),
+        0i64..6,
+        float_expr(),
+        bool_expr(),
+        int_expr(),
+        (int_expr(), float_expr()),
+        float_expr(),
+        prop::bool::ANY,
+    )
+        .prop_map(|(i, f, iters, step, cond, di, (ti, tv), result, ret_t)| {
+            let ret = if ret_t { "t".to_string() } else { format!("{result} + float(i0)") };
+            format!(
+                "fn f(n, x, t) {{\n    let k = 0\n    let i0 = 1\n    let f0 = 0.5\n    i0 = {i}\n    f0 = {f}\n    for j in 0..{iters} {{\n        k = j\n        f0 = f0 + {step}\n        if {cond} {{\n            i0 = i0 + {di}\n        }} else {{\n            t[{ti}] = {tv}\n        }}\n        if f0 > 1000.0 {{ break }}\n    }}\n    return {ret}\n}}\nlet t = [1.0, -2.0, 3.5]\nprint(f(3, 0.75, t))\nprint(f(-2, -1.5, t))\nprint(t)\n"
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn scalar_programs_agree(src in program()) {
+        same(&src);
+    }
+
+    #[test]
+    fn kernel_bodies_agree(body in kernel_body()) {
+        kernel_agrees(&body);
+    }
+}
+
+// ---- generated kernel bodies ------------------------------------------------
+
+fn kernel_body() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("dist".to_string()),
+        Just("sqdist".to_string()),
+        Just("dot".to_string()),
+        Just("xnorm".to_string()),
+        Just("znorm".to_string()),
+        (1i32..9).prop_map(|v| format!("{:.1}", v as f64 / 2.0)),
+    ];
+    leaf.prop_recursive(3, 12, 2, |inner| {
+        prop_oneof![
+            (inner.clone(), sel(&["+", "-", "*", "/"]), inner.clone())
+                .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+            (inner.clone(), sel(&["2", "3", "0.5", "1.7"]))
+                .prop_map(|(a, p)| format!("({a} ^ {p})")),
+            (
+                sel(&["exp", "sqrt", "abs", "tanh", "sin", "sigmoid", "log"]),
+                inner.clone()
+            )
+                .prop_map(|(f, a)| format!("{f}(-{a})")),
+            (sel(&["min", "max"]), inner.clone(), inner)
+                .prop_map(|(f, a, b)| format!("{f}({a}, {b})")),
+        ]
+    })
+}
+
+/// `gram` and `agop` of a kernel with this body, both ways, bit for bit.
+/// Returns whether the Gram matrices were computed (the body is valid).
+fn kernel_agrees(body: &str) -> bool {
+    let setup = format!(
+        "kernel k(L = 1.0) = {body}\nlet X = randn(37, 3, seed: 1) / 2.0\nlet Z = randn(29, 3, seed: 2) / 2.0\nlet M = eye(3) + 0.1\nlet G = gram(k, X, X, M)\nlet H = gram(k, X, Z, M)\n"
+    );
+    // K + I may still not be positive definite for an odd body: then no AGOP.
+    let fit = "let fitted = krr(X, sin(X[:, 0]), k, reg: 1.0, M: M)\nlet A = agop(fitted, Z)\n";
+    let mut results = Vec::new();
+    let mut computed = false;
+    for jit in [true, false] {
+        let options = Options {
+            seed: 0,
+            step_limit: None,
+            no_jit: !jit,
+        };
+        let mut s = Session::new(Box::new(std::io::sink()), &options);
+        let mut text = String::new();
+        for (src, names) in [(setup.as_str(), &["G", "H"][..]), (fit, &["A"][..])] {
+            match s.run_source("k.flx", src, Path::new(".")) {
+                Err(d) => {
+                    text += &s.render(&d, false);
+                    break;
+                }
+                Ok(_) => {
+                    computed = true;
+                    for n in names {
+                        let Some(Value::Tensor(t)) = s.get(n) else {
+                            panic!("{n} is a tensor")
+                        };
+                        // Bit patterns; every nan counts as one.
+                        for x in t.iter() {
+                            text += &format!("{:x},", if x.is_nan() { 1 } else { x.to_bits() });
+                        }
+                        text.push('\n');
+                    }
+                }
+            }
+        }
+        results.push(text);
+    }
+    assert_eq!(results[0], results[1], "kernel body differs: {body}");
+    computed
+}
+
+#[test]
+fn generated_kernel_bodies_are_mostly_valid() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let total = 50;
+    let valid = (0..total)
+        .filter(|_| {
+            kernel_agrees(
+                &kernel_body()
+                    .new_tree(&mut runner)
+                    .expect("a body")
+                    .current(),
+            )
+        })
+        .count();
+    assert!(
+        valid * 10 > total * 9,
+        "only {valid} of {total} generated bodies are valid"
+    );
+}
+
+#[test]
+fn programs_run_as_machine_code() {
+    // The generated programs must mostly qualify, or the test above proves little.
+    let src = "fn f(n, x, t) {\n    let s = 0.0\n    for i in 0..n { s += x * t[i % len(t)] }\n    t[0] = s\n    return t\n}\nlet t = [1.0, 2.0]\nprint(f(5, 0.5, t), t)\n";
+    assert_eq!(same(src), 1);
+}
+
+/// Cases found by the generators (or by hand) that once differed.
+#[test]
+fn regressions() {
+    for src in [
+        // Int overflow inside a loop: the interpreter's diagnostic, with its span.
+        "fn f(n) {\n    let p = 1\n    for i in 0..n { p = p * 1000 }\n    return p\n}\nprint(f(3))\nprint(f(10))\n",
+        // An index out of range after writes to the tensor: the write is undone.
+        "fn f(t, n) {\n    for i in 0..n { t[i] = 9.0 }\n    return t\n}\nlet t = [1.0, 2.0, 3.0]\nprint(f(t, 2))\nprint(f(t, 4))\n",
+        // `%` and `^` on negative Ints, and a negative exponent (a Float).
+        "fn f(a, b) = (a % b, a ^ 2, -a % 3)\nfn g(a, b) = a ^ b\nprint(f(-7, 3), f(7, -3), g(2, 3), g(2, -1))\n",
+        // A variable that changes type runs in the interpreter.
+        "fn f(n) {\n    let s = 0\n    for i in 0..n { s += 0.5 }\n    return s\n}\nprint(f(0), f(3))\n",
+        // Step limit inside a compiled loop.
+        "fn f() {\n    let i = 0\n    while true { i += 1 }\n    return i\n}\nprint(f())\n",
+    ] {
+        same(src);
+    }
+    // Kernel powers are `expr::pow` (powf for 0.5), not `ops::pow` (sqrt).
+    assert!(kernel_agrees("((znorm - dot) ^ 0.5)"));
+    assert!(kernel_agrees("exp(-dist / L) + (sqdist ^ 3)"));
+}
+
+#[test]
+fn generated_programs_mostly_run_as_machine_code() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let total = 100;
+    let compiled: usize = (0..total)
+        .map(|_| {
+            let src = program()
+                .new_tree(&mut runner)
+                .expect("a program")
+                .current();
+            run(&src, true).1.min(1)
+        })
+        .sum();
+    assert!(
+        compiled * 10 > total * 9,
+        "only {compiled} of {total} generated programs compiled"
+    );
+}
+
+#[test]
+fn math_builtins_are_the_functions_the_jit_calls() {
+    let mut s = Session::new(Box::new(std::io::sink()), &Options::default());
+    for (name, f) in flx::eval::builtins::tensor::UNARY {
+        for x in [-2.5, -0.0, 0.3, 1e-300, 1.5, 700.0, 3.0e10] {
+            let got = s
+                .run_source("m.flx", &format!("{name}({x:?})"), Path::new("."))
+                .expect("runs");
+            let Value::Float(y) = got else {
+                panic!("{name} gives a Float")
+            };
+            let want = f(x);
+            assert!(
+                y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()),
+                "{name}({x}): builtin {y}, table {want}"
+            );
+        }
+    }
+}
