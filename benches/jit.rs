@@ -4,8 +4,9 @@
 //! - `kernel_pass`: a Laplace body over a 4000 × 4000 geometry matrix (the
 //!   pass after the GEMM), compiled by the JIT, run by the tape interpreter,
 //!   and as a hand-written Rust loop.
-//! - `gram`: the whole `gram(laplace, X, X)` at n = 4000, d = 100, against
-//!   faer's GEMM plus the hand-written loop.
+//! - `pi_loop`: `benches/jit/pi.flx` (a Monte-Carlo estimate of π with a
+//!   hand-written LCG, 10^7 steps) compiled by the JIT, against the same
+//!   loop in Rust. `benches/jit/run.sh` adds the interpreter and CPython.
 
 use std::path::Path;
 
@@ -85,5 +86,41 @@ fn kernel_pass(c: &mut Criterion) {
     flx::jit::set_enabled(true);
 }
 
-criterion_group!(benches, kernel_pass);
+/// `estimate_pi` of `benches/jit/pi.flx`, as a researcher would write it in Rust.
+fn estimate_pi(steps: i64, seed: i64) -> f64 {
+    let mut state = seed;
+    let mut inside = 0i64;
+    for _ in 0..steps {
+        state = (1103515245 * state + 12345) % 2147483648;
+        let x = state as f64 / 2147483648.0;
+        state = (1103515245 * state + 12345) % 2147483648;
+        let y = state as f64 / 2147483648.0;
+        if x * x + y * y < 1.0 {
+            inside += 1;
+        }
+    }
+    4.0 * inside as f64 / steps as f64
+}
+
+fn pi_loop(c: &mut Criterion) {
+    let mut s = session();
+    let src = std::fs::read_to_string("benches/jit/pi.flx").expect("pi.flx");
+    // Define `estimate_pi` (the script's own print runs once here).
+    run(&mut s, &src);
+    let Value::Float(flx_pi) = run(&mut s, "estimate_pi(10000000, 42)") else {
+        panic!("a Float")
+    };
+    assert_eq!(flx_pi, estimate_pi(10_000_000, 42));
+    let mut g = c.benchmark_group("pi_loop_1e7");
+    g.sample_size(10);
+    g.bench_function("flx JIT", |b| {
+        b.iter(|| run(&mut s, "estimate_pi(10000000, 42)"))
+    });
+    g.bench_function("Rust", |b| {
+        b.iter(|| estimate_pi(std::hint::black_box(10_000_000), std::hint::black_box(42)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, kernel_pass, pi_loop);
 criterion_main!(benches);

@@ -252,6 +252,8 @@ fn regressions() {
         "fn f(n) {\n    let p = 1\n    for i in 0..n { p = p * 1000 }\n    return p\n}\nprint(f(3))\nprint(f(10))\n",
         // An index out of range after writes to the tensor: the write is undone.
         "fn f(t, n) {\n    for i in 0..n { t[i] = 9.0 }\n    return t\n}\nlet t = [1.0, 2.0, 3.0]\nprint(f(t, 2))\nprint(f(t, 4))\n",
+        // `%` by a power of two (a mask) and by other numbers, on negative Ints.
+        "fn f(a) = (a % 8, a % 1, a % 4611686018427387904, a % 6, a % -8)\nprint(f(-13), f(13), f(-4611686018427387904))\n",
         // `%` and `^` on negative Ints, and a negative exponent (a Float).
         "fn f(a, b) = (a % b, a ^ 2, -a % 3)\nfn g(a, b) = a ^ b\nprint(f(-7, 3), f(7, -3), g(2, 3), g(2, -1))\n",
         // A variable that changes type runs in the interpreter.

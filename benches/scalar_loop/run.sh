@@ -4,20 +4,7 @@
 # Usage: benches/scalar_loop/run.sh   (prints the best of 3 runs of each, and the ratio)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-root="$here/../.."
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-flx="$root/target/release/flx"
-best() {
-    local best=999999
-    for _ in 1 2 3; do
-        local t0 t1
-        t0=$(date +%s.%N)
-        "$@" > /dev/null
-        t1=$(date +%s.%N)
-        best=$(python3 -c "print(min($best, $t1 - $t0))")
-    done
-    echo "$best"
-}
+source "$here/../common.sh"
 t_flx=$(best "$flx" run "$here/loop.flx")
 t_py=$(best python3 "$here/loop.py")
 python3 - "$t_flx" "$t_py" <<'PY'

@@ -59,14 +59,7 @@ impl Interp {
         let compiled = match variants.iter().find(|(t, _)| *t == tys) {
             Some((_, c)) => c.clone(),
             None => {
-                let c = scalar::compile(def, &tys)
-                    .map_err(|e| {
-                        if std::env::var_os("FLX_JIT_WHY").is_some() {
-                            eprintln!("jit: {}: {e}", def.name.name)
-                        }
-                    })
-                    .ok()
-                    .map(Rc::new);
+                let c = scalar::compile(def, &tys).ok().map(Rc::new);
                 variants.push((tys, c.clone()));
                 c
             }

@@ -116,9 +116,6 @@ pub fn compile(
     module
         .define_function(id, &mut ctx)
         .map_err(|e| format!("{e:?}"))?;
-    if std::env::var_os("FLX_JIT_DUMP").is_some() {
-        eprintln!("{}", ctx.func.display());
-    }
     module.finalize_definitions().map_err(|e| e.to_string())?;
     let ptr = module.get_finalized_function(id);
     Ok(Code {

@@ -260,7 +260,11 @@ impl<'a, 'b> Fx<'a, 'b> {
     /// The function's value: checked against earlier `return`s, stored, returned.
     fn finish_return(&mut self, v: Out) -> R<()> {
         let ret = match v {
-            Out::Never => return Ok(()),
+            // The current block is unreachable; it still needs an end.
+            Out::Never => {
+                self.b.ins().jump(self.bail, &[]);
+                return Ok(());
+            }
             Out::Unit => Ret::None,
             Out::Val(_, Ty::Int) => Ret::Int,
             Out::Val(_, Ty::Float) => Ret::Float,
@@ -482,7 +486,13 @@ impl<'a, 'b> Fx<'a, 'b> {
                         let fy = self.b.ins().fcvt_from_sint(F64, y);
                         Ok((self.b.ins().fdiv(fx, fy), Ty::Float))
                     }
-                    BinOp::Rem => Ok((self.int_rem(x, y), Ty::Int)),
+                    BinOp::Rem => match rhs.map(|e| &e.kind) {
+                        // Python's `%` by a positive power of two keeps the low bits.
+                        Some(ExprKind::Int(p)) if *p > 0 && (*p as u64).is_power_of_two() => {
+                            Ok((self.b.ins().band_imm_s(x, p - 1), Ty::Int))
+                        }
+                        _ => Ok((self.int_rem(x, y), Ty::Int)),
+                    },
                     BinOp::Pow => self.int_pow(x, y),
                     BinOp::Eq => cmp(self, IntCC::Equal),
                     BinOp::Ne => cmp(self, IntCC::NotEqual),
@@ -737,46 +747,53 @@ impl<'a, 'b> Fx<'a, 'b> {
         let else_b = self.b.create_block();
         let join = self.b.create_block();
         self.b.ins().brif(c, then_b, &[], else_b, &[]);
+        // Each branch ends by jumping to `join` (even one that never gets
+        // there: its block is unreachable), leaving its value in `result`.
+        let mut result: Option<(Variable, Ty)> = None;
+        let mut branch = |fx: &mut Self, out: Out| {
+            if let Out::Val(v, ty) = out {
+                let var = match result {
+                    Some((var, t)) if t == ty => Some(var),
+                    Some(_) => None,
+                    None => {
+                        let var = fx.b.declare_var(cl(ty));
+                        result = Some((var, ty));
+                        Some(var)
+                    }
+                };
+                if let Some(var) = var {
+                    fx.b.def_var(var, v);
+                }
+            }
+            fx.b.ins().jump(join, &[]);
+        };
         self.b.switch_to_block(then_b);
         let env = self.env.clone();
         let t = self.block(then)?;
-        let then_end = self.b.current_block();
+        branch(self, t);
         let then_env = std::mem::replace(&mut self.env, env);
         self.b.switch_to_block(else_b);
         let o = match otherwise {
             Some(e) => self.expr(e)?,
             None => Out::Unit,
         };
+        branch(self, o);
         // Variables of one type keep it whichever branch ran.
         for (slot, ty) in then_env {
             if self.env.get(&slot).is_some_and(|t| *t != ty) {
                 return Err("variable changes type");
             }
         }
-        // The value: both branches' types agree, or one does not finish.
-        let ty = match (t, o) {
-            (Out::Val(_, a), Out::Val(_, b)) if a == b => Some(a),
-            (Out::Val(_, a), Out::Never) | (Out::Never, Out::Val(_, a)) => Some(a),
-            (Out::Val(..), _) | (_, Out::Val(..)) => None,
-            _ => None,
-        };
-        let param = ty.map(|ty| self.b.append_block_param(join, cl(ty)));
-        let arg = |o: Out| match (o, ty) {
-            (Out::Val(v, _), Some(_)) => vec![BlockArg::Value(v)],
-            _ => vec![],
-        };
-        if !matches!(o, Out::Never) {
-            self.b.ins().jump(join, &arg(o));
-        }
-        if !matches!(t, Out::Never) {
-            let end = then_end.expect("a block");
-            self.b.switch_to_block(end);
-            self.b.ins().jump(join, &arg(t));
-        }
         self.b.switch_to_block(join);
-        Ok(match (t, o, param, ty) {
-            (Out::Never, Out::Never, ..) => Out::Never,
-            (_, _, Some(p), Some(ty)) => Out::Val(p, ty),
+        // A value when both branches give one of the same type, or one gives
+        // it and the other never finishes.
+        Ok(match (t, o, result) {
+            (Out::Never, Out::Never, _) => Out::Never,
+            (Out::Val(_, a), Out::Val(_, b), Some((var, _))) if a == b => {
+                Out::Val(self.b.use_var(var), a)
+            }
+            (Out::Val(_, a), Out::Never, Some((var, _)))
+            | (Out::Never, Out::Val(_, a), Some((var, _))) => Out::Val(self.b.use_var(var), a),
             _ => Out::Unit,
         })
     }
