@@ -3,30 +3,18 @@
 //! bit, and the same diagnostics. A failure found here stays as a case in
 //! `regressions()`.
 
-use std::cell::RefCell;
-use std::io::Write;
 use std::path::Path;
-use std::rc::Rc;
 
 use flx::eval::value::Value;
 use flx::{Options, Session};
 use proptest::prelude::*;
 
-#[derive(Clone, Default)]
-struct Buf(Rc<RefCell<Vec<u8>>>);
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+mod common;
+use common::Captured;
 
 /// Output and diagnostics of a program, and how many functions ran as machine code.
 fn run(src: &str, jit: bool) -> (String, usize) {
-    let out = Buf::default();
+    let out = Captured::default();
     let options = Options {
         seed: 0,
         step_limit: Some(1_000_000),

@@ -11,26 +11,12 @@
 //! `flx run` does. `FLX_BLESS=1 cargo test --test scripts` rewrites the
 //! expected files from the actual results.
 
-use std::cell::RefCell;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// Output collected in memory.
-#[derive(Clone, Default)]
-struct Captured(Rc<RefCell<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+mod common;
+use common::Captured;
 
 /// Run a script as `flx run` would; returns (stdout, rendered diagnostics).
 fn run_script(path: &Path) -> (String, String) {

@@ -44,7 +44,7 @@ pub fn float_rem(a: f64, b: f64) -> f64 {
     }
 }
 
-pub fn float_op(op: BinOp) -> fn(f64, f64) -> f64 {
+fn float_op(op: BinOp) -> fn(f64, f64) -> f64 {
     match op {
         BinOp::Add => |a, b| a + b,
         BinOp::Sub => |a, b| a - b,

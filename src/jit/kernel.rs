@@ -1,13 +1,14 @@
 //! A kernel tape (`kernel::tape`) as machine code: one function per tape that
 //! runs a row of the geometry matrices, reading `x M zᵀ` and the squared
-//! norms and writing every output, two columns at a time, with no buffer in
-//! between. The operations are the tape's, in the tape's order.
+//! norms and writing every output, eight columns (four `f64x2`) at a time,
+//! with no buffer in between. The operations are the tape's, in the tape's order.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F64, I64};
 use cranelift_codegen::ir::{BlockArg, InstBuilder, MemFlagsData, Value};
 
 use super::lanes::{Lanes, G};
+use super::math::{F1, F2};
 use super::{Code, PTR};
 use crate::kernel::expr::{apply_fun, apply_op, Fun, Op, ZERO_DIST};
 use crate::kernel::tape::{Instr, Src, Tape};
@@ -66,7 +67,7 @@ pub fn run_row(code: &Code, xn2: f64, zn2: &[f64], from: usize, out: &mut [&mut 
     }
 }
 
-/// The tape at columns `j..j + l.step()`.
+/// The tape at the columns of one group of `l`, from `j`.
 fn point(l: &mut Lanes, tape: &Tape, xn2: Value, zn2: Value, outs: &[Value], j: Value) {
     let mut regs: Vec<Option<G>> = Vec::new();
     let set = |regs: &mut Vec<Option<G>>, r: u16, v: G| {
@@ -174,7 +175,7 @@ fn binary(l: &mut Lanes, op: Op, x: &G, y: &G) -> G {
 }
 
 /// The tape's own function for each operation without an instruction here.
-fn unary_fn(f: Fun) -> fn(f64) -> f64 {
+fn unary_fn(f: Fun) -> F1 {
     macro_rules! table {
         ($($f:ident),*) => {
             match f {
@@ -185,7 +186,7 @@ fn unary_fn(f: Fun) -> fn(f64) -> f64 {
     table!(Neg, Exp, Log, Sqrt, Abs, Tanh, Sin, Cos, Sigmoid, Sign)
 }
 
-fn binary_fn(op: Op) -> fn(f64, f64) -> f64 {
+fn binary_fn(op: Op) -> F2 {
     macro_rules! table {
         ($($f:ident),*) => {
             match op {

@@ -1,17 +1,15 @@
 //! Native code for the hot paths, compiled by Cranelift:
 //!
 //! - `kernel`: a kernel body's tape (and its gradient's) as one fused pass
-//!   over a row of the geometry matrices, two lanes at a time;
-//! - `fused`: a chain of elementwise tensor operators as one loop;
+//!   over a row of the geometry matrices;
 //! - `scalar`: a `fn` over numbers, loops and tensor elements.
 //!
 //! Every path computes exactly what the interpreter computes: the same IEEE
 //! operations in the same order, and for everything that is not one machine
 //! instruction a call to the very Rust function the interpreter uses
 //! (`math`), so results are bitwise identical with and without `--no-jit`.
-//! `lanes` emits those operations for one value or for two lanes at a time.
+//! `lanes` emits those operations for one value or for groups of `f64x2`.
 
-pub mod fused;
 pub mod kernel;
 mod lanes;
 pub mod math;

@@ -218,12 +218,8 @@ impl<'a, 'b> Fx<'a, 'b> {
         }
         let result = fx.expr(&def.body)?;
         fx.finish_return(result)?;
-        // The bail exit: save the fuel, report failure.
         fx.b.switch_to_block(bail);
-        let f = fx.b.use_var(fx.fuel);
-        fx.b.ins().store(flags, f, fx.fuel_ptr, 0);
-        let one = fx.b.ins().iconst(I64, 1);
-        fx.b.ins().return_(&[one]);
+        fx.exit(1);
         Ok((fx.ret.unwrap_or(Ret::None), fx.writes))
     }
 
@@ -779,11 +775,7 @@ impl<'a, 'b> Fx<'a, 'b> {
         };
         branch(self, o);
         // Variables of one type keep it whichever branch ran.
-        for (slot, ty) in then_env {
-            if self.env.get(&slot).is_some_and(|t| *t != ty) {
-                return Err("variable changes type");
-            }
-        }
+        self.same_types(&then_env)?;
         self.b.switch_to_block(join);
         // A value when both branches give one of the same type, or one gives
         // it and the other never finishes.
@@ -878,13 +870,7 @@ impl<'a, 'b> Fx<'a, 'b> {
         self.b.switch_to_block(body_b);
         self.tick();
         self.bind(s, Ty::Int, i);
-        self.loops.push((latch, exit));
-        let env = self.env.clone();
-        let out = self.block(body);
-        self.loops.pop();
-        out?;
-        self.check_env(&env)?;
-        self.b.ins().jump(latch, &[]);
+        self.loop_body(body, latch, exit)?;
         self.b.switch_to_block(latch);
         let next = self.b.ins().iadd_imm_s(i, 1);
         self.b.ins().jump(head, &[BlockArg::Value(next)]);
@@ -905,20 +891,27 @@ impl<'a, 'b> Fx<'a, 'b> {
         }
         self.b.ins().brif(c, body_b, &[], exit, &[]);
         self.b.switch_to_block(body_b);
-        self.loops.push((head, exit));
-        let env = self.env.clone();
-        let out = self.block(body);
-        self.loops.pop();
-        out?;
-        self.check_env(&env)?;
-        self.b.ins().jump(head, &[]);
+        self.loop_body(body, head, exit)?;
         self.b.switch_to_block(exit);
         Ok(Out::Unit)
     }
 
-    /// A loop body leaves the variables that were live before it with their types.
-    fn check_env(&self, before: &HashMap<u32, Ty>) -> R<()> {
-        for (slot, ty) in before {
+    /// A loop body with `continue` going to `next` and `break` to `exit`,
+    /// ending with a jump to `next`; it leaves every variable's type as it was.
+    fn loop_body(&mut self, body: &Block, next: Label, exit: Label) -> R<()> {
+        self.loops.push((next, exit));
+        let before = self.env.clone();
+        let out = self.block(body);
+        self.loops.pop();
+        out?;
+        self.same_types(&before)?;
+        self.b.ins().jump(next, &[]);
+        Ok(())
+    }
+
+    /// Variables bound both here and in `other` have the same type in both.
+    fn same_types(&self, other: &HashMap<u32, Ty>) -> R<()> {
+        for (slot, ty) in other {
             if self.env.get(slot).is_some_and(|t| t != ty) {
                 return Err("variable changes type");
             }

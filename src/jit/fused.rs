@@ -1,1 +1,0 @@
-//! Fused elementwise chains (to come).
