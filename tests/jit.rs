@@ -125,9 +125,100 @@ proptest! {
     }
 
     #[test]
+    fn chains_agree(expr in chain_expr()) {
+        chain_agrees(&expr);
+    }
+
+    #[test]
     fn kernel_bodies_agree(body in kernel_body()) {
         kernel_agrees(&body);
     }
+}
+
+// ---- generated elementwise chains --------------------------------------------
+
+/// Chains over tensors large enough to run as one compiled loop: a matrix,
+/// its transpose (not in the standard layout), a row, a column, a
+/// one-element tensor, numbers, and now and then an operand that fails.
+fn chain_expr() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        4 => sel(&["A", "B", "r", "c", "one", "s", "i", "0.5", "2", "-1.5"]).prop_map(String::from),
+        1 => sel(&["bad", "\"x\"", "true"]).prop_map(String::from),
+    ];
+    leaf.prop_recursive(4, 16, 2, |inner| {
+        prop_oneof![
+            (
+                inner.clone(),
+                sel(&["+", "-", "*", "/", "%", "<", ">=", "==", "!="]),
+                inner.clone()
+            )
+                .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+            (inner.clone(), sel(&["2", "3", "0.5", "1.5", "s", "i"]))
+                .prop_map(|(a, p)| format!("({a} ^ {p})")),
+            inner.clone().prop_map(|a| format!("-{a}")),
+            (
+                sel(&["exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "round"]),
+                inner
+            )
+                .prop_map(|(f, a)| format!("{f}({a})")),
+        ]
+    })
+}
+
+/// A chain's value (bit patterns) or diagnostic, and how many chains were compiled.
+fn chain_result(expr: &str, jit: bool) -> (String, usize) {
+    let src = format!(
+        "let A = randn(130, 130, seed: 1)\nlet B = A.T * 1.0 + randn(130, 130, seed: 4).T\nlet r = randn(130, seed: 2)\nlet c = randn(130, 1, seed: 3)\nlet one = [2.5]\nlet bad = [1.0, 2.0, 3.0]\nlet s = 0.7\nlet i = 3\nlet y = {expr}\n"
+    );
+    let options = Options {
+        seed: 0,
+        step_limit: None,
+        no_jit: !jit,
+    };
+    let mut s = Session::new(Box::new(std::io::sink()), &options);
+    let text = match s.run_source("chain.flx", &src, Path::new(".")) {
+        Err(d) => s.render(&d, false),
+        Ok(_) => match s.get("y") {
+            Some(Value::Tensor(t)) => {
+                let bits: Vec<String> = t
+                    .iter()
+                    .map(|x| format!("{:x}", if x.is_nan() { 1 } else { x.to_bits() }))
+                    .collect();
+                format!("{:?} {}", t.shape(), bits.join(","))
+            }
+            other => format!("{other:?}"),
+        },
+    };
+    (text, s.interp.fused.compiled())
+}
+
+fn chain_agrees(expr: &str) -> usize {
+    let (with, compiled) = chain_result(expr, true);
+    let (without, none) = chain_result(expr, false);
+    assert_eq!(none, 0);
+    assert_eq!(with, without, "chain differs: {expr}");
+    compiled
+}
+
+#[test]
+fn generated_chains_mostly_run_as_machine_code() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let total = 100;
+    let compiled: usize = (0..total)
+        .map(|_| {
+            let expr = chain_expr()
+                .new_tree(&mut runner)
+                .expect("a chain")
+                .current();
+            chain_result(&expr, true).1.min(1)
+        })
+        .sum();
+    assert!(
+        compiled * 10 > total * 7,
+        "only {compiled} of {total} generated chains compiled"
+    );
 }
 
 // ---- generated kernel bodies ------------------------------------------------
@@ -248,6 +339,10 @@ fn regressions() {
         "fn f(n) {\n    let s = 0\n    for i in 0..n { s += 0.5 }\n    return s\n}\nprint(f(0), f(3))\n",
         // Step limit inside a compiled loop.
         "fn f() {\n    let i = 0\n    while true { i += 1 }\n    return i\n}\nprint(f())\n",
+        // A chain fails where the interpreter fails: before `f` is called.
+        "fn f() {\n    print(\"called\")\n    return 1.0\n}\nlet A = randn(200, 100)\nprint(sum(exp(-A) * 2.0 + f()))\nprint(-(A + [1.0, 2.0]) * f())\n",
+        // The step limit counts the builtins of a chain.
+        "let A = randn(3)\nlet n = 0\nwhile true {\n    A = exp(-abs(A)) * 0.5\n    n += 1\n}\n",
     ] {
         same(src);
     }

@@ -69,6 +69,8 @@ pub struct Interp {
     pub allow_writes: bool,
     /// Functions compiled to machine code, per argument types (`native`).
     pub native: super::native::Cache,
+    /// Elementwise chains compiled to machine code (`fused`).
+    pub fused: super::fused::Cache,
 }
 
 impl Interp {
@@ -91,6 +93,7 @@ impl Interp {
             script_dir: std::path::PathBuf::from("."),
             allow_writes: true,
             native: Default::default(),
+            fused: Default::default(),
         }
     }
 
@@ -162,7 +165,7 @@ impl Interp {
         result
     }
 
-    fn tick(&mut self, span: Span) -> Result<(), Flow> {
+    pub(super) fn tick(&mut self, span: Span) -> Result<(), Flow> {
         self.steps += 1;
         if self.steps > self.step_limit {
             return Err(Diag::new(
@@ -389,6 +392,11 @@ impl Interp {
             ExprKind::None => Ok(Value::None),
             ExprKind::Str(parts) => self.eval_string(parts),
             ExprKind::Name(n) => Ok(self.read_slot(n.slot.get(), &n.ident)?),
+            ExprKind::Binary(..) | ExprKind::Unary(..) | ExprKind::Call(..)
+                if super::fused::is_chain(e) && crate::jit::enabled() =>
+            {
+                self.eval_chain(e)
+            }
             ExprKind::Binary(op, a, b) => self.eval_binary(*op, a, b),
             ExprKind::Unary(op, x) => {
                 let v = self.eval(x)?;

@@ -2,6 +2,7 @@
 
 pub mod builtins;
 pub mod format;
+pub mod fused;
 pub mod interp;
 pub mod native;
 pub mod ops;

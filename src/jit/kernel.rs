@@ -3,9 +3,9 @@
 //! norms and writing every output, eight columns (four `f64x2`) at a time,
 //! with no buffer in between. The operations are the tape's, in the tape's order.
 
-use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::types::{F64, I64};
-use cranelift_codegen::ir::{BlockArg, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
 
 use super::lanes::{Lanes, G};
 use super::math::{F1, F2};
@@ -17,9 +17,6 @@ use crate::kernel::tape::{Instr, Src, Tape};
 /// holds `x M zᵀ` on entry.
 type RowFn = unsafe extern "C" fn(f64, *const f64, *const *mut f64, usize, usize);
 
-/// Vectors per step of the main loop: four independent `f64x2` chains.
-const WIDTH: usize = 4;
-
 pub fn compile(tape: &Tape) -> Result<Code, String> {
     super::compile(&[F64, PTR, PTR, I64, I64], &[], |b, cc| {
         let entry = b.current_block().expect("entry");
@@ -28,27 +25,9 @@ pub fn compile(tape: &Tape) -> Result<Code, String> {
         let out_ptrs: Vec<Value> = (0..tape.outputs.len())
             .map(|k| b.ins().load(PTR, flags, outs, 8 * k as i32))
             .collect();
-        // Groups of 2 × WIDTH columns, then the rest one at a time.
-        let mut j = from;
-        for (vector, width) in [(true, WIDTH), (false, 1)] {
-            let head = b.create_block();
-            let body = b.create_block();
-            let done = b.create_block();
-            let at = b.append_block_param(head, I64);
-            let rest = b.append_block_param(done, I64);
-            b.ins().jump(head, &[BlockArg::Value(j)]);
-            b.switch_to_block(head);
-            let step = if vector { 2 * width } else { width } as i64;
-            let next = b.ins().iadd_imm_s(at, step);
-            let fits = b.ins().icmp(IntCC::SignedLessThanOrEqual, next, m);
-            b.ins().brif(fits, body, &[], done, &[BlockArg::Value(at)]);
-            b.switch_to_block(body);
-            let mut l = Lanes::new(b, vector, width, cc);
-            point(&mut l, tape, xn2, zn2, &out_ptrs, at);
-            b.ins().jump(head, &[BlockArg::Value(next)]);
-            b.switch_to_block(done);
-            j = rest;
-        }
+        super::lanes::columns(b, cc, from, m, |l, j| {
+            point(l, tape, xn2, zn2, &out_ptrs, j)
+        });
         b.ins().return_(&[]);
         Ok(())
     })

@@ -6,7 +6,7 @@
 //! operation is the IEEE operation the interpreter performs, so every width
 //! gives the interpreter's results; what has no instruction calls Rust (`math`).
 
-use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F64, F64X2, I64, I64X2};
 use cranelift_codegen::ir::{
     AbiParam, BlockArg, InstBuilder, MemFlagsData, SigRef, Signature, Type, Value,
@@ -19,6 +19,39 @@ use super::PTR;
 
 /// One value per member of the group.
 pub type G = Vec<Value>;
+
+/// Vectors per step of a main loop: four independent `f64x2` chains.
+const WIDTH: usize = 4;
+
+/// A loop over the elements `from..to`: `point` emits the work at index `j`
+/// for groups of `2 × WIDTH` elements, then for the rest one at a time.
+pub fn columns(
+    b: &mut FunctionBuilder,
+    cc: CallConv,
+    from: Value,
+    to: Value,
+    mut point: impl FnMut(&mut Lanes, Value),
+) {
+    let mut j = from;
+    for vector in [true, false] {
+        let head = b.create_block();
+        let body = b.create_block();
+        let done = b.create_block();
+        let at = b.append_block_param(head, I64);
+        let rest = b.append_block_param(done, I64);
+        b.ins().jump(head, &[BlockArg::Value(j)]);
+        b.switch_to_block(head);
+        let (width, step) = if vector { (WIDTH, 2 * WIDTH) } else { (1, 1) };
+        let next = b.ins().iadd_imm_s(at, step as i64);
+        let fits = b.ins().icmp(IntCC::SignedLessThanOrEqual, next, to);
+        b.ins().brif(fits, body, &[], done, &[BlockArg::Value(at)]);
+        b.switch_to_block(body);
+        point(&mut Lanes::new(b, vector, width, cc), at);
+        b.ins().jump(head, &[BlockArg::Value(next)]);
+        b.switch_to_block(done);
+        j = rest;
+    }
+}
 
 pub struct Lanes<'a, 'b> {
     pub b: &'a mut FunctionBuilder<'b>,

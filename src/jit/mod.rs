@@ -2,7 +2,8 @@
 //!
 //! - `kernel`: a kernel body's tape (and its gradient's) as one fused pass
 //!   over a row of the geometry matrices;
-//! - `scalar`: a `fn` over numbers, loops and tensor elements.
+//! - `scalar`: a `fn` over numbers, loops and tensor elements;
+//! - `fused`: a chain of elementwise operations over tensors as one loop.
 //!
 //! Every path computes exactly what the interpreter computes: the same IEEE
 //! operations in the same order, and for everything that is not one machine
@@ -10,6 +11,7 @@
 //! (`math`), so results are bitwise identical with and without `--no-jit`.
 //! `lanes` emits those operations for one value or for groups of `f64x2`.
 
+pub mod fused;
 pub mod kernel;
 mod lanes;
 pub mod math;

@@ -1,0 +1,456 @@
+//! Chains of elementwise operations over tensors, such as
+//! `exp(-(a - b) ^ 2 / s) * c`, run as one loop (`jit::fused`) instead of
+//! one tensor per operator.
+//!
+//! The interpreter evaluates a chain lazily: the operands that are not part
+//! of the chain are evaluated in the usual order, and each tensor operation
+//! becomes a node with its result's shape, checked as it is met. An operation
+//! that would fail (shapes that do not broadcast, a tensor and a string, ...)
+//! is performed at once on forced operands by `ops::binary`, which gives the
+//! interpreter's own error at the same point; numbers are computed at once as
+//! usual. A chain whose result has at least `FUSE_MIN` elements runs as
+//! machine code, in parallel chunks; a smaller one runs operator by operator.
+//! Either way every element is the interpreter's, bit for bit.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::LazyLock;
+
+use rayon::prelude::*;
+
+use super::builtins::{self, tensor::UNARY};
+use super::interp::{Flow, Interp};
+use super::ops;
+use super::value::{Tensor, Value};
+use crate::diag::{Diag, Span};
+use crate::jit::fused::{self as native, Step};
+use crate::jit::Code;
+use crate::syntax::ast::{Arg, BinOp, Expr, ExprKind, Slot, UnOp};
+use crate::tensor;
+
+/// Smallest result (in elements) worth compiling and running as one loop;
+/// below it the operators run one by one. Measured in `docs/performance.md`.
+pub const FUSE_MIN: usize = 1 << 14;
+
+/// Elements per parallel task.
+const TASK: usize = 1 << 15;
+
+/// Compiled chains, by their steps (`None`: failed to compile, runs unfused).
+#[derive(Default)]
+pub struct Cache(HashMap<Vec<Step>, Option<Rc<Code>>>);
+
+impl Cache {
+    /// How many chains run as machine code.
+    pub fn compiled(&self) -> usize {
+        self.0.values().filter(|c| c.is_some()).count()
+    }
+}
+
+/// A value, or an elementwise operation on tensors not yet performed.
+pub enum Lazy {
+    Value(Value),
+    Chain(Box<Chain>),
+}
+
+pub struct Chain {
+    shape: Vec<usize>,
+    op: Op,
+}
+
+enum Op {
+    Binary {
+        op: BinOp,
+        l: Lazy,
+        r: Lazy,
+        spans: (Span, Span),
+        /// The exponent of `x ^ p` when `p` is a literal number.
+        literal_power: Option<f64>,
+    },
+    Neg(Lazy),
+    /// The builtin `UNARY[k]`.
+    Call(u8, Lazy),
+}
+
+impl Lazy {
+    fn shape(&self) -> Option<&[usize]> {
+        match self {
+            Lazy::Value(Value::Tensor(t)) => Some(t.shape()),
+            Lazy::Value(_) => None,
+            Lazy::Chain(c) => Some(&c.shape),
+        }
+    }
+
+    fn is_number(&self) -> bool {
+        matches!(self, Lazy::Value(Value::Int(_) | Value::Float(_)))
+    }
+}
+
+fn elementwise(op: BinOp) -> bool {
+    !matches!(op, BinOp::MatMul | BinOp::And | BinOp::Or)
+}
+
+/// For each builtin (by index), its position in `UNARY` if it is one.
+static UNARY_BUILTIN: LazyLock<Vec<Option<u8>>> = LazyLock::new(|| {
+    builtins::TABLE
+        .iter()
+        .map(|b| {
+            UNARY
+                .iter()
+                .position(|(n, _)| *n == b.name)
+                .map(|k| k as u8)
+        })
+        .collect()
+});
+
+/// `f(x)` for a builtin `f` of `UNARY`: its builtin index and `UNARY` index.
+fn unary_call(callee: &Expr, args: &[Arg]) -> Option<(u32, u8)> {
+    let ExprKind::Name(n) = &callee.kind else {
+        return None;
+    };
+    let Slot::Builtin(b) = n.slot.get() else {
+        return None;
+    };
+    match args {
+        [a] if a.name.is_none() => UNARY_BUILTIN[b as usize].map(|k| (b, k)),
+        _ => None,
+    }
+}
+
+/// Whether `e` is one elementwise operation.
+fn link(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Binary(op, ..) => elementwise(*op),
+        ExprKind::Unary(op, _) => *op == UnOp::Neg,
+        ExprKind::Call(callee, args) => unary_call(callee, args).is_some(),
+        _ => false,
+    }
+}
+
+/// Whether `e` is an elementwise operation on another: the root of a chain.
+pub fn is_chain(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Binary(op, a, b) => elementwise(*op) && (link(a) || link(b)),
+        ExprKind::Unary(UnOp::Neg, x) => link(x),
+        ExprKind::Call(callee, args) => unary_call(callee, args).is_some() && link(&args[0].value),
+        _ => false,
+    }
+}
+
+impl Interp {
+    /// Evaluate a chain (`is_chain`).
+    pub(super) fn eval_chain(&mut self, e: &Expr) -> Result<Value, Flow> {
+        let z = self.lazy(e)?;
+        Ok(self.force(z)?)
+    }
+
+    fn lazy(&mut self, e: &Expr) -> Result<Lazy, Flow> {
+        match &e.kind {
+            ExprKind::Binary(op, a, b) if elementwise(*op) => {
+                let l = self.lazy(a)?;
+                let r = self.lazy(b)?;
+                self.lazy_binary(*op, l, r, a, b)
+            }
+            ExprKind::Unary(UnOp::Neg, x) => match self.lazy(x)? {
+                Lazy::Value(v) if !matches!(v, Value::Tensor(_)) => Ok(Lazy::Value(
+                    ops::unary(UnOp::Neg, v).map_err(|d| d.or_at(e.span))?,
+                )),
+                x => Ok(chain(x.shape().expect("a tensor").to_vec(), Op::Neg(x))),
+            },
+            ExprKind::Call(callee, args) => {
+                let Some((b, k)) = unary_call(callee, args) else {
+                    return self.eval(e).map(Lazy::Value);
+                };
+                let arg = &args[0].value;
+                match self.lazy(arg)? {
+                    Lazy::Value(v) if !matches!(v, Value::Tensor(_)) => Ok(Lazy::Value(
+                        self.call_value(&Value::Builtin(b), vec![(v, arg.span)], vec![], e.span)?,
+                    )),
+                    x => {
+                        self.tick(e.span)?;
+                        Ok(chain(x.shape().expect("a tensor").to_vec(), Op::Call(k, x)))
+                    }
+                }
+            }
+            _ => self.eval(e).map(Lazy::Value),
+        }
+    }
+
+    fn lazy_binary(
+        &mut self,
+        op: BinOp,
+        l: Lazy,
+        r: Lazy,
+        a: &Expr,
+        b: &Expr,
+    ) -> Result<Lazy, Flow> {
+        // The result's shape, when the operation is elementwise on tensors and succeeds.
+        let shape = match (l.shape(), r.shape()) {
+            (Some(s), Some(t)) if s == t => Some(s.to_vec()),
+            (Some(s), Some(t)) => {
+                tensor::broadcast_shape(s, t).filter(|shape| tensor::check_elements(shape).is_ok())
+            }
+            (Some(s), None) if r.is_number() => Some(s.to_vec()),
+            (None, Some(t)) if l.is_number() => Some(t.to_vec()),
+            _ => None,
+        };
+        if let Some(shape) = shape {
+            let literal_power = match (&r, &b.kind) {
+                (Lazy::Value(p), ExprKind::Int(_) | ExprKind::Float(_)) if op == BinOp::Pow => {
+                    p.as_f64()
+                }
+                _ => None,
+            };
+            let spans = (a.span, b.span);
+            return Ok(chain(
+                shape,
+                Op::Binary {
+                    op,
+                    l,
+                    r,
+                    spans,
+                    literal_power,
+                },
+            ));
+        }
+        // Numbers, or an operation that fails or is not elementwise: as `eval_binary`.
+        let (l, r) = (self.force(l)?, self.force(r)?);
+        if let Some(v) = ops::scalar_fast(op, &l, &r) {
+            return Ok(Lazy::Value(v));
+        }
+        Ok(Lazy::Value(ops::binary(op, l, r, a.span, b.span)?))
+    }
+
+    /// The value of `z`, computing its chain.
+    fn force(&mut self, z: Lazy) -> Result<Value, Diag> {
+        let c = match z {
+            Lazy::Value(v) => return Ok(v),
+            Lazy::Chain(c) => c,
+        };
+        if c.shape.iter().product::<usize>() >= FUSE_MIN {
+            if let Some(t) = self.run_native(&c) {
+                return Ok(Value::tensor(t));
+            }
+        }
+        match c.op {
+            Op::Binary {
+                op, l, r, spans, ..
+            } => {
+                let (l, r) = (self.force(l)?, self.force(r)?);
+                ops::binary(op, l, r, spans.0, spans.1)
+            }
+            Op::Neg(x) => ops::unary(UnOp::Neg, self.force(x)?),
+            Op::Call(k, x) => match self.force(x)? {
+                Value::Tensor(t) => Ok(Value::tensor(t.mapv(UNARY[k as usize].1))),
+                _ => unreachable!("a chain is over tensors"),
+            },
+        }
+    }
+
+    /// Run a chain as one compiled loop (`None` if it does not compile).
+    fn run_native(&mut self, c: &Chain) -> Option<Tensor> {
+        let mut steps = Vec::new();
+        let mut inputs = Vec::new();
+        flatten(c, &mut steps, &mut inputs);
+        let (rows, layouts, _copies) = layouts(&c.shape, &inputs);
+        let mut layout = layouts.iter();
+        for s in &mut steps {
+            if let Step::Input { repeated } = s {
+                *repeated = layout.next().expect("a layout per input").repeated;
+            }
+        }
+        let code = self
+            .fused
+            .0
+            .entry(steps)
+            .or_insert_with_key(|steps| native::compile(steps).ok().map(Rc::new))
+            .clone()?;
+        Some(run(&code, &c.shape, &rows, &layouts))
+    }
+}
+
+fn chain(shape: Vec<usize>, op: Op) -> Lazy {
+    Lazy::Chain(Box::new(Chain { shape, op }))
+}
+
+/// An input of a compiled chain.
+enum Input<'a> {
+    Number(f64),
+    Tensor(&'a Tensor),
+}
+
+/// The chain's steps in postfix order, and its inputs in the order of their steps.
+fn flatten<'a>(c: &'a Chain, steps: &mut Vec<Step>, inputs: &mut Vec<Input<'a>>) {
+    let mut operand = |z: &'a Lazy, steps: &mut Vec<Step>| match z {
+        Lazy::Chain(c) => flatten(c, steps, inputs),
+        Lazy::Value(Value::Tensor(t)) => {
+            inputs.push(Input::Tensor(t));
+            steps.push(Step::Input { repeated: false });
+        }
+        Lazy::Value(v) => {
+            inputs.push(Input::Number(v.as_f64().expect("a number")));
+            steps.push(Step::Input { repeated: true });
+        }
+    };
+    match &c.op {
+        Op::Binary {
+            op,
+            l,
+            r,
+            literal_power,
+            ..
+        } => {
+            operand(l, steps);
+            match literal_power {
+                Some(p) => steps.push(Step::PowConst(p.to_bits())),
+                None => {
+                    operand(r, steps);
+                    steps.push(Step::Binary(*op));
+                }
+            }
+        }
+        Op::Neg(x) => {
+            operand(x, steps);
+            steps.push(Step::Neg);
+        }
+        Op::Call(k, x) => {
+            operand(x, steps);
+            steps.push(Step::Call(*k));
+        }
+    }
+}
+
+/// How one input is read along a row of the result.
+struct Layout {
+    /// Its first element, as an address (so that tasks can share it).
+    first: usize,
+    /// Its strides (in elements) over the axes of the result but the last.
+    outer: Vec<isize>,
+    /// One element for the whole row, or consecutive ones.
+    repeated: bool,
+}
+
+/// How each input is read, with the copies made for the purpose. The result
+/// is written row by row along its last axis, unless every input is a
+/// number, one element, or of the result's shape in the standard layout:
+/// then it is one row. A tensor row that is neither one repeated element nor
+/// consecutive is read from a copy in the standard layout.
+fn layouts(shape: &[usize], inputs: &[Input]) -> (Vec<usize>, Vec<Layout>, Vec<Tensor>) {
+    let one_row = inputs.iter().all(|i| match i {
+        Input::Number(_) => true,
+        Input::Tensor(t) => t.len() == 1 || (t.shape() == shape && t.is_standard_layout()),
+    });
+    if one_row {
+        let layouts = inputs
+            .iter()
+            .map(|i| match i {
+                Input::Number(x) => Layout {
+                    first: x as *const f64 as usize,
+                    outer: vec![],
+                    repeated: true,
+                },
+                Input::Tensor(t) => Layout {
+                    first: t.as_ptr() as usize,
+                    outer: vec![],
+                    repeated: t.len() == 1,
+                },
+            })
+            .collect();
+        return (vec![shape.iter().product()], layouts, Vec::new());
+    }
+    let cols = *shape.last().expect("a row");
+    let copies: Vec<Tensor> = inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::Tensor(t) => {
+                let inner = *t
+                    .broadcast(shape)
+                    .expect("checked")
+                    .strides()
+                    .last()
+                    .expect("a row");
+                (cols > 1 && inner != 0 && inner != 1).then(|| t.as_standard_layout().into_owned())
+            }
+            Input::Number(_) => None,
+        })
+        .collect();
+    let mut copied = copies.iter();
+    let layouts = inputs
+        .iter()
+        .map(|i| match i {
+            Input::Number(x) => Layout {
+                first: x as *const f64 as usize,
+                outer: vec![0; shape.len() - 1],
+                repeated: true,
+            },
+            Input::Tensor(t) => {
+                let mut view = t.broadcast(shape).expect("checked");
+                let inner = *view.strides().last().expect("a row");
+                if cols > 1 && inner != 0 && inner != 1 {
+                    view = copied
+                        .next()
+                        .expect("copied")
+                        .broadcast(shape)
+                        .expect("checked");
+                }
+                let (outer, inner) = view.strides().split_at(shape.len() - 1);
+                Layout {
+                    first: view.as_ptr() as usize,
+                    outer: outer.to_vec(),
+                    repeated: cols == 1 || inner[0] == 0,
+                }
+            }
+        })
+        .collect();
+    (shape.to_vec(), layouts, copies)
+}
+
+/// Run `code` over a result of `rows` shape (its last axis a row), reading
+/// the inputs as `layouts` say. Tasks of about `TASK` elements run in
+/// parallel; every element is computed the same way whatever the split.
+fn run(code: &Code, shape: &[usize], rows: &[usize], layouts: &[Layout]) -> Tensor {
+    let n: usize = rows.iter().product();
+    let cols = *rows.last().expect("a row");
+    let outer = &rows[..rows.len() - 1];
+    // Row `r` from column `from`, into `out`.
+    let at = |r: usize, from: usize, out: &mut [f64]| {
+        let pointers: Vec<*const f64> = layouts
+            .iter()
+            .map(|l| {
+                let (mut offset, mut rest) = (0isize, r);
+                for (d, &len) in outer.iter().enumerate().rev() {
+                    offset += (rest % len) as isize * l.outer[d];
+                    rest /= len;
+                }
+                if !l.repeated {
+                    offset += from as isize;
+                }
+                (l.first as *const f64).wrapping_offset(offset)
+            })
+            .collect();
+        // SAFETY: the code was compiled for these inputs, repeated or not as
+        // laid out; each consecutive one has the row's elements from `from`.
+        unsafe { native::run(code, &pointers, out) }
+    };
+    let mut out = vec![0.0; n];
+    if n <= TASK {
+        for (r, row) in out.chunks_mut(cols).enumerate() {
+            at(r, 0, row);
+        }
+    } else if cols >= TASK {
+        out.par_chunks_mut(cols).enumerate().for_each(|(r, row)| {
+            row.par_chunks_mut(TASK)
+                .enumerate()
+                .for_each(|(c, piece)| at(r, c * TASK, piece))
+        });
+    } else {
+        let per_task = TASK / cols;
+        out.par_chunks_mut(per_task * cols)
+            .enumerate()
+            .for_each(|(t, piece)| {
+                for (i, row) in piece.chunks_mut(cols).enumerate() {
+                    at(t * per_task + i, 0, row);
+                }
+            });
+    }
+    Tensor::from_shape_vec(shape, out).expect("n elements")
+}
