@@ -7,6 +7,10 @@
 //! - `pi_loop`: `benches/jit/pi.flx` (a Monte-Carlo estimate of π with a
 //!   hand-written LCG, 10^7 steps) compiled by the JIT, against the same
 //!   loop in Rust. `benches/jit/run.sh` adds the interpreter and CPython.
+//! - `chain_1e7`: `exp(-(a - b) ^ 2 / s) * c` over 10^7 elements as one
+//!   compiled loop, against the interpreter's operator-by-operator path
+//!   (`--no-jit`); `chain_size` the same at sizes around `FUSE_MIN`, where
+//!   the two meet.
 
 use std::path::Path;
 
@@ -122,5 +126,49 @@ fn pi_loop(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kernel_pass, pi_loop);
+/// The chain both ways over vectors of `n` elements, in one group.
+fn chain_both_ways(c: &mut Criterion, group: &str, sizes: &[usize]) {
+    // Fused at every size, so that the sizes below the threshold measure it too.
+    flx::eval::fused::set_fuse_min(1);
+    let mut g = c.benchmark_group(group);
+    g.sample_size(10);
+    for &n in sizes {
+        for (name, jit) in [("fused", true), ("unfused", false)] {
+            let mut s = Session::new(
+                Box::new(std::io::sink()),
+                &Options {
+                    no_jit: !jit,
+                    ..Options::default()
+                },
+            );
+            run(&mut s, &format!("let a = randn({n}, seed: 1)\nlet b = randn({n}, seed: 2)\nlet c = randn({n}, seed: 3)\nlet s = 2.0"));
+            let chain = "exp(-(a - b) ^ 2 / s) * c";
+            run(&mut s, chain); // compiled here, once
+            g.bench_function(format!("{name}/{n}"), |b| b.iter(|| run(&mut s, chain)));
+        }
+    }
+    g.finish();
+    flx::jit::set_enabled(true);
+    flx::eval::fused::set_fuse_min(flx::eval::fused::FUSE_MIN);
+}
+
+fn chain(c: &mut Criterion) {
+    flx::set_threads(flx::default_threads());
+    chain_both_ways(c, "chain_1e7", &[10_000_000]);
+    let around = flx::eval::fused::FUSE_MIN;
+    chain_both_ways(
+        c,
+        "chain_size",
+        &[
+            around / 8,
+            around / 4,
+            around / 2,
+            around,
+            2 * around,
+            8 * around,
+        ],
+    );
+}
+
+criterion_group!(benches, kernel_pass, pi_loop, chain);
 criterion_main!(benches);

@@ -126,7 +126,7 @@ proptest! {
 
     #[test]
     fn chains_agree(expr in chain_expr()) {
-        chain_agrees(&expr);
+        chain_agrees(CHAIN_SETUP, &expr);
     }
 
     #[test]
@@ -165,11 +165,14 @@ fn chain_expr() -> impl Strategy<Value = String> {
     })
 }
 
-/// A chain's value (bit patterns) or diagnostic, and how many chains were compiled.
-fn chain_result(expr: &str, jit: bool) -> (String, usize) {
-    let src = format!(
-        "let A = randn(130, 130, seed: 1)\nlet B = A.T * 1.0 + randn(130, 130, seed: 4).T\nlet r = randn(130, seed: 2)\nlet c = randn(130, 1, seed: 3)\nlet one = [2.5]\nlet bad = [1.0, 2.0, 3.0]\nlet s = 0.7\nlet i = 3\nlet y = {expr}\n"
-    );
+/// The operands of generated chains: 200 × 200 results are more than one
+/// parallel task, whole or row by row.
+const CHAIN_SETUP: &str = "let A = randn(200, 200, seed: 1)\nlet B = A.T * 1.0 + randn(200, 200, seed: 4).T\nlet r = randn(200, seed: 2)\nlet c = randn(200, 1, seed: 3)\nlet one = [2.5]\nlet bad = [1.0, 2.0, 3.0]\nlet s = 0.7\nlet i = 3\n";
+
+/// The value of `y = expr` after `setup` (bit patterns) or the diagnostic,
+/// and how many chains were compiled.
+fn chain_result(setup: &str, expr: &str, jit: bool) -> (String, usize) {
+    let src = format!("{setup}let y = {expr}\n");
     let options = Options {
         seed: 0,
         step_limit: None,
@@ -192,9 +195,9 @@ fn chain_result(expr: &str, jit: bool) -> (String, usize) {
     (text, s.interp.fused.compiled())
 }
 
-fn chain_agrees(expr: &str) -> usize {
-    let (with, compiled) = chain_result(expr, true);
-    let (without, none) = chain_result(expr, false);
+fn chain_agrees(setup: &str, expr: &str) -> usize {
+    let (with, compiled) = chain_result(setup, expr, true);
+    let (without, none) = chain_result(setup, expr, false);
     assert_eq!(none, 0);
     assert_eq!(with, without, "chain differs: {expr}");
     compiled
@@ -212,7 +215,7 @@ fn generated_chains_mostly_run_as_machine_code() {
                 .new_tree(&mut runner)
                 .expect("a chain")
                 .current();
-            chain_result(&expr, true).1.min(1)
+            chain_result(CHAIN_SETUP, &expr, true).1.min(1)
         })
         .sum();
     assert!(
@@ -346,6 +349,12 @@ fn regressions() {
     ] {
         same(src);
     }
+    // Rows longer than a parallel task, split across tasks.
+    let long_rows = "let W = randn(3, 40000, seed: 5)\nlet w = randn(40000, seed: 6)\n";
+    assert_eq!(
+        chain_agrees(long_rows, "exp(-(W - w) ^ 2) * W.T.T + w % 0.3"),
+        1
+    );
     // Kernel powers are `expr::pow` (powf for 0.5), not `ops::pow` (sqrt).
     assert!(kernel_agrees("((znorm - dot) ^ 0.5)"));
     assert!(kernel_agrees("exp(-dist / L) + (sqdist ^ 3)"));

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::LazyLock;
 
 use rayon::prelude::*;
@@ -29,8 +30,16 @@ use crate::syntax::ast::{Arg, BinOp, Expr, ExprKind, Slot, UnOp};
 use crate::tensor;
 
 /// Smallest result (in elements) worth compiling and running as one loop;
-/// below it the operators run one by one. Measured in `docs/performance.md`.
+/// below it the operators run one by one. Measured in `docs/performance.md`
+/// (`cargo bench --bench jit -- chain_size`, which moves it).
 pub const FUSE_MIN: usize = 1 << 14;
+
+static FUSE_MIN_NOW: AtomicUsize = AtomicUsize::new(FUSE_MIN);
+
+/// Change the threshold (for measuring it); results are the same either way.
+pub fn set_fuse_min(n: usize) {
+    FUSE_MIN_NOW.store(n, Ordering::Relaxed);
+}
 
 /// Elements per parallel task.
 const TASK: usize = 1 << 15;
@@ -226,7 +235,7 @@ impl Interp {
             Lazy::Value(v) => return Ok(v),
             Lazy::Chain(c) => c,
         };
-        if c.shape.iter().product::<usize>() >= FUSE_MIN {
+        if c.shape.iter().product::<usize>() >= FUSE_MIN_NOW.load(Ordering::Relaxed) {
             if let Some(t) = self.run_native(&c) {
                 return Ok(Value::tensor(t));
             }
