@@ -358,6 +358,8 @@ fn regressions() {
     // Kernel powers are `expr::pow` (powf for 0.5), not `ops::pow` (sqrt).
     assert!(kernel_agrees("((znorm - dot) ^ 0.5)"));
     assert!(kernel_agrees("exp(-dist / L) + (sqdist ^ 3)"));
+    // `exp` beyond [-708, 709] and of nan goes to the cold block, lane by lane.
+    assert!(kernel_agrees("exp(dot * 400.0) + exp(-sqdist * 500.0) + exp(log(dot))"));
 }
 
 #[test]

@@ -93,6 +93,13 @@ impl<'a, 'b> Lanes<'a, 'b> {
     }
 
     pub fn c(&mut self, x: f64) -> G {
+        if self.ty == F64X2 {
+            // A vector constant is one load, which arithmetic can take as an operand.
+            let bytes: Vec<u8> = [x, x].iter().flat_map(|v| v.to_le_bytes()).collect();
+            let k = self.b.func.dfg.constants.insert(bytes.into());
+            let v = self.b.ins().vconst(F64X2, k);
+            return vec![v; self.width];
+        }
         let s = self.b.ins().f64const(x);
         self.splat(s)
     }
@@ -247,18 +254,19 @@ impl<'a, 'b> Lanes<'a, 'b> {
     /// outside [-708, 709] (in a cold block, for the whole group).
     pub fn exp(&mut self, x: &G) -> G {
         use crate::kernel::tape::exp_consts::*;
+        // The tape clamps x to [-708, 709] first; that changes no lane the
+        // polynomial's result is kept for (the others take the cold block's).
         let (lo, hi) = (self.c(-708.0), self.c(709.0));
-        let v = self.map2(x, &lo, |b, x, lo| b.ins().fmax(x, lo));
-        let v = self.map2(&v, &hi, |b, v, hi| b.ins().fmin(v, hi));
+        let v = x;
         let log2e = self.c(LOG2E);
         let shifter = self.c(SHIFTER);
-        let t = self.mul(&v, &log2e);
+        let t = self.mul(v, &log2e);
         let t = self.add(&t, &shifter);
         let k = self.sub(&t, &shifter);
         let (ln2_hi, ln2_lo) = (self.c(LN2_HI), self.c(LN2_LO));
         let khi = self.mul(&k, &ln2_hi);
         let klo = self.mul(&k, &ln2_lo);
-        let r = self.sub(&v, &khi);
+        let r = self.sub(v, &khi);
         let r = self.sub(&r, &klo);
         let mut p = self.c(C[12]);
         for &c in C[..12].iter().rev() {
