@@ -4,6 +4,9 @@
 //! - `kernel_pass`: a Laplace body over a 4000 × 4000 geometry matrix (the
 //!   pass after the GEMM), compiled by the JIT, run by the tape interpreter,
 //!   and as a hand-written Rust loop.
+//! - `gram`: `gram` with a Laplace body at n = 4000, d = 100 (GEMM, norms
+//!   and the fused pass), with the JIT and with the tape, against faer's GEMM
+//!   followed by a hand-written Rust loop.
 //! - `pi_loop`: `benches/jit/pi.flx` (a Monte-Carlo estimate of π with a
 //!   hand-written LCG, 10^7 steps) compiled by the JIT, against the same
 //!   loop in Rust. `benches/jit/run.sh` adds the interpreter and CPython.
@@ -90,6 +93,76 @@ fn kernel_pass(c: &mut Criterion) {
     flx::jit::set_enabled(true);
 }
 
+/// `gram` of the Laplace kernel as a researcher would write it in Rust: faer's
+/// GEMM for `X Zᵀ`, then one parallel loop over its columns.
+fn gram_by_hand(x: faer::MatRef<f64>, z: faer::MatRef<f64>, l: f64) -> faer::Mat<f64> {
+    let (n, m) = (x.nrows(), z.nrows());
+    let mut g = faer::Mat::<f64>::zeros(n, m);
+    faer::linalg::matmul::matmul(
+        g.as_mut(),
+        faer::Accum::Replace,
+        x,
+        z.transpose(),
+        1.0,
+        faer::Par::rayon(flx::default_threads()),
+    );
+    let norms = |a: faer::MatRef<f64>| -> Vec<f64> {
+        (0..a.nrows())
+            .map(|i| (0..a.ncols()).map(|k| a[(i, k)] * a[(i, k)]).sum())
+            .collect()
+    };
+    let (xn2, zn2) = (norms(x), norms(z));
+    let stride = g.col_stride() as usize;
+    let base = g.as_ptr_mut() as usize;
+    (0..m).into_par_iter().for_each(|j| {
+        // SAFETY: column j of `g`, one task per column.
+        let col = unsafe { std::slice::from_raw_parts_mut((base as *mut f64).add(j * stride), n) };
+        for (i, g) in col.iter_mut().enumerate() {
+            let sq = (xn2[i] + zn2[j] - 2.0 * *g).max(0.0);
+            *g = (-sq.sqrt() / l).exp();
+        }
+    });
+    g
+}
+
+fn gram(c: &mut Criterion) {
+    let mut s = session();
+    run(&mut s, "kernel laplace(L = 10.0) = exp(-dist / L)\nlet k = laplace(L: 10.0)\nlet X = randn(4000, 100, seed: 1)\nlet Z = randn(4000, 100, seed: 2)");
+    let faer_of = |name: &str, s: &mut Session| {
+        let Value::Tensor(t) = run(s, name) else {
+            panic!("a tensor")
+        };
+        faer::Mat::<f64>::from_fn(t.shape()[0], t.shape()[1], |i, j| t[[i, j]])
+    };
+    let (x, z) = (faer_of("X", &mut s), faer_of("Z", &mut s));
+    let Value::Tensor(flx_g) = run(&mut s, "gram(k, X, Z)") else {
+        panic!("a tensor")
+    };
+    let by_hand = gram_by_hand(x.as_ref(), z.as_ref(), 10.0);
+    let worst = (0..4000)
+        .flat_map(|i| (0..4000).map(move |j| (i, j)))
+        .map(|(i, j)| (flx_g[[i, j]] - by_hand[(i, j)]).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-12, "flx and the Rust loop differ by {worst}");
+    let mut g = c.benchmark_group("gram_4000");
+    g.sample_size(10);
+    for (name, jit) in [("flx JIT", true), ("flx tape", false)] {
+        g.bench_function(format!("{name}, gram(k, X, Z)"), |b| {
+            flx::jit::set_enabled(jit);
+            b.iter(|| run(&mut s, "gram(k, X, Z)"))
+        });
+    }
+    g.bench_function("flx JIT, gram(k, X, X) (symmetric: half the GEMM)", |b| {
+        flx::jit::set_enabled(true);
+        b.iter(|| run(&mut s, "gram(k, X, X)"))
+    });
+    g.bench_function("faer GEMM + hand-written Rust loop", |b| {
+        b.iter(|| gram_by_hand(x.as_ref(), z.as_ref(), 10.0))
+    });
+    g.finish();
+    flx::jit::set_enabled(true);
+}
+
 /// `estimate_pi` of `benches/jit/pi.flx`, as a researcher would write it in Rust.
 fn estimate_pi(steps: i64, seed: i64) -> f64 {
     let mut state = seed;
@@ -170,5 +243,5 @@ fn chain(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, kernel_pass, pi_loop, chain);
+criterion_group!(benches, kernel_pass, gram, pi_loop, chain);
 criterion_main!(benches);

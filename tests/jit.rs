@@ -359,7 +359,9 @@ fn regressions() {
     assert!(kernel_agrees("((znorm - dot) ^ 0.5)"));
     assert!(kernel_agrees("exp(-dist / L) + (sqdist ^ 3)"));
     // `exp` beyond [-708, 709] and of nan goes to the cold block, lane by lane.
-    assert!(kernel_agrees("exp(dot * 400.0) + exp(-sqdist * 500.0) + exp(log(dot))"));
+    assert!(kernel_agrees(
+        "exp(dot * 400.0) + exp(-sqdist * 500.0) + exp(log(dot))"
+    ));
 }
 
 #[test]

@@ -1,8 +1,41 @@
 //! Any text: check and run it with a step budget, small tensors and no file
-//! writes. The result is a value or a diagnostic that renders. Never a panic,
-//! never a hang.
+//! writes, once with the JIT and once without. The result is a value or a
+//! diagnostic that renders, the same both ways. Never a panic, never a hang.
 #![no_main]
+use std::cell::RefCell;
+use std::io::Write;
+use std::rc::Rc;
+
 use libfuzzer_sys::fuzz_target;
+
+/// Everything the program prints.
+#[derive(Clone, Default)]
+struct Printed(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Printed {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a run prints, then its diagnostic if it fails.
+fn run(text: &str, jit: bool) -> String {
+    let printed = Printed::default();
+    let options = flx::Options { seed: 0, step_limit: Some(20_000), no_jit: !jit };
+    let mut session = flx::Session::new(Box::new(printed.clone()), &options);
+    session.interp.allow_writes = false;
+    let dir = std::env::temp_dir();
+    let result = session.run_source("fuzz.flx", text, &dir).and_then(|_| session.call_main(Vec::new()));
+    let mut out = String::from_utf8_lossy(&printed.0.borrow()).into_owned();
+    if let Err(diags) = result {
+        out += &session.render(&diags, false);
+    }
+    out
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -11,15 +44,16 @@ fuzz_target!(|data: &[u8]| {
         .stack_size(256 << 20)
         .spawn(move || {
             flx::tensor::set_max_elements(1 << 16);
-            let options = flx::Options { seed: 0, step_limit: Some(20_000), no_jit: false };
-            let mut session = flx::Session::new(Box::new(std::io::sink()), &options);
-            session.interp.allow_writes = false;
-            let dir = std::env::temp_dir();
-            if let Err(diags) = session.run_source("fuzz.flx", &text, &dir).and_then(|_| session.call_main(Vec::new())) {
-                let _ = session.render(&diags, false);
+            // Every elementwise chain runs compiled, however small.
+            flx::eval::fused::set_fuse_min(1);
+            let with = run(&text, true);
+            let without = run(&text, false);
+            // The clock is the one thing that may differ between runs.
+            if !text.contains("time") {
+                assert_eq!(with, without, "the JIT and the interpreter differ");
             }
         })
         .expect("spawn")
         .join()
-        .expect("the interpreter panicked");
+        .expect("the interpreter panicked, or the JIT differs");
 });
