@@ -305,9 +305,23 @@ pub fn did_you_mean<'a>(
         }
         let score = strsim::jaro_winkler(name, c);
         let close = strsim::levenshtein(name, c) <= name.len().max(c.len()) / 3;
-        if (score > 0.85 || close) && best.is_none_or(|(s, _)| score > s) {
+        // Equal scores go to the first name alphabetically: candidates may
+        // come from a hash map, and the suggestion must not depend on its order.
+        if (score > 0.85 || close) && best.is_none_or(|(s, b)| score > s || (score == s && c < b)) {
             best = Some((score, c));
         }
     }
     best.map(|(_, c)| format!("did you mean `{c}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn ties_do_not_depend_on_the_order_of_candidates() {
+        let want = Some("did you mean `scale_a`?".to_string());
+        assert_eq!(did_you_mean("sca", ["scale_a", "scale_w"]), want);
+        assert_eq!(did_you_mean("sca", ["scale_w", "scale_a"]), want);
+    }
 }
