@@ -260,6 +260,7 @@ impl Interp {
         let mut steps = Vec::new();
         let mut inputs = Vec::new();
         flatten(c, &mut steps, &mut inputs);
+        // The layouts point into `inputs` and `_copies`, alive until the run ends.
         let (rows, layouts, _copies) = layouts(&c.shape, &inputs);
         let mut layout = layouts.iter();
         for s in &mut steps {

@@ -257,16 +257,15 @@ impl<'a, 'b> Lanes<'a, 'b> {
         // The tape clamps x to [-708, 709] first; that changes no lane the
         // polynomial's result is kept for (the others take the cold block's).
         let (lo, hi) = (self.c(-708.0), self.c(709.0));
-        let v = x;
         let log2e = self.c(LOG2E);
         let shifter = self.c(SHIFTER);
-        let t = self.mul(v, &log2e);
+        let t = self.mul(x, &log2e);
         let t = self.add(&t, &shifter);
         let k = self.sub(&t, &shifter);
         let (ln2_hi, ln2_lo) = (self.c(LN2_HI), self.c(LN2_LO));
         let khi = self.mul(&k, &ln2_hi);
         let klo = self.mul(&k, &ln2_lo);
-        let r = self.sub(v, &khi);
+        let r = self.sub(x, &khi);
         let r = self.sub(&r, &klo);
         let mut p = self.c(C[12]);
         for &c in C[..12].iter().rev() {
