@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use flx::eval::value::Value;
+use flx::eval::value::{Tensor, Value};
 use flx::{Options, Session};
 use proptest::prelude::*;
 
@@ -27,6 +27,24 @@ fn run(src: &str, jit: bool) -> (String, usize) {
         text.push_str(&s.render(&d, false));
     }
     (text, s.interp.native.compiled())
+}
+
+/// A tensor's elements as bit patterns; every nan counts as one.
+fn bits(t: &Tensor) -> String {
+    let bits: Vec<String> = t
+        .iter()
+        .map(|x| format!("{:x}", if x.is_nan() { 1 } else { x.to_bits() }))
+        .collect();
+    bits.join(",")
+}
+
+/// How many of `total` cases drawn from `strategy` (always the same ones) pass `ok`.
+fn passing<S: Strategy>(strategy: S, total: usize, ok: impl Fn(&S::Value) -> bool) -> usize {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    (0..total)
+        .filter(|_| ok(&strategy.new_tree(&mut runner).expect("a case").current()))
+        .count()
 }
 
 fn same(src: &str) -> usize {
@@ -182,13 +200,7 @@ fn chain_result(setup: &str, expr: &str, jit: bool) -> (String, usize) {
     let text = match s.run_source("chain.flx", &src, Path::new(".")) {
         Err(d) => s.render(&d, false),
         Ok(_) => match s.get("y") {
-            Some(Value::Tensor(t)) => {
-                let bits: Vec<String> = t
-                    .iter()
-                    .map(|x| format!("{:x}", if x.is_nan() { 1 } else { x.to_bits() }))
-                    .collect();
-                format!("{:?} {}", t.shape(), bits.join(","))
-            }
+            Some(Value::Tensor(t)) => format!("{:?} {}", t.shape(), bits(&t)),
             other => format!("{other:?}"),
         },
     };
@@ -205,19 +217,10 @@ fn chain_agrees(setup: &str, expr: &str) -> usize {
 
 #[test]
 fn generated_chains_mostly_run_as_machine_code() {
-    use proptest::strategy::ValueTree;
-    use proptest::test_runner::TestRunner;
-    let mut runner = TestRunner::deterministic();
     let total = 100;
-    let compiled: usize = (0..total)
-        .map(|_| {
-            let expr = chain_expr()
-                .new_tree(&mut runner)
-                .expect("a chain")
-                .current();
-            chain_result(CHAIN_SETUP, &expr, true).1.min(1)
-        })
-        .sum();
+    let compiled = passing(chain_expr(), total, |e| {
+        chain_result(CHAIN_SETUP, e, true).1 > 0
+    });
     assert!(
         compiled * 10 > total * 7,
         "only {compiled} of {total} generated chains compiled"
@@ -282,10 +285,7 @@ fn kernel_agrees(body: &str) -> bool {
                         let Some(Value::Tensor(t)) = s.get(n) else {
                             panic!("{n} is a tensor")
                         };
-                        // Bit patterns; every nan counts as one.
-                        for x in t.iter() {
-                            text += &format!("{:x},", if x.is_nan() { 1 } else { x.to_bits() });
-                        }
+                        text += &bits(&t);
                         text.push('\n');
                     }
                 }
@@ -299,20 +299,8 @@ fn kernel_agrees(body: &str) -> bool {
 
 #[test]
 fn generated_kernel_bodies_are_mostly_valid() {
-    use proptest::strategy::ValueTree;
-    use proptest::test_runner::TestRunner;
-    let mut runner = TestRunner::deterministic();
     let total = 50;
-    let valid = (0..total)
-        .filter(|_| {
-            kernel_agrees(
-                &kernel_body()
-                    .new_tree(&mut runner)
-                    .expect("a body")
-                    .current(),
-            )
-        })
-        .count();
+    let valid = passing(kernel_body(), total, |b| kernel_agrees(b));
     assert!(
         valid * 10 > total * 9,
         "only {valid} of {total} generated bodies are valid"
@@ -366,19 +354,8 @@ fn regressions() {
 
 #[test]
 fn generated_programs_mostly_run_as_machine_code() {
-    use proptest::strategy::ValueTree;
-    use proptest::test_runner::TestRunner;
-    let mut runner = TestRunner::deterministic();
     let total = 100;
-    let compiled: usize = (0..total)
-        .map(|_| {
-            let src = program()
-                .new_tree(&mut runner)
-                .expect("a program")
-                .current();
-            run(&src, true).1.min(1)
-        })
-        .sum();
+    let compiled = passing(program(), total, |src| run(src, true).1 > 0);
     assert!(
         compiled * 10 > total * 9,
         "only {compiled} of {total} generated programs compiled"

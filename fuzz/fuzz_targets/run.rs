@@ -2,29 +2,16 @@
 //! writes, once with the JIT and once without. The result is a value or a
 //! diagnostic that renders, the same both ways. Never a panic, never a hang.
 #![no_main]
-use std::cell::RefCell;
-use std::io::Write;
-use std::rc::Rc;
-
 use libfuzzer_sys::fuzz_target;
 
-/// Everything the program prints.
-#[derive(Clone, Default)]
-struct Printed(Rc<RefCell<Vec<u8>>>);
-
-impl Write for Printed {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+// The in-memory writer the test binaries use.
+#[path = "../../tests/common/mod.rs"]
+mod common;
+use common::Captured;
 
 /// What a run prints, then its diagnostic if it fails.
 fn run(text: &str, jit: bool) -> String {
-    let printed = Printed::default();
+    let printed = Captured::default();
     let options = flx::Options { seed: 0, step_limit: Some(20_000), no_jit: !jit };
     let mut session = flx::Session::new(Box::new(printed.clone()), &options);
     session.interp.allow_writes = false;

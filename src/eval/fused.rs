@@ -344,7 +344,7 @@ struct Layout {
 /// number, one element, or of the result's shape in the standard layout:
 /// then it is one row. A tensor row that is neither one repeated element nor
 /// consecutive is read from a copy in the standard layout.
-fn layouts(shape: &[usize], inputs: &[Input]) -> (Vec<usize>, Vec<Layout>, Vec<Tensor>) {
+fn layouts(shape: &[usize], inputs: &[Input]) -> (Vec<usize>, Vec<Layout>, Vec<Option<Tensor>>) {
     let one_row = inputs.iter().all(|i| match i {
         Input::Number(_) => true,
         Input::Tensor(t) => t.len() == 1 || (t.shape() == shape && t.is_standard_layout()),
@@ -368,40 +368,32 @@ fn layouts(shape: &[usize], inputs: &[Input]) -> (Vec<usize>, Vec<Layout>, Vec<T
         return (vec![shape.iter().product()], layouts, Vec::new());
     }
     let cols = *shape.last().expect("a row");
-    let copies: Vec<Tensor> = inputs
+    let copies: Vec<Option<Tensor>> = inputs
         .iter()
-        .filter_map(|i| match i {
+        .map(|i| match i {
             Input::Tensor(t) => {
-                let inner = *t
-                    .broadcast(shape)
-                    .expect("checked")
-                    .strides()
-                    .last()
-                    .expect("a row");
-                (cols > 1 && inner != 0 && inner != 1).then(|| t.as_standard_layout().into_owned())
+                let view = t.broadcast(shape).expect("checked");
+                let consecutive = matches!(view.strides().last(), Some(0 | 1));
+                (cols > 1 && !consecutive).then(|| t.as_standard_layout().into_owned())
             }
             Input::Number(_) => None,
         })
         .collect();
-    let mut copied = copies.iter();
     let layouts = inputs
         .iter()
-        .map(|i| match i {
+        .zip(&copies)
+        .map(|(i, copy)| match i {
             Input::Number(x) => Layout {
                 first: x as *const f64 as usize,
                 outer: vec![0; shape.len() - 1],
                 repeated: true,
             },
             Input::Tensor(t) => {
-                let mut view = t.broadcast(shape).expect("checked");
-                let inner = *view.strides().last().expect("a row");
-                if cols > 1 && inner != 0 && inner != 1 {
-                    view = copied
-                        .next()
-                        .expect("copied")
-                        .broadcast(shape)
-                        .expect("checked");
-                }
+                let view = copy
+                    .as_ref()
+                    .unwrap_or(t)
+                    .broadcast(shape)
+                    .expect("checked");
                 let (outer, inner) = view.strides().split_at(shape.len() - 1);
                 Layout {
                     first: view.as_ptr() as usize,

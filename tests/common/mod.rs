@@ -1,4 +1,4 @@
-//! Shared by the test binaries that run sessions in-process.
+//! Shared by the test binaries (and the `run` fuzz target) that run sessions in-process.
 
 use std::cell::RefCell;
 use std::io::Write;
