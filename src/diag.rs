@@ -6,7 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode,
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError,
+    MietteSpanContents, SourceCode, SourceSpan, SpanContents,
 };
 
 /// A byte range in one source file of the session's `SourceMap`.
@@ -38,6 +39,9 @@ impl Span {
 pub struct SourceFile {
     pub name: String,
     pub text: Arc<str>,
+    /// Lines before this text in what the user sees (a REPL input fed through
+    /// a pipe is numbered by its line in the whole stream).
+    pub line_offset: usize,
 }
 
 /// Every text a session has parsed (scripts, modules, REPL inputs, data files
@@ -49,9 +53,19 @@ pub struct SourceMap {
 
 impl SourceMap {
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<Arc<str>>) -> u32 {
+        self.add_at_line(name, text, 1)
+    }
+    /// Add a text whose first line is line `first_line` of what the user sees.
+    pub fn add_at_line(
+        &mut self,
+        name: impl Into<String>,
+        text: impl Into<Arc<str>>,
+        first_line: usize,
+    ) -> u32 {
         self.files.push(SourceFile {
             name: name.into(),
             text: text.into(),
+            line_offset: first_line.saturating_sub(1),
         });
         (self.files.len() - 1) as u32
     }
@@ -65,7 +79,7 @@ impl SourceMap {
         };
         let offset = (offset as usize).min(f.text.len());
         let before = &f.text[..floor_char_boundary(&f.text, offset)];
-        let line = before.matches('\n').count() + 1;
+        let line = f.line_offset + before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         (line, col)
     }
@@ -210,7 +224,33 @@ struct Rendered {
     code: &'static str,
     help: Option<String>,
     labels: Vec<LabeledSpan>,
-    source: Option<NamedSource<String>>,
+    source: Option<Source>,
+}
+
+/// A source as miette reads it, with its line numbers shifted by `line_offset`.
+struct Source {
+    name: String,
+    text: Arc<str>,
+    line_offset: usize,
+}
+
+impl SourceCode for Source {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner = self.text.as_bytes().read_span(span, before, after)?;
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line() + self.line_offset,
+            inner.column(),
+            inner.line_count(),
+        )))
+    }
 }
 
 impl Rendered {
@@ -247,7 +287,11 @@ impl Rendered {
                         });
                     }
                 }
-                source = Some(NamedSource::new(file.name.clone(), file.text.to_string()));
+                source = Some(Source {
+                    name: file.name.clone(),
+                    text: file.text.clone(),
+                    line_offset: file.line_offset,
+                });
             }
         }
         Rendered {

@@ -11,6 +11,7 @@ pub mod eval;
 pub mod jit;
 pub mod kernel;
 pub mod linalg;
+pub mod repl;
 pub mod syntax;
 pub mod tensor;
 
@@ -31,7 +32,7 @@ pub static STDLIB: &[(&str, &str)] = &[
 ];
 
 /// Per-session settings. The thread count is process-wide: see `set_threads`.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     pub seed: u64,
     /// Stop a run after this many interpreter steps (loop iterations and calls).
@@ -76,37 +77,72 @@ impl Session {
         }
     }
 
-    /// Parse and resolve `text` into the session without running it.
+    /// Parse and resolve `text` into the session without running it. A text
+    /// with errors leaves the session's names as they were.
     fn load(
         &mut self,
         name: &str,
         text: &str,
+        first_line: usize,
         dir: &Path,
     ) -> Result<Rc<syntax::ast::Module>, Vec<Diag>> {
-        let file = self.interp.linker.sources.add(name, text);
+        let file = self
+            .interp
+            .linker
+            .sources
+            .add_at_line(name, text, first_line);
         let module = syntax::parse_module(text, file).map_err(|d| vec![d])?;
-        check::resolve_module(
+        let before = self.scope.clone();
+        if let Err(errors) = check::resolve_module(
             &mut self.interp.linker,
             &module,
             &mut self.scope,
             dir,
             self.redefine,
-        )?;
+        ) {
+            self.scope = before;
+            return Err(errors);
+        }
         Ok(Rc::new(module))
     }
 
     /// Parse and check without running (`flx check`).
     pub fn check_source(&mut self, name: &str, text: &str, dir: &Path) -> Result<(), Vec<Diag>> {
-        self.load(name, text, dir).map(|_| ())
+        self.load(name, text, 1, dir).map(|_| ())
     }
 
     /// Parse, check and run; the value of the last statement is returned.
     pub fn run_source(&mut self, name: &str, text: &str, dir: &Path) -> Result<Value, Vec<Diag>> {
-        let module = self.load(name, text, dir)?;
+        self.run_text(name, text, 1, dir).map(|(v, _)| v)
+    }
+
+    /// Run one REPL input (relative paths from the working directory), whose
+    /// first line is line `first_line` of what the user typed or piped in. The
+    /// value is returned when the input ends in an expression (not in a `let`,
+    /// a loop or a definition) and is not `none`.
+    pub fn run_input(
+        &mut self,
+        name: &str,
+        text: &str,
+        first_line: usize,
+    ) -> Result<Option<Value>, Vec<Diag>> {
+        let (value, ends_in_expression) = self.run_text(name, text, first_line, Path::new("."))?;
+        Ok((ends_in_expression && !matches!(value, Value::None)).then_some(value))
+    }
+
+    fn run_text(
+        &mut self,
+        name: &str,
+        text: &str,
+        first_line: usize,
+        dir: &Path,
+    ) -> Result<(Value, bool), Vec<Diag>> {
+        let module = self.load(name, text, first_line, dir)?;
         self.interp.script_dir = dir.to_path_buf();
         let result = self.interp.run_module(&module).map_err(|d| vec![d]);
         linalg::release_work_matrices();
-        result
+        let ends_in_expression = module.stmts.last().is_some_and(|s| s.kind.is_expression());
+        Ok((result?, ends_in_expression))
     }
 
     pub fn run_file(&mut self, path: &Path) -> Result<Value, Vec<Diag>> {
@@ -122,7 +158,30 @@ impl Session {
     /// The value of a module-level name of the session.
     pub fn get(&self, name: &str) -> Option<Value> {
         let g = self.scope.names.get(name)?;
-        self.interp.globals.get(g.index as usize).cloned()
+        self.interp
+            .globals
+            .get(g.index as usize)
+            .filter(|v| !matches!(v, Value::Undefined))
+            .cloned()
+    }
+
+    /// The session's module-level names that hold a value, in order of definition.
+    pub fn bindings(&self) -> Vec<(Rc<str>, Value)> {
+        self.scope
+            .order
+            .iter()
+            .filter_map(|name| Some((name.clone(), self.get(name)?)))
+            .collect()
+    }
+
+    /// Bind `name` to `value` as if by `let` (the REPL's `_`).
+    pub fn bind(&mut self, name: &str, value: Value) {
+        let index = self.scope.define_var(&mut self.interp.linker, name);
+        let n = self.interp.linker.n_globals as usize;
+        if self.interp.globals.len() < n {
+            self.interp.globals.resize(n, Value::Undefined);
+        }
+        self.interp.globals[index as usize] = value;
     }
 
     /// The `proc main` of the session, if one is defined.

@@ -39,6 +39,9 @@ enum Command {
     },
     /// Parse and check a script without running it; reports every error.
     Check { file: PathBuf },
+    /// The interactive session (also plain `flx`); FILE runs first and its
+    /// names stay. Reads inputs from stdin when it is not a terminal.
+    Repl { file: Option<PathBuf> },
 }
 
 /// The interpreter recurses over the syntax tree; give it room.
@@ -76,9 +79,10 @@ fn run(cli: Cli) -> u8 {
         step_limit: None,
         no_jit: cli.no_jit,
     };
-    let mut session = Session::new(Box::new(std::io::stdout()), &options);
+    let new_session = || Session::new(Box::new(std::io::stdout()), &options);
     match cli.command {
         Some(Command::Run { file, overrides }) => {
+            let mut session = new_session();
             if let Err(diags) = session.run_file(&file) {
                 eprint!("{}", session.render(&diags, color()));
                 return 1;
@@ -98,21 +102,22 @@ fn run(cli: Cli) -> u8 {
                 }
             }
         }
-        Some(Command::Check { file }) => match session.check_file(&file) {
-            Ok(()) => 0,
-            Err(diags) => {
-                eprint!("{}", session.render(&diags, color()));
-                eprintln!(
-                    "{} error{} found",
-                    diags.len(),
-                    if diags.len() == 1 { "" } else { "s" }
-                );
-                1
+        Some(Command::Check { file }) => {
+            let mut session = new_session();
+            match session.check_file(&file) {
+                Ok(()) => 0,
+                Err(diags) => {
+                    eprint!("{}", session.render(&diags, color()));
+                    eprintln!(
+                        "{} error{} found",
+                        diags.len(),
+                        if diags.len() == 1 { "" } else { "s" }
+                    );
+                    1
+                }
             }
-        },
-        None => {
-            eprintln!("flx: the REPL is not available yet; use `flx run FILE` or `flx check FILE` (see `flx --help`)");
-            2
         }
+        Some(Command::Repl { file }) => flx::repl::main(options, file.as_deref()),
+        None => flx::repl::main(options, None),
     }
 }

@@ -160,10 +160,33 @@ impl Linker {
 }
 
 /// Module-level names of one module (or of the REPL session).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct ModuleScope {
     pub names: HashMap<Rc<str>, GlobalMeta>,
     pub order: Vec<Rc<str>>,
+}
+
+impl ModuleScope {
+    /// Define (or redefine) `name` as a `let` binding; returns its global slot.
+    pub fn define_var(&mut self, linker: &mut Linker, name: &str) -> u32 {
+        if let Some(g) = self.names.get_mut(name) {
+            g.kind = GlobalKind::Var;
+            return g.index;
+        }
+        let name: Rc<str> = Rc::from(name);
+        let index = linker.new_global();
+        self.order.push(name.clone());
+        self.names.insert(
+            name.clone(),
+            GlobalMeta {
+                name,
+                index,
+                kind: GlobalKind::Var,
+                span: Span::default(),
+            },
+        );
+        index
+    }
 }
 
 /// Resolve `module` against `scope` (which persists across REPL inputs).

@@ -175,11 +175,18 @@ impl Interp {
             .at(span)
             .into());
         }
-        if self.steps & 0x3ff == 0 && self.interrupt.load(Ordering::Relaxed) {
-            self.interrupt.store(false, Ordering::Relaxed);
-            return Err(Diag::new("flx::run::interrupted", "interrupted")
-                .at(span)
-                .into());
+        if self.steps & 0x3ff == 0 {
+            self.poll_interrupt(span)?;
+        }
+        Ok(())
+    }
+
+    /// Stop with "interrupted" if Ctrl-C was pressed (the REPL sets the flag).
+    /// Checked every 1024 steps, after every builtin call, and between the
+    /// phases of long builtins.
+    pub fn poll_interrupt(&self, span: Span) -> Result<(), Diag> {
+        if self.interrupt.swap(false, Ordering::Relaxed) {
+            return Err(Diag::new("flx::run::interrupted", "interrupted").at(span));
         }
         Ok(())
     }
@@ -684,6 +691,40 @@ impl Interp {
     }
 
     #[inline(never)]
+    /// The names `v.NAME` accepts, for completion; kept beside `field`, which reads them.
+    pub fn field_names(&self, v: &Value) -> Vec<String> {
+        match v {
+            Value::Record(r) => r.fields.iter().map(|(n, _)| n.to_string()).collect(),
+            Value::Module(id) => self.linker.modules[*id as usize]
+                .order
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
+            Value::Tuple(t) => (0..t.len()).map(|i| i.to_string()).collect(),
+            Value::Tensor(_) => vec!["T".into()],
+            Value::Kernel(k) => k.family.params.iter().map(|p| p.to_string()).collect(),
+            Value::Predictor(_) => builtins::kernels::PREDICTOR_FIELDS
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `v.name` where reading it computes nothing (records, modules, tuples):
+    /// what completion may look into.
+    pub fn member(&self, v: &Value, name: &str) -> Option<Value> {
+        match v {
+            Value::Record(r) => r.get(name).cloned(),
+            Value::Module(id) => {
+                let g = self.linker.modules[*id as usize].exports.get(name)?;
+                self.globals.get(g.index as usize).cloned()
+            }
+            Value::Tuple(t) => t.get(name.parse::<usize>().ok()?).cloned(),
+            _ => None,
+        }
+    }
+
     fn field(&mut self, v: Value, field: &Ident) -> Eval {
         let name = field.name.as_ref();
         if let Some(r) = builtins::kernels::field(&v, name, field.span) {
@@ -891,7 +932,9 @@ impl Interp {
                 if let Err(Flow::Error(d)) = self.tick(span) {
                     return Err(d);
                 }
-                (b.run)(self, &mut args).map_err(|d| d.or_at(span))
+                let value = (b.run)(self, &mut args).map_err(|d| d.or_at(span))?;
+                self.poll_interrupt(span)?;
+                Ok(value)
             }
             Value::Kernel(k) => builtins::kernels::with_hyper(k, pos, named),
             Value::Predictor(p) => builtins::kernels::predict(p, pos, named, span),

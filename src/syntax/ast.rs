@@ -294,3 +294,26 @@ pub struct Module {
     /// Frame size of the module's top-level code (block-scoped locals).
     pub frame_size: Cell<u32>,
 }
+
+impl ExprKind {
+    /// Whether this is an expression with a value (what the REPL shows), not a
+    /// binding, a loop, a jump or a declaration.
+    pub fn is_expression(&self) -> bool {
+        !matches!(
+            self,
+            ExprKind::Let(..)
+                | ExprKind::Assign(..)
+                | ExprKind::For(..)
+                | ExprKind::While(..)
+                | ExprKind::Break
+                | ExprKind::Continue
+                | ExprKind::Return(_)
+                | ExprKind::Fn(_)
+                | ExprKind::Proc(_)
+                | ExprKind::Kernel(_)
+                | ExprKind::Loss(_)
+                | ExprKind::Model(_)
+                | ExprKind::Use(_)
+        )
+    }
+}

@@ -3,6 +3,7 @@
 //! Nothing here evaluates or does I/O.
 
 pub mod ast;
+pub mod lex;
 mod lower;
 
 use pest::error::{ErrorVariant, InputLocation};
@@ -30,9 +31,53 @@ pub fn parse_module(text: &str, file: u32) -> Result<ast::Module, Diag> {
     )
 }
 
+/// Whether `text` is the start of an input that more lines could finish: a
+/// bracket, block or string is open, or the last line ends in a binary operator
+/// (or a `\`). The REPL keeps reading while this holds; any other parse error
+/// is reported at once.
+pub fn is_incomplete(text: &str) -> bool {
+    match open_brackets(text, 0) {
+        Err(_) => false,
+        Ok(open) if !open.is_empty() => true,
+        Ok(_) => {
+            FlxParser::parse(Rule::program, text).is_err()
+                && (text.trim_end_matches([' ', '\t', '\r']).ends_with('\\')
+                    || FlxParser::parse(Rule::program, &format!("{text}\n0")).is_ok())
+        }
+    }
+}
+
+/// Where the string open at the end of `text` starts (the byte after its quote),
+/// if `text` ends inside a string and not inside one of its interpolations.
+pub fn open_string(text: &str) -> Option<usize> {
+    match open_brackets(text, 0).ok()?.last() {
+        Some(&('"', at)) => Some(at + 1),
+        _ => None,
+    }
+}
+
 /// Match brackets and quotes, skipping comments, so that an unclosed or stray
 /// bracket gets a precise message and nesting depth is bounded.
 fn check_brackets(text: &str, file: u32) -> Result<(), Diag> {
+    if let Some(&(o, at)) = open_brackets(text, file)?.last() {
+        let what = if o == '"' {
+            "string".to_string()
+        } else {
+            format!("`{o}`")
+        };
+        return Err(Diag::new(
+            "flx::syntax::unclosed",
+            format!("this {what} is never closed"),
+        )
+        .at(Span::new(file, at, at + 1))
+        .label("opened here"));
+    }
+    Ok(())
+}
+
+/// The brackets and quotes still open at the end of `text`, outermost first,
+/// with their byte offsets; an error for a stray or mismatched closer.
+fn open_brackets(text: &str, file: u32) -> Result<Vec<(char, usize)>, Diag> {
     let mut stack: Vec<(char, usize)> = Vec::new();
     let mut chars = text.char_indices().peekable();
     // Inside a string, `{` opens an interpolation: track string state on the same stack.
@@ -113,20 +158,7 @@ fn check_brackets(text: &str, file: u32) -> Result<(), Diag> {
             _ => {}
         }
     }
-    if let Some((o, at)) = stack.pop() {
-        let what = if o == '"' {
-            "string".to_string()
-        } else {
-            format!("`{o}`")
-        };
-        return Err(Diag::new(
-            "flx::syntax::unclosed",
-            format!("this {what} is never closed"),
-        )
-        .at(Span::new(file, at, at + 1))
-        .label("opened here"));
-    }
-    Ok(())
+    Ok(stack)
 }
 
 fn closer(open: char) -> char {

@@ -199,6 +199,9 @@ pub fn predict(
 }
 
 /// Fields of kernels (`k.L`) and predictors (`f.alpha`, `f.X`, `f.M`, `f.kernel`, `f.reg`).
+/// The fields of a fitted predictor, in the order its help lists them.
+pub const PREDICTOR_FIELDS: [&str; 5] = ["alpha", "X", "M", "kernel", "reg"];
+
 pub fn field(v: &Value, name: &str, span: Span) -> Option<R> {
     match v {
         Value::Kernel(k) => {
@@ -237,7 +240,7 @@ pub fn field(v: &Value, name: &str, span: Span) -> Option<R> {
                 format!("a predictor has no field `{name}`"),
             )
             .at(span)
-            .help("its fields: alpha, X, M, kernel, reg")),
+            .help(format!("its fields: {}", PREDICTOR_FIELDS.join(", ")))),
         }),
         _ => None,
     }
@@ -366,7 +369,7 @@ fn gram(_: &mut Interp, a: &mut Args) -> R {
     Ok(Value::tensor(g.into_dyn()))
 }
 
-fn krr(_: &mut Interp, a: &mut Args) -> R {
+fn krr(interp: &mut Interp, a: &mut Args) -> R {
     let x = data(a, 0)?;
     let y = a.tensor(1)?;
     let n = x.shape()[0];
@@ -408,6 +411,10 @@ fn krr(_: &mut Interp, a: &mut Args) -> R {
     }
     check_size(&[n, n], a.call)?;
     let mut kmat = kernel::gram_lower(&k, mat(&x), &m);
+    if let Err(d) = interp.poll_interrupt(a.call) {
+        linalg::give_back(kmat);
+        return Err(d);
+    }
     let finite = (0..n).all(|j| kmat.col(j).iter().skip(j).all(|v| v.is_finite()));
     if !finite {
         return Err(a

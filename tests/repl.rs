@@ -1,0 +1,236 @@
+//! The REPL end to end: the real `flx` binary on a pseudo-terminal (rexpect),
+//! as a person would type at it, and with stdin piped from a file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use rexpect::session::{spawn_with_options, Options, PtySession};
+
+const PROMPT: &str = "flx> ";
+
+/// A fresh folder for one test's history file.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flx-repl-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+/// `flx` on a pseudo-terminal, at its first prompt. `color: false` sets NO_COLOR;
+/// escape codes are stripped from what is read back unless `raw`.
+fn start(history: &Path, color: bool, raw: bool) -> PtySession {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flx"));
+    cmd.env("TERM", "xterm")
+        .env("FLX_HISTORY", history)
+        .env_remove("NO_COLOR")
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if !color {
+        cmd.env("NO_COLOR", "1");
+    }
+    let options = Options::new()
+        .timeout_ms(Some(60_000))
+        .strip_ansi_escape_codes(!raw);
+    let mut p = spawn_with_options(cmd, options).expect("spawn flx on a pty");
+    p.exp_string(PROMPT).expect("first prompt");
+    p
+}
+
+/// Type `text` and wait for what it should print, then for the next prompt.
+fn enter(p: &mut PtySession, text: &str, expect: &str) {
+    p.send_line(text).expect("send");
+    p.flush().expect("flush");
+    p.exp_string(expect)
+        .unwrap_or_else(|e| panic!("after {text:?}, expected {expect:?}: {e}"));
+    p.exp_string(PROMPT).expect("prompt");
+}
+
+fn keys(p: &mut PtySession, text: &str) {
+    p.send(text).expect("send");
+    p.flush().expect("flush");
+}
+
+/// Ctrl-C at the prompt: the line is dropped and a new prompt comes (input
+/// typed before it appears may be dropped too, so wait for it).
+fn cancel_line(p: &mut PtySession) {
+    p.send_control('c').expect("Ctrl-C");
+    p.exp_string("\n").expect("a new line");
+    p.exp_string(PROMPT).expect("prompt");
+}
+
+fn quit(mut p: PtySession) {
+    p.send_control('d').expect("Ctrl-D");
+    p.exp_eof().expect("flx leaves on Ctrl-D");
+}
+
+#[test]
+fn multi_line_input_runs_once_the_brackets_close() {
+    let dir = scratch("multi");
+    let mut p = start(&dir.join("history"), false, false);
+    // An open parameter list, then an operator at the end of a line: both go on.
+    keys(&mut p, "fn add(a,\n");
+    keys(&mut p, "       b) = a +\n");
+    enter(&mut p, "  b", PROMPT);
+    enter(&mut p, "add(40, 2)", "42");
+    enter(&mut p, "let s = \"two\nlines\"", "");
+    enter(&mut p, "len(s)", "9");
+    quit(p);
+}
+
+#[test]
+fn tab_completes_builtins_names_and_record_fields() {
+    let dir = scratch("complete");
+    let mut p = start(&dir.join("history"), false, false);
+    keys(&mut p, "linsp\t");
+    enter(&mut p, "(0, 1, n: 3)", "[0.  0.5 1. ]");
+    enter(
+        &mut p,
+        "let results = {train_error: 1234, test_error: 5}",
+        "",
+    );
+    keys(&mut p, "results.tra\t");
+    enter(&mut p, " * 2", "2468");
+    keys(&mut p, "resu\t");
+    enter(&mut p, ".test_e\t + 1", "6");
+    quit(p);
+}
+
+#[test]
+fn history_survives_a_restart() {
+    let dir = scratch("history");
+    let history = dir.join("history");
+    let mut p = start(&history, false, false);
+    enter(&mut p, "6 * 7001", "42006");
+    quit(p);
+    let saved = std::fs::read_to_string(&history).expect("history file written");
+    assert!(saved.contains("6 * 7001"), "{saved}");
+    let mut p = start(&history, false, false);
+    keys(&mut p, "\x1b[A"); // Up: the last input comes back
+    enter(&mut p, "", "42006");
+    quit(p);
+}
+
+#[test]
+fn help_type_and_time() {
+    let dir = scratch("meta");
+    let mut p = start(&dir.join("history"), false, false);
+    enter(&mut p, ":help linspace", "evenly spaced values");
+    enter(&mut p, ":type randn(3, 4)", "Tensor (3, 4)");
+    enter(&mut p, "fn f(x, y = 2) = x * y", "");
+    enter(&mut p, ":type f", "Function f(x, y = 2)");
+    enter(&mut p, ":time sum(ones(1000))", "time: ");
+    enter(&mut p, "_", "1000.0");
+    enter(&mut p, ":vars", "f     Function");
+    quit(p);
+}
+
+#[test]
+fn an_error_is_reported_and_the_next_input_works() {
+    let dir = scratch("error");
+    let mut p = start(&dir.join("history"), false, false);
+    enter(&mut p, "let x = 20", "");
+    enter(&mut p, "x + nope", "unknown name `nope`");
+    enter(&mut p, "x + 1", "21");
+    quit(p);
+}
+
+#[test]
+fn ctrl_c_interrupts_a_running_loop_and_keeps_the_session() {
+    let dir = scratch("interrupt");
+    let mut p = start(&dir.join("history"), false, false);
+    // Ctrl-C at the prompt drops the line being typed.
+    keys(&mut p, "this is not run");
+    p.exp_string("not run").expect("echo");
+    cancel_line(&mut p);
+    enter(&mut p, "let i = 0", "");
+    // The interpreter's loop, then a compiled `fn`'s.
+    keys(&mut p, "while true { i += 1 }\n");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    p.send_control('c').expect("Ctrl-C");
+    p.exp_string("interrupted").expect("the loop stops");
+    p.exp_string(PROMPT).expect("prompt");
+    enter(&mut p, "i > 0", "true");
+    enter(
+        &mut p,
+        "fn spin() { let s = 0; while true { s += 1 }; s }",
+        "",
+    );
+    keys(&mut p, "spin()\n");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    p.send_control('c').expect("Ctrl-C");
+    p.exp_string("interrupted")
+        .expect("the compiled loop stops");
+    p.exp_string(PROMPT).expect("prompt");
+    enter(&mut p, "i + 1 > 1", "true");
+    quit(p);
+}
+
+#[test]
+fn input_is_highlighted_and_hints_from_history_are_dimmed() {
+    let dir = scratch("colour");
+    let history = dir.join("history");
+    std::fs::write(&history, "#V2\nlet alpha = 1\n").expect("seed history");
+    let mut p = start(&history, true, true);
+    keys(&mut p, "let al");
+    // `let` as a keyword (magenta); the rest of the old input as a dim hint.
+    p.exp_string("\x1b[35mlet\x1b[0m").expect("keyword colour");
+    p.exp_string("\x1b[2mpha = 1\x1b[0m").expect("dimmed hint");
+    cancel_line(&mut p);
+    quit(p);
+}
+
+/// Run `flx` with `input` on stdin; (stdout, stderr, exit code).
+fn piped(input: &str, env: &[(&str, &str)]) -> (String, String, i32) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flx"))
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn flx");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("flx runs");
+    (
+        String::from_utf8(out.stdout).expect("utf-8"),
+        String::from_utf8(out.stderr).expect("utf-8"),
+        out.status.code().expect("exit code"),
+    )
+}
+
+#[test]
+fn piped_stdin_runs_each_input_in_order_without_prompt_or_colour() {
+    let script = "\
+let X = eye(2) * 3
+X @ ones(2)
+fn twice(x) {
+    2 * x
+}
+twice(_)
+missing + 1
+print(\"still running\")
+:type X
+";
+    let (out, err, code) = piped(script, &[]);
+    assert_eq!(
+        out, "[3. 3.]\n[6. 6.]\nstill running\nTensor (2, 2)\n",
+        "stderr: {err}"
+    );
+    assert_eq!(code, 1, "an input failed");
+    assert!(err.contains("unknown name `missing`"), "{err}");
+    assert!(
+        err.contains("<stdin>:7:1"),
+        "lines are counted over the whole input: {err}"
+    );
+    assert!(
+        !err.contains('\x1b') && !out.contains('\x1b'),
+        "no colour codes"
+    );
+
+    let (out, err, code) = piped("1 +\n  2\n:quit\nnever_run\n", &[("NO_COLOR", "1")]);
+    assert_eq!((out.as_str(), err.as_str(), code), ("3\n", "", 0));
+}
