@@ -234,3 +234,55 @@ print(\"still running\")
     let (out, err, code) = piped("1 +\n  2\n:quit\nnever_run\n", &[("NO_COLOR", "1")]);
     assert_eq!((out.as_str(), err.as_str(), code), ("3\n", "", 0));
 }
+
+#[test]
+fn the_readme_session_is_what_flx_prints() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let block = readme
+        .split("```text\n$ flx\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a REPL session in the README");
+    let (mut inputs, mut expected) = (String::new(), String::new());
+    // The banner is printed on a terminal only.
+    for line in block.lines().skip(1) {
+        match line.strip_prefix(PROMPT) {
+            Some(input) => inputs.push_str(&format!("{input}\n")),
+            None => expected.push_str(&format!("{line}\n")),
+        }
+    }
+    let (out, err, code) = piped(&inputs, &[]);
+    assert_eq!(
+        (out.as_str(), err.as_str(), code),
+        (expected.as_str(), "", 0)
+    );
+}
+
+#[test]
+fn mistakes_in_commands_are_reported_and_the_session_goes_on() {
+    let script = "\
+:load no/such/file.flx
+:type let x = 1
+:type
+:help lenght
+:bogus
+:t 1 + 2
+:h :time
+";
+    let (out, err, code) = piped(script, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        "Int\n:time INPUT\n\nrun INPUT and report how long it took\n"
+    );
+    for message in [
+        "cannot read no/such/file.flx",
+        "`:type` takes one expression",
+        "`:type` needs an expression",
+        "did you mean `len`",
+        "unknown command `:bogus`",
+    ] {
+        assert!(err.contains(message), "{message:?} in {err}");
+    }
+}

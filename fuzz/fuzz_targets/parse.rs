@@ -1,4 +1,6 @@
-//! Any text: parsing either succeeds or returns a diagnostic that renders. Never a panic.
+//! Any text: parsing either succeeds or returns a diagnostic that renders; the
+//! REPL's views of it (highlighting tokens, "needs more lines", an open string)
+//! cover it in order. Never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -13,6 +15,16 @@ fuzz_target!(|data: &[u8]| {
             let file = sources.add("fuzz.flx", text.as_str());
             if let Err(d) = flx::syntax::parse_module(&text, file) {
                 let _ = d.render(&sources, false);
+            }
+            let mut at = 0;
+            for t in flx::syntax::lex::tokens(&text, &|w| w.len() == 3) {
+                assert!(at <= t.start && t.start < t.end && t.end <= text.len(), "tokens in order");
+                assert!(text.is_char_boundary(t.start) && text.is_char_boundary(t.end));
+                at = t.end;
+            }
+            let _ = flx::syntax::is_incomplete(&text);
+            if let Some(start) = flx::syntax::open_string(&text) {
+                assert!(text.is_char_boundary(start));
             }
         })
         .expect("spawn")

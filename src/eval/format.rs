@@ -241,7 +241,8 @@ fn format_element(x: f64, f: &ElementFormat) -> String {
 
 /// A tensor as NumPy prints it, then its shape, e.g. `[[1. 2.]\n [3. 4.]] (2, 2)`.
 /// 0-d tensors print as a bare float; 1-D tensors that are not abbreviated
-/// print without the shape (their length is visible).
+/// print without the shape (their length is visible). Lines wrap at NumPy's
+/// 75 columns.
 pub fn tensor_str(t: &Tensor) -> String {
     if t.ndim() == 0 {
         return float_repr(t[[]]);
@@ -253,14 +254,20 @@ pub fn tensor_str(t: &Tensor) -> String {
         t.iter().cloned().collect()
     };
     let f = choose_format(&shown);
-    let mut out = String::new();
-    write_nested(&mut out, &t.view(), &f, abbreviate, 1);
+    let mut out = if t.is_empty() {
+        "[]".to_string()
+    } else {
+        format_array(&t.view(), &f, abbreviate, " ", LINE_WIDTH)
+    };
     if t.ndim() >= 2 || abbreviate {
         out.push(' ');
         out.push_str(&shape_str(t.shape()));
     }
     out
 }
+
+/// NumPy's `linewidth`.
+const LINE_WIDTH: usize = 75;
 
 fn edge_values(v: &ArrayViewD<f64>) -> Vec<f64> {
     if v.ndim() == 0 {
@@ -277,52 +284,70 @@ fn edge_values(v: &ArrayViewD<f64>) -> Vec<f64> {
         .collect()
 }
 
-fn write_nested(
-    out: &mut String,
+/// NumPy's `_formatArray` for a non-empty array of at least one axis: rows
+/// of the last axis wrap before `width` columns, continuing under `hanging`;
+/// outer axes put their parts on new lines (a blank line per extra axis).
+fn format_array(
     v: &ArrayViewD<f64>,
     f: &ElementFormat,
     abbreviate: bool,
-    depth: usize,
-) {
+    hanging: &str,
+    width: usize,
+) -> String {
     let n = v.shape()[0];
     let cut = abbreviate && n > 2 * EDGE_ITEMS;
-    out.push('[');
-    let pad = |x: f64| format!("{:>w$}", format_element(x, f), w = f.width);
-    if v.ndim() == 1 {
-        let mut first = true;
-        for i in 0..n {
-            if cut && i == EDGE_ITEMS {
-                out.push_str(" ...");
-            }
-            if cut && (EDGE_ITEMS..n - EDGE_ITEMS).contains(&i) {
-                continue;
-            }
-            if !first {
-                out.push(' ');
-            }
-            first = false;
-            out.push_str(&pad(v[i]));
-        }
+    let shown: Vec<Option<usize>> = if cut {
+        (0..EDGE_ITEMS)
+            .map(Some)
+            .chain([None])
+            .chain((n - EDGE_ITEMS..n).map(Some))
+            .collect()
     } else {
-        let newlines = "\n".repeat(v.ndim() - 1);
-        let indent = " ".repeat(depth);
-        let mut first = true;
-        for i in 0..n {
-            if cut && (EDGE_ITEMS..n - EDGE_ITEMS).contains(&i) {
-                if i == EDGE_ITEMS {
-                    out.push_str(&format!("\n{indent}..."));
-                }
-                continue;
+        (0..n).map(Some).collect()
+    };
+    let mut s = String::new();
+    if v.ndim() == 1 {
+        // Room for the closing bracket.
+        let width = width - 1;
+        let mut line = hanging.to_string();
+        for (k, item) in shown.iter().enumerate() {
+            let word = match item {
+                Some(i) => format!("{:>w$}", format_element(v[*i], f), w = f.width),
+                None => "...".to_string(),
+            };
+            // Wrap unless the line holds nothing yet.
+            if line.len() + word.len() > width && line.len() > hanging.len() {
+                s.push_str(line.trim_end());
+                s.push('\n');
+                line = hanging.to_string();
             }
-            if !first {
-                out.push_str(&newlines);
-                out.push_str(&indent);
+            line.push_str(&word);
+            if k + 1 < shown.len() {
+                line.push(' ');
             }
-            first = false;
-            write_nested(out, &v.index_axis(Axis(0), i), f, abbreviate, depth + 1);
+        }
+        s.push_str(&line);
+    } else {
+        let separator = "\n".repeat(v.ndim() - 1);
+        let inner = format!("{hanging} ");
+        for (k, item) in shown.iter().enumerate() {
+            s.push_str(hanging);
+            match item {
+                Some(i) => s.push_str(&format_array(
+                    &v.index_axis(Axis(0), *i),
+                    f,
+                    abbreviate,
+                    &inner,
+                    width - 1,
+                )),
+                None => s.push_str("..."),
+            }
+            if k + 1 < shown.len() {
+                s.push_str(&separator);
+            }
         }
     }
-    out.push(']');
+    format!("[{}]", &s[hanging.len()..])
 }
 
 /// Apply a Python format spec (`[[fill]align][sign][0][width][,][.precision][type]`).
@@ -662,6 +687,26 @@ mod tests {
         assert_eq!(
             tensor_str(&big),
             "[   0.    1.    2. ... 1997. 1998. 1999.] (2000,)"
+        );
+        // Rows wrap at 75 columns, continuing under their first element
+        // (strings from NumPy 2's `str`).
+        let sevenths = ndarray::Array2::from_shape_fn((2, 20), |(i, j)| (20 * i + j) as f64 / 7.0);
+        assert_eq!(
+            tensor_str(&sevenths.into_dyn()),
+            "[[0.         0.14285714 0.28571429 0.42857143 0.57142857 0.71428571\n  \
+             0.85714286 1.         1.14285714 1.28571429 1.42857143 1.57142857\n  \
+             1.71428571 1.85714286 2.         2.14285714 2.28571429 2.42857143\n  \
+             2.57142857 2.71428571]\n \
+             [2.85714286 3.         3.14285714 3.28571429 3.42857143 3.57142857\n  \
+             3.71428571 3.85714286 4.         4.14285714 4.28571429 4.42857143\n  \
+             4.57142857 4.71428571 4.85714286 5.         5.14285714 5.28571429\n  \
+             5.42857143 5.57142857]] (2, 20)"
+        );
+        let thirds =
+            ndarray::Array3::from_shape_fn((2, 1, 2), |(i, _, k)| (2 * i + k) as f64 / 3.0);
+        assert_eq!(
+            tensor_str(&thirds.into_dyn()),
+            "[[[0.         0.33333333]]\n\n [[0.66666667 1.        ]]] (2, 1, 2)"
         );
     }
 

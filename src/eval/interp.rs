@@ -60,6 +60,9 @@ pub struct Interp {
     pub steps: u64,
     pub step_limit: u64,
     pub interrupt: Arc<AtomicBool>,
+    /// Whether anything can raise `interrupt` (the REPL's Ctrl-C handler):
+    /// long factorisations then run in stoppable panels.
+    pub interruptible: bool,
     pub out: Box<dyn Write>,
     pub rng: ChaCha8Rng,
     pub log: LogState,
@@ -87,6 +90,7 @@ impl Interp {
             steps: 0,
             step_limit: u64::MAX,
             interrupt: Arc::new(AtomicBool::new(false)),
+            interruptible: false,
             out,
             rng: ChaCha8Rng::seed_from_u64(seed),
             log: LogState::default(),
@@ -185,10 +189,16 @@ impl Interp {
     /// Checked every 1024 steps, after every builtin call, and between the
     /// phases of long builtins.
     pub fn poll_interrupt(&self, span: Span) -> Result<(), Diag> {
-        if self.interrupt.swap(false, Ordering::Relaxed) {
-            return Err(Diag::new("flx::run::interrupted", "interrupted").at(span));
+        if self.interrupt.load(Ordering::Relaxed) {
+            return Err(self.interrupted(span));
         }
         Ok(())
+    }
+
+    /// The "interrupted" error, for code that saw the flag itself; lowers it.
+    pub fn interrupted(&self, span: Span) -> Diag {
+        self.interrupt.store(false, Ordering::Relaxed);
+        Diag::new("flx::run::interrupted", "interrupted").at(span)
     }
 
     // ---- variables ------------------------------------------------------------

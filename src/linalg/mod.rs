@@ -11,6 +11,7 @@ use faer::linalg::matmul::matmul;
 use faer::linalg::solvers::{DenseSolveCore, Llt, Solve};
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use ndarray::{Array1, Array2, ArrayView2};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Products smaller than this many multiply-adds use ndarray's own kernel,
 /// which has no thread start-up cost.
@@ -133,6 +134,8 @@ pub enum LinalgError {
     NotPositiveDefinite(usize),
     Singular,
     NoConvergence,
+    /// The caller's stop flag was raised (Ctrl-C in the REPL).
+    Interrupted,
 }
 
 fn square(a: &ArrayView2<f64>) -> Result<usize, LinalgError> {
@@ -187,10 +190,13 @@ pub fn solve_spd(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, 
 /// A with its Cholesky factor, B with X. No n × n copy is made, which matters
 /// for kernel matrices of tens of thousands of rows. Only the lower triangle
 /// of A is read. A should come from `work_matrix` (faer's kernels run faster
-/// on SIMD-aligned columns than on a plain allocation).
+/// on SIMD-aligned columns than on a plain allocation). With a `stop` flag
+/// (the REPL's Ctrl-C), a large factorisation goes in panels and ends early
+/// with `Interrupted` once the flag is raised.
 pub fn cholesky_solve_in_place(
     mut a: MatMut<'_, f64>,
     b: &mut Array2<f64>,
+    stop: Option<&AtomicBool>,
 ) -> Result<(), LinalgError> {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::cholesky::llt;
@@ -205,23 +211,10 @@ pub fn cholesky_solve_in_place(
         )));
     }
     let par = faer::get_global_parallelism();
-    // Larger blocks than faer's defaults (64, 128): about 10% faster for
-    // n in the thousands on the 2-core machines measured (docs/performance.md).
-    let mut params: llt::factor::LltParams = faer::Auto::<f64>::auto();
-    params.recursion_threshold = 128;
-    params.block_size = 256;
-    let mut buf = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f64>(
-        n,
-        par,
-        params.into(),
-    ));
-    let result = llt::factor::cholesky_in_place(
-        a.as_mut(),
-        Default::default(),
-        par,
-        MemStack::new(&mut buf),
-        params.into(),
-    );
+    let result = match stop {
+        Some(stop) if n > ONE_CALL_MAX => factor_in_panels(a.as_mut(), PANEL, par, stop),
+        _ => factor_in_panels(a.as_mut(), n, par, &AtomicBool::new(false)),
+    };
     if result.is_ok() {
         let cols = b.ncols();
         llt::solve::solve_in_place_with_conj(
@@ -235,11 +228,85 @@ pub fn cholesky_solve_in_place(
         );
     }
     clean_avx_state();
-    result.map(|_| ()).map_err(|e| match e {
-        llt::factor::LltError::NonPositivePivot { index } => {
-            LinalgError::NotPositiveDefinite(index)
+    result
+}
+
+/// Matrices up to this size are factored by one faer call even when they
+/// could be stopped (under a second here).
+const ONE_CALL_MAX: usize = 4096;
+/// Columns per panel above it: a Ctrl-C waits for at most one panel's update.
+/// Panels cost about 7% over one call at n = 8000 (docs/performance.md), so
+/// they are used only where a stop can come.
+const PANEL: usize = 1024;
+
+/// Lower Cholesky factor in place, `width` columns at a time: factor the
+/// diagonal block, solve the block column under it, subtract its outer
+/// product from the lower triangle that remains; `stop` is checked after
+/// each panel. The panels' GEMMs keep the speed of one call.
+fn factor_in_panels(
+    mut a: MatMut<'_, f64>,
+    width: usize,
+    par: Par,
+    stop: &AtomicBool,
+) -> Result<(), LinalgError> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::cholesky::llt;
+    use faer::linalg::matmul::triangular::{self, BlockStructure};
+    use faer::reborrow::*;
+    // Larger blocks than faer's defaults (64, 128): about 10% faster for
+    // n in the thousands on the 2-core machines measured (docs/performance.md).
+    let mut params: llt::factor::LltParams = faer::Auto::<f64>::auto();
+    params.recursion_threshold = 128;
+    params.block_size = 256;
+    let n = a.nrows();
+    let mut buf = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f64>(
+        width,
+        par,
+        params.into(),
+    ));
+    let mut k = 0;
+    while k < n {
+        let w = width.min(n - k);
+        let (mut a11, _, mut a21, a22) = a
+            .rb_mut()
+            .submatrix_mut(k, k, n - k, n - k)
+            .split_at_mut(w, w);
+        llt::factor::cholesky_in_place(
+            a11.rb_mut(),
+            Default::default(),
+            par,
+            MemStack::new(&mut buf),
+            params.into(),
+        )
+        .map_err(|llt::factor::LltError::NonPositivePivot { index }| {
+            LinalgError::NotPositiveDefinite(k + index)
+        })?;
+        if k + w < n {
+            // A21 ← A21 L11⁻ᵀ, as L11 A21ᵀ = A21ᵀ.
+            faer::linalg::triangular_solve::solve_lower_triangular_in_place(
+                a11.rb(),
+                a21.rb_mut().transpose_mut(),
+                par,
+            );
+            // A22 ← A22 − A21 A21ᵀ, lower triangle only.
+            triangular::matmul(
+                a22,
+                BlockStructure::TriangularLower,
+                Accum::Add,
+                a21.rb(),
+                BlockStructure::Rectangular,
+                a21.rb().transpose(),
+                BlockStructure::Rectangular,
+                -1.0,
+                par,
+            );
+            if stop.load(Ordering::Relaxed) {
+                return Err(LinalgError::Interrupted);
+            }
         }
-    })
+        k += w;
+    }
+    Ok(())
 }
 
 thread_local! {
@@ -467,6 +534,35 @@ mod tests {
         assert!(matches!(
             cholesky(array![[1.0, 2.0], [2.0, 1.0]].view()),
             Err(LinalgError::NotPositiveDefinite(1))
+        ));
+    }
+
+    #[test]
+    fn cholesky_in_panels_matches_one_call_and_stops_when_asked() {
+        let n = 300;
+        let a = spd(n);
+        let factor = |width: usize, stop: bool| {
+            let mut m = Mat::from_fn(n, n, |i, j| a[(i, j)]);
+            let r = factor_in_panels(m.as_mut(), width, Par::Seq, &AtomicBool::new(stop));
+            (
+                r,
+                Array2::from_shape_fn((n, n), |(i, j)| if i >= j { m[(i, j)] } else { 0.0 }),
+            )
+        };
+        let (r, whole) = factor(n, false);
+        assert!(r.is_ok());
+        for width in [64, 100, 299] {
+            let (r, panels) = factor(width, false);
+            assert!(r.is_ok());
+            assert!(close(&panels, &whole, 1e-9), "width {width}");
+        }
+        assert!(matches!(factor(64, true).0, Err(LinalgError::Interrupted)));
+        // A pivot that fails in a later panel is reported at its row.
+        let mut bad = Mat::from_fn(n, n, |i, j| a[(i, j)]);
+        bad[(250, 250)] = -1e6;
+        assert!(matches!(
+            factor_in_panels(bad.as_mut(), 64, Par::Seq, &AtomicBool::new(false)),
+            Err(LinalgError::NotPositiveDefinite(250))
         ));
     }
 

@@ -25,7 +25,6 @@ use crate::Session;
 const PROMPT: &str = "flx> ";
 
 pub(super) fn run(mut repl: Repl, color: bool) -> u8 {
-    repl.catch_interrupts();
     let config = Config::builder()
         .max_history_size(10_000)
         .and_then(|c| c.history_ignore_dups(true))

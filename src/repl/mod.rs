@@ -52,6 +52,9 @@ pub fn main(options: Options, file: Option<&Path>) -> u8 {
         options,
         !no_color && interactive && std::io::stderr().is_terminal(),
     );
+    if interactive {
+        repl.catch_interrupts();
+    }
     if let Some(path) = file {
         repl.load(path);
     }
@@ -105,6 +108,8 @@ pub(crate) struct Repl {
     options: Options,
     /// Set by Ctrl-C; shared by every session this REPL makes (`:reset`).
     interrupt: Arc<AtomicBool>,
+    /// Whether Ctrl-C is caught (on a terminal).
+    interruptible: bool,
     /// Colour in diagnostics.
     color: bool,
     /// Whether any input has failed (the exit status when piped).
@@ -114,11 +119,12 @@ pub(crate) struct Repl {
 impl Repl {
     fn new(options: Options, color: bool) -> Repl {
         let interrupt = Arc::new(AtomicBool::new(false));
-        let session = new_session(&options, &interrupt);
+        let session = new_session(&options, &interrupt, false);
         Repl {
             session: Rc::new(RefCell::new(session)),
             options,
             interrupt,
+            interruptible: false,
             color,
             failed: false,
         }
@@ -126,7 +132,7 @@ impl Repl {
 
     /// Ctrl-C sets the flag; a computation that has not stopped after two more
     /// presses (one long factorisation, say) ends the process.
-    fn catch_interrupts(&self) {
+    fn catch_interrupts(&mut self) {
         static PRESSES: AtomicU32 = AtomicU32::new(0);
         let flag = self.interrupt.clone();
         let installed = ctrlc::set_handler(move || {
@@ -137,8 +143,12 @@ impl Repl {
                 std::process::exit(130);
             }
         });
-        if let Err(e) = installed {
-            eprintln!("flx: Ctrl-C will end flx, not just a computation ({e})");
+        match installed {
+            Ok(()) => {
+                self.interruptible = true;
+                self.session.borrow_mut().interp.interruptible = true;
+            }
+            Err(e) => eprintln!("flx: Ctrl-C will end flx, not just a computation ({e})"),
         }
     }
 
@@ -234,7 +244,8 @@ impl Repl {
             }
             "vars" => self.vars(),
             "reset" => {
-                *self.session.borrow_mut() = new_session(&self.options, &self.interrupt);
+                *self.session.borrow_mut() =
+                    new_session(&self.options, &self.interrupt, self.interruptible);
             }
             _ => return Next::Quit,
         }
@@ -361,12 +372,7 @@ impl Repl {
             }
             Value::Builtin(b) => format!("Function {}", builtins::get(*b).signature().display()),
             Value::Kernel(k) => format!("Kernel {}", kernel_repr(k)),
-            Value::Predictor(p) => format!(
-                "Predictor: krr with {}, {} centres of dimension {}",
-                kernel_repr(&p.kernel),
-                p.centers.shape()[0],
-                p.centers.shape()[1]
-            ),
+            Value::Predictor(_) => repr(v),
             Value::Record(r) => {
                 let fields: Vec<String> = r
                     .fields
@@ -461,10 +467,11 @@ impl Repl {
     }
 }
 
-fn new_session(options: &Options, interrupt: &Arc<AtomicBool>) -> Session {
+fn new_session(options: &Options, interrupt: &Arc<AtomicBool>, interruptible: bool) -> Session {
     let mut session = Session::new(Box::new(std::io::stdout()), options);
     session.redefine = true;
     session.interp.interrupt = interrupt.clone();
+    session.interp.interruptible = interruptible;
     session
 }
 

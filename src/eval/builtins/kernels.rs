@@ -431,9 +431,11 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
     for i in 0..n {
         kmat[(i, i)] += reg;
     }
-    let solved = linalg::cholesky_solve_in_place(kmat.as_mut(), &mut rhs);
+    let stop = interp.interruptible.then_some(&*interp.interrupt);
+    let solved = linalg::cholesky_solve_in_place(kmat.as_mut(), &mut rhs, stop);
     linalg::give_back(kmat);
     solved.map_err(|e| match e {
+        LinalgError::Interrupted => interp.interrupted(a.call),
         LinalgError::NotPositiveDefinite(pivot) => Diag::new(
             "flx::linalg::not_pd",
             "the kernel matrix K + reg·I is not positive definite",

@@ -73,6 +73,7 @@ fn failure(a: &Args, e: LinalgError) -> Diag {
         )
         .at(a.spans[0]),
         LinalgError::Shape(s) => Diag::new("flx::shape::linalg", s).at(a.call),
+        LinalgError::Interrupted => Diag::new("flx::run::interrupted", "interrupted").at(a.call),
     }
 }
 
