@@ -41,6 +41,12 @@ pub struct Options {
     pub no_jit: bool,
 }
 
+/// Whether the user asked for no colour (`NO_COLOR` set and not empty, as
+/// no-color.org says).
+pub fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }

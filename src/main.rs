@@ -70,7 +70,7 @@ fn main() -> ExitCode {
 }
 
 fn color() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+    !flx::no_color() && std::io::stderr().is_terminal()
 }
 
 fn run(cli: Cli) -> u8 {

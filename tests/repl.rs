@@ -92,6 +92,10 @@ fn tab_completes_builtins_names_and_record_fields() {
     enter(&mut p, " * 2", "2468");
     keys(&mut p, "resu\t");
     enter(&mut p, ".test_e\t + 1", "6");
+    // File paths inside strings (from the working directory, the crate here).
+    keys(&mut p, "len(\"examp\t");
+    keys(&mut p, "rf\t");
+    enter(&mut p, "\")", "16");
     quit(p);
 }
 

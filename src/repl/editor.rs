@@ -212,8 +212,9 @@ impl Completer for Helper {
         let arg = &line[arg_start..pos];
         Ok(match find_command(&command_line[..space]) {
             Some("load") => {
-                let skipped = arg.len() - arg.trim_start().len();
-                complete_path(arg.trim_start(), arg_start + skipped)
+                // The file name may be quoted, as in a `use "..."`.
+                let path = arg.trim_start().trim_start_matches('"');
+                complete_path(path, pos - path.len())
             }
             Some("help" | "type" | "time") => self.complete_code(arg, arg_start),
             _ => (pos, Vec::new()),

@@ -47,7 +47,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
 /// Returns the exit status: 0, or 1 if an input failed (piped) or the editor broke.
 pub fn main(options: Options, file: Option<&Path>) -> u8 {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let no_color = crate::no_color();
     let mut repl = Repl::new(
         options,
         !no_color && interactive && std::io::stderr().is_terminal(),
@@ -98,12 +98,12 @@ fn piped(mut repl: Repl) -> u8 {
     u8::from(repl.failed)
 }
 
-pub(crate) enum Next {
+enum Next {
     Continue,
     Quit,
 }
 
-pub(crate) struct Repl {
+struct Repl {
     session: Rc<RefCell<Session>>,
     options: Options,
     /// Set by Ctrl-C; shared by every session this REPL makes (`:reset`).
@@ -301,6 +301,12 @@ impl Repl {
         if let Some(i) = builtins::lookup(topic) {
             let b = builtins::get(i as u32);
             self.print(&format!("{}\n\n{}", b.signature().display(), b.doc));
+            return;
+        }
+        if crate::syntax::lex::KEYWORDS.contains(&topic) {
+            self.print(&format!(
+                "`{topic}` is a keyword: docs/language.md describes the language"
+            ));
             return;
         }
         let names: Vec<String> = builtins::TABLE
