@@ -21,8 +21,12 @@ fn scratch(name: &str) -> PathBuf {
 /// escape codes are stripped from what is read back unless `raw`.
 fn start(history: &Path, color: bool, raw: bool) -> PtySession {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flx"));
+    cmd.env("FLX_HISTORY", history);
+    start_command(cmd, color, raw)
+}
+
+fn start_command(mut cmd: Command, color: bool, raw: bool) -> PtySession {
     cmd.env("TERM", "xterm")
-        .env("FLX_HISTORY", history)
         .env_remove("NO_COLOR")
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     if !color {
@@ -112,6 +116,15 @@ fn history_survives_a_restart() {
     keys(&mut p, "\x1b[A"); // Up: the last input comes back
     enter(&mut p, "", "42006");
     quit(p);
+
+    // Without FLX_HISTORY, history goes to $XDG_STATE_HOME/flx/history.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flx"));
+    cmd.env_remove("FLX_HISTORY").env("XDG_STATE_HOME", &dir);
+    let mut p = start_command(cmd, false, false);
+    enter(&mut p, "7 * 6", "42");
+    quit(p);
+    let saved = std::fs::read_to_string(dir.join("flx/history")).expect("XDG history written");
+    assert!(saved.contains("7 * 6"), "{saved}");
 }
 
 #[test]
@@ -185,7 +198,12 @@ fn input_is_highlighted_and_hints_from_history_are_dimmed() {
 
 /// Run `flx` with `input` on stdin; (stdout, stderr, exit code).
 fn piped(input: &str, env: &[(&str, &str)]) -> (String, String, i32) {
+    piped_with_args(&[], input, env)
+}
+
+fn piped_with_args(args: &[&str], input: &str, env: &[(&str, &str)]) -> (String, String, i32) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flx"))
+        .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -237,6 +255,16 @@ print(\"still running\")
 
     let (out, err, code) = piped("1 +\n  2\n:quit\nnever_run\n", &[("NO_COLOR", "1")]);
     assert_eq!((out.as_str(), err.as_str(), code), ("3\n", "", 0));
+}
+
+#[test]
+fn repl_with_a_file_runs_it_first_and_keeps_its_names() {
+    let dir = scratch("file");
+    let file = dir.join("setup.flx");
+    std::fs::write(&file, "let base = 40\nfn bump(x) = x + 2\n").expect("write");
+    let args = ["repl", file.to_str().expect("utf-8 path")];
+    let (out, err, code) = piped_with_args(&args, "bump(base)\n", &[]);
+    assert_eq!((out.as_str(), err.as_str(), code), ("42\n", "", 0));
 }
 
 #[test]
