@@ -183,10 +183,7 @@ impl Session {
     /// Bind `name` to `value` as if by `let` (the REPL's `_`).
     pub fn bind(&mut self, name: &str, value: Value) {
         let index = self.scope.define_var(&mut self.interp.linker, name);
-        let n = self.interp.linker.n_globals as usize;
-        if self.interp.globals.len() < n {
-            self.interp.globals.resize(n, Value::Undefined);
-        }
+        self.interp.sync_globals();
         self.interp.globals[index as usize] = value;
     }
 

@@ -19,6 +19,11 @@ fn scratch(name: &str) -> PathBuf {
 
 /// `flx` on a pseudo-terminal, at its first prompt. `color: false` sets NO_COLOR;
 /// escape codes are stripped from what is read back unless `raw`.
+/// `flx` without colour, with a history of its own that starts empty.
+fn start_fresh(test: &str) -> PtySession {
+    start(&scratch(test).join("history"), false, false)
+}
+
 fn start(history: &Path, color: bool, raw: bool) -> PtySession {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flx"));
     cmd.env("FLX_HISTORY", history);
@@ -69,8 +74,7 @@ fn quit(mut p: PtySession) {
 
 #[test]
 fn multi_line_input_runs_once_the_brackets_close() {
-    let dir = scratch("multi");
-    let mut p = start(&dir.join("history"), false, false);
+    let mut p = start_fresh("multi");
     // An open parameter list, then an operator at the end of a line: both go on.
     keys(&mut p, "fn add(a,\n");
     keys(&mut p, "       b) = a +\n");
@@ -83,8 +87,7 @@ fn multi_line_input_runs_once_the_brackets_close() {
 
 #[test]
 fn tab_completes_builtins_names_and_record_fields() {
-    let dir = scratch("complete");
-    let mut p = start(&dir.join("history"), false, false);
+    let mut p = start_fresh("complete");
     keys(&mut p, "linsp\t");
     enter(&mut p, "(0, 1, n: 3)", "[0.  0.5 1. ]");
     enter(
@@ -129,8 +132,7 @@ fn history_survives_a_restart() {
 
 #[test]
 fn help_type_and_time() {
-    let dir = scratch("meta");
-    let mut p = start(&dir.join("history"), false, false);
+    let mut p = start_fresh("meta");
     enter(&mut p, ":help linspace", "evenly spaced values");
     enter(&mut p, ":type randn(3, 4)", "Tensor (3, 4)");
     enter(&mut p, "fn f(x, y = 2) = x * y", "");
@@ -143,8 +145,7 @@ fn help_type_and_time() {
 
 #[test]
 fn an_error_is_reported_and_the_next_input_works() {
-    let dir = scratch("error");
-    let mut p = start(&dir.join("history"), false, false);
+    let mut p = start_fresh("error");
     enter(&mut p, "let x = 20", "");
     enter(&mut p, "x + nope", "unknown name `nope`");
     enter(&mut p, "x + 1", "21");
@@ -153,8 +154,7 @@ fn an_error_is_reported_and_the_next_input_works() {
 
 #[test]
 fn ctrl_c_interrupts_a_running_loop_and_keeps_the_session() {
-    let dir = scratch("interrupt");
-    let mut p = start(&dir.join("history"), false, false);
+    let mut p = start_fresh("interrupt");
     // Ctrl-C at the prompt drops the line being typed.
     keys(&mut p, "this is not run");
     p.exp_string("not run").expect("echo");

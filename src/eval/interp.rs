@@ -101,7 +101,8 @@ impl Interp {
         }
     }
 
-    fn sync_globals(&mut self) {
+    /// Make room for every global slot and module the linker has handed out.
+    pub(crate) fn sync_globals(&mut self) {
         let n = self.linker.n_globals as usize;
         if self.globals.len() < n {
             self.globals.resize(n, Value::Undefined);
@@ -700,7 +701,6 @@ impl Interp {
         Ok(out)
     }
 
-    #[inline(never)]
     /// The names `v.NAME` accepts, for completion; kept beside `field`, which reads them.
     pub fn field_names(&self, v: &Value) -> Vec<String> {
         match v {
@@ -735,6 +735,7 @@ impl Interp {
         }
     }
 
+    #[inline(never)]
     fn field(&mut self, v: Value, field: &Ident) -> Eval {
         let name = field.name.as_ref();
         if let Some(r) = builtins::kernels::field(&v, name, field.span) {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::diag::{did_you_mean, Diag};
+use crate::diag::{did_you_mean, Diag, SourceMap};
 use crate::eval::builtins;
 use crate::eval::format::{kernel_repr, repr, shape_str};
 use crate::eval::value::Value;
@@ -336,7 +336,7 @@ impl Repl {
                 let Some(file) = sources.get(def.span.file) else {
                     return self.type_of(v);
                 };
-                let mut text = signature(def, &file.text);
+                let mut text = signature(def, sources);
                 let start = file.text[..def.span.start as usize]
                     .rfind('\n')
                     .map_or(0, |i| i + 1);
@@ -365,16 +365,11 @@ impl Repl {
         match v {
             Value::Func(c) => {
                 let session = self.session.borrow();
-                let text = session
-                    .interp
-                    .linker
-                    .sources
-                    .get(c.def.span.file)
-                    .map(|f| f.text.clone());
-                match text {
-                    Some(text) => format!("{} {}", v.kind(), signature(&c.def, &text)),
-                    None => v.kind().to_string(),
-                }
+                format!(
+                    "{} {}",
+                    v.kind(),
+                    signature(&c.def, &session.interp.linker.sources)
+                )
             }
             Value::Builtin(b) => format!("Function {}", builtins::get(*b).signature().display()),
             Value::Kernel(k) => format!("Kernel {}", kernel_repr(k)),
@@ -494,17 +489,17 @@ fn find_command(word: &str) -> Option<&'static str> {
 }
 
 /// `name(a, b = 2)`, defaults as written.
-fn signature(def: &FnDef, text: &str) -> String {
+fn signature(def: &FnDef, sources: &SourceMap) -> String {
     let params: Vec<String> = def
         .params
         .iter()
         .map(|p| match &p.default {
-            Some(d) => format!(
-                "{} = {}",
-                p.name.ident.name,
-                text.get(d.span.start as usize..d.span.end as usize)
-                    .unwrap_or("…")
-            ),
+            Some(d) => {
+                let text = sources
+                    .get(d.span.file)
+                    .and_then(|f| f.text.get(d.span.start as usize..d.span.end as usize));
+                format!("{} = {}", p.name.ident.name, text.unwrap_or("…"))
+            }
             None => p.name.ident.name.to_string(),
         })
         .collect();

@@ -198,10 +198,10 @@ pub fn predict(
     })
 }
 
-/// Fields of kernels (`k.L`) and predictors (`f.alpha`, `f.X`, `f.M`, `f.kernel`, `f.reg`).
 /// The fields of a fitted predictor, in the order its help lists them.
 pub const PREDICTOR_FIELDS: [&str; 5] = ["alpha", "X", "M", "kernel", "reg"];
 
+/// Fields of kernels (`k.L`) and predictors (`f.alpha`, `f.X`, `f.M`, `f.kernel`, `f.reg`).
 pub fn field(v: &Value, name: &str, span: Span) -> Option<R> {
     match v {
         Value::Kernel(k) => {
