@@ -8,6 +8,7 @@
 pub mod check;
 pub mod diag;
 pub mod eval;
+pub mod highlight;
 pub mod jit;
 pub mod kernel;
 pub mod linalg;

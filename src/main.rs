@@ -42,6 +42,13 @@ enum Command {
     /// The interactive session (also plain `flx`); FILE runs first and its
     /// names stay. Reads inputs from stdin when it is not a terminal.
     Repl { file: Option<PathBuf> },
+    /// Print a script highlighted with ANSI colours (plain under NO_COLOR), or
+    /// as an HTML page.
+    Highlight {
+        file: PathBuf,
+        #[arg(long)]
+        html: bool,
+    },
 }
 
 /// The interpreter recurses over the syntax tree; give it room.
@@ -119,5 +126,25 @@ fn run(cli: Cli) -> u8 {
         }
         Some(Command::Repl { file }) => flx::repl::main(options, file.as_deref()),
         None => flx::repl::main(options, None),
+        Some(Command::Highlight { file, html }) => highlight(&file, html),
     }
+}
+
+fn highlight(file: &std::path::Path, html: bool) -> u8 {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return 1;
+        }
+    };
+    let out = if html {
+        flx::highlight::html(&file.display().to_string(), &text)
+    } else if flx::no_color() {
+        text
+    } else {
+        flx::highlight::ansi(&text)
+    };
+    print!("{out}");
+    0
 }

@@ -17,7 +17,7 @@ use std::rc::Rc;
 use crate::diag::{did_you_mean, Diag, SourceMap, Span};
 use crate::eval::builtins::{self, Signature};
 use crate::syntax::ast::*;
-use crate::syntax::parse_module;
+use crate::syntax::{parse_module, KERNEL_GEOMETRY};
 
 /// What a module-level name is, as far as static checks care.
 #[derive(Clone, Debug)]
@@ -299,9 +299,6 @@ enum Deferred<'a> {
     Kernel(&'a FnDef),
     Model(&'a ModelDef),
 }
-
-/// The pair geometry a kernel body is written over (see the design brief).
-pub const KERNEL_GEOMETRY: [&str; 5] = ["dist", "sqdist", "dot", "xnorm", "znorm"];
 
 /// What a callee is known to be, for static call checks.
 enum Callee {

@@ -18,7 +18,8 @@ use rustyline::{Context, Editor};
 
 use super::{find_command, history_path, Next, Repl, COMMANDS};
 use crate::eval::builtins;
-use crate::syntax::lex::{self, Class, KEYWORDS};
+use crate::highlight;
+use crate::syntax::lex::KEYWORDS;
 use crate::syntax::{self};
 use crate::Session;
 
@@ -126,45 +127,15 @@ impl Hinter for Helper {
 }
 
 /// ANSI colours for the token classes (the editor grammars' scopes).
-fn style(class: Class) -> Option<&'static str> {
-    Some(match class {
-        Class::Comment => "90",
-        Class::Keyword => "35",
-        Class::Declaration => "1;35",
-        Class::Constant | Class::Number => "36",
-        Class::String => "32",
-        Class::Escape | Class::Interpolation => "33",
-        Class::Builtin => "34",
-        Class::Invalid => "31",
-        Class::Name | Class::Operator | Class::Punctuation => return None,
-    })
-}
-
-/// `text` with ANSI colours by token class; same display width as `text`.
-fn highlight_code(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 2);
-    let mut at = 0;
-    for t in lex::tokens(text, &|w| builtins::lookup(w).is_some()) {
-        out.push_str(&text[at..t.start]);
-        match style(t.class) {
-            Some(code) => out.push_str(&format!("\x1b[{code}m{}\x1b[0m", &text[t.start..t.end])),
-            None => out.push_str(&text[t.start..t.end]),
-        }
-        at = t.end;
-    }
-    out.push_str(&text[at..]);
-    out
-}
-
 impl Highlighter for Helper {
     fn highlight<'l>(&self, line: &'l str, _pos: usize) -> Cow<'l, str> {
         if line.trim_start().starts_with(':') {
             // A meta-command: the command word in bold, its argument as code.
             let word_end = line.find(char::is_whitespace).unwrap_or(line.len());
             let (word, arg) = line.split_at(word_end);
-            return Cow::Owned(format!("\x1b[1m{word}\x1b[0m{}", highlight_code(arg)));
+            return Cow::Owned(format!("\x1b[1m{word}\x1b[0m{}", highlight::ansi(arg)));
         }
-        Cow::Owned(highlight_code(line))
+        Cow::Owned(highlight::ansi(line))
     }
 
     fn highlight_prompt<'b, 's: 'b, 'p: 'b>(

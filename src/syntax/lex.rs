@@ -1,21 +1,26 @@
-//! Tokens with a colour class, for highlighting: the REPL's input line, and
-//! the reference the editor grammars are tested against. Any text lexes,
-//! finished or not, by the grammar's own `tokens` rule (its number, string and
-//! name rules are the parser's), so highlighting cannot drift from the parser.
+//! Tokens with a colour class, for highlighting: the REPL's input line,
+//! `flx highlight`, and the reference the editor grammars are tested against.
+//! Any text lexes, finished or not, by the grammar's own `tokens` rule (its
+//! number, string and name rules are the parser's), so highlighting cannot drift
+//! from the parser. A second pass gives words the classes that depend on where
+//! they stand (see [`refine`]).
 
 use pest::iterators::Pair;
 use pest::Parser;
 
-use super::{FlxParser, Rule};
+use super::{FlxParser, Rule, KERNEL_GEOMETRY};
 
 /// What a token is, as an editor theme would colour it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
     Comment,
-    /// Control and binding words: `let`, `if`, `for`, `use`, `and`, ...
+    /// Control and binding words: `let`, `if`, `for`, `use`, `and`, ...; and
+    /// `param`, `forward`, `lr` where they open or scale a model's item.
     Keyword,
     /// Words that open a declaration: `fn`, `kernel`, `model`, `loss`, `proc`.
     Declaration,
+    /// The name a declaration (or a model's `param`) defines.
+    Definition,
     /// `true`, `false`, `none`.
     Constant,
     Number,
@@ -25,6 +30,10 @@ pub enum Class {
     /// The braces (and the spec's colon) of an interpolation `{...}`.
     Interpolation,
     Builtin,
+    /// A kernel's pair geometry (`dist`, `dot`, ...) inside its declaration.
+    Geometry,
+    /// The label of a named argument (`seed:`) or of a record field (`{train: X}`).
+    Label,
     Name,
     Operator,
     Punctuation,
@@ -39,6 +48,9 @@ pub const KEYWORDS: &[&str] = &[
     "false", "none", "use", "as", "kernel", "model", "loss", "proc", "and", "or", "not",
 ];
 
+/// Words that are keywords only directly inside a `model` body.
+pub const MODEL_KEYWORDS: &[&str] = &["param", "forward", "lr"];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Token {
     pub start: usize,
@@ -51,11 +63,12 @@ pub struct Token {
 /// this layer).
 pub fn tokens(text: &str, is_builtin: &dyn Fn(&str) -> bool) -> Vec<Token> {
     let mut out = Vec::new();
+    let mut interps = Vec::new();
     // The rule accepts every text; the fallback is for safety only.
     match FlxParser::parse(Rule::tokens, text) {
         Ok(pairs) => {
             for p in pairs.flat_map(|p| p.into_inner()) {
-                push(&mut out, p, is_builtin);
+                push(&mut out, &mut interps, p, is_builtin);
             }
         }
         Err(_) => out.push(Token {
@@ -64,10 +77,17 @@ pub fn tokens(text: &str, is_builtin: &dyn Fn(&str) -> bool) -> Vec<Token> {
             class: Class::Invalid,
         }),
     }
+    refine(text, &mut out, &interps);
     out
 }
 
-fn push(out: &mut Vec<Token>, p: Pair<Rule>, is_builtin: &dyn Fn(&str) -> bool) {
+/// Appends the tokens of `p`; `interps` gets the span of each interpolation.
+fn push(
+    out: &mut Vec<Token>,
+    interps: &mut Vec<(usize, usize)>,
+    p: Pair<Rule>,
+    is_builtin: &dyn Fn(&str) -> bool,
+) {
     let span = p.as_span();
     let class = match p.as_rule() {
         Rule::comment => Class::Comment,
@@ -80,8 +100,9 @@ fn push(out: &mut Vec<Token>, p: Pair<Rule>, is_builtin: &dyn Fn(&str) -> bool) 
         Rule::escape | Rule::format_spec => Class::Escape,
         Rule::tok_brace | Rule::tok_colon => Class::Interpolation,
         Rule::tok_interp => {
+            interps.push((span.start(), span.end()));
             for inner in p.into_inner() {
-                push(out, inner, is_builtin);
+                push(out, interps, inner, is_builtin);
             }
             return;
         }
@@ -98,7 +119,7 @@ fn push(out: &mut Vec<Token>, p: Pair<Rule>, is_builtin: &dyn Fn(&str) -> bool) 
                     });
                 }
                 at = inner.as_span().end();
-                push(out, inner, is_builtin);
+                push(out, interps, inner, is_builtin);
             }
             if span.end() > at {
                 out.push(Token {
@@ -121,6 +142,151 @@ fn push(out: &mut Vec<Token>, p: Pair<Rule>, is_builtin: &dyn Fn(&str) -> bool) 
     }
 }
 
+/// An open bracket, as far as classes care.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Paren,
+    Bracket,
+    Brace,
+    /// A `model`'s body.
+    Model,
+    /// An interpolation, with the end of its text.
+    Interp(usize),
+}
+
+/// Gives words the classes that depend on context, as an editor grammar can
+/// find it with nested regions (the editor tests hold them to this):
+/// - a word after `.` is a field, and after `use` a module: plain names, whatever
+///   the word (`f.kernel`, `use std.rfm`);
+/// - a word before `:` directly inside `(...)` or `{...}` is a label;
+/// - the word after `fn`/`kernel`/`model`/`loss`/`proc` is a definition;
+/// - a `kernel` declaration binds the geometry names from its keyword to the end
+///   of its line (longer while a bracket is open or the line ends with `\`);
+/// - directly inside a model body, `param` and `forward` starting a line are
+///   keywords, `param`'s name a definition, and `lr` on a `param` line a keyword.
+fn refine(text: &str, toks: &mut [Token], interps: &[(usize, usize)]) {
+    let mut open: Vec<Open> = Vec::new();
+    let mut interps = interps.iter().peekable();
+    let mut kernel: Option<usize> = None; // depth of the kernel being declared
+    let mut model: Option<usize> = None; // depth of a model head awaiting its body
+    let mut in_param = false; // on a `param` line of the innermost model body
+    let mut defines = false; // the next word is the name being defined
+    for i in 0..toks.len() {
+        let t = toks[i];
+        let s = &text[t.start..t.end];
+        let prev = i
+            .checked_sub(1)
+            .map(|j| (toks[j], &text[toks[j].start..toks[j].end]));
+        // An interpolation left open ends with its text.
+        while let Some(at) = open
+            .iter()
+            .rposition(|o| matches!(o, Open::Interp(end) if *end <= t.start))
+        {
+            open.truncate(at);
+        }
+        let depth = open.len();
+        let gap = &text[prev.map_or(0, |(p, _)| p.end)..t.start];
+        if line_breaks(gap) {
+            kernel = kernel.filter(|&k| depth > k);
+            model = model.filter(|&m| depth > m);
+            if open.last() == Some(&Open::Model) {
+                in_param = false;
+            }
+        }
+        let in_model = open.last() == Some(&Open::Model);
+        let item_start = in_model
+            && (line_breaks(gap)
+                || prev.is_some_and(|(p, ps)| {
+                    p.class == Class::Punctuation && (ps == "{" || ps == ";")
+                }));
+        let was_defining = std::mem::take(&mut defines);
+        match t.class {
+            Class::Punctuation => match s {
+                "(" => open.push(Open::Paren),
+                "[" => open.push(Open::Bracket),
+                "{" if model == Some(depth) => {
+                    model = None;
+                    in_param = false;
+                    open.push(Open::Model);
+                }
+                "{" => open.push(Open::Brace),
+                ")" | "]" | "}" => {
+                    if open.pop() == Some(Open::Model) {
+                        in_param = false;
+                    }
+                    kernel = kernel.filter(|&k| open.len() >= k);
+                }
+                ";" => {
+                    kernel = kernel.filter(|&k| depth > k);
+                    in_param &= !in_model;
+                }
+                _ => {}
+            },
+            Class::Interpolation if s == "{" => {
+                let end = interps
+                    .find(|(start, _)| *start == t.start)
+                    .map_or(text.len(), |&(_, end)| end);
+                open.push(Open::Interp(end));
+            }
+            Class::Interpolation if s == "}" => {
+                if let Some(at) = open.iter().rposition(|o| matches!(o, Open::Interp(_))) {
+                    open.truncate(at);
+                }
+            }
+            Class::Keyword
+            | Class::Declaration
+            | Class::Constant
+            | Class::Builtin
+            | Class::Name => {
+                let plain = matches!(t.class, Class::Name | Class::Builtin);
+                let after_dot =
+                    prev.is_some_and(|(p, ps)| p.class == Class::Punctuation && ps == ".");
+                let before_colon = toks
+                    .get(i + 1)
+                    .is_some_and(|n| n.class == Class::Punctuation && &text[n.start..n.end] == ":");
+                let after_use =
+                    prev.is_some_and(|(p, ps)| p.class == Class::Keyword && ps == "use");
+                let class = if after_dot || (after_use && plain) {
+                    Class::Name
+                } else if before_colon
+                    && matches!(open.last(), Some(Open::Paren | Open::Brace | Open::Model))
+                {
+                    Class::Label
+                } else if was_defining && plain {
+                    Class::Definition
+                } else if item_start && (s == "param" || s == "forward") {
+                    defines = s == "param";
+                    in_param = defines;
+                    Class::Keyword
+                } else if in_model && in_param && s == "lr" {
+                    Class::Keyword
+                } else if kernel.is_some() && plain && KERNEL_GEOMETRY.contains(&s) {
+                    Class::Geometry
+                } else {
+                    t.class
+                };
+                if class == Class::Declaration {
+                    defines = true;
+                    match s {
+                        "kernel" => kernel = Some(depth),
+                        "model" => model = Some(depth),
+                        _ => {}
+                    }
+                }
+                toks[i].class = class;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether `gap`, the text between two tokens, ends a line: a newline not
+/// escaped by a `\` just before it.
+fn line_breaks(gap: &str) -> bool {
+    gap.match_indices('\n')
+        .any(|(at, _)| !gap[..at].trim_end_matches('\r').ends_with('\\'))
+}
+
 fn word_class(word: &str, is_builtin: &dyn Fn(&str) -> bool) -> Class {
     match word {
         "true" | "false" | "none" => Class::Constant,
@@ -141,8 +307,12 @@ fn is_name(word: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn builtin(word: &str) -> bool {
+        matches!(word, "exp" | "std")
+    }
+
     fn classes(text: &str) -> Vec<(&str, Class)> {
-        tokens(text, &|w| w == "exp")
+        tokens(text, &builtin)
             .into_iter()
             .map(|t| (&text[t.start..t.end], t.class))
             .collect()
@@ -155,7 +325,7 @@ mod tests {
             classes("kernel k(L = 1.5) = exp(-dist / L)  # c"),
             vec![
                 ("kernel", Declaration),
-                ("k", Name),
+                ("k", Definition),
                 ("(", Punctuation),
                 ("L", Name),
                 ("=", Operator),
@@ -165,7 +335,7 @@ mod tests {
                 ("exp", Builtin),
                 ("(", Punctuation),
                 ("-", Operator),
-                ("dist", Name),
+                ("dist", Geometry),
                 ("/", Operator),
                 ("L", Name),
                 (")", Punctuation),
@@ -190,6 +360,64 @@ mod tests {
                 ("\"", String),
                 ("if", Keyword),
                 ("true", Constant),
+            ]
+        );
+    }
+
+    /// The words of `text` whose class is not the one their spelling gives.
+    fn contextual(text: &str) -> Vec<(&str, Class)> {
+        classes(text)
+            .into_iter()
+            .filter(|&(w, c)| {
+                w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && c != word_class(w, &builtin)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn classes_that_depend_on_context() {
+        use Class::*;
+        // Fields, modules, labels (not in slices or at an interpolation's top), definitions.
+        assert_eq!(
+            contextual(
+                "use std.rfm\nf(r.model, seed: 1, {kernel: k}, X[a:b], \"{x:.2} {g(axis: 0)}\")"
+            ),
+            vec![
+                ("std", Name),
+                ("model", Name),
+                ("seed", Label),
+                ("kernel", Label),
+                ("axis", Label)
+            ]
+        );
+        // Geometry from `kernel` to the end of its line, longer in brackets or after `\`.
+        assert_eq!(
+            contextual("kernel k(L) = exp(-(dist +\n dot)) * \\\n xnorm\nlet y = znorm"),
+            vec![
+                ("k", Definition),
+                ("dist", Geometry),
+                ("dot", Geometry),
+                ("xnorm", Geometry)
+            ]
+        );
+        assert_eq!(
+            contextual("{ kernel k() = dist }; dot"),
+            vec![("k", Definition), ("dist", Geometry)]
+        );
+        // Model items: `param`, `forward` and a param's `lr`, only directly in the body.
+        assert_eq!(
+            contextual("model m(d) {\n    param W = f(lr) lr 0.1\n    forward(x) = x @ W\n    let lr = 1; param b = 0 lr lr\n}\nparam forward lr"),
+            vec![
+                ("m", Definition),
+                ("param", Keyword),
+                ("W", Definition),
+                ("lr", Keyword),
+                ("forward", Keyword),
+                ("param", Keyword),
+                ("b", Definition),
+                ("lr", Keyword),
+                ("lr", Keyword),
             ]
         );
     }

@@ -16,6 +16,10 @@ use crate::diag::{Diag, Span};
 #[grammar = "../grammar/flx.pest"]
 pub struct FlxParser;
 
+/// The pair geometry a kernel body is written over (see the design brief): names
+/// bound only inside `kernel` bodies.
+pub const KERNEL_GEOMETRY: [&str; 5] = ["dist", "sqdist", "dot", "xnorm", "znorm"];
+
 /// Deepest bracket nesting accepted; deeper input is refused before pest sees
 /// it, so neither pest's recursion nor ours can exhaust the stack.
 pub const MAX_NESTING: usize = 128;
