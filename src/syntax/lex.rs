@@ -199,7 +199,7 @@ fn refine(text: &str, toks: &mut [Token], interps: &[(usize, usize)]) {
                 || prev.is_some_and(|(p, ps)| {
                     p.class == Class::Punctuation && (ps == "{" || ps == ";")
                 }));
-        let was_defining = std::mem::take(&mut defines);
+        let was_defining = std::mem::take(&mut defines) && !line_breaks(gap);
         match t.class {
             Class::Punctuation => match s {
                 "(" => open.push(Open::Paren),
@@ -210,14 +210,24 @@ fn refine(text: &str, toks: &mut [Token], interps: &[(usize, usize)]) {
                     open.push(Open::Model);
                 }
                 "{" => open.push(Open::Brace),
+                // A closer that does not match the innermost bracket closes nothing,
+                // as in an editor grammar's nested regions.
                 ")" | "]" | "}" => {
-                    if open.pop() == Some(Open::Model) {
+                    let closes = match open.last() {
+                        Some(Open::Paren) => s == ")",
+                        Some(Open::Bracket) => s == "]",
+                        Some(Open::Brace | Open::Model) => s == "}",
+                        _ => false,
+                    };
+                    if closes && open.pop() == Some(Open::Model) {
                         in_param = false;
                     }
-                    kernel = kernel.filter(|&k| open.len() >= k);
+                    kernel = kernel.filter(|&k| depth > k);
+                    model = model.filter(|&m| depth > m);
                 }
                 ";" => {
                     kernel = kernel.filter(|&k| depth > k);
+                    model = model.filter(|&m| depth > m);
                     in_param &= !in_model;
                 }
                 _ => {}

@@ -1,0 +1,2 @@
+" flx scripts: *.flx
+autocmd BufNewFile,BufRead *.flx setfiletype flx
