@@ -1,4 +1,5 @@
-//! The `flx` binary end to end: exit codes, `flx check`, overrides, threads, `--no-jit`.
+//! The `flx` binary end to end: exit codes, `flx check`, overrides, threads, `--no-jit`,
+//! `flx highlight`.
 
 use std::process::{Command, Output};
 
@@ -131,4 +132,39 @@ fn every_example_is_the_same_without_the_jit() {
         .expect("flx runs");
     let want = std::fs::read_to_string("tests/examples/linrfm.out").expect("snapshot");
     assert_eq!(text(&env.stdout), want);
+}
+
+#[test]
+fn highlight_colours_by_token_class() {
+    let out = Command::new(env!("CARGO_BIN_EXE_flx"))
+        .args(["highlight", "stdlib/rfm.flx"])
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("flx runs");
+    assert!(out.status.success());
+    let shown = text(&out.stdout);
+    // Declaration, definition, builtin, geometry, number: each in its colour.
+    assert!(
+        shown.contains("\x1b[1;35mkernel\x1b[0m \x1b[1;34mlaplace\x1b[0m(L = \x1b[36m10.0\x1b[0m) = \x1b[34mexp\x1b[0m(-\x1b[3;36mdist\x1b[0m / L)"),
+        "{shown}"
+    );
+    // Without the escapes it is the file, byte for byte.
+    let plain = flx(&["highlight", "stdlib/rfm.flx"]);
+    assert_eq!(
+        text(&plain.stdout),
+        std::fs::read_to_string("stdlib/rfm.flx").unwrap()
+    );
+}
+
+#[test]
+fn highlight_html_is_a_page_of_classed_spans() {
+    let out = flx(&["highlight", "--html", "examples/linrfm.flx"]);
+    assert!(out.status.success());
+    let page = text(&out.stdout);
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    assert!(page.contains("<span class=\"flx-declaration\">kernel</span> <span class=\"flx-definition\">linear</span>() = <span class=\"flx-geometry\">dot</span>"), "{page}");
+    assert!(page.contains("&lt;-"), "text is escaped: {page}");
+    let missing = flx(&["highlight", "no/such.flx"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("cannot read no/such.flx"));
 }
