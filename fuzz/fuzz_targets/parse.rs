@@ -1,5 +1,5 @@
 //! Any text: parsing either succeeds or returns a diagnostic that renders; the
-//! REPL's views of it (highlighting tokens, "needs more lines", an open string)
+//! REPL's views of it (highlighting tokens, `flx highlight`'s output, "needs more lines", an open string)
 //! cover it in order. Never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
@@ -22,6 +22,8 @@ fuzz_target!(|data: &[u8]| {
                 assert!(text.is_char_boundary(t.start) && text.is_char_boundary(t.end));
                 at = t.end;
             }
+            let _ = flx::highlight::ansi(&text);
+            let _ = flx::highlight::html("fuzz.flx", &text);
             let _ = flx::syntax::is_incomplete(&text);
             if let Some(start) = flx::syntax::open_string(&text) {
                 assert!(text.is_char_boundary(start));

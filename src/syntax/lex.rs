@@ -150,8 +150,8 @@ enum Open {
     Brace,
     /// A `model`'s body.
     Model,
-    /// An interpolation, with the end of its text.
-    Interp(usize),
+    /// An interpolation.
+    Interp,
 }
 
 /// Gives words the classes that depend on context, as an editor grammar can
@@ -159,14 +159,17 @@ enum Open {
 /// - a word after `.` is a field, and after `use` a module: plain names, whatever
 ///   the word (`f.kernel`, `use std.rfm`);
 /// - a word before `:` directly inside `(...)` or `{...}` is a label;
-/// - the word after `fn`/`kernel`/`model`/`loss`/`proc` is a definition;
+/// - the word after `fn`/`kernel`/`model`/`loss`/`proc`, on its line, is a
+///   definition;
 /// - a `kernel` declaration binds the geometry names from its keyword to the end
 ///   of its line (longer while a bracket is open or the line ends with `\`);
-/// - directly inside a model body, `param` and `forward` starting a line are
-///   keywords, `param`'s name a definition, and `lr` on a `param` line a keyword.
+/// - directly inside a model body, `param` and `forward` starting an item (a
+///   line, or after `{` or `;`) are keywords, `param`'s name a definition, and
+///   `lr` in a `param` item a keyword.
 fn refine(text: &str, toks: &mut [Token], interps: &[(usize, usize)]) {
     let mut open: Vec<Open> = Vec::new();
-    let mut interps = interps.iter().peekable();
+    let mut interps = interps.iter();
+    let mut open_interps: Vec<(usize, usize)> = Vec::new(); // (index in `open`, end of text)
     let mut kernel: Option<usize> = None; // depth of the kernel being declared
     let mut model: Option<usize> = None; // depth of a model head awaiting its body
     let mut in_param = false; // on a `param` line of the innermost model body
@@ -177,12 +180,14 @@ fn refine(text: &str, toks: &mut [Token], interps: &[(usize, usize)]) {
         let prev = i
             .checked_sub(1)
             .map(|j| (toks[j], &text[toks[j].start..toks[j].end]));
-        // An interpolation left open ends with its text.
-        while let Some(at) = open
-            .iter()
-            .rposition(|o| matches!(o, Open::Interp(end) if *end <= t.start))
-        {
+        // An interpolation left open ends with its text (spans nest, so the
+        // innermost ends first).
+        while let Some(&(at, end)) = open_interps.last() {
+            if end > t.start {
+                break;
+            }
             open.truncate(at);
+            open_interps.pop();
         }
         let depth = open.len();
         let gap = &text[prev.map_or(0, |(p, _)| p.end)..t.start];
@@ -236,10 +241,11 @@ fn refine(text: &str, toks: &mut [Token], interps: &[(usize, usize)]) {
                 let end = interps
                     .find(|(start, _)| *start == t.start)
                     .map_or(text.len(), |&(_, end)| end);
-                open.push(Open::Interp(end));
+                open_interps.push((open.len(), end));
+                open.push(Open::Interp);
             }
             Class::Interpolation if s == "}" => {
-                if let Some(at) = open.iter().rposition(|o| matches!(o, Open::Interp(_))) {
+                if let Some((at, _)) = open_interps.pop() {
                     open.truncate(at);
                 }
             }

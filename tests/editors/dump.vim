@@ -1,7 +1,7 @@
 " For tests/editors.rs: checks that Vim recognises the buffer as flx and loads
-" the ftplugin, then writes the syntax group of every byte (one line of
-" comma-separated group names per buffer line) to $FLX_SYNTAX_OUT.
-filetype plugin on
+" the ftplugin and the indent file, then writes the syntax group of every byte
+" (one line of comma-separated group names per buffer line) to $FLX_SYNTAX_OUT.
+filetype plugin indent on
 syntax on
 filetype detect
 let s:out = $FLX_SYNTAX_OUT
@@ -13,6 +13,10 @@ if &commentstring !=# '# %s'
   call writefile(['the ftplugin did not set commentstring'], s:out)
   cquit!
 endif
+if &indentexpr !=# 'FlxIndent()'
+  call writefile(['the indent file did not set indentexpr'], s:out)
+  cquit!
+endif
 let s:lines = []
 for s:lnum in range(1, line('$'))
   let s:groups = []
@@ -22,4 +26,15 @@ for s:lnum in range(1, line('$'))
   call add(s:lines, join(s:groups, ','))
 endfor
 call writefile(s:lines, s:out)
+
+" Re-indenting a flat block nests it by brackets, comments aside.
+enew
+setfiletype flx
+call setline(1, ['proc main(n = 3) {  # a comment', 'let x = [', '1, 2,', ']', 'print(x)', '}'])
+normal! gg=G
+let s:indents = map(range(1, 6), 'indent(v:val)')
+if s:indents != [0, 4, 8, 4, 4, 0]
+  call writefile(['indentation is ' . string(s:indents)], s:out)
+  cquit!
+endif
 quitall!

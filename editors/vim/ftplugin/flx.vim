@@ -1,4 +1,4 @@
-" Vim filetype plugin for flx: comments, indentation, and `gf` on `use` paths.
+" Vim filetype plugin for flx: comments, 4-space indentation, `gf` on `use` paths.
 if exists("b:did_ftplugin")
   finish
 endif
@@ -6,9 +6,8 @@ let b:did_ftplugin = 1
 
 setlocal comments=:# commentstring=#\ %s
 setlocal expandtab shiftwidth=4 softtabstop=4 tabstop=4
-setlocal autoindent smartindent cinwords=
 setlocal suffixesadd=.flx
 setlocal iskeyword=@,48-57,_
 
 let b:undo_ftplugin = "setlocal comments< commentstring< expandtab< shiftwidth< softtabstop< tabstop<"
-      \ . " autoindent< smartindent< cinwords< suffixesadd< iskeyword<"
+      \ . " suffixesadd< iskeyword<"
