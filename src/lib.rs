@@ -5,6 +5,7 @@
 //! inputs (the REPL and `flx run` share it). Numeric work goes to `tensor`
 //! (ndarray) and `linalg` (faer). Errors of every layer are `diag::Diag`s.
 
+pub mod ad;
 pub mod check;
 pub mod diag;
 pub mod eval;

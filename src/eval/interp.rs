@@ -18,6 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use super::builtins::{self, Args};
 use super::format;
 use super::ops;
+use super::traced;
 use super::value::{Closure, FnKind, Record, Value};
 use crate::check::Linker;
 use crate::diag::{Diag, Span};
@@ -790,6 +791,7 @@ impl Interp {
                 })
             }
             Value::Tensor(t) if name == "T" => Ok(Value::tensor(t.t().to_owned())),
+            Value::Traced(_) if name == "T" => Ok(traced::transpose(v, field.span)?),
             _ => Err(Diag::new(
                 "flx::type::field",
                 format!("{} has no field `{name}`", v.describe()),
@@ -939,6 +941,11 @@ impl Interp {
             }
             Value::Builtin(b) => {
                 let b = builtins::get(*b);
+                if pos.iter().any(|(v, _)| traced::is_traced(v))
+                    || named.iter().any(|(_, v, _)| traced::is_traced(v))
+                {
+                    return traced::call_builtin(self, b, pos, named, span);
+                }
                 let mut args = Args::bind(b, pos, named, span)?;
                 if let Err(Flow::Error(d)) = self.tick(span) {
                     return Err(d);
@@ -946,6 +953,10 @@ impl Interp {
                 let value = (b.run)(self, &mut args).map_err(|d| d.or_at(span))?;
                 self.poll_interrupt(span)?;
                 Ok(value)
+            }
+            Value::Derivative(d) => {
+                let d = d.clone();
+                super::traced::call_derivative(self, &d, pos, named, span)
             }
             Value::Kernel(k) => builtins::kernels::with_hyper(k, pos, named),
             Value::Predictor(p) => builtins::kernels::predict(p, pos, named, span),

@@ -6,6 +6,7 @@ pub mod fused;
 pub mod interp;
 pub mod native;
 pub mod ops;
+pub mod traced;
 pub mod value;
 
 /// Start the clock `time()` reads.

@@ -15,6 +15,8 @@ use crate::tensor;
 
 pub fn unary(op: UnOp, v: Value) -> Result<Value, Diag> {
     match (op, v) {
+        // The span comes from the caller (`or_at`).
+        (op, v @ Value::Traced(_)) => super::traced::unary(op, v, Span::default()),
         (UnOp::Neg, Value::Int(i)) => i.checked_neg().map(Value::Int).ok_or_else(overflow),
         (UnOp::Neg, Value::Float(f)) => Ok(Value::Float(-f)),
         (UnOp::Neg, Value::Tensor(t)) => Ok(Value::tensor(t.mapv(|x| -x))),
@@ -195,6 +197,9 @@ pub fn scalar_fast(op: BinOp, l: &Value, r: &Value) -> Option<Value> {
 }
 
 pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result<Value, Diag> {
+    if matches!(l, Value::Traced(_)) || matches!(r, Value::Traced(_)) {
+        return super::traced::binary(op, l, r, lspan, rspan);
+    }
     // The left operand is the primary span; both operands are labelled, never overlapping.
     let fail = |l: &Value, r: &Value| {
         Diag::new(
@@ -456,6 +461,7 @@ fn bad_index(v: &Value, span: Span) -> Diag {
 
 pub fn index(v: &Value, idx: &[Index], span: Span) -> Result<Value, Diag> {
     match v {
+        Value::Traced(_) => super::traced::index(v, idx, span),
         Value::Tensor(t) => index_tensor(t, idx),
         Value::List(items) | Value::Tuple(items) => {
             let tuple = matches!(v, Value::Tuple(_));

@@ -36,6 +36,10 @@ pub enum Value {
     Cell(Rc<RefCell<Value>>),
     /// A module-level name whose definition has not run yet (internal).
     Undefined,
+    /// A Float or tensor on the tape of a running `grad` (see `eval::traced`).
+    Traced(Rc<crate::eval::traced::Traced>),
+    /// `grad(f)` or `value_and_grad(f)`: callable.
+    Derivative(Rc<crate::eval::traced::Derivative>),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -94,7 +98,8 @@ impl Value {
                 FnKind::Loss => "Loss",
                 _ => "Function",
             },
-            Value::Builtin(_) => "Function",
+            Value::Builtin(_) | Value::Derivative(_) => "Function",
+            Value::Traced(t) => t.primal.kind(),
             Value::Kernel(_) => "Kernel",
             Value::Predictor(_) => "Predictor",
             Value::Module(_) => "Module",
@@ -108,6 +113,7 @@ impl Value {
             Value::Tensor(t) => format!("Tensor {}", crate::eval::format::shape_str(t.shape())),
             Value::Tuple(t) => format!("Tuple of {}", t.len()),
             Value::List(t) => format!("List of {}", t.len()),
+            Value::Traced(t) => t.primal.describe(),
             v => v.kind().to_string(),
         }
     }

@@ -6,6 +6,7 @@
 //! literals), `*shape` collects extra positional arguments, parameters after it
 //! are keyword-only, and `**metrics` collects extra named arguments.
 
+mod autodiff;
 mod io;
 pub mod kernels;
 mod linalg;
@@ -47,6 +48,7 @@ pub static TABLE: LazyLock<Vec<&'static Builtin>> = LazyLock::new(|| {
         .chain(kernels::BUILTINS)
         .chain(metrics::BUILTINS)
         .chain(io::BUILTINS)
+        .chain(autodiff::BUILTINS)
         .collect()
 });
 
@@ -485,6 +487,7 @@ pub fn reference_markdown() -> String {
         ("Kernels", kernels::BUILTINS),
         ("Metrics", metrics::BUILTINS),
         ("Files, output and conversions", io::BUILTINS),
+        ("Automatic differentiation", autodiff::BUILTINS),
     ] {
         out.push_str(&format!("\n## {title}\n\n| builtin | |\n|---|---|\n"));
         for b in table {

@@ -1,0 +1,345 @@
+//! Reverse-mode automatic differentiation on tensors: a tape of operations, each
+//! with its pullback (vector–Jacobian product), run once backwards. It knows
+//! nothing of values or syntax: `eval::traced` computes each operation with the
+//! interpreter's own code and records it here while a gradient is being taken.
+//! Scalars are 0-d tensors.
+
+use std::rc::Rc;
+
+use ndarray::{Axis, IxDyn};
+
+use crate::tensor::{self, Tensor};
+
+/// A node of the tape.
+pub type Var = usize;
+
+/// Elementwise functions with a derivative.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Elementwise {
+    Exp,
+    Log,
+    Sqrt,
+    Tanh,
+    Sigmoid,
+    Relu,
+    Abs,
+    Sin,
+    Cos,
+}
+
+impl Elementwise {
+    pub fn by_name(name: &str) -> Option<Elementwise> {
+        use Elementwise::*;
+        Some(match name {
+            "exp" => Exp,
+            "log" => Log,
+            "sqrt" => Sqrt,
+            "tanh" => Tanh,
+            "sigmoid" => Sigmoid,
+            "relu" => Relu,
+            "abs" => Abs,
+            "sin" => Sin,
+            "cos" => Cos,
+            _ => return None,
+        })
+    }
+
+    /// d f(x) / dx, from x and y = f(x).
+    fn derivative(self, x: f64, y: f64) -> f64 {
+        use Elementwise::*;
+        match self {
+            Exp => y,
+            Log => 1.0 / x,
+            Sqrt => 0.5 / y,
+            Tanh => 1.0 - y * y,
+            Sigmoid => y * (1.0 - y),
+            Relu => (x > 0.0) as u8 as f64,
+            Abs => x.signum() * (x != 0.0) as u8 as f64,
+            Sin => x.cos(),
+            Cos => -x.sin(),
+        }
+    }
+}
+
+/// How a node was computed from earlier nodes.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// An input: the gradient is wanted.
+    Input,
+    /// A value that does not depend on any input.
+    Constant,
+    Add(Var, Var),
+    Sub(Var, Var),
+    Mul(Var, Var),
+    Div(Var, Var),
+    Pow(Var, Var),
+    Neg(Var),
+    /// NumPy's `@` for 1-d and 2-d operands.
+    MatMul(Var, Var),
+    Transpose(Var),
+    Map(Elementwise, Var),
+    /// Sum over all elements (`None`) or one axis.
+    Sum(Var, Option<usize>),
+    Mean(Var, Option<usize>),
+    /// The same elements in another shape.
+    Reshape(Var),
+    /// Elements picked by flat (row-major) position, in the output's order:
+    /// indexing and slicing of every kind.
+    Gather(Var, Rc<Vec<usize>>),
+}
+
+struct Node {
+    op: Op,
+    value: Rc<Tensor>,
+    /// Whether an input flows into this node.
+    live: bool,
+}
+
+#[derive(Default)]
+pub struct Tape {
+    nodes: Vec<Node>,
+}
+
+impl Tape {
+    pub fn input(&mut self, value: Rc<Tensor>) -> Var {
+        self.nodes.push(Node {
+            op: Op::Input,
+            value,
+            live: true,
+        });
+        self.nodes.len() - 1
+    }
+
+    pub fn constant(&mut self, value: Rc<Tensor>) -> Var {
+        self.nodes.push(Node {
+            op: Op::Constant,
+            value,
+            live: false,
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Records `value`, computed by `op` from earlier nodes.
+    pub fn push(&mut self, op: Op, value: Rc<Tensor>) -> Var {
+        let live = parents(&op).iter().any(|&p| self.nodes[p].live);
+        self.nodes.push(Node { op, value, live });
+        self.nodes.len() - 1
+    }
+
+    pub fn value(&self, v: Var) -> &Rc<Tensor> {
+        &self.nodes[v].value
+    }
+
+    /// The gradient of the scalar `out` with respect to every node (`None`
+    /// where no path leads from the node to `out`).
+    pub fn gradients(&self, out: Var) -> Vec<Option<Tensor>> {
+        let mut grads: Vec<Option<Tensor>> = vec![None; out + 1];
+        grads[out] = Some(Tensor::from_elem(self.nodes[out].value.raw_dim(), 1.0));
+        for v in (0..=out).rev() {
+            let node = &self.nodes[v];
+            if !node.live || matches!(node.op, Op::Input) {
+                continue;
+            }
+            let Some(g) = grads[v].take() else { continue };
+            self.pull(node, g, &mut |p, contribution| {
+                if !self.nodes[p].live {
+                    return;
+                }
+                match &mut grads[p] {
+                    Some(acc) => *acc += &contribution,
+                    slot => *slot = Some(contribution),
+                }
+            });
+        }
+        grads
+    }
+
+    /// Hands each parent of `node` its share of the gradient `g` of `node`.
+    fn pull(&self, node: &Node, g: Tensor, give: &mut dyn FnMut(Var, Tensor)) {
+        let val = |v: Var| &*self.nodes[v].value;
+        let live = |v: Var| self.nodes[v].live;
+        match node.op {
+            Op::Input | Op::Constant => {}
+            Op::Add(a, b) => {
+                if live(a) {
+                    give(a, unbroadcast(&g, val(a).shape()));
+                }
+                if live(b) {
+                    give(b, unbroadcast(&g, val(b).shape()));
+                }
+            }
+            Op::Sub(a, b) => {
+                if live(a) {
+                    give(a, unbroadcast(&g, val(a).shape()));
+                }
+                if live(b) {
+                    give(b, unbroadcast(&g.mapv(|x| -x), val(b).shape()));
+                }
+            }
+            Op::Mul(a, b) => {
+                if live(a) {
+                    give(a, unbroadcast(&(&g * val(b)), val(a).shape()));
+                }
+                if live(b) {
+                    give(b, unbroadcast(&(&g * val(a)), val(b).shape()));
+                }
+            }
+            Op::Div(a, b) => {
+                let gb = &g / val(b);
+                if live(b) {
+                    let q = &gb * &*node.value;
+                    give(b, unbroadcast(&q.mapv(|x| -x), val(b).shape()));
+                }
+                if live(a) {
+                    give(a, unbroadcast(&gb, val(a).shape()));
+                }
+            }
+            Op::Pow(a, b) => {
+                if live(a) {
+                    // d/da a^b = b a^(b-1), written so that a = 0 gives 0 for b > 1.
+                    let mut da = tensor::zip_with(val(a), val(b), |x, p| {
+                        if p == 0.0 {
+                            0.0
+                        } else {
+                            p * x.powf(p - 1.0)
+                        }
+                    })
+                    .expect("shapes broadcast as in the forward pass");
+                    da = &da * &g;
+                    give(a, unbroadcast(&da, val(a).shape()));
+                }
+                if live(b) {
+                    let ln = val(a).mapv(f64::ln);
+                    let db = &(&*node.value * &ln) * &g;
+                    give(b, unbroadcast(&db, val(b).shape()));
+                }
+            }
+            Op::Neg(a) => give(a, g.mapv(|x| -x)),
+            Op::MatMul(a, b) => {
+                let (x, y) = (val(a), val(b));
+                if live(a) {
+                    give(a, matmul_pull_left(&g, x, y));
+                }
+                if live(b) {
+                    give(b, matmul_pull_right(&g, x, y));
+                }
+            }
+            Op::Transpose(a) => give(a, g.t().to_owned()),
+            Op::Map(f, a) => {
+                let mut d = tensor::zip_with(val(a), &node.value, |x, y| f.derivative(x, y))
+                    .expect("same shape");
+                d *= &g;
+                give(a, d);
+            }
+            Op::Sum(a, axis) => give(a, spread(&g, val(a).shape(), axis, 1.0)),
+            Op::Mean(a, axis) => {
+                let n = match axis {
+                    Some(k) => val(a).shape()[k],
+                    None => val(a).len(),
+                };
+                give(a, spread(&g, val(a).shape(), axis, 1.0 / n as f64))
+            }
+            Op::Reshape(a) => {
+                let g = g.as_standard_layout().to_owned();
+                give(
+                    a,
+                    g.into_shape_with_order(val(a).raw_dim())
+                        .expect("same size"),
+                )
+            }
+            Op::Gather(a, ref positions) => {
+                let mut out = Tensor::zeros(val(a).raw_dim());
+                let flat = out.as_slice_mut().expect("a new tensor is contiguous");
+                for (&p, &x) in positions.iter().zip(g.as_standard_layout().iter()) {
+                    flat[p] += x;
+                }
+                give(a, out)
+            }
+        }
+    }
+}
+
+fn parents(op: &Op) -> Vec<Var> {
+    match *op {
+        Op::Input | Op::Constant => vec![],
+        Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::Div(a, b) | Op::Pow(a, b) => {
+            vec![a, b]
+        }
+        Op::MatMul(a, b) => vec![a, b],
+        Op::Neg(a)
+        | Op::Transpose(a)
+        | Op::Map(_, a)
+        | Op::Sum(a, _)
+        | Op::Mean(a, _)
+        | Op::Reshape(a)
+        | Op::Gather(a, _) => vec![a],
+    }
+}
+
+/// Sums `g` down to `shape`, undoing NumPy broadcasting.
+fn unbroadcast(g: &Tensor, shape: &[usize]) -> Tensor {
+    if g.shape() == shape {
+        return g.clone();
+    }
+    let mut out = g.clone();
+    while out.ndim() > shape.len() {
+        out = out.sum_axis(Axis(0));
+    }
+    for (k, &n) in shape.iter().enumerate() {
+        if n == 1 && out.shape()[k] != 1 {
+            out = out.sum_axis(Axis(k)).insert_axis(Axis(k));
+        }
+    }
+    out
+}
+
+/// The gradient of a sum (scaled by `scale`) back on the summed tensor's shape.
+fn spread(g: &Tensor, shape: &[usize], axis: Option<usize>, scale: f64) -> Tensor {
+    let g = match axis {
+        Some(k) => g.clone().insert_axis(Axis(k)),
+        None => g.clone(),
+    };
+    let mut out = g
+        .broadcast(IxDyn(shape))
+        .expect("a reduced shape broadcasts back")
+        .to_owned();
+    if scale != 1.0 {
+        out *= scale;
+    }
+    out
+}
+
+fn product(a: &Tensor, b: &Tensor) -> Tensor {
+    tensor::matmul(a, b).expect("shapes from a valid product")
+}
+
+fn transposed(t: &Tensor) -> Tensor {
+    t.t().to_owned()
+}
+
+/// An outer product u vᵀ of two vectors.
+fn outer(u: &Tensor, v: &Tensor) -> Tensor {
+    let u = u.clone().insert_axis(Axis(1));
+    let v = v.clone().insert_axis(Axis(0));
+    &u * &v
+}
+
+/// For out = x @ y: the gradient with respect to x.
+fn matmul_pull_left(g: &Tensor, x: &Tensor, y: &Tensor) -> Tensor {
+    match (x.ndim(), y.ndim()) {
+        (2, 2) => product(g, &transposed(y)),
+        (2, 1) => outer(g, y),
+        (1, 2) => product(y, g),
+        _ => g * y,
+    }
+}
+
+/// For out = x @ y: the gradient with respect to y.
+fn matmul_pull_right(g: &Tensor, x: &Tensor, y: &Tensor) -> Tensor {
+    match (x.ndim(), y.ndim()) {
+        (2, 2) => product(&transposed(x), g),
+        (2, 1) => product(&transposed(x), g),
+        (1, 2) => outer(x, g),
+        _ => g * x,
+    }
+}

@@ -1,0 +1,36 @@
+//! Automatic differentiation: `grad` and `value_and_grad` (the tape and the
+//! traced values are `eval::traced` and `ad`).
+
+use std::rc::Rc;
+
+use super::{Args, Builtin};
+use crate::diag::Diag;
+use crate::eval::traced::Derivative;
+use crate::eval::value::Value;
+
+pub static BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "grad",
+        sig: "f",
+        doc: "The gradient of `f`, a function with a Float result, with respect to its first argument (a Float, a tensor, or a tuple, list or record of them): `grad(f)(x)` is shaped like `x`. Reverse mode: one pass back through what `f` computed.",
+        run: |_, a| derivative(a, false),
+    },
+    Builtin {
+        name: "value_and_grad",
+        sig: "f",
+        doc: "Like `grad`, but `value_and_grad(f)(x)` returns `(f(x), gradient)` from one evaluation.",
+        run: |_, a| derivative(a, true),
+    },
+];
+
+fn derivative(a: &mut Args, with_value: bool) -> Result<Value, Diag> {
+    let f = a.vals[0].clone();
+    if !matches!(f, Value::Func(_) | Value::Builtin(_) | Value::Derivative(_)) {
+        return Err(a.error(
+            0,
+            "flx::type::call",
+            format!("`{}` takes a function, not {}", a.name, f.describe()),
+        ));
+    }
+    Ok(Value::Derivative(Rc::new(Derivative { f, with_value })))
+}

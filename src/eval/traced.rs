@@ -1,0 +1,431 @@
+//! Values on the autodiff tape. While `grad(f)(x)` runs `f`, the Floats and
+//! tensors of `x` are `Value::Traced`: a primal value and a node on this
+//! thread's tape (`ad::Tape`). Operators and differentiable builtins on traced
+//! values compute the primal with the interpreter's own code, so results are
+//! the same as without `grad`, and record the operation; anything that is not
+//! differentiable is a diagnostic naming it. No tape exists outside `grad`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use ndarray::arr0;
+
+use super::builtins::{Args, Builtin};
+use super::interp::Interp;
+use super::ops;
+use super::value::{Record, Tensor, Value};
+use crate::ad::{Elementwise, Op, Tape, Var};
+use crate::diag::{Diag, Span};
+use crate::syntax::ast::{BinOp, UnOp};
+
+/// A Float or tensor recorded on the tape.
+#[derive(Debug)]
+pub struct Traced {
+    pub primal: Value,
+    pub var: Var,
+    /// Which `grad` call recorded it.
+    pub tape: u64,
+}
+
+/// `grad(f)` or `value_and_grad(f)`: callable.
+#[derive(Debug)]
+pub struct Derivative {
+    pub f: Value,
+    pub with_value: bool,
+}
+
+struct Active {
+    id: u64,
+    tape: Tape,
+}
+
+thread_local! {
+    static ACTIVE: RefCell<Option<Active>> = const { RefCell::new(None) };
+    static NEXT_ID: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
+}
+
+impl std::fmt::Debug for Tape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tape")
+    }
+}
+
+pub fn is_traced(v: &Value) -> bool {
+    matches!(v, Value::Traced(_))
+}
+
+/// The value without its tape node.
+pub fn primal(v: &Value) -> Value {
+    match v {
+        Value::Traced(t) => t.primal.clone(),
+        v => v.clone(),
+    }
+}
+
+fn as_tensor(v: &Value) -> Rc<Tensor> {
+    match v {
+        Value::Tensor(t) => t.clone(),
+        v => Rc::new(arr0(v.as_f64().expect("a number")).into_dyn()),
+    }
+}
+
+fn leaked(span: Span) -> Diag {
+    Diag::new(
+        "flx::grad::leak",
+        "a value from inside `grad` is used after `grad` returned",
+    )
+    .at(span)
+    .help("return what you need from the function instead of storing it")
+}
+
+/// The tape node of `v` on the active tape: its own, or a new constant.
+fn var_of(active: &mut Active, v: &Value, span: Span) -> Result<Var, Diag> {
+    match v {
+        Value::Traced(t) if t.tape == active.id => Ok(t.var),
+        Value::Traced(_) => Err(leaked(span)),
+        v => Ok(active.tape.constant(as_tensor(v))),
+    }
+}
+
+/// Records `out` (a Float or tensor), computed from `inputs` by `op`.
+fn record(
+    out: Value,
+    inputs: &[(&Value, Span)],
+    op: impl FnOnce(&[Var]) -> Op,
+) -> Result<Value, Diag> {
+    ACTIVE.with_borrow_mut(|active| {
+        let Some(active) = active else {
+            return Err(leaked(inputs[0].1));
+        };
+        let mut vars = Vec::with_capacity(inputs.len());
+        for (v, span) in inputs {
+            vars.push(var_of(active, v, *span)?);
+        }
+        let var = active.tape.push(op(&vars), as_tensor(&out));
+        Ok(Value::Traced(Rc::new(Traced {
+            primal: out,
+            var,
+            tape: active.id,
+        })))
+    })
+}
+
+fn not_differentiable(what: &str, span: Span) -> Diag {
+    Diag::new(
+        "flx::grad::not_differentiable",
+        format!("{what} is not differentiable"),
+    )
+    .at(span)
+    .label("inside a function being differentiated")
+    .help("`grad` follows arithmetic, `@`, `.T`, indexing, `reshape`, `sum`, `mean`, and exp, log, sqrt, tanh, sigmoid, relu, abs, sin, cos")
+}
+
+/// `l op r` where either side is traced.
+pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result<Value, Diag> {
+    let out = ops::binary(op, primal(&l), primal(&r), lspan, rspan)?;
+    let make: fn(Var, Var) -> Op = match op {
+        BinOp::Add => Op::Add,
+        BinOp::Sub => Op::Sub,
+        BinOp::Mul => Op::Mul,
+        BinOp::Div => Op::Div,
+        BinOp::Pow => Op::Pow,
+        BinOp::MatMul => Op::MatMul,
+        BinOp::Rem => {
+            return Err(not_differentiable("`%`", lspan.to(rspan)));
+        }
+        // Comparisons and logic: no gradient flows through a Bool.
+        _ => return Ok(out),
+    };
+    record(out, &[(&l, lspan), (&r, rspan)], |v| make(v[0], v[1]))
+}
+
+/// `op v` where `v` is traced.
+pub fn unary(op: UnOp, v: Value, span: Span) -> Result<Value, Diag> {
+    let out = ops::unary(op, primal(&v))?;
+    match op {
+        UnOp::Neg => record(out, &[(&v, span)], |x| Op::Neg(x[0])),
+        UnOp::Not => Ok(out),
+    }
+}
+
+/// `v.T` where `v` is traced.
+pub fn transpose(v: Value, span: Span) -> Result<Value, Diag> {
+    match primal(&v) {
+        Value::Tensor(t) => {
+            let out = Value::tensor(t.t().to_owned());
+            record(out, &[(&v, span)], |x| Op::Transpose(x[0]))
+        }
+        p => Err(Diag::new(
+            "flx::record::field",
+            format!("{} has no field `T`", p.describe()),
+        )
+        .at(span)),
+    }
+}
+
+/// `v[idx]` where `v` is traced: the interpreter's indexing, and for the
+/// pullback the same indexing of a tensor of flat positions.
+pub fn index(v: &Value, idx: &[ops::Index], span: Span) -> Result<Value, Diag> {
+    let x = primal(v);
+    let out = ops::index(&x, idx, span)?;
+    let Value::Tensor(t) = &x else {
+        return ops::index(&x, idx, span);
+    };
+    let positions = (0..t.len()).map(|k| k as f64).collect();
+    let positions = Tensor::from_shape_vec(t.raw_dim(), positions).expect("one per element");
+    let picked = match ops::index(&Value::tensor(positions), idx, span)? {
+        Value::Tensor(p) => p.iter().map(|&k| k as usize).collect(),
+        Value::Float(k) => vec![k as usize],
+        _ => return Ok(out),
+    };
+    record(out, &[(v, span)], |x| Op::Gather(x[0], Rc::new(picked)))
+}
+
+/// Builtins that only look at a value: they see the primal, and no gradient
+/// flows (`log` with named arguments records metrics).
+const INSPECT: &[&str] = &["shape", "rows", "cols", "len", "print", "str", "assert"];
+
+/// A builtin call with a traced argument.
+pub fn call_builtin(
+    interp: &mut Interp,
+    b: &'static Builtin,
+    pos: Vec<(Value, Span)>,
+    named: Vec<(Rc<str>, Value, Span)>,
+    span: Span,
+) -> Result<Value, Diag> {
+    let traced: Vec<(Value, Span)> = pos.clone();
+    let strip = |pos: Vec<(Value, Span)>| pos.into_iter().map(|(v, s)| (primal(&v), s)).collect();
+    let stripped_named: Vec<(Rc<str>, Value, Span)> = named
+        .iter()
+        .map(|(n, v, s)| (n.clone(), primal(v), *s))
+        .collect();
+    let inspect = INSPECT.contains(&b.name) || (b.name == "log" && pos.is_empty());
+    if named.iter().any(|(_, v, _)| is_traced(v)) && !inspect {
+        return Err(not_differentiable(
+            &format!("a named argument of `{}`", b.name),
+            span,
+        ));
+    }
+    let run = |interp: &mut Interp, pos| {
+        let mut args = Args::bind(b, pos, stripped_named.clone(), span)?;
+        (b.run)(interp, &mut args)
+    };
+    if inspect {
+        return run(interp, strip(pos));
+    }
+    let only_first = traced.iter().skip(1).all(|(v, _)| !is_traced(v));
+    if let (Some(f), true) = (Elementwise::by_name(b.name), only_first) {
+        let out = run(interp, strip(pos))?;
+        return record(out, &[(&traced[0].0, traced[0].1)], |x| Op::Map(f, x[0]));
+    }
+    if b.name == "reshape" && only_first {
+        let out = run(interp, strip(pos))?;
+        return record(out, &[(&traced[0].0, traced[0].1)], |x| Op::Reshape(x[0]));
+    }
+    if matches!(b.name, "sum" | "mean") && only_first {
+        let x = primal(&traced[0].0);
+        let ndim = match &x {
+            Value::Tensor(t) => t.ndim(),
+            _ => 0,
+        };
+        let args = Args::bind(b, strip(pos.clone()), stripped_named.clone(), span)?;
+        let axis = args.axis(1, ndim)?;
+        let out = run(interp, strip(pos))?;
+        let mean = b.name == "mean";
+        return record(out, &[(&traced[0].0, traced[0].1)], |v| {
+            if mean {
+                Op::Mean(v[0], axis)
+            } else {
+                Op::Sum(v[0], axis)
+            }
+        });
+    }
+    let at = traced
+        .iter()
+        .find(|(v, _)| is_traced(v))
+        .map_or(span, |(_, s)| *s);
+    Err(not_differentiable(&format!("`{}`", b.name), span)
+        .with_label(at, "this depends on the input"))
+}
+
+/// Ends the active tape however the call ends.
+struct TapeGuard;
+
+impl Drop for TapeGuard {
+    fn drop(&mut self) {
+        ACTIVE.with_borrow_mut(|a| *a = None);
+    }
+}
+
+/// `grad(f)(x, ...)` or `value_and_grad(f)(x, ...)`: the gradient of the scalar
+/// `f(x, ...)` with respect to `x` (a Float, a tensor, or a tuple, list or
+/// record of them), shaped like `x`.
+pub fn call_derivative(
+    interp: &mut Interp,
+    d: &Derivative,
+    mut pos: Vec<(Value, Span)>,
+    named: Vec<(Rc<str>, Value, Span)>,
+    span: Span,
+) -> Result<Value, Diag> {
+    let name = if d.with_value {
+        "value_and_grad"
+    } else {
+        "grad"
+    };
+    if pos.is_empty() {
+        return Err(Diag::new(
+            "flx::call::arity",
+            format!("`{name}(f)` is called with the point to differentiate at: `{name}(f)(x)`"),
+        )
+        .at(span));
+    }
+    if ACTIVE.with_borrow(|a| a.is_some()) {
+        return Err(Diag::new(
+            "flx::grad::nested",
+            format!("`{name}` inside a function being differentiated is not supported yet"),
+        )
+        .at(span));
+    }
+    let id = NEXT_ID.with(|n| {
+        let id = n.get();
+        n.set(id + 1);
+        id
+    });
+    ACTIVE.with_borrow_mut(|a| {
+        *a = Some(Active {
+            id,
+            tape: Tape::default(),
+        })
+    });
+    let _guard = TapeGuard;
+    let (x, xspan) = pos[0].clone();
+    let mut inputs = Vec::new();
+    pos[0].0 = trace_inputs(&x, id, &mut inputs, xspan)?;
+    let out = interp.call_value(&d.f, pos, named, span)?;
+    let (value, out_var) = match &out {
+        Value::Traced(t) if t.tape == id => (t.primal.clone(), Some(t.var)),
+        Value::Traced(_) => return Err(leaked(span)),
+        v if v.is_number() => (Value::Float(v.as_f64().expect("a number")), None),
+        v => (v.clone(), None),
+    };
+    if !matches!(value, Value::Float(_)) {
+        return Err(Diag::new(
+            "flx::grad::scalar",
+            format!(
+                "`{name}` needs a function with a Float result, but it returned {}",
+                value.describe()
+            ),
+        )
+        .at(span)
+        .help("reduce the result to one number, e.g. with `sum` or `mean`"));
+    }
+    let grads = ACTIVE.with_borrow(|a| {
+        let tape = &a.as_ref().expect("the active tape").tape;
+        out_var.map(|v| tape.gradients(v))
+    });
+    let mut at = 0;
+    let grad = gradient_like(&x, &inputs, &mut at, grads.as_deref());
+    Ok(if d.with_value {
+        Value::Tuple(Rc::new(vec![value, grad]))
+    } else {
+        grad
+    })
+}
+
+/// `x` with each Float and tensor made an input of the active tape; their
+/// nodes are appended to `inputs` in order.
+fn trace_inputs(x: &Value, id: u64, inputs: &mut Vec<Var>, span: Span) -> Result<Value, Diag> {
+    Ok(match x {
+        Value::Float(_) | Value::Tensor(_) => {
+            let var = ACTIVE.with_borrow_mut(|a| {
+                a.as_mut()
+                    .expect("the active tape")
+                    .tape
+                    .input(as_tensor(x))
+            });
+            inputs.push(var);
+            Value::Traced(Rc::new(Traced {
+                primal: x.clone(),
+                var,
+                tape: id,
+            }))
+        }
+        Value::Tuple(items) | Value::List(items) => {
+            let traced = items
+                .iter()
+                .map(|v| trace_inputs(v, id, inputs, span))
+                .collect::<Result<Vec<_>, _>>()?;
+            match x {
+                Value::Tuple(_) => Value::Tuple(Rc::new(traced)),
+                _ => Value::List(Rc::new(traced)),
+            }
+        }
+        Value::Record(r) => {
+            let mut fields = Vec::with_capacity(r.fields.len());
+            for (n, v) in &r.fields {
+                fields.push((n.clone(), trace_inputs(v, id, inputs, span)?));
+            }
+            Value::Record(Rc::new(Record { fields }))
+        }
+        other => {
+            return Err(Diag::new(
+                "flx::grad::input",
+                format!(
+                    "`grad` differentiates with respect to Floats and tensors, not {}",
+                    other.describe()
+                ),
+            )
+            .at(span)
+            .label(other.describe())
+            .help(if matches!(other, Value::Int(_)) {
+                "write the number as a Float: `1.0`, not `1`"
+            } else {
+                "pass a Float, a tensor, or a tuple, list or record of them"
+            }))
+        }
+    })
+}
+
+/// The gradients of `inputs`, arranged like `x` (zero where `f` did not depend on it).
+fn gradient_like(
+    x: &Value,
+    inputs: &[Var],
+    at: &mut usize,
+    grads: Option<&[Option<Tensor>]>,
+) -> Value {
+    match x {
+        Value::Float(_) | Value::Tensor(_) => {
+            let var = inputs[*at];
+            *at += 1;
+            let g = grads.and_then(|g| g.get(var).cloned().flatten());
+            match (x, g) {
+                (Value::Float(_), g) => {
+                    Value::Float(g.map_or(0.0, |g| g.iter().next().copied().unwrap_or(0.0)))
+                }
+                (Value::Tensor(t), Some(g)) if g.shape() == t.shape() => Value::tensor(g),
+                (Value::Tensor(t), _) => Value::tensor(Tensor::zeros(t.raw_dim())),
+                _ => unreachable!(),
+            }
+        }
+        Value::Tuple(items) => Value::Tuple(Rc::new(
+            items
+                .iter()
+                .map(|v| gradient_like(v, inputs, at, grads))
+                .collect(),
+        )),
+        Value::List(items) => Value::List(Rc::new(
+            items
+                .iter()
+                .map(|v| gradient_like(v, inputs, at, grads))
+                .collect(),
+        )),
+        Value::Record(r) => Value::Record(Rc::new(Record {
+            fields: r
+                .fields
+                .iter()
+                .map(|(n, v)| (n.clone(), gradient_like(v, inputs, at, grads)))
+                .collect(),
+        })),
+        other => other.clone(),
+    }
+}
