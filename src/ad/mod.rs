@@ -86,6 +86,25 @@ pub enum Op {
     /// Elements picked by flat (row-major) position, in the output's order:
     /// indexing and slicing of every kind.
     Gather(Var, Rc<Vec<usize>>),
+    /// Elements of several inputs moved into place (`concat`, `hstack`,
+    /// `vstack`, `diag`): for each output element, 0 for none, or 1 + its
+    /// position in the inputs' elements laid end to end.
+    Rearrange(Vec<Var>, Rc<Vec<usize>>),
+    /// Elementwise choice, with broadcasting: `a` where the mask is 1, else `b`
+    /// (`max`, `min`, `clip`, `where`).
+    Select(Var, Var, Rc<Tensor>),
+    /// mean((p - y)²) over all elements.
+    Mse(Var, Var),
+    LogSumExp(Var, Option<usize>),
+    /// Variance (divides by n), or its square root.
+    Var(Var, Option<usize>),
+    Std(Var, Option<usize>),
+    /// Euclidean norm over all elements or one axis.
+    Norm(Var, Option<usize>),
+    Outer(Var, Var),
+    Trace(Var),
+    /// x = A⁻¹ b.
+    Solve(Var, Var),
 }
 
 struct Node {
@@ -247,6 +266,128 @@ impl Tape {
                         .expect("same size"),
                 )
             }
+            Op::Rearrange(ref parts, ref sources) => {
+                let mut outs: Vec<Tensor> = parts
+                    .iter()
+                    .map(|&p| Tensor::zeros(val(p).raw_dim()))
+                    .collect();
+                let offsets: Vec<usize> = parts
+                    .iter()
+                    .scan(0, |at, &p| {
+                        let start = *at;
+                        *at += val(p).len();
+                        Some(start)
+                    })
+                    .collect();
+                for (&s, &x) in sources.iter().zip(g.as_standard_layout().iter()) {
+                    if s == 0 {
+                        continue;
+                    }
+                    let k = offsets.partition_point(|&o| o <= s - 1) - 1;
+                    let flat = outs[k].as_slice_mut().expect("a new tensor is contiguous");
+                    flat[s - 1 - offsets[k]] += x;
+                }
+                for (&p, out) in parts.iter().zip(outs) {
+                    if live(p) {
+                        give(p, out);
+                    }
+                }
+            }
+            Op::Select(a, b, ref mask) => {
+                let ga = &g * &**mask;
+                if live(b) {
+                    give(b, unbroadcast(&(&g - &ga), val(b).shape()));
+                }
+                if live(a) {
+                    give(a, unbroadcast(&ga, val(a).shape()));
+                }
+            }
+            Op::Mse(p, y) => {
+                let n = val(p).len() as f64;
+                let d = (val(p) - val(y)) * (2.0 / n) * &g;
+                if live(y) {
+                    give(y, d.mapv(|x| -x));
+                }
+                if live(p) {
+                    give(p, d);
+                }
+            }
+            Op::LogSumExp(a, axis) => {
+                let (x, out) = (val(a), &*node.value);
+                let out = spread(out, x.shape(), axis, 1.0);
+                let weights = (x - &out).mapv(f64::exp);
+                give(a, weights * spread(&g, x.shape(), axis, 1.0))
+            }
+            Op::Var(a, axis) | Op::Std(a, axis) => {
+                let x = val(a);
+                let n = match axis {
+                    Some(k) => x.shape()[k],
+                    None => x.len(),
+                } as f64;
+                let mean = match axis {
+                    Some(k) => x.mean_axis(Axis(k)).expect("not empty"),
+                    None => ndarray::arr0(x.mean().expect("not empty")).into_dyn(),
+                };
+                let centred = x - &spread(&mean, x.shape(), axis, 1.0);
+                // d var = 2 (x - m) / n; d std = d var / (2 std).
+                let scale = match node.op {
+                    Op::Std(..) => node.value.mapv(|s| 1.0 / s),
+                    _ => node.value.mapv(|_| 2.0),
+                };
+                let per = &g * &scale;
+                give(a, centred * spread(&per, x.shape(), axis, 1.0 / n))
+            }
+            Op::Norm(a, axis) => {
+                let x = val(a);
+                let per = &g / &*node.value;
+                give(a, x * &spread(&per, x.shape(), axis, 1.0))
+            }
+            Op::Outer(a, b) => {
+                if live(a) {
+                    give(a, product(&g, val(b)));
+                }
+                if live(b) {
+                    give(b, product(&transposed(&g), val(a)));
+                }
+            }
+            Op::Trace(a) => {
+                let n = val(a).shape()[0];
+                let scale = g.iter().next().copied().unwrap_or(0.0);
+                let eye = ndarray::Array2::<f64>::eye(n) * scale;
+                give(a, eye.into_dyn())
+            }
+            Op::Solve(a, b) => {
+                // x = A⁻¹ b: gb = A⁻ᵀ g, gA = -gb xᵀ.
+                let at = transposed(val(a));
+                let as2 = |t: &Tensor| {
+                    let t = if t.ndim() == 1 {
+                        t.clone().insert_axis(Axis(1))
+                    } else {
+                        t.clone()
+                    };
+                    t.into_dimensionality::<ndarray::Ix2>().expect("a matrix")
+                };
+                let gb = crate::linalg::solve(as2(&at).view(), as2(&g).view())
+                    .expect("the transpose of a matrix solved forwards")
+                    .into_dyn();
+                let gb = if g.ndim() == 1 {
+                    gb.index_axis_move(Axis(1), 0)
+                } else {
+                    gb
+                };
+                if live(a) {
+                    let x = &*node.value;
+                    let ga = if x.ndim() == 1 {
+                        outer(&gb, x)
+                    } else {
+                        product(&gb, &transposed(x))
+                    };
+                    give(a, ga.mapv(|v| -v));
+                }
+                if live(b) {
+                    give(b, gb);
+                }
+            }
             Op::Gather(a, ref positions) => {
                 let mut out = Tensor::zeros(val(a).raw_dim());
                 let flat = out.as_slice_mut().expect("a new tensor is contiguous");
@@ -265,7 +406,15 @@ fn parents(op: &Op) -> Vec<Var> {
         Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::Div(a, b) | Op::Pow(a, b) => {
             vec![a, b]
         }
-        Op::MatMul(a, b) => vec![a, b],
+        Op::MatMul(a, b)
+        | Op::Select(a, b, _)
+        | Op::Mse(a, b)
+        | Op::Outer(a, b)
+        | Op::Solve(a, b) => vec![a, b],
+        Op::Rearrange(ref parts, _) => parts.clone(),
+        Op::LogSumExp(a, _) | Op::Var(a, _) | Op::Std(a, _) | Op::Norm(a, _) | Op::Trace(a) => {
+            vec![a]
+        }
         Op::Neg(a)
         | Op::Transpose(a)
         | Op::Map(_, a)

@@ -941,8 +941,8 @@ impl Interp {
             }
             Value::Builtin(b) => {
                 let b = builtins::get(*b);
-                if pos.iter().any(|(v, _)| traced::is_traced(v))
-                    || named.iter().any(|(_, v, _)| traced::is_traced(v))
+                if pos.iter().any(|(v, _)| traced::holds_traced(v))
+                    || named.iter().any(|(_, v, _)| traced::holds_traced(v))
                 {
                     return traced::call_builtin(self, b, pos, named, span);
                 }

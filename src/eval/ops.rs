@@ -306,6 +306,9 @@ fn too_long(n: usize, span: Span) -> Result<(), Diag> {
 /// A literal `[a, b, ...]`: numbers make a 1-D tensor, equal-shaped tensors
 /// stack along a new first axis (as `np.array` does), anything else is a list.
 pub fn list_literal(vals: Vec<(Value, Span)>, span: Span) -> Result<Value, Diag> {
+    if vals.iter().any(|(v, _)| matches!(v, Value::Traced(_))) {
+        return super::traced::list_literal(vals, span);
+    }
     if vals.is_empty() {
         return Ok(Value::List(Rc::new(Vec::new())));
     }

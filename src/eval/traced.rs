@@ -54,6 +54,15 @@ pub fn is_traced(v: &Value) -> bool {
     matches!(v, Value::Traced(_))
 }
 
+/// Whether an argument is traced or holds a traced value (`concat([a, b])`).
+pub fn holds_traced(v: &Value) -> bool {
+    match v {
+        Value::Traced(_) => true,
+        Value::List(items) | Value::Tuple(items) => items.iter().any(is_traced),
+        _ => false,
+    }
+}
+
 /// The value without its tape node.
 pub fn primal(v: &Value) -> Value {
     match v {
@@ -117,7 +126,7 @@ fn not_differentiable(what: &str, span: Span) -> Diag {
     )
     .at(span)
     .label("inside a function being differentiated")
-    .help("`grad` follows arithmetic, `@`, `.T`, indexing, `reshape`, `sum`, `mean`, and exp, log, sqrt, tanh, sigmoid, relu, abs, sin, cos")
+    .help("`grad` follows arithmetic, `@`, `.T`, indexing, tensor literals and the builtins listed by `:help grad`")
 }
 
 /// `l op r` where either side is traced.
@@ -218,16 +227,86 @@ pub fn call_builtin(
         let out = run(interp, strip(pos))?;
         return record(out, &[(&traced[0].0, traced[0].1)], |x| Op::Map(f, x[0]));
     }
+    let first = (&traced[0].0, traced[0].1);
+    let both = || [(&traced[0].0, traced[0].1), (&traced[1].0, traced[1].1)];
+    match b.name {
+        "pow" if traced.len() == 2 => {
+            let [(x, xs), (p, ps)] = [traced[0].clone(), traced[1].clone()];
+            return binary(BinOp::Pow, x, p, xs, ps);
+        }
+        "mse" | "outer" | "solve" if traced.len() == 2 => {
+            let out = run(interp, strip(pos))?;
+            let make: fn(Var, Var) -> Op = match b.name {
+                "mse" => Op::Mse,
+                "outer" => Op::Outer,
+                _ => Op::Solve,
+            };
+            return record(out, &both(), |v| make(v[0], v[1]));
+        }
+        "trace" if only_first => {
+            let out = run(interp, strip(pos))?;
+            return record(out, &[first], |v| Op::Trace(v[0]));
+        }
+        "logsumexp" | "var" | "std" | "norm" if only_first => {
+            let ndim = ndim(&primal(&traced[0].0));
+            let args = Args::bind(b, strip(pos.clone()), stripped_named.clone(), span)?;
+            let axis = args.axis(1, ndim)?;
+            let out = run(interp, strip(pos))?;
+            let make: fn(Var, Option<usize>) -> Op = match b.name {
+                "logsumexp" => Op::LogSumExp,
+                "var" => Op::Var,
+                "std" => Op::Std,
+                _ => Op::Norm,
+            };
+            return record(out, &[first], |v| make(v[0], axis));
+        }
+        "max" | "min" if traced.len() == 2 && named.is_empty() => {
+            let out = run(interp, strip(pos))?;
+            let (x, y) = (
+                as_tensor(&primal(&traced[0].0)),
+                as_tensor(&primal(&traced[1].0)),
+            );
+            let largest = b.name == "max";
+            let mask = crate::tensor::zip_with(&x, &y, |a, b| {
+                ((if largest { a >= b } else { a <= b }) as u8) as f64
+            })
+            .map_err(|e| Diag::new("flx::shape::broadcast", e.0).at(span))?;
+            return record(out, &both(), |v| Op::Select(v[0], v[1], Rc::new(mask)));
+        }
+        "clip" if only_first => {
+            let out = run(interp, strip(pos))?;
+            let (x, clipped) = (as_tensor(&primal(&traced[0].0)), as_tensor(&out));
+            let mask = crate::tensor::zip_with(&x, &clipped, |a, c| ((a == c) as u8) as f64)
+                .expect("same shape");
+            let zero = Value::Float(0.0);
+            return record(out, &[first, (&zero, span)], |v| {
+                Op::Select(v[0], v[1], Rc::new(mask))
+            });
+        }
+        "where" if traced.len() == 3 && !is_traced(&traced[0].0) => {
+            let out = run(interp, strip(pos))?;
+            let cond = as_tensor(&primal(&traced[0].0));
+            let shape = as_tensor(&out).raw_dim();
+            let mask = cond
+                .broadcast(shape)
+                .map(|c| c.mapv(|c| ((c != 0.0) as u8) as f64))
+                .ok_or_else(|| {
+                    Diag::new("flx::shape::broadcast", "`where`: shapes do not broadcast").at(span)
+                })?;
+            let (a, b2) = ((&traced[1].0, traced[1].1), (&traced[2].0, traced[2].1));
+            return record(out, &[a, b2], |v| Op::Select(v[0], v[1], Rc::new(mask)));
+        }
+        "concat" | "hstack" | "vstack" | "diag" => {
+            return rearrange(interp, b, pos, stripped_named, span);
+        }
+        _ => {}
+    }
     if b.name == "reshape" && only_first {
         let out = run(interp, strip(pos))?;
         return record(out, &[(&traced[0].0, traced[0].1)], |x| Op::Reshape(x[0]));
     }
     if matches!(b.name, "sum" | "mean") && only_first {
-        let x = primal(&traced[0].0);
-        let ndim = match &x {
-            Value::Tensor(t) => t.ndim(),
-            _ => 0,
-        };
+        let ndim = ndim(&primal(&traced[0].0));
         let args = Args::bind(b, strip(pos.clone()), stripped_named.clone(), span)?;
         let axis = args.axis(1, ndim)?;
         let out = run(interp, strip(pos))?;
@@ -246,6 +325,117 @@ pub fn call_builtin(
         .map_or(span, |(_, s)| *s);
     Err(not_differentiable(&format!("`{}`", b.name), span)
         .with_label(at, "this depends on the input"))
+}
+
+/// The number of axes of a tensor; 0 for a number.
+fn ndim(v: &Value) -> usize {
+    match v {
+        Value::Tensor(t) => t.ndim(),
+        _ => 0,
+    }
+}
+
+/// Position encoding for operations that only move elements: a traced Float
+/// or tensor becomes 1 + the place of each element among the traced inputs
+/// seen so far (pushed onto `parts`); a constant becomes zeros.
+struct Positions {
+    next: f64,
+    parts: Vec<(Value, Span)>,
+}
+
+impl Positions {
+    fn encode(&mut self, v: &Value, span: Span) -> Value {
+        let p = primal(v);
+        let t = match &p {
+            Value::Tensor(t) => (**t).clone(),
+            p if p.is_number() => arr0(0.0).into_dyn(),
+            Value::List(items) => {
+                return Value::List(Rc::new(
+                    items.iter().map(|x| self.encode(x, span)).collect(),
+                ))
+            }
+            _ => return p,
+        };
+        let encoded = if is_traced(v) {
+            self.parts.push((v.clone(), span));
+            t.mapv(|_| {
+                self.next += 1.0;
+                self.next - 1.0
+            })
+        } else {
+            t.mapv(|_| 0.0)
+        };
+        match p {
+            Value::Tensor(_) => Value::tensor(encoded),
+            _ => Value::Float(encoded[[]]),
+        }
+    }
+
+    /// Records `out`, whose position-encoded twin is `placed`.
+    fn record(self, out: Value, placed: Value) -> Result<Value, Diag> {
+        let sources: Vec<usize> = match placed {
+            Value::Tensor(t) => t.iter().map(|&k| k as usize).collect(),
+            Value::Float(k) => vec![k as usize],
+            _ => return Ok(out),
+        };
+        if self.parts.is_empty() || !matches!(out, Value::Tensor(_) | Value::Float(_)) {
+            return Ok(out);
+        }
+        let inputs: Vec<(&Value, Span)> = self.parts.iter().map(|(v, s)| (v, *s)).collect();
+        record(out, &inputs, |v| {
+            Op::Rearrange(v.to_vec(), Rc::new(sources))
+        })
+    }
+}
+
+fn strip_deep(v: &Value) -> Value {
+    match v {
+        Value::List(items) => Value::List(Rc::new(items.iter().map(primal).collect())),
+        v => primal(v),
+    }
+}
+
+/// A builtin that only moves elements (`concat`, `hstack`, `vstack`, `diag`):
+/// run on the primals, and on their positions to see where each element went.
+fn rearrange(
+    interp: &mut Interp,
+    b: &'static Builtin,
+    pos: Vec<(Value, Span)>,
+    named: Vec<(Rc<str>, Value, Span)>,
+    span: Span,
+) -> Result<Value, Diag> {
+    let mut positions = Positions {
+        next: 1.0,
+        parts: Vec::new(),
+    };
+    let encoded = pos
+        .iter()
+        .map(|(v, s)| (positions.encode(v, *s), *s))
+        .collect();
+    let stripped = pos.iter().map(|(v, s)| (strip_deep(v), *s)).collect();
+    let mut run = |pos| {
+        let mut args = Args::bind(b, pos, named.clone(), span)?;
+        (b.run)(interp, &mut args)
+    };
+    let out = run(stripped)?;
+    let placed = run(encoded)?;
+    positions.record(out, placed)
+}
+
+/// A tensor literal with traced elements: `[v[0], 2 * v[1]]`.
+pub fn list_literal(vals: Vec<(Value, Span)>, span: Span) -> Result<Value, Diag> {
+    let mut positions = Positions {
+        next: 1.0,
+        parts: Vec::new(),
+    };
+    let encoded = vals
+        .iter()
+        .map(|(v, s)| (positions.encode(v, *s), *s))
+        .collect();
+    let stripped = vals.iter().map(|(v, s)| (primal(v), *s)).collect();
+    let out = ops::list_literal(stripped, span)?;
+    let placed = ops::list_literal(encoded, span)?;
+    positions.record(out, placed)
 }
 
 /// Ends the active tape however the call ends.
