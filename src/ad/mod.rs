@@ -283,7 +283,7 @@ impl Tape {
                     if s == 0 {
                         continue;
                     }
-                    let k = offsets.partition_point(|&o| o <= s - 1) - 1;
+                    let k = offsets.partition_point(|&o| o < s) - 1;
                     let flat = outs[k].as_slice_mut().expect("a new tensor is contiguous");
                     flat[s - 1 - offsets[k]] += x;
                 }
