@@ -105,6 +105,10 @@ pub enum Op {
     Trace(Var),
     /// x = A⁻¹ b.
     Solve(Var, Var),
+    /// Softmax cross-entropy of logits (n × c) against constant target rows.
+    Xent(Var, Rc<Tensor>),
+    /// Hinge loss of predictions against constant ±1 labels.
+    Hinge(Var, Rc<Tensor>),
 }
 
 struct Node {
@@ -388,6 +392,32 @@ impl Tape {
                     give(b, gb);
                 }
             }
+            Op::Xent(z, ref targets) => {
+                // (softmax(z) - targets) / n, row by row.
+                let logits = val(z);
+                let n = logits.shape()[0] as f64;
+                let scale = g.iter().next().copied().unwrap_or(0.0) / n;
+                let mut d = logits.clone();
+                for mut row in d.axis_iter_mut(Axis(0)) {
+                    let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    row.mapv_inplace(|x| (x - m).exp());
+                    let total: f64 = row.sum();
+                    row.mapv_inplace(|x| x / total);
+                }
+                give(z, (d - &**targets) * scale)
+            }
+            Op::Hinge(p, ref y) => {
+                let n = val(p).len() as f64;
+                let scale = g.iter().next().copied().unwrap_or(0.0) / n;
+                let d =
+                    tensor::zip_with(
+                        val(p),
+                        y,
+                        |p, y| if 1.0 - y * p > 0.0 { -y * scale } else { 0.0 },
+                    )
+                    .expect("same shape");
+                give(p, d)
+            }
             Op::Gather(a, ref positions) => {
                 let mut out = Tensor::zeros(val(a).raw_dim());
                 let flat = out.as_slice_mut().expect("a new tensor is contiguous");
@@ -421,7 +451,9 @@ fn parents(op: &Op) -> Vec<Var> {
         | Op::Sum(a, _)
         | Op::Mean(a, _)
         | Op::Reshape(a)
-        | Op::Gather(a, _) => vec![a],
+        | Op::Gather(a, _)
+        | Op::Xent(a, _)
+        | Op::Hinge(a, _) => vec![a],
     }
 }
 

@@ -996,7 +996,10 @@ impl Interp {
         let saved_base = std::mem::replace(&mut self.base, new_base);
         let saved_closure = self.closure.replace(c.clone());
         self.depth += 1;
-        let result = self.enter_body(def, npos, named, span);
+        let mut result = self.enter_body(def, npos, named, span);
+        if c.kind == FnKind::Loss {
+            result = result.and_then(|v| loss_value(def, v));
+        }
         self.depth -= 1;
         self.stack.truncate(new_base);
         self.base = saved_base;
@@ -1173,6 +1176,26 @@ fn assign_path(
             format!("cannot assign into part of {}", other.describe()),
         )
         .at(*span)),
+    }
+}
+
+/// A `loss` must give one number (a Float, traced or not).
+fn loss_value(def: &FnDef, v: Value) -> Result<Value, Diag> {
+    match &v {
+        Value::Float(_) => Ok(v),
+        Value::Traced(t) if matches!(t.primal, Value::Float(_)) => Ok(v),
+        Value::Int(i) => Ok(Value::Float(*i as f64)),
+        other => Err(Diag::new(
+            "flx::loss::scalar",
+            format!(
+                "loss `{}` must return a Float, but it returned {}",
+                def.name.name,
+                other.describe()
+            ),
+        )
+        .at(def.name.span)
+        .label("declared here")
+        .help("reduce it to one number, e.g. with `mean` or `sum`")),
     }
 }
 

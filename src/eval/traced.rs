@@ -243,6 +243,17 @@ pub fn call_builtin(
             };
             return record(out, &both(), |v| make(v[0], v[1]));
         }
+        "xent" | "hinge" if only_first => {
+            let args = Args::bind(b, strip(pos.clone()), stripped_named.clone(), span)?;
+            let (x, y) = (args.tensor(0)?, args.tensor(1)?);
+            let out = run(interp, strip(pos))?;
+            return if b.name == "xent" {
+                let targets = Rc::new(super::builtins::metrics::xent_targets(&args, &x, &y)?);
+                record(out, &[first], |v| Op::Xent(v[0], targets))
+            } else {
+                record(out, &[first], |v| Op::Hinge(v[0], y))
+            };
+        }
         "trace" if only_first => {
             let out = run(interp, strip(pos))?;
             return record(out, &[first], |v| Op::Trace(v[0]));

@@ -17,6 +17,18 @@ pub static BUILTINS: &[Builtin] = &[
     Builtin { name: "mse", sig: "pred, y", doc: "Mean squared error over all entries; `pred` and `y` must have the same shape.", run: mse },
     Builtin { name: "r2", sig: "pred, y", doc: "Coefficient of determination `1 - Σ(pred - y)² / Σ(y - mean(y))²` over all entries.", run: r2 },
     Builtin {
+        name: "xent",
+        sig: "logits, y",
+        doc: "Softmax cross-entropy, the mean over rows of `logsumexp(logits[i]) - y[i] · logits[i]`: `logits` n × c, `y` one-hot (or probability) rows n × c or class indices (n). Differentiable in `logits`.",
+        run: xent,
+    },
+    Builtin {
+        name: "hinge",
+        sig: "pred, y",
+        doc: "Hinge loss `mean(max(0, 1 - y * pred))` for labels ±1; `pred` and `y` must have the same shape.",
+        run: hinge,
+    },
+    Builtin {
         name: "accuracy",
         sig: "pred, y",
         doc: "Fraction of correct labels. `pred` an n × c matrix of scores: its row-wise argmax against `y`, one-hot rows (n × c) or class indices (n). `pred` a vector: signs against the signs of `y` (labels ±1).",
@@ -55,6 +67,70 @@ fn mse(_: &mut Interp, a: &mut Args) -> R {
     let (p, y) = same_shape(a)?;
     let sq = (&*p - &*y).mapv(|e| e * e);
     Ok(Value::Float(pairwise_sum(&sq.view()) / p.len() as f64))
+}
+
+/// The targets of `xent` as rows: one-hot rows from class indices.
+pub fn xent_targets(a: &Args, logits: &Tensor, y: &Tensor) -> Result<Tensor, Diag> {
+    let fail = |what: String| {
+        a.shapes_error(0, 1, "flx::shape::mismatch", what)
+            .help("logits n × c with one-hot rows n × c or class indices (n,)")
+    };
+    if logits.ndim() != 2 || logits.is_empty() {
+        return Err(fail(format!(
+            "`xent`: logits must be an n × c matrix, found shape {}",
+            shape_str(logits.shape())
+        )));
+    }
+    let (n, c) = (logits.shape()[0], logits.shape()[1]);
+    match y.ndim() {
+        2 if y.shape() == logits.shape() => Ok(y.clone()),
+        1 if y.len() == n => {
+            let mut rows = Tensor::zeros(logits.raw_dim());
+            for (i, &label) in y.iter().enumerate() {
+                if label.fract() != 0.0 || label < 0.0 || label >= c as f64 {
+                    return Err(a.error(
+                        1,
+                        "flx::value::label",
+                        format!("`xent`: label {label} of row {i} is not a class index in 0..{c}"),
+                    ));
+                }
+                rows[[i, label as usize]] = 1.0;
+            }
+            Ok(rows)
+        }
+        _ => Err(fail(format!(
+            "`xent`: logits of shape {} against targets of shape {}",
+            shape_str(logits.shape()),
+            shape_str(y.shape())
+        ))),
+    }
+}
+
+fn xent(_: &mut Interp, a: &mut Args) -> R {
+    let (z, y) = (a.tensor(0)?, a.tensor(1)?);
+    let targets = xent_targets(a, &z, &y)?;
+    let z2 = mat(&z);
+    let per_row: Vec<f64> = z2
+        .axis_iter(Axis(0))
+        .zip(mat(&targets).axis_iter(Axis(0)))
+        .map(|(row, t)| {
+            let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + pairwise_sum(&row.mapv(|x| (x - m).exp()).into_dyn().view()).ln();
+            lse - row.dot(&t)
+        })
+        .collect();
+    let n = per_row.len() as f64;
+    Ok(Value::Float(
+        pairwise_sum(&ndarray::Array1::from(per_row).into_dyn().view()) / n,
+    ))
+}
+
+fn hinge(_: &mut Interp, a: &mut Args) -> R {
+    let (p, y) = same_shape(a)?;
+    let margins = ndarray::Zip::from(&*p)
+        .and(&*y)
+        .map_collect(|p, y| (1.0 - y * p).max(0.0));
+    Ok(Value::Float(pairwise_sum(&margins.view()) / p.len() as f64))
 }
 
 fn r2(_: &mut Interp, a: &mut Args) -> R {

@@ -10,7 +10,7 @@ mod autodiff;
 mod io;
 pub mod kernels;
 mod linalg;
-mod metrics;
+pub mod metrics;
 pub mod tensor;
 
 pub use io::start_clock;
