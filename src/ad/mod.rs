@@ -156,8 +156,14 @@ impl Tape {
     /// The gradient of the scalar `out` with respect to every node (`None`
     /// where no path leads from the node to `out`).
     pub fn gradients(&self, out: Var) -> Vec<Option<Tensor>> {
+        self.pullback(out, Tensor::from_elem(self.nodes[out].value.raw_dim(), 1.0))
+    }
+
+    /// The vector–Jacobian product `seed`ᵀ ∂out/∂node for every node; `seed`
+    /// has the shape of `out`.
+    pub fn pullback(&self, out: Var, seed: Tensor) -> Vec<Option<Tensor>> {
         let mut grads: Vec<Option<Tensor>> = vec![None; out + 1];
-        grads[out] = Some(Tensor::from_elem(self.nodes[out].value.raw_dim(), 1.0));
+        grads[out] = Some(seed);
         for v in (0..=out).rev() {
             let node = &self.nodes[v];
             if !node.live || matches!(node.op, Op::Input) {

@@ -134,15 +134,7 @@ pub fn repr(v: &Value) -> String {
         Value::Cell(c) => repr(&c.borrow()),
         Value::Undefined => "<undefined>".into(),
         Value::Traced(t) => repr(&t.primal),
-        Value::Derivative(d) => format!(
-            "<{} of {}>",
-            if d.with_value {
-                "value_and_grad"
-            } else {
-                "grad"
-            },
-            repr(&d.f)
-        ),
+        Value::Derivative(d) => format!("<{} of {}>", d.kind.name(), repr(&d.f)),
     }
 }
 

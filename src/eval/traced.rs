@@ -27,11 +27,28 @@ pub struct Traced {
     pub tape: u64,
 }
 
-/// `grad(f)` or `value_and_grad(f)`: callable.
+/// `grad(f)`, `value_and_grad(f)` or `jacobian(f)`: callable.
 #[derive(Debug)]
 pub struct Derivative {
     pub f: Value,
-    pub with_value: bool,
+    pub kind: DerivativeKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DerivativeKind {
+    Grad,
+    ValueAndGrad,
+    Jacobian,
+}
+
+impl DerivativeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DerivativeKind::Grad => "grad",
+            DerivativeKind::ValueAndGrad => "value_and_grad",
+            DerivativeKind::Jacobian => "jacobian",
+        }
+    }
 }
 
 struct Active {
@@ -460,7 +477,9 @@ impl Drop for TapeGuard {
 
 /// `grad(f)(x, ...)` or `value_and_grad(f)(x, ...)`: the gradient of the scalar
 /// `f(x, ...)` with respect to `x` (a Float, a tensor, or a tuple, list or
-/// record of them), shaped like `x`.
+/// record of them), shaped like `x`. `jacobian(f)(x, ...)`: for a Float or
+/// tensor `x`, the derivative of every element of `f(x, ...)` with respect to
+/// every element of `x`, shaped `shape(f(x)) + shape(x)`.
 pub fn call_derivative(
     interp: &mut Interp,
     d: &Derivative,
@@ -468,11 +487,7 @@ pub fn call_derivative(
     named: Vec<(Rc<str>, Value, Span)>,
     span: Span,
 ) -> Result<Value, Diag> {
-    let name = if d.with_value {
-        "value_and_grad"
-    } else {
-        "grad"
-    };
+    let name = d.kind.name();
     if pos.is_empty() {
         return Err(Diag::new(
             "flx::call::arity",
@@ -509,6 +524,9 @@ pub fn call_derivative(
         v if v.is_number() => (Value::Float(v.as_f64().expect("a number")), None),
         v => (v.clone(), None),
     };
+    if d.kind == DerivativeKind::Jacobian {
+        return jacobian(&x, &value, out_var, &inputs, span);
+    }
     if !matches!(value, Value::Float(_)) {
         return Err(Diag::new(
             "flx::grad::scalar",
@@ -526,10 +544,75 @@ pub fn call_derivative(
     });
     let mut at = 0;
     let grad = gradient_like(&x, &inputs, &mut at, grads.as_deref());
-    Ok(if d.with_value {
+    Ok(if d.kind == DerivativeKind::ValueAndGrad {
         Value::Tuple(Rc::new(vec![value, grad]))
     } else {
         grad
+    })
+}
+
+/// The Jacobian of `value` (recorded as `out`) with respect to the single
+/// input `x`: one pullback per element of `value`.
+fn jacobian(
+    x: &Value,
+    value: &Value,
+    out: Option<Var>,
+    inputs: &[Var],
+    span: Span,
+) -> Result<Value, Diag> {
+    let (Value::Float(_) | Value::Tensor(_), [input]) = (x, inputs) else {
+        return Err(Diag::new(
+            "flx::grad::input",
+            format!(
+                "`jacobian` differentiates with respect to one Float or tensor, not {}",
+                x.describe()
+            ),
+        )
+        .at(span));
+    };
+    let out_shape: Vec<usize> =
+        match value {
+            Value::Tensor(t) => t.shape().to_vec(),
+            Value::Float(_) => Vec::new(),
+            other => return Err(Diag::new(
+                "flx::grad::scalar",
+                format!(
+                    "`jacobian` needs a function with a Float or tensor result, but it returned {}",
+                    other.describe()
+                ),
+            )
+            .at(span)),
+        };
+    let x_shape: Vec<usize> = as_tensor(x).shape().to_vec();
+    let (m, n) = (
+        out_shape.iter().product::<usize>(),
+        x_shape.iter().product::<usize>(),
+    );
+    crate::tensor::check_elements(&[m, n])
+        .map_err(|e| Diag::new("flx::value::too_large", e.0).at(span))?;
+    let mut rows = vec![0.0; m * n];
+    if let Some(out) = out {
+        ACTIVE.with_borrow(|a| {
+            let tape = &a.as_ref().expect("the active tape").tape;
+            for i in 0..m {
+                let mut seed = vec![0.0; m];
+                seed[i] = 1.0;
+                let seed =
+                    Tensor::from_shape_vec(out_shape.clone(), seed).expect("one per element");
+                if let Some(Some(g)) = tape.pullback(out, seed).get(*input) {
+                    for (j, &v) in g.iter().enumerate() {
+                        rows[i * n + j] = v;
+                    }
+                }
+            }
+        });
+    }
+    let shape: Vec<usize> = out_shape.iter().chain(&x_shape).copied().collect();
+    let j = Tensor::from_shape_vec(shape, rows).expect("m × n elements");
+    Ok(if j.ndim() == 0 {
+        Value::Float(j[[]])
+    } else {
+        Value::tensor(j)
     })
 }
 
