@@ -105,6 +105,9 @@ pub enum Op {
     Trace(Var),
     /// x = A⁻¹ b.
     Solve(Var, Var),
+    /// `target` with the elements at the given flat positions replaced by
+    /// `value` (broadcast to the positions' shape): `x[i, :] = v`.
+    Assign(Var, Var, Rc<Tensor>),
     /// Softmax cross-entropy of logits (n × c) against constant target rows.
     Xent(Var, Rc<Tensor>),
     /// Hinge loss of predictions against constant ±1 labels.
@@ -398,6 +401,22 @@ impl Tape {
                     give(b, gb);
                 }
             }
+            Op::Assign(target, value, ref positions) => {
+                let g = g.as_standard_layout().to_owned();
+                let flat = g.as_slice().expect("standard layout");
+                if live(value) {
+                    let part = positions.mapv(|p| flat[p as usize]);
+                    give(value, unbroadcast(&part, val(value).shape()));
+                }
+                if live(target) {
+                    let mut kept = g.clone();
+                    let out = kept.as_slice_mut().expect("standard layout");
+                    for &p in positions.iter() {
+                        out[p as usize] = 0.0;
+                    }
+                    give(target, kept);
+                }
+            }
             Op::Xent(z, ref targets) => {
                 // (softmax(z) - targets) / n, row by row.
                 let logits = val(z);
@@ -446,7 +465,8 @@ fn parents(op: &Op) -> Vec<Var> {
         | Op::Select(a, b, _)
         | Op::Mse(a, b)
         | Op::Outer(a, b)
-        | Op::Solve(a, b) => vec![a, b],
+        | Op::Solve(a, b)
+        | Op::Assign(a, b, _) => vec![a, b],
         Op::Rearrange(ref parts, _) => parts.clone(),
         Op::LogSumExp(a, _) | Op::Var(a, _) | Op::Std(a, _) | Op::Norm(a, _) | Op::Trace(a) => {
             vec![a]

@@ -664,6 +664,11 @@ pub fn index_assign(
     span: Span,
     rhs_span: Span,
 ) -> Result<(), Diag> {
+    let tensor = matches!(target, Value::Tensor(_) | Value::Traced(_));
+    if tensor && (matches!(target, Value::Traced(_)) || matches!(rhs, Value::Traced(_))) {
+        *target = super::traced::index_assign(target, idx, rhs, span, rhs_span)?;
+        return Ok(());
+    }
     match target {
         Value::Tensor(t) => {
             let t = Rc::make_mut(t);

@@ -207,6 +207,33 @@ pub fn index(v: &Value, idx: &[ops::Index], span: Span) -> Result<Value, Diag> {
     record(out, &[(v, span)], |x| Op::Gather(x[0], Rc::new(picked)))
 }
 
+/// `target[idx] = rhs` where the tensor `target` or `rhs` is traced: the
+/// interpreter's assignment on the primals, recorded with the flat positions
+/// it wrote.
+pub fn index_assign(
+    target: &Value,
+    idx: &[ops::Index],
+    rhs: Value,
+    span: Span,
+    rhs_span: Span,
+) -> Result<Value, Diag> {
+    let mut out = primal(target);
+    ops::index_assign(&mut out, idx, primal(&rhs), span, rhs_span)?;
+    let Value::Tensor(t) = primal(target) else {
+        return Ok(out);
+    };
+    let positions = (0..t.len()).map(|k| k as f64).collect();
+    let positions = Tensor::from_shape_vec(t.raw_dim(), positions).expect("one per element");
+    let written = match ops::index(&Value::tensor(positions), idx, span)? {
+        Value::Tensor(p) => p,
+        Value::Float(k) => Rc::new(arr0(k).into_dyn()),
+        _ => return Ok(out),
+    };
+    record(out, &[(target, span), (&rhs, rhs_span)], |v| {
+        Op::Assign(v[0], v[1], written)
+    })
+}
+
 /// Builtins that only look at a value: they see the primal, and no gradient
 /// flows (`log` with named arguments records metrics).
 const INSPECT: &[&str] = &["shape", "rows", "cols", "len", "print", "str", "assert"];
@@ -570,19 +597,20 @@ fn jacobian(
         )
         .at(span));
     };
-    let out_shape: Vec<usize> =
-        match value {
-            Value::Tensor(t) => t.shape().to_vec(),
-            Value::Float(_) => Vec::new(),
-            other => return Err(Diag::new(
+    let out_shape: Vec<usize> = match value {
+        Value::Tensor(t) => t.shape().to_vec(),
+        Value::Float(_) => Vec::new(),
+        other => {
+            return Err(Diag::new(
                 "flx::grad::scalar",
                 format!(
                     "`jacobian` needs a function with a Float or tensor result, but it returned {}",
                     other.describe()
                 ),
             )
-            .at(span)),
-        };
+            .at(span))
+        }
+    };
     let x_shape: Vec<usize> = as_tensor(x).shape().to_vec();
     let (m, n) = (
         out_shape.iter().product::<usize>(),

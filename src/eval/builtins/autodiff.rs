@@ -12,7 +12,7 @@ pub static BUILTINS: &[Builtin] = &[
     Builtin {
         name: "grad",
         sig: "f",
-        doc: "The gradient of `f`, a function with a Float result, with respect to its first argument (a Float, a tensor, or a tuple, list or record of them): `grad(f)(x)` is shaped like `x`. Reverse mode: one pass back through what `f` computed. It follows arithmetic, `@`, `.T`, indexing, tensor literals, and exp, log, sqrt, tanh, sigmoid, relu, abs, sin, cos, pow, sum, mean, var, std, norm, logsumexp, max and min of two arguments, clip, where, reshape, concat, hstack, vstack, diag, outer, trace, solve, mse, xent and hinge; anything else that depends on `x` is an error.",
+        doc: "The gradient of `f`, a function with a Float result, with respect to its first argument (a Float, a tensor, or a tuple, list or record of them): `grad(f)(x)` is shaped like `x`. Reverse mode: one pass back through what `f` computed. It follows arithmetic, `@`, `.T`, indexing, assignment into tensors, tensor literals, and exp, log, sqrt, tanh, sigmoid, relu, abs, sin, cos, pow, sum, mean, var, std, norm, logsumexp, max and min of two arguments, clip, where, reshape, concat, hstack, vstack, diag, outer, trace, solve, mse, xent and hinge; anything else that depends on `x` is an error.",
         run: |_, a| derivative(a, DerivativeKind::Grad),
     },
     Builtin {
