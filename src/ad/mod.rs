@@ -380,8 +380,10 @@ impl Tape {
                     };
                     t.into_dimensionality::<ndarray::Ix2>().expect("a matrix")
                 };
+                // Aᵀ is singular only when A is, which the forward solve rules
+                // out; at the edge of rounding the gradient is undefined: NaN.
                 let gb = crate::linalg::solve(as2(&at).view(), as2(&g).view())
-                    .expect("the transpose of a matrix solved forwards")
+                    .unwrap_or_else(|_| ndarray::Array2::from_elem(as2(&g).raw_dim(), f64::NAN))
                     .into_dyn();
                 let gb = if g.ndim() == 1 {
                     gb.index_axis_move(Axis(1), 0)
