@@ -128,26 +128,16 @@ pub struct Tape {
 
 impl Tape {
     pub fn input(&mut self, value: Rc<Tensor>) -> Var {
-        self.nodes.push(Node {
-            op: Op::Input,
-            value,
-            live: true,
-        });
-        self.nodes.len() - 1
+        self.push(Op::Input, value)
     }
 
     pub fn constant(&mut self, value: Rc<Tensor>) -> Var {
-        self.nodes.push(Node {
-            op: Op::Constant,
-            value,
-            live: false,
-        });
-        self.nodes.len() - 1
+        self.push(Op::Constant, value)
     }
 
     /// Records `value`, computed by `op` from earlier nodes.
     pub fn push(&mut self, op: Op, value: Rc<Tensor>) -> Var {
-        let live = parents(&op).iter().any(|&p| self.nodes[p].live);
+        let live = matches!(op, Op::Input) || parents(&op).iter().any(|&p| self.nodes[p].live);
         self.nodes.push(Node { op, value, live });
         self.nodes.len() - 1
     }

@@ -61,12 +61,6 @@ thread_local! {
     static NEXT_ID: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
 }
 
-impl std::fmt::Debug for Tape {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Tape")
-    }
-}
-
 pub fn is_traced(v: &Value) -> bool {
     matches!(v, Value::Traced(_))
 }
@@ -189,6 +183,12 @@ pub fn transpose(v: Value, span: Span) -> Result<Value, Diag> {
     }
 }
 
+/// A tensor shaped like `t` holding each element's flat (row-major) position.
+fn flat_positions(t: &Tensor) -> Value {
+    let positions = (0..t.len()).map(|k| k as f64).collect();
+    Value::tensor(Tensor::from_shape_vec(t.raw_dim(), positions).expect("one per element"))
+}
+
 /// `v[idx]` where `v` is traced: the interpreter's indexing, and for the
 /// pullback the same indexing of a tensor of flat positions.
 pub fn index(v: &Value, idx: &[ops::Index], span: Span) -> Result<Value, Diag> {
@@ -197,9 +197,7 @@ pub fn index(v: &Value, idx: &[ops::Index], span: Span) -> Result<Value, Diag> {
     let Value::Tensor(t) = &x else {
         return ops::index(&x, idx, span);
     };
-    let positions = (0..t.len()).map(|k| k as f64).collect();
-    let positions = Tensor::from_shape_vec(t.raw_dim(), positions).expect("one per element");
-    let picked = match ops::index(&Value::tensor(positions), idx, span)? {
+    let picked = match ops::index(&flat_positions(t), idx, span)? {
         Value::Tensor(p) => p.iter().map(|&k| k as usize).collect(),
         Value::Float(k) => vec![k as usize],
         _ => return Ok(out),
@@ -222,9 +220,7 @@ pub fn index_assign(
     let Value::Tensor(t) = primal(target) else {
         return Ok(out);
     };
-    let positions = (0..t.len()).map(|k| k as f64).collect();
-    let positions = Tensor::from_shape_vec(t.raw_dim(), positions).expect("one per element");
-    let written = match ops::index(&Value::tensor(positions), idx, span)? {
+    let written = match ops::index(&flat_positions(&t), idx, span)? {
         Value::Tensor(p) => p,
         Value::Float(k) => Rc::new(arr0(k).into_dyn()),
         _ => return Ok(out),
@@ -246,8 +242,7 @@ pub fn call_builtin(
     named: Vec<(Rc<str>, Value, Span)>,
     span: Span,
 ) -> Result<Value, Diag> {
-    let traced: Vec<(Value, Span)> = pos.clone();
-    let strip = |pos: Vec<(Value, Span)>| pos.into_iter().map(|(v, s)| (primal(&v), s)).collect();
+    let primals: Vec<(Value, Span)> = pos.iter().map(|(v, s)| (primal(v), *s)).collect();
     let stripped_named: Vec<(Rc<str>, Value, Span)> = named
         .iter()
         .map(|(n, v, s)| (n.clone(), primal(v), *s))
@@ -259,27 +254,25 @@ pub fn call_builtin(
             span,
         ));
     }
-    let run = |interp: &mut Interp, pos| {
-        let mut args = Args::bind(b, pos, stripped_named.clone(), span)?;
-        (b.run)(interp, &mut args)
-    };
+    let bind = |args| Args::bind(b, args, stripped_named.clone(), span);
+    let mut run = |args| (b.run)(&mut *interp, &mut bind(args)?);
     if inspect {
-        return run(interp, strip(pos));
+        return run(primals);
     }
-    let only_first = traced.iter().skip(1).all(|(v, _)| !is_traced(v));
+    let only_first = pos.iter().skip(1).all(|(v, _)| !is_traced(v));
+    let first = (&pos[0].0, pos[0].1);
+    let both = || [(&pos[0].0, pos[0].1), (&pos[1].0, pos[1].1)];
     if let (Some(f), true) = (Elementwise::by_name(b.name), only_first) {
-        let out = run(interp, strip(pos))?;
-        return record(out, &[(&traced[0].0, traced[0].1)], |x| Op::Map(f, x[0]));
+        let out = run(primals)?;
+        return record(out, &[first], |x| Op::Map(f, x[0]));
     }
-    let first = (&traced[0].0, traced[0].1);
-    let both = || [(&traced[0].0, traced[0].1), (&traced[1].0, traced[1].1)];
     match b.name {
-        "pow" if traced.len() == 2 => {
-            let [(x, xs), (p, ps)] = [traced[0].clone(), traced[1].clone()];
+        "pow" if pos.len() == 2 => {
+            let [(x, xs), (p, ps)] = [pos[0].clone(), pos[1].clone()];
             return binary(BinOp::Pow, x, p, xs, ps);
         }
-        "mse" | "outer" | "solve" if traced.len() == 2 => {
-            let out = run(interp, strip(pos))?;
+        "mse" | "outer" | "solve" if pos.len() == 2 => {
+            let out = run(primals)?;
             let make: fn(Var, Var) -> Op = match b.name {
                 "mse" => Op::Mse,
                 "outer" => Op::Outer,
@@ -288,9 +281,9 @@ pub fn call_builtin(
             return record(out, &both(), |v| make(v[0], v[1]));
         }
         "xent" | "hinge" if only_first => {
-            let args = Args::bind(b, strip(pos.clone()), stripped_named.clone(), span)?;
+            let args = bind(primals.clone())?;
             let (x, y) = (args.tensor(0)?, args.tensor(1)?);
-            let out = run(interp, strip(pos))?;
+            let out = run(primals)?;
             return if b.name == "xent" {
                 let targets = Rc::new(super::builtins::metrics::xent_targets(&args, &x, &y)?);
                 record(out, &[first], |v| Op::Xent(v[0], targets))
@@ -298,16 +291,21 @@ pub fn call_builtin(
                 record(out, &[first], |v| Op::Hinge(v[0], y))
             };
         }
-        "trace" if only_first => {
-            let out = run(interp, strip(pos))?;
-            return record(out, &[first], |v| Op::Trace(v[0]));
+        "trace" | "reshape" if only_first => {
+            let out = run(primals)?;
+            let make: fn(Var) -> Op = if b.name == "trace" {
+                Op::Trace
+            } else {
+                Op::Reshape
+            };
+            return record(out, &[first], |v| make(v[0]));
         }
-        "logsumexp" | "var" | "std" | "norm" if only_first => {
-            let ndim = ndim(&primal(&traced[0].0));
-            let args = Args::bind(b, strip(pos.clone()), stripped_named.clone(), span)?;
-            let axis = args.axis(1, ndim)?;
-            let out = run(interp, strip(pos))?;
+        "sum" | "mean" | "logsumexp" | "var" | "std" | "norm" if only_first => {
+            let axis = bind(primals.clone())?.axis(1, ndim(&primals[0].0))?;
+            let out = run(primals)?;
             let make: fn(Var, Option<usize>) -> Op = match b.name {
+                "sum" => Op::Sum,
+                "mean" => Op::Mean,
                 "logsumexp" => Op::LogSumExp,
                 "var" => Op::Var,
                 "std" => Op::Std,
@@ -315,12 +313,9 @@ pub fn call_builtin(
             };
             return record(out, &[first], |v| make(v[0], axis));
         }
-        "max" | "min" if traced.len() == 2 && named.is_empty() => {
-            let out = run(interp, strip(pos))?;
-            let (x, y) = (
-                as_tensor(&primal(&traced[0].0)),
-                as_tensor(&primal(&traced[1].0)),
-            );
+        "max" | "min" if pos.len() == 2 && named.is_empty() => {
+            let out = run(primals.clone())?;
+            let (x, y) = (as_tensor(&primals[0].0), as_tensor(&primals[1].0));
             let largest = b.name == "max";
             let mask = crate::tensor::zip_with(&x, &y, |a, b| {
                 ((if largest { a >= b } else { a <= b }) as u8) as f64
@@ -329,52 +324,32 @@ pub fn call_builtin(
             return record(out, &both(), |v| Op::Select(v[0], v[1], Rc::new(mask)));
         }
         "clip" if only_first => {
-            let out = run(interp, strip(pos))?;
-            let (x, clipped) = (as_tensor(&primal(&traced[0].0)), as_tensor(&out));
-            let mask = crate::tensor::zip_with(&x, &clipped, |a, c| ((a == c) as u8) as f64)
-                .expect("same shape");
+            let x = as_tensor(&primals[0].0);
+            let out = run(primals)?;
+            let mask =
+                crate::tensor::zip_with(&x, &as_tensor(&out), |a, c| ((a == c) as u8) as f64)
+                    .expect("same shape");
             let zero = Value::Float(0.0);
             return record(out, &[first, (&zero, span)], |v| {
                 Op::Select(v[0], v[1], Rc::new(mask))
             });
         }
-        "where" if traced.len() == 3 && !is_traced(&traced[0].0) => {
-            let out = run(interp, strip(pos))?;
-            let cond = as_tensor(&primal(&traced[0].0));
-            let shape = as_tensor(&out).raw_dim();
+        "where" if pos.len() == 3 && !is_traced(&pos[0].0) => {
+            let cond = as_tensor(&primals[0].0);
+            let out = run(primals)?;
             let mask = cond
-                .broadcast(shape)
+                .broadcast(as_tensor(&out).raw_dim())
                 .map(|c| c.mapv(|c| ((c != 0.0) as u8) as f64))
                 .ok_or_else(|| {
                     Diag::new("flx::shape::broadcast", "`where`: shapes do not broadcast").at(span)
                 })?;
-            let (a, b2) = ((&traced[1].0, traced[1].1), (&traced[2].0, traced[2].1));
+            let (a, b2) = ((&pos[1].0, pos[1].1), (&pos[2].0, pos[2].1));
             return record(out, &[a, b2], |v| Op::Select(v[0], v[1], Rc::new(mask)));
         }
-        "concat" | "hstack" | "vstack" | "diag" => {
-            return rearrange(interp, b, pos, stripped_named, span);
-        }
+        "concat" | "hstack" | "vstack" | "diag" => return track_moves(&pos, run),
         _ => {}
     }
-    if b.name == "reshape" && only_first {
-        let out = run(interp, strip(pos))?;
-        return record(out, &[(&traced[0].0, traced[0].1)], |x| Op::Reshape(x[0]));
-    }
-    if matches!(b.name, "sum" | "mean") && only_first {
-        let ndim = ndim(&primal(&traced[0].0));
-        let args = Args::bind(b, strip(pos.clone()), stripped_named.clone(), span)?;
-        let axis = args.axis(1, ndim)?;
-        let out = run(interp, strip(pos))?;
-        let mean = b.name == "mean";
-        return record(out, &[(&traced[0].0, traced[0].1)], |v| {
-            if mean {
-                Op::Mean(v[0], axis)
-            } else {
-                Op::Sum(v[0], axis)
-            }
-        });
-    }
-    let at = traced
+    let at = pos
         .iter()
         .find(|(v, _)| is_traced(v))
         .map_or(span, |(_, s)| *s);
@@ -443,6 +418,27 @@ impl Positions {
     }
 }
 
+/// Runs `op`, which only moves elements (`concat`, `hstack`, `vstack`, `diag`,
+/// a tensor literal), on the primals of `args`, and again on their positions
+/// to see where each element went.
+fn track_moves(
+    args: &[(Value, Span)],
+    mut op: impl FnMut(Vec<(Value, Span)>) -> Result<Value, Diag>,
+) -> Result<Value, Diag> {
+    let mut positions = Positions {
+        next: 1.0,
+        parts: Vec::new(),
+    };
+    let encoded = args
+        .iter()
+        .map(|(v, s)| (positions.encode(v, *s), *s))
+        .collect();
+    let stripped = args.iter().map(|(v, s)| (strip_deep(v), *s)).collect();
+    let out = op(stripped)?;
+    let placed = op(encoded)?;
+    positions.record(out, placed)
+}
+
 fn strip_deep(v: &Value) -> Value {
     match v {
         Value::List(items) => Value::List(Rc::new(items.iter().map(primal).collect())),
@@ -450,47 +446,9 @@ fn strip_deep(v: &Value) -> Value {
     }
 }
 
-/// A builtin that only moves elements (`concat`, `hstack`, `vstack`, `diag`):
-/// run on the primals, and on their positions to see where each element went.
-fn rearrange(
-    interp: &mut Interp,
-    b: &'static Builtin,
-    pos: Vec<(Value, Span)>,
-    named: Vec<(Rc<str>, Value, Span)>,
-    span: Span,
-) -> Result<Value, Diag> {
-    let mut positions = Positions {
-        next: 1.0,
-        parts: Vec::new(),
-    };
-    let encoded = pos
-        .iter()
-        .map(|(v, s)| (positions.encode(v, *s), *s))
-        .collect();
-    let stripped = pos.iter().map(|(v, s)| (strip_deep(v), *s)).collect();
-    let mut run = |pos| {
-        let mut args = Args::bind(b, pos, named.clone(), span)?;
-        (b.run)(interp, &mut args)
-    };
-    let out = run(stripped)?;
-    let placed = run(encoded)?;
-    positions.record(out, placed)
-}
-
 /// A tensor literal with traced elements: `[v[0], 2 * v[1]]`.
 pub fn list_literal(vals: Vec<(Value, Span)>, span: Span) -> Result<Value, Diag> {
-    let mut positions = Positions {
-        next: 1.0,
-        parts: Vec::new(),
-    };
-    let encoded = vals
-        .iter()
-        .map(|(v, s)| (positions.encode(v, *s), *s))
-        .collect();
-    let stripped = vals.iter().map(|(v, s)| (primal(v), *s)).collect();
-    let out = ops::list_literal(stripped, span)?;
-    let placed = ops::list_literal(encoded, span)?;
-    positions.record(out, placed)
+    track_moves(&vals, |vals| ops::list_literal(vals, span))
 }
 
 /// Ends the active tape however the call ends.

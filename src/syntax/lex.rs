@@ -191,7 +191,8 @@ fn refine(text: &str, toks: &mut [Token], interps: &[(usize, usize)]) {
         }
         let depth = open.len();
         let gap = &text[prev.map_or(0, |(p, _)| p.end)..t.start];
-        if line_breaks(gap) {
+        let breaks = line_breaks(gap);
+        if breaks {
             kernel = kernel.filter(|&k| depth > k);
             model = model.filter(|&m| depth > m);
             if open.last() == Some(&Open::Model) {
@@ -200,11 +201,11 @@ fn refine(text: &str, toks: &mut [Token], interps: &[(usize, usize)]) {
         }
         let in_model = open.last() == Some(&Open::Model);
         let item_start = in_model
-            && (line_breaks(gap)
+            && (breaks
                 || prev.is_some_and(|(p, ps)| {
                     p.class == Class::Punctuation && (ps == "{" || ps == ";")
                 }));
-        let was_defining = std::mem::take(&mut defines) && !line_breaks(gap);
+        let was_defining = std::mem::take(&mut defines) && !breaks;
         match t.class {
             Class::Punctuation => match s {
                 "(" => open.push(Open::Paren),
