@@ -53,6 +53,21 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Keep freed memory in the process. glibc gives the top of a thread's heap
+/// back to the OS as soon as it is free, so a loop that allocates and drops
+/// the same few megabyte-sized tensors every step (a training step, a
+/// backward pass) page-faults them in again each time: 40% of a small MLP's
+/// training time. Blocks above the mmap threshold still come and go with
+/// `mmap`, so an n × n Gram matrix is returned when it is dropped.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before other threads allocate.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
 /// Configure the process-wide thread pools (rayon and faer). Call once, early.
 pub fn set_threads(n: usize) {
     let n = n.max(1);

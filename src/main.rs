@@ -59,6 +59,7 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("flx: internal error: {info}\nthis is a bug in flx; please report it with the script that caused it");
     }));
+    flx::keep_freed_memory();
     let cli = Cli::parse();
     let threads = cli.threads.unwrap_or_else(flx::default_threads);
     flx::set_threads(threads);

@@ -183,27 +183,27 @@ impl Tape {
         match node.op {
             Op::Input | Op::Constant => {}
             Op::Add(a, b) => {
-                if live(a) {
-                    give(a, unbroadcast(&g, val(a).shape()));
-                }
                 if live(b) {
                     give(b, unbroadcast(&g, val(b).shape()));
                 }
+                if live(a) {
+                    give(a, unbroadcast_owned(g, val(a).shape()));
+                }
             }
             Op::Sub(a, b) => {
-                if live(a) {
-                    give(a, unbroadcast(&g, val(a).shape()));
-                }
                 if live(b) {
-                    give(b, unbroadcast(&g.mapv(|x| -x), val(b).shape()));
+                    give(b, unbroadcast_owned(g.mapv(|x| -x), val(b).shape()));
+                }
+                if live(a) {
+                    give(a, unbroadcast_owned(g, val(a).shape()));
                 }
             }
             Op::Mul(a, b) => {
                 if live(a) {
-                    give(a, unbroadcast(&(&g * val(b)), val(a).shape()));
+                    give(a, unbroadcast_owned(&g * val(b), val(a).shape()));
                 }
                 if live(b) {
-                    give(b, unbroadcast(&(&g * val(a)), val(b).shape()));
+                    give(b, unbroadcast_owned(&g * val(a), val(b).shape()));
                 }
             }
             Op::Div(a, b) => {
@@ -248,10 +248,20 @@ impl Tape {
             }
             Op::Transpose(a) => give(a, g.t().to_owned()),
             Op::Map(f, a) => {
-                let mut d = tensor::zip_with(val(a), &node.value, |x, y| f.derivative(x, y))
-                    .expect("same shape");
-                d *= &g;
-                give(a, d);
+                let mut g = g;
+                let zip = ndarray::Zip::from(&mut g).and(val(a)).and(&*node.value);
+                // The common cases with the derivative inlined, not matched per element.
+                match f {
+                    Elementwise::Relu => zip.for_each(|g, &x, _| {
+                        if x <= 0.0 {
+                            *g = 0.0
+                        }
+                    }),
+                    Elementwise::Tanh => zip.for_each(|g, _, &y| *g *= 1.0 - y * y),
+                    Elementwise::Exp => zip.for_each(|g, _, &y| *g *= y),
+                    f => zip.for_each(|g, &x, &y| *g *= f.derivative(x, y)),
+                }
+                give(a, g);
             }
             Op::Sum(a, axis) => give(a, spread(&g, val(a).shape(), axis, 1.0)),
             Op::Mean(a, axis) => {
@@ -477,19 +487,25 @@ fn parents(op: &Op) -> Vec<Var> {
 
 /// Sums `g` down to `shape`, undoing NumPy broadcasting.
 fn unbroadcast(g: &Tensor, shape: &[usize]) -> Tensor {
-    if g.shape() == shape {
-        return g.clone();
-    }
-    let mut out = g.clone();
+    let mut out = std::borrow::Cow::Borrowed(g);
     while out.ndim() > shape.len() {
-        out = out.sum_axis(Axis(0));
+        out = std::borrow::Cow::Owned(out.sum_axis(Axis(0)));
     }
     for (k, &n) in shape.iter().enumerate() {
         if n == 1 && out.shape()[k] != 1 {
-            out = out.sum_axis(Axis(k)).insert_axis(Axis(k));
+            out = std::borrow::Cow::Owned(out.sum_axis(Axis(k)).insert_axis(Axis(k)));
         }
     }
-    out
+    out.into_owned()
+}
+
+/// `unbroadcast` that hands `g` on without a copy when no axis was broadcast.
+fn unbroadcast_owned(g: Tensor, shape: &[usize]) -> Tensor {
+    if g.shape() == shape {
+        g
+    } else {
+        unbroadcast(&g, shape)
+    }
 }
 
 /// The gradient of a sum (scaled by `scale`) back on the summed tensor's shape.
@@ -523,10 +539,18 @@ fn outer(u: &Tensor, v: &Tensor) -> Tensor {
     &u * &v
 }
 
+/// `a @ bᵀ`-style products of 2-d tensors, taking transposes as views.
+fn gemm(a: ndarray::ArrayViewD<f64>, b: ndarray::ArrayViewD<f64>) -> Tensor {
+    fn two(t: ndarray::ArrayViewD<f64>) -> ndarray::ArrayView2<f64> {
+        t.into_dimensionality().expect("a matrix")
+    }
+    crate::linalg::gemm(two(a), two(b)).into_dyn()
+}
+
 /// For out = x @ y: the gradient with respect to x.
 fn matmul_pull_left(g: &Tensor, x: &Tensor, y: &Tensor) -> Tensor {
     match (x.ndim(), y.ndim()) {
-        (2, 2) => product(g, &transposed(y)),
+        (2, 2) => gemm(g.view(), y.t()),
         (2, 1) => outer(g, y),
         (1, 2) => product(y, g),
         _ => g * y,
@@ -536,7 +560,7 @@ fn matmul_pull_left(g: &Tensor, x: &Tensor, y: &Tensor) -> Tensor {
 /// For out = x @ y: the gradient with respect to y.
 fn matmul_pull_right(g: &Tensor, x: &Tensor, y: &Tensor) -> Tensor {
     match (x.ndim(), y.ndim()) {
-        (2, 2) => product(&transposed(x), g),
+        (2, 2) => gemm(x.t(), g.view()),
         (2, 1) => product(&transposed(x), g),
         (1, 2) => outer(x, g),
         _ => g * x,

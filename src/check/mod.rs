@@ -629,7 +629,8 @@ impl<'a> Resolver<'a, '_> {
                     if let Some(lr) = lr {
                         self.expr(lr);
                     }
-                    self.declare_local(name, false, None);
+                    let i = self.declare_local(&name.ident, false, None);
+                    self.bind_local_slot(&name.slot, i);
                 }
                 ModelItem::Let(pat, value) => {
                     self.expr(value);
@@ -640,7 +641,35 @@ impl<'a> Resolver<'a, '_> {
         }
         let f = self.fns.pop().expect("model scope");
         f.apply_patches();
+        def.frame_size.set(f.n_locals);
         self.fns = saved;
+        let forwards: Vec<Span> = def
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                ModelItem::Forward(f) => Some(f.span),
+                _ => None,
+            })
+            .collect();
+        match forwards.as_slice() {
+            [] => self.error(
+                Diag::new(
+                    "flx::model::forward",
+                    format!("model `{}` has no `forward`", def.name.name),
+                )
+                .at(def.name.span)
+                .help("add one, e.g. `forward(x) = x @ W`"),
+            ),
+            [_] => {}
+            [first, rest @ ..] => self.error(
+                Diag::new(
+                    "flx::model::forward",
+                    format!("model `{}` has more than one `forward`", def.name.name),
+                )
+                .at(rest[0])
+                .with_label(*first, "first declared here"),
+            ),
+        }
     }
 
     /// Resolve a function body in a new frame. `nested`: it is a closure over

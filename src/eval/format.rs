@@ -135,6 +135,9 @@ pub fn repr(v: &Value) -> String {
         Value::Undefined => "<undefined>".into(),
         Value::Traced(t) => repr(&t.primal),
         Value::Derivative(d) => format!("<{} of {}>", d.kind.name(), repr(&d.f)),
+        Value::ModelDecl(d) => format!("<model declaration {}>", d.name.name),
+        Value::Model(m) => m.repr(),
+        Value::ModelWith(m) => format!("<with of {}>", m.repr()),
     }
 }
 

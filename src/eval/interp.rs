@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::builtins::{self, Args};
 use super::format;
+use super::model::Model;
 use super::ops;
 use super::traced;
 use super::value::{Closure, FnKind, Record, Value};
@@ -385,7 +386,10 @@ impl Interp {
                 self.bind_slot(def.binding.get(), k);
                 Ok(Value::None)
             }
-            ExprKind::Model(def) => Err(not_yet("model", def.name.span, "the autodiff issue")),
+            ExprKind::Model(def) => {
+                self.bind_slot(def.binding.get(), Value::ModelDecl(def.clone()));
+                Ok(Value::None)
+            }
             ExprKind::Use(u) => {
                 let id = u.module.get() as usize;
                 self.sync_globals();
@@ -718,6 +722,7 @@ impl Interp {
                 .iter()
                 .map(|f| f.to_string())
                 .collect(),
+            Value::Model(_) => super::model::FIELDS.iter().map(|f| f.to_string()).collect(),
             _ => Vec::new(),
         }
     }
@@ -792,6 +797,9 @@ impl Interp {
             }
             Value::Tensor(t) if name == "T" => Ok(Value::tensor(t.t().to_owned())),
             Value::Traced(_) if name == "T" => Ok(traced::transpose(v, field.span)?),
+            Value::Model(m) if Model::field(m, name).is_some() => {
+                Ok(Model::field(m, name).expect("a model field"))
+            }
             _ => Err(Diag::new(
                 "flx::type::field",
                 format!("{} has no field `{name}`", v.describe()),
@@ -799,6 +807,8 @@ impl Interp {
             .at(field.span)
             .help(if matches!(v, Value::Tensor(_)) {
                 "tensors have `.T`; use `shape(x)`, `rows(x)`, `cols(x)`"
+            } else if matches!(v, Value::Model(_)) {
+                "models have `.params`, `.with(params)` and `.lr`"
             } else {
                 "fields belong to records and modules"
             })
@@ -960,12 +970,181 @@ impl Interp {
             }
             Value::Kernel(k) => builtins::kernels::with_hyper(k, pos, named),
             Value::Predictor(p) => builtins::kernels::predict(p, pos, named, span),
+            Value::ModelDecl(def) => self.instantiate(&def.clone(), pos, named, span),
+            Value::Model(m) => {
+                let forward = Value::Func(m.forward.clone());
+                self.call_value(&forward, pos, named, span)
+                    .map_err(|d| d.in_call(&m.def.name.name, span))
+            }
+            Value::ModelWith(m) => match (pos.as_slice(), named.first()) {
+                ([(p, pspan)], None) => Ok(Value::Model(Rc::new(m.with(p, *pspan)?))),
+                (_, Some((_, _, nspan))) => Err(Diag::new(
+                    "flx::call::unknown_arg",
+                    "`with` takes one record of parameters, by position",
+                )
+                .at(*nspan)),
+                _ => Err(
+                    Diag::new("flx::call::arity", "`with` takes one record of parameters").at(span),
+                ),
+            },
             other => Err(Diag::new(
                 "flx::type::call",
                 format!("{} is not callable", other.describe()),
             )
             .at(span)),
         }
+    }
+
+    /// `two_layer(d: 100, h: 256, seed: 1)`: run the declaration's items in a
+    /// fresh frame. With `seed:`, random initialisers draw from the instance's
+    /// own stream, and the session's stream is left where it was.
+    fn instantiate(
+        &mut self,
+        def: &Rc<ModelDef>,
+        pos: Vec<(Value, Span)>,
+        mut named: Vec<(Rc<str>, Value, Span)>,
+        span: Span,
+    ) -> Result<Value, Diag> {
+        let seed = match named.iter().position(|(n, ..)| n.as_ref() == "seed") {
+            Some(k) => match named.remove(k) {
+                (_, Value::Int(s), _) if s >= 0 => Some(s as u64),
+                (_, v, vspan) => {
+                    return Err(Diag::new(
+                        "flx::type::arg",
+                        format!("`seed` is a non-negative Int, not {}", v.describe()),
+                    )
+                    .at(vspan))
+                }
+            },
+            None => None,
+        };
+        let n = def.params.len();
+        if pos.len() > n {
+            return Err(Diag::new(
+                "flx::call::arity",
+                format!(
+                    "`{}` takes {n} arguments, but {} were given",
+                    def.name.name,
+                    pos.len()
+                ),
+            )
+            .at(pos[n].1)
+            .label("unexpected argument"));
+        }
+        if self.depth >= MAX_CALL_DEPTH {
+            return Err(Diag::new("flx::run::recursion", "calls nested too deep").at(span));
+        }
+        let new_base = self.stack.len();
+        let npos = pos.len();
+        self.stack.extend(pos.into_iter().map(|(v, _)| v));
+        self.stack.resize(
+            new_base + (def.frame_size.get() as usize).max(npos),
+            Value::None,
+        );
+        let saved_base = std::mem::replace(&mut self.base, new_base);
+        let saved_closure = self.closure.take();
+        let saved_rng =
+            seed.map(|s| std::mem::replace(&mut self.rng, ChaCha8Rng::seed_from_u64(s)));
+        self.depth += 1;
+        let result = self.build_model(def, npos, named, span);
+        self.depth -= 1;
+        if let Some(rng) = saved_rng {
+            self.rng = rng;
+        }
+        self.stack.truncate(new_base);
+        self.base = saved_base;
+        self.closure = saved_closure;
+        result.map_err(|d| d.in_call(&def.name.name, span))
+    }
+
+    fn build_model(
+        &mut self,
+        def: &Rc<ModelDef>,
+        npos: usize,
+        named: Vec<(Rc<str>, Value, Span)>,
+        span: Span,
+    ) -> Result<Value, Diag> {
+        self.bind_args(&def.name.name, &def.params, npos, named, span)?;
+        let value = |interp: &mut Interp, e: &Expr| match interp.eval(e) {
+            Ok(v) => Ok(v),
+            Err(Flow::Error(d)) => Err(d),
+            Err(_) => {
+                Err(Diag::new("flx::syntax::control", "control flow in a model item").at(e.span))
+            }
+        };
+        let (mut params, mut lr, mut slots) = (Vec::new(), Vec::new(), Vec::new());
+        let mut forward = None;
+        for item in &def.items {
+            match item {
+                ModelItem::Param {
+                    name,
+                    init,
+                    lr: scale,
+                } => {
+                    let v = match value(self, init)? {
+                        Value::Int(i) => Value::Float(i as f64),
+                        v @ (Value::Float(_) | Value::Tensor(_)) => v,
+                        v => {
+                            return Err(Diag::new(
+                                "flx::model::param",
+                                format!(
+                                    "parameter `{}` must be a Float or a tensor, not {}",
+                                    name.ident.name,
+                                    v.describe()
+                                ),
+                            )
+                            .at(init.span))
+                        }
+                    };
+                    let s = match scale {
+                        None => 1.0,
+                        Some(e) => match value(self, e)?.as_f64() {
+                            Some(s) if s.is_finite() && s >= 0.0 => s,
+                            _ => {
+                                return Err(Diag::new(
+                                    "flx::model::lr",
+                                    "a learning-rate scale is a number, zero or more",
+                                )
+                                .at(e.span))
+                            }
+                        },
+                    };
+                    self.bind_slot(name.slot.get(), v.clone());
+                    params.push((name.ident.name.clone(), v));
+                    lr.push(s);
+                    slots.push(match name.slot.get() {
+                        Slot::Local(i) | Slot::Boxed(i) => Some(i),
+                        _ => None,
+                    });
+                }
+                ModelItem::Let(pat, e) => {
+                    let v = value(self, e)?;
+                    self.bind_pattern(pat, v)?;
+                }
+                ModelItem::Forward(f) => forward = Some(self.make_closure(f, FnKind::Fn)),
+            }
+        }
+        let Some(Value::Func(forward)) = forward else {
+            return Err(
+                Diag::new("flx::model::forward", "a model needs a `forward`").at(def.name.span),
+            );
+        };
+        let param_capture = slots
+            .iter()
+            .map(|slot| {
+                let captures = forward.def.captures.borrow();
+                captures
+                    .iter()
+                    .position(|c| matches!((c, slot), (CaptureFrom::Local(j), Some(i)) if j == i))
+            })
+            .collect();
+        Ok(Value::Model(Rc::new(Model {
+            def: def.clone(),
+            params: Rc::new(Record { fields: params }),
+            lr,
+            forward,
+            param_capture,
+        })))
     }
 
     /// Run a closure whose first `npos` arguments are already on the stack at `new_base`.
@@ -1031,8 +1210,22 @@ impl Interp {
         {
             return self.run_body(def);
         }
+        self.bind_args(&def.name.name, &def.params, npos, named, span)?;
+        self.run_body(def)
+    }
+
+    /// Bind a call's arguments to `params`: the first `npos` are already in
+    /// their frame slots, the rest come by name or from defaults.
+    fn bind_args(
+        &mut self,
+        name: &str,
+        params: &[Param],
+        npos: usize,
+        named: Vec<(Rc<str>, Value, Span)>,
+        span: Span,
+    ) -> Result<(), Diag> {
         let mut named: Vec<Option<(Rc<str>, Value, Span)>> = named.into_iter().map(Some).collect();
-        for (i, p) in def.params.iter().enumerate() {
+        for (i, p) in params.iter().enumerate() {
             let slot = p.name.slot.get();
             let v = if i < npos {
                 std::mem::replace(&mut self.stack[self.base + i], Value::None)
@@ -1056,29 +1249,22 @@ impl Interp {
             } else {
                 return Err(Diag::new(
                     "flx::call::missing_arg",
-                    format!(
-                        "`{}` is missing argument `{}`",
-                        def.name.name, p.name.ident.name
-                    ),
+                    format!("`{name}` is missing argument `{}`", p.name.ident.name),
                 )
                 .at(span));
             };
             self.bind_slot(slot, v);
         }
-        if let Some((name, _, nspan)) = named.into_iter().flatten().next() {
-            let given_positionally = def
-                .params
-                .iter()
-                .take(npos)
-                .any(|p| p.name.ident.name == name);
+        if let Some((arg, _, nspan)) = named.into_iter().flatten().next() {
+            let given_positionally = params.iter().take(npos).any(|p| p.name.ident.name == arg);
             let msg = if given_positionally {
-                format!("argument `{name}` is given both by position and by name")
+                format!("argument `{arg}` is given both by position and by name")
             } else {
-                format!("`{}` has no parameter `{name}`", def.name.name)
+                format!("`{name}` has no parameter `{arg}`")
             };
             return Err(Diag::new("flx::call::unknown_arg", msg).at(nspan));
         }
-        self.run_body(def)
+        Ok(())
     }
 
     fn run_body(&mut self, def: &FnDef) -> Result<Value, Diag> {
@@ -1197,15 +1383,4 @@ fn loss_value(def: &FnDef, v: Value) -> Result<Value, Diag> {
         .label("declared here")
         .help("reduce it to one number, e.g. with `mean` or `sum`")),
     }
-}
-
-fn not_yet(what: &str, span: Span, issue: &str) -> Flow {
-    Diag::new(
-        "flx::unsupported",
-        format!("`{what}` declarations are not supported yet"),
-    )
-    .at(span)
-    .label("parsed and checked, but not evaluated")
-    .help(format!("evaluation of `{what}` arrives with {issue}"))
-    .into()
 }

@@ -4,9 +4,11 @@ pub mod builtins;
 pub mod format;
 pub mod fused;
 pub mod interp;
+pub mod model;
 pub mod native;
 pub mod ops;
 pub mod traced;
+pub mod train;
 pub mod value;
 
 /// Start the clock `time()` reads.

@@ -480,6 +480,34 @@ pub fn call_derivative(
         )
         .at(span));
     }
+    let (x, xspan) = pos[0].clone();
+    if d.kind == DerivativeKind::Jacobian {
+        return with_tape(name, span, |id| {
+            let mut inputs = Vec::new();
+            pos[0].0 = trace_inputs(&x, id, &mut inputs, xspan)?;
+            let out = interp.call_value(&d.f, pos, named, span)?;
+            let (value, out_var) = untrace(out, id, span)?;
+            jacobian(&x, &value, out_var, &inputs, span)
+        });
+    }
+    let (value, grad) = value_and_grad(interp, name, &x, xspan, span, |interp, traced| {
+        pos[0].0 = traced;
+        interp.call_value(&d.f, pos, named, span)
+    })?;
+    Ok(if d.kind == DerivativeKind::ValueAndGrad {
+        Value::Tuple(Rc::new(vec![Value::Float(value), grad]))
+    } else {
+        grad
+    })
+}
+
+/// Run `body` with a new tape recording (one at a time: `name` is what the
+/// user called, for the diagnostic about nesting).
+fn with_tape<T>(
+    name: &str,
+    span: Span,
+    body: impl FnOnce(u64) -> Result<T, Diag>,
+) -> Result<T, Diag> {
     if ACTIVE.with_borrow(|a| a.is_some()) {
         return Err(Diag::new(
             "flx::grad::nested",
@@ -499,40 +527,53 @@ pub fn call_derivative(
         })
     });
     let _guard = TapeGuard;
-    let (x, xspan) = pos[0].clone();
-    let mut inputs = Vec::new();
-    pos[0].0 = trace_inputs(&x, id, &mut inputs, xspan)?;
-    let out = interp.call_value(&d.f, pos, named, span)?;
-    let (value, out_var) = match &out {
+    body(id)
+}
+
+fn with_active_tape<T>(f: impl FnOnce(&Tape) -> T) -> T {
+    ACTIVE.with_borrow(|a| f(&a.as_ref().expect("the active tape").tape))
+}
+
+/// A result of the function being differentiated: its value, and its node
+/// on tape `id` (`None`: it does not depend on the inputs).
+fn untrace(out: Value, id: u64, span: Span) -> Result<(Value, Option<Var>), Diag> {
+    Ok(match out {
         Value::Traced(t) if t.tape == id => (t.primal.clone(), Some(t.var)),
         Value::Traced(_) => return Err(leaked(span)),
         v if v.is_number() => (Value::Float(v.as_f64().expect("a number")), None),
-        v => (v.clone(), None),
-    };
-    if d.kind == DerivativeKind::Jacobian {
-        return jacobian(&x, &value, out_var, &inputs, span);
-    }
-    if !matches!(value, Value::Float(_)) {
-        return Err(Diag::new(
-            "flx::grad::scalar",
-            format!(
-                "`{name}` needs a function with a Float result, but it returned {}",
-                value.describe()
-            ),
-        )
-        .at(span)
-        .help("reduce the result to one number, e.g. with `sum` or `mean`"));
-    }
-    let grads = ACTIVE.with_borrow(|a| {
-        let tape = &a.as_ref().expect("the active tape").tape;
-        out_var.map(|v| tape.gradients(v))
-    });
-    let mut at = 0;
-    let grad = gradient_like(&x, &inputs, &mut at, grads.as_deref());
-    Ok(if d.kind == DerivativeKind::ValueAndGrad {
-        Value::Tuple(Rc::new(vec![value, grad]))
-    } else {
-        grad
+        v => (v, None),
+    })
+}
+
+/// The value of the scalar `f(x)` and its gradient with respect to `x` (a
+/// Float, a tensor, a model, or a tuple, list or record of them), shaped like
+/// `x` (a model's gradient is shaped like its `params`).
+pub fn value_and_grad(
+    interp: &mut Interp,
+    name: &str,
+    x: &Value,
+    xspan: Span,
+    span: Span,
+    f: impl FnOnce(&mut Interp, Value) -> Result<Value, Diag>,
+) -> Result<(f64, Value), Diag> {
+    with_tape(name, span, |id| {
+        let mut inputs = Vec::new();
+        let traced = trace_inputs(x, id, &mut inputs, xspan)?;
+        let (value, out) = untrace(f(interp, traced)?, id, span)?;
+        let Value::Float(value) = value else {
+            return Err(Diag::new(
+                "flx::grad::scalar",
+                format!(
+                    "`{name}` needs a function with a Float result, but it returned {}",
+                    value.describe()
+                ),
+            )
+            .at(span)
+            .help("reduce the result to one number, e.g. with `sum` or `mean`"));
+        };
+        let grads = out.map(|v| with_active_tape(|tape| tape.gradients(v)));
+        let mut at = 0;
+        Ok((value, gradient_like(x, &inputs, &mut at, grads.as_deref())))
     })
 }
 
@@ -637,6 +678,12 @@ fn trace_inputs(x: &Value, id: u64, inputs: &mut Vec<Var>, span: Span) -> Result
             }
             Value::Record(Rc::new(Record { fields }))
         }
+        // A model: its parameters are the inputs, and `f` sees the model with
+        // traced parameters.
+        Value::Model(m) => {
+            let params = trace_inputs(&Value::Record(m.params.clone()), id, inputs, span)?;
+            Value::Model(Rc::new(m.with(&params, span)?))
+        }
         other => {
             return Err(Diag::new(
                 "flx::grad::input",
@@ -650,7 +697,7 @@ fn trace_inputs(x: &Value, id: u64, inputs: &mut Vec<Var>, span: Span) -> Result
             .help(if matches!(other, Value::Int(_)) {
                 "write the number as a Float: `1.0`, not `1`"
             } else {
-                "pass a Float, a tensor, or a tuple, list or record of them"
+                "pass a Float, a tensor, a model, or a tuple, list or record of them"
             }))
         }
     })
@@ -696,6 +743,102 @@ fn gradient_like(
                 .map(|(n, v)| (n.clone(), gradient_like(v, inputs, at, grads)))
                 .collect(),
         })),
+        // A model's gradient is a record shaped like its `params`.
+        Value::Model(m) => gradient_like(&Value::Record(m.params.clone()), inputs, at, grads),
         other => other.clone(),
     }
+}
+
+/// Rows per batch in `agop` of a function: bounds the tape's memory.
+const AGOP_BATCH: usize = 2048;
+
+/// `agop(f, X)` for a differentiable function or model: `(1/n) Σᵢ JᵢᵀJᵢ`, Jᵢ
+/// the Jacobian of row i of `f(X)` with respect to `X[i]`. `f` runs on batches
+/// of rows and must treat rows independently (as a model's forward does); then
+/// one pullback per output column gives every row's gradient at once.
+pub fn agop(
+    interp: &mut Interp,
+    f: &Value,
+    x: &Tensor,
+    (diag, centering): (bool, bool),
+    xspan: Span,
+    span: Span,
+) -> Result<Value, Diag> {
+    let (n, d) = (x.shape()[0], x.shape()[1]);
+    let mut gram = ndarray::Array2::<f64>::zeros((d, d));
+    let mut squares = ndarray::Array1::<f64>::zeros(d);
+    // Σᵢ Jᵢ, one row per output (for centering).
+    let mut sums: Vec<ndarray::Array1<f64>> = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let end = (start + AGOP_BATCH).min(n);
+        let xb = Value::tensor(x.slice(ndarray::s![start..end, ..]).to_owned().into_dyn());
+        with_tape("agop", span, |id| {
+            let mut inputs = Vec::new();
+            let traced = trace_inputs(&xb, id, &mut inputs, xspan)?;
+            let out = interp.call_value(f, vec![(traced, xspan)], Vec::new(), span)?;
+            let (value, out) = untrace(out, id, span)?;
+            let shape = match &value {
+                Value::Tensor(t) if t.shape()[0] == end - start && t.ndim() <= 2 => t.shape().to_vec(),
+                v => {
+                    return Err(Diag::new(
+                        "flx::agop::output",
+                        format!(
+                            "`agop` needs f to map the {} rows it is given to a vector or a matrix with one row each, but it returned {}",
+                            end - start,
+                            v.describe()
+                        ),
+                    )
+                    .at(span))
+                }
+            };
+            let outputs = if shape.len() == 1 { 1 } else { shape[1] };
+            sums.resize(outputs, ndarray::Array1::zeros(d));
+            for (k, sum) in sums.iter_mut().enumerate() {
+                let Some(out) = out else { break };
+                let mut seed = Tensor::zeros(shape.clone());
+                match shape.len() {
+                    1 => seed.fill(1.0),
+                    _ => seed.index_axis_mut(ndarray::Axis(1), k).fill(1.0),
+                }
+                let grads = with_active_tape(|tape| tape.pullback(out, seed));
+                let Some(Some(g)) = grads.get(inputs[0]) else {
+                    continue;
+                };
+                let g = g
+                    .view()
+                    .into_dimensionality::<ndarray::Ix2>()
+                    .expect("rows × d");
+                if diag {
+                    squares += &g.map(|v| v * v).sum_axis(ndarray::Axis(0));
+                } else {
+                    gram += &crate::linalg::gemm(g.t(), g);
+                }
+                *sum += &g.sum_axis(ndarray::Axis(0));
+            }
+            Ok(())
+        })?;
+        interp.poll_interrupt(span)?;
+        start = end;
+    }
+    let n = n as f64;
+    let mean_jacobians = sums.iter().map(|s| s / n);
+    Ok(if diag {
+        let mut g = squares / n;
+        if centering {
+            for m in mean_jacobians {
+                g -= &(&m * &m);
+            }
+        }
+        Value::tensor(g.into_dyn())
+    } else {
+        let mut g = gram / n;
+        if centering {
+            for m in mean_jacobians {
+                let col = m.view().insert_axis(ndarray::Axis(1));
+                g -= &col.dot(&col.t());
+            }
+        }
+        Value::tensor(g.into_dyn())
+    })
 }

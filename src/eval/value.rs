@@ -40,6 +40,12 @@ pub enum Value {
     Traced(Rc<crate::eval::traced::Traced>),
     /// `grad(f)` or `value_and_grad(f)`: callable.
     Derivative(Rc<crate::eval::traced::Derivative>),
+    /// A `model` declaration: calling it builds an instance.
+    ModelDecl(Rc<crate::syntax::ast::ModelDef>),
+    /// An instance of a model: callable (its `forward`), with fields.
+    Model(Rc<crate::eval::model::Model>),
+    /// `net.with`, a function from parameters to a model.
+    ModelWith(Rc<crate::eval::model::Model>),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -98,7 +104,9 @@ impl Value {
                 FnKind::Loss => "Loss",
                 _ => "Function",
             },
-            Value::Builtin(_) | Value::Derivative(_) => "Function",
+            Value::Builtin(_) | Value::Derivative(_) | Value::ModelWith(_) => "Function",
+            Value::ModelDecl(_) => "Model declaration",
+            Value::Model(_) => "Model",
             Value::Traced(t) => t.primal.kind(),
             Value::Kernel(_) => "Kernel",
             Value::Predictor(_) => "Predictor",

@@ -70,9 +70,20 @@ pub fn clean_avx_state() {
 
 /// `a @ b` for row-major or strided matrices.
 pub fn gemm(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
-    let mut c = Array2::<f64>::zeros((a.nrows(), b.ncols()));
-    gemm_into(c.view_mut(), a, b, false);
-    c
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    if m * n * k < FAER_GEMM_MIN || k == 0 {
+        let mut c = Array2::<f64>::zeros((m, n));
+        gemm_into(c.view_mut(), a, b, false);
+        return c;
+    }
+    // faer overwrites every entry (`Accum::Replace`): no need to zero C first.
+    let mut c = Array2::<f64>::uninit((m, n));
+    // SAFETY: `MaybeUninit<f64>` has f64's layout, and faer writes every entry
+    // of C before anything reads it.
+    let view = unsafe { c.view_mut().into_shape_with_order((m, n)).expect("m × n").raw_view_mut().cast::<f64>().deref_into_view_mut() };
+    gemm_into(view, a, b, false);
+    // SAFETY: every entry was written just above.
+    unsafe { c.assume_init() }
 }
 
 /// `c = a @ b` into existing storage (any strides). With `upper`, only the

@@ -258,12 +258,14 @@ pub struct ModelDef {
     pub items: Vec<ModelItem>,
     pub span: Span,
     pub binding: Cell<Slot>,
+    /// Locals of the construction frame: parameters, `param` and `let` items.
+    pub frame_size: Cell<u32>,
 }
 
 #[derive(Debug)]
 pub enum ModelItem {
     Param {
-        name: Ident,
+        name: Name,
         init: Expr,
         lr: Option<Expr>,
     },

@@ -155,7 +155,7 @@ impl Lowerer {
                     match item.as_rule() {
                         Rule::param_decl => {
                             let mut it = item.into_inner().skip(1);
-                            let name = self.ident(next(&mut it, item_span)?);
+                            let name = Name::new(self.ident(next(&mut it, item_span)?));
                             let init = self.lower_expr(next(&mut it, item_span)?)?;
                             let lr = match it.next() {
                                 Some(lr) => Some(self.lower_expr(inner_pair_of(
@@ -194,6 +194,7 @@ impl Lowerer {
                     items,
                     span,
                     binding: Default::default(),
+                    frame_size: Default::default(),
                 }))
             }
             Rule::use_decl => {

@@ -1,11 +1,14 @@
 //! Automatic differentiation: `grad`, `value_and_grad` and `jacobian` (the tape and the
-//! traced values are `eval::traced` and `ad`).
+//! traced values are `eval::traced` and `ad`), and training: `train` with the
+//! optimisers `gd`, `sgd` and `adam` (`eval::train`).
 
 use std::rc::Rc;
 
 use super::{Args, Builtin};
 use crate::diag::Diag;
+use crate::eval::interp::Interp;
 use crate::eval::traced::{Derivative, DerivativeKind};
+use crate::eval::train::{self, Method, Optimizer, Plan, Problem};
 use crate::eval::value::Value;
 
 pub static BUILTINS: &[Builtin] = &[
@@ -27,7 +30,102 @@ pub static BUILTINS: &[Builtin] = &[
         doc: "The Jacobian of `f` at a Float or tensor `x`: `jacobian(f)(x)` has shape `shape(f(x)) + shape(x)`, entry [i, j] the derivative of output i with respect to input j. One reverse pass per output element; follows what `grad` follows.",
         run: |_, a| derivative(a, DerivativeKind::Jacobian),
     },
+    Builtin {
+        name: "train",
+        sig: "model, loss, X, y, opt=none, steps=none, epochs=none, batch=none, every=none, on_step=none, seed=none",
+        doc: "Fit a model's parameters to minimise `loss(model(X), y)` with the optimiser `opt` (`gd`, `sgd` or `adam`), for `steps:` updates or `epochs:` passes over the rows. `batch:` sets the rows per mini-batch (`sgd`: 32 unless given; `adam`: all unless given), drawn without replacement in an order shuffled each epoch from `seed:` (or the session's generator). Every `every:` steps (default: once per epoch) and after the last, it records the step and the loss on all of X, and calls `on_step(step, model)`; the fields of a record it returns become columns of the history. Returns `{model, step, loss, ...}`: the trained model and its history; the model passed in is unchanged. A non-finite loss stops the run.",
+        run: run_train,
+    },
+    Builtin {
+        name: "gd",
+        sig: "lr, momentum=0.0, weight_decay=0.0",
+        doc: "Full-batch gradient descent for `train`: `p -= lr · (g + weight_decay · p)`, with heavy-ball momentum as in `torch.optim.SGD`. Each parameter's `lr` scale in its model multiplies `lr`.",
+        run: |_, a| optimizer(a, Method::Gd),
+    },
+    Builtin {
+        name: "sgd",
+        sig: "lr, momentum=0.0, weight_decay=0.0",
+        doc: "Stochastic gradient descent for `train`: the `gd` update on shuffled mini-batches (`train(..., batch: 32)` by default).",
+        run: |_, a| optimizer(a, Method::Sgd),
+    },
+    Builtin {
+        name: "adam",
+        sig: "lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0",
+        doc: "Adam for `train`, as `torch.optim.Adam` (weight decay added to the gradient). Full batch unless `train` is given `batch:`.",
+        run: |_, a| {
+            let (beta1, beta2, eps) = (a.f64(1)?, a.f64(2)?, a.f64(3)?);
+            optimizer(a, Method::Adam { beta1, beta2, eps })
+        },
+    },
 ];
+
+fn optimizer(a: &mut Args, method: Method) -> Result<Value, Diag> {
+    let last = a.vals.len() - 1;
+    let opt = Optimizer {
+        method,
+        lr: a.f64(0)?,
+        momentum: if matches!(method, Method::Adam { .. }) {
+            0.0
+        } else {
+            a.f64(1)?
+        },
+        weight_decay: a.f64(last)?,
+    };
+    opt.check()
+        .map_err(|why| Diag::new("flx::train::opt", why).at(a.call))?;
+    Ok(opt.to_value())
+}
+
+fn run_train(interp: &mut Interp, a: &mut Args) -> Result<Value, Diag> {
+    let Value::Model(model) = &a.vals[0] else {
+        return Err(a.expected(0, "a model"));
+    };
+    let model = model.clone();
+    let loss = a.vals[1].clone();
+    if !matches!(loss, Value::Func(_) | Value::Builtin(_)) {
+        return Err(a.expected(1, "a loss function"));
+    }
+    let (x, y) = (a.tensor(2)?, a.tensor(3)?);
+    let n = x.shape().first().copied().unwrap_or(0);
+    if x.ndim() == 0 || y.ndim() == 0 || y.shape()[0] != n || n == 0 {
+        return Err(a.shapes_error(
+            2,
+            3,
+            "flx::shape::rows",
+            format!(
+                "`train` needs X and y with the same number of rows, at least one, found {} and {}",
+                crate::eval::format::shape_str(x.shape()),
+                crate::eval::format::shape_str(y.shape())
+            ),
+        ));
+    }
+    if a.is_none(4) {
+        return Err(Diag::new("flx::train::opt", "`train` needs an optimiser")
+            .at(a.call)
+            .help("add e.g. `opt: gd(lr: 0.1)`, `opt: sgd(lr: 0.01)` or `opt: adam()`"));
+    }
+    let opt = Optimizer::from_value(&a.vals[4], a.spans[4])?;
+    let count = |a: &Args, i: usize| -> Result<Option<usize>, Diag> {
+        if a.is_none(i) {
+            Ok(None)
+        } else {
+            a.count(i).map(Some)
+        }
+    };
+    let (steps, epochs, batch, every) = (count(a, 5)?, count(a, 6)?, count(a, 7)?, count(a, 8)?);
+    let on_step = (!a.is_none(9)).then(|| (a.vals[9].clone(), a.spans[9]));
+    let seed = count(a, 10)?.map(|s| s as u64);
+    let plan = Plan::new(opt, n, steps, epochs, batch, every, on_step, seed, interp)
+        .map_err(|why| Diag::new("flx::train::plan", why).at(a.call))?;
+    let problem = Problem {
+        model: &model,
+        loss: &loss,
+        x,
+        y,
+        span: a.call,
+    };
+    train::train(interp, &problem, plan)
+}
 
 fn derivative(a: &mut Args, kind: DerivativeKind) -> Result<Value, Diag> {
     let f = a.vals[0].clone();

@@ -32,7 +32,7 @@ pub static BUILTINS: &[Builtin] = &[
     Builtin {
         name: "agop",
         sig: "f, X, diag=false, centering=false",
-        doc: "Average gradient outer product `(1/n) Σᵢ Jᵢᵀ Jᵢ` of the predictor f over the rows of X (Jᵢ the outputs × d Jacobian at X[i]), exact, from the kernel's symbolic derivative. `diag: true` gives the diagonal as a vector; `centering: true` subtracts the mean Jacobian first.",
+        doc: "Average gradient outer product `(1/n) Σᵢ Jᵢᵀ Jᵢ` of f over the rows of X (Jᵢ the outputs × d Jacobian at X[i]). For a predictor from `krr` it is exact, from the kernel's symbolic derivative; for a model or a differentiable function it comes from reverse-mode gradients, one pass per output over batches of rows (f must treat rows independently). `diag: true` gives the diagonal as a vector; `centering: true` subtracts the mean Jacobian first.",
         run: agop,
     },
     Builtin {
@@ -462,9 +462,9 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
     })))
 }
 
-fn agop(_: &mut Interp, a: &mut Args) -> R {
+fn agop(interp: &mut Interp, a: &mut Args) -> R {
     let Value::Predictor(f) = &a.vals[0] else {
-        return Err(a.expected(0, "a Predictor (from `krr`)"));
+        return function_agop(interp, a);
     };
     let f = f.clone();
     let x = data(a, 1)?;
@@ -500,6 +500,25 @@ fn agop(_: &mut Interp, a: &mut Args) -> R {
             Agop::Diag(g) => Value::tensor(g.into_dyn()),
         },
     )
+}
+
+/// `agop` of any differentiable function or model, through its gradients.
+fn function_agop(interp: &mut Interp, a: &mut Args) -> R {
+    if !matches!(
+        a.vals[0],
+        Value::Func(_) | Value::Model(_) | Value::Builtin(_) | Value::Derivative(_)
+    ) {
+        return Err(a.expected(0, "a Predictor (from `krr`), a model or a function"));
+    }
+    let x = a.matrix(1)?;
+    if x.shape()[0] == 0 {
+        return Err(a.error(1, "flx::shape::empty", "`agop` needs at least one row"));
+    }
+    let d = x.shape()[1];
+    check_size(&[d, d], a.call)?;
+    let f = a.vals[0].clone();
+    let options = (a.bool(2)?, a.bool(3)?);
+    crate::eval::traced::agop(interp, &f, &x, options, a.spans[1], a.call)
 }
 
 fn similarity(a: &Args, centered: bool) -> R {
