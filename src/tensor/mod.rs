@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Zip};
+use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
 
 use crate::linalg;
 
@@ -170,11 +170,51 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, ShapeError> {
 }
 
 /// Reduce along `axis` (or over everything when `None`) with `f` over each lane.
-pub fn reduce(x: &Tensor, axis: Option<usize>, f: impl Fn(ArrayViewD<f64>) -> f64) -> Tensor {
-    match axis {
-        None => ndarray::arr0(f(x.view())).into_dyn(),
-        Some(ax) => x.map_axis(Axis(ax), |lane| f(lane.into_dyn())),
-    }
+pub fn reduce(x: &Tensor, axis: Option<usize>, f: impl Fn(&[f64]) -> f64) -> Tensor {
+    let Some(ax) = axis else {
+        // All elements in memory order, as NumPy reduces them.
+        let value = match x.as_slice_memory_order() {
+            Some(s) => f(s),
+            None => f(x.as_standard_layout().as_slice().expect("standard layout")),
+        };
+        return ndarray::arr0(value).into_dyn();
+    };
+    // Lay the lanes out contiguously (a copy only when `ax` is not the last
+    // axis of a standard-layout tensor), so that each lane is a slice: the same
+    // elements in the same order, so the same result, and no strided walk.
+    let mut order: Vec<usize> = (0..x.ndim()).filter(|&k| k != ax).collect();
+    order.push(ax);
+    let shape: Vec<usize> = order[..order.len() - 1]
+        .iter()
+        .map(|&k| x.shape()[k])
+        .collect();
+    let lanes = x.view().permuted_axes(order);
+    // A matrix is copied through fixed-rank views: a dynamic-rank copy pays
+    // for index arithmetic on every element.
+    let lanes: std::borrow::Cow<[f64]> = match lanes.view().into_dimensionality::<ndarray::Ix2>() {
+        Ok(m) if !m.is_standard_layout() => m
+            .as_standard_layout()
+            .into_owned()
+            .into_raw_vec_and_offset()
+            .0
+            .into(),
+        _ => match lanes.as_slice() {
+            Some(s) => s.into(),
+            None => lanes
+                .as_standard_layout()
+                .into_owned()
+                .into_raw_vec_and_offset()
+                .0
+                .into(),
+        },
+    };
+    let n = x.shape()[ax];
+    let values: Vec<f64> = if n == 0 {
+        vec![f(&[]); shape.iter().product()]
+    } else {
+        lanes.chunks_exact(n).map(&f).collect()
+    };
+    Tensor::from_shape_vec(shape, values).expect("one value per lane")
 }
 
 /// Sum in pairwise blocks, as NumPy does, so large sums keep their accuracy
@@ -187,7 +227,7 @@ pub fn pairwise_sum(v: &ArrayViewD<f64>) -> f64 {
     pairwise_slice(&owned)
 }
 
-fn pairwise_slice(s: &[f64]) -> f64 {
+pub fn pairwise_slice(s: &[f64]) -> f64 {
     if s.len() <= 128 {
         // Eight accumulators, like NumPy's unrolled base case.
         let mut acc = [0.0f64; 8];

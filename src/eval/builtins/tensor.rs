@@ -15,7 +15,7 @@ use crate::diag::Diag;
 use crate::eval::format::shape_str;
 use crate::eval::interp::Interp;
 use crate::eval::value::{Tensor, Value};
-use crate::tensor::{broadcast_shape, pairwise_sum, reduce};
+use crate::tensor::{broadcast_shape, pairwise_slice, reduce};
 
 type R = Result<Value, Diag>;
 
@@ -68,14 +68,14 @@ pub static BUILTINS: &[Builtin] = &[
     builtin!("ceil", "x", "Elementwise ceiling.", |_, a| map(a, f64::ceil)),
     builtin!("round", "x", "Elementwise rounding, halves to even (as NumPy).", |_, a| map(a, f64::round_ties_even)),
     builtin!("pow", "x, p", "Elementwise power, the same as `x ^ p`.", pow),
-    builtin!("sum", "x, axis=none", "Sum of all elements, or along `axis:` (pairwise summation, as NumPy).", |_, a| reduction(a, "sum", |v| pairwise_sum(&v))),
-    builtin!("mean", "x, axis=none", "Mean of all elements, or along `axis:`.", |_, a| reduction(a, "mean", |v| pairwise_sum(&v) / v.len() as f64)),
+    builtin!("sum", "x, axis=none", "Sum of all elements, or along `axis:` (pairwise summation, as NumPy).", |_, a| reduction(a, "sum", pairwise_slice)),
+    builtin!("mean", "x, axis=none", "Mean of all elements, or along `axis:`.", |_, a| reduction(a, "mean", |v| pairwise_slice(v) / v.len() as f64)),
     builtin!("max", "x, y=none, axis=none", "Largest element (or along `axis:`); with two arguments, the elementwise maximum `max(x, 0)`.", |_, a| extreme(a, true)),
     builtin!("min", "x, y=none, axis=none", "Smallest element (or along `axis:`); with two arguments, the elementwise minimum.", |_, a| extreme(a, false)),
     builtin!("argmax", "x, axis=none", "Index of the largest element (of the flattened tensor, or along `axis:`).", |_, a| arg_extreme(a, true)),
     builtin!("argsort", "x", "Indices that sort a vector in ascending order (stable; nan last): `argsort(-x)[0:3]` are the three largest.", argsort),
     builtin!("argmin", "x, axis=none", "Index of the smallest element (of the flattened tensor, or along `axis:`).", |_, a| arg_extreme(a, false)),
-    builtin!("norm", "x, axis=none", "Euclidean norm (Frobenius for matrices), or along `axis:`.", |_, a| reduction(a, "norm", |v| pairwise_sum(&v.mapv(|x| x * x).view()).sqrt())),
+    builtin!("norm", "x, axis=none", "Euclidean norm (Frobenius for matrices), or along `axis:`.", |_, a| reduction(a, "norm", |v| pairwise_slice(&v.iter().map(|x| x * x).collect::<Vec<_>>()).sqrt())),
     builtin!("var", "x, axis=none", "Variance (divides by n, as NumPy), or along `axis:`.", |_, a| reduction(a, "var", variance)),
     builtin!("std", "x, axis=none", "Standard deviation (divides by n), or along `axis:`.", |_, a| reduction(a, "std", |v| variance(v).sqrt())),
     builtin!("logsumexp", "x, axis=none", "log(sum(exp(x))) computed without overflow, or along `axis:`.", |_, a| reduction(a, "logsumexp", logsumexp)),
@@ -562,18 +562,18 @@ fn pow(_: &mut Interp, a: &mut Args) -> R {
     )
 }
 
-fn variance(v: ArrayViewD<f64>) -> f64 {
+fn variance(v: &[f64]) -> f64 {
     let n = v.len() as f64;
-    let m = pairwise_sum(&v) / n;
-    pairwise_sum(&v.mapv(|x| (x - m) * (x - m)).view()) / n
+    let m = pairwise_slice(v) / n;
+    pairwise_slice(&v.iter().map(|x| (x - m) * (x - m)).collect::<Vec<_>>()) / n
 }
 
-fn logsumexp(v: ArrayViewD<f64>) -> f64 {
+fn logsumexp(v: &[f64]) -> f64 {
     let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     if !m.is_finite() {
         return m;
     }
-    m + pairwise_sum(&v.mapv(|x| (x - m).exp()).view()).ln()
+    m + pairwise_slice(&v.iter().map(|x| (x - m).exp()).collect::<Vec<_>>()).ln()
 }
 
 fn scalar_or_tensor(t: Tensor) -> Value {
@@ -584,7 +584,7 @@ fn scalar_or_tensor(t: Tensor) -> Value {
     }
 }
 
-fn reduction(a: &mut Args, what: &str, f: impl Fn(ArrayViewD<f64>) -> f64) -> R {
+fn reduction(a: &mut Args, what: &str, f: impl Fn(&[f64]) -> f64) -> R {
     let t = a.tensor(0)?;
     let axis = a.axis(1, t.ndim())?;
     if t.is_empty() && what != "sum" {
