@@ -318,3 +318,22 @@ fn mistakes_in_commands_are_reported_and_the_session_goes_on() {
         assert!(err.contains(message), "{message:?} in {err}");
     }
 }
+
+#[test]
+fn long_training_shows_progress_on_a_terminal() {
+    let mut p = start_fresh("progress");
+    enter(
+        &mut p,
+        "model mlp(d, h) { param W = randn(d, h) / sqrt(d); param a = randn(h, 1) / sqrt(h); forward(x) = relu(x @ W) @ a }",
+        "",
+    );
+    enter(&mut p, "let X = randn(1000, 100, seed: 0)", "");
+    // About three seconds of steps; the bar appears after the first second.
+    p.send_line("let h = train(mlp(100, 64, seed: 1), mse, X, X[:, 0:1], opt: gd(lr: 0.001), steps: 2500, every: 2500)")
+        .expect("send");
+    p.exp_string("train mlp [").expect("a progress bar");
+    p.exp_string("steps, loss")
+        .expect("the step count and the loss");
+    p.exp_string(PROMPT).expect("prompt after training");
+    enter(&mut p, "len(h.step)", "2");
+}

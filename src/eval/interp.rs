@@ -1010,7 +1010,7 @@ impl Interp {
                 (_, Value::Int(s), _) if s >= 0 => Some(s as u64),
                 (_, v, vspan) => {
                     return Err(Diag::new(
-                        "flx::type::arg",
+                        "flx::type::argument",
                         format!("`seed` is a non-negative Int, not {}", v.describe()),
                     )
                     .at(vspan))

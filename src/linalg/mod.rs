@@ -80,14 +80,7 @@ pub fn gemm(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
     let mut c = Array2::<f64>::uninit((m, n));
     // SAFETY: `MaybeUninit<f64>` has f64's layout, and faer writes every entry
     // of C before anything reads it.
-    let view = unsafe {
-        c.view_mut()
-            .into_shape_with_order((m, n))
-            .expect("m × n")
-            .raw_view_mut()
-            .cast::<f64>()
-            .deref_into_view_mut()
-    };
+    let view = unsafe { c.raw_view_mut().cast::<f64>().deref_into_view_mut() };
     gemm_into(view, a, b, false);
     // SAFETY: every entry was written just above.
     unsafe { c.assume_init() }

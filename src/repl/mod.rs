@@ -373,7 +373,7 @@ impl Repl {
             }
             Value::Builtin(b) => format!("Function {}", builtins::get(*b).signature().display()),
             Value::Kernel(k) => format!("Kernel {}", kernel_repr(k)),
-            Value::Predictor(_) => repr(v),
+            Value::Predictor(_) | Value::Model(_) | Value::ModelDecl(_) => repr(v),
             Value::Record(r) => {
                 let fields: Vec<String> = r
                     .fields
@@ -513,6 +513,7 @@ fn memory(v: &Value) -> usize {
         Value::List(items) | Value::Tuple(items) => items.iter().map(memory).sum(),
         Value::Record(r) => r.fields.iter().map(|(_, v)| memory(v)).sum(),
         Value::Predictor(p) => (p.alpha.len() + p.centers.len()) * std::mem::size_of::<f64>(),
+        Value::Model(m) => m.params.fields.iter().map(|(_, v)| memory(v)).sum(),
         _ => 0,
     }
 }
