@@ -193,7 +193,12 @@ impl Plan {
             Some(k) => k,
             None => per_epoch,
         };
-        let seed = seed.unwrap_or_else(|| interp.rng.random::<u64>());
+        // Only mini-batches draw from the session's generator.
+        let seed = match (seed, batch) {
+            (Some(s), _) => s,
+            (None, Some(_)) => interp.rng.random::<u64>(),
+            (None, None) => 0,
+        };
         Ok(Plan {
             opt,
             steps,
@@ -239,11 +244,8 @@ pub fn train(interp: &mut Interp, p: &Problem, mut plan: Plan) -> Result<Value, 
     let mut model = p.model.clone();
     for s in 0..=plan.steps {
         let record = s % plan.every == 0 || s == plan.steps;
-        if s == plan.steps && !record {
-            break;
-        }
         if s == plan.steps {
-            let loss = full_loss(interp, p, &model)?;
+            let loss = finite(full_loss(interp, p, &model)?, s, span)?;
             observe(
                 interp,
                 &mut plan,
@@ -291,19 +293,12 @@ pub fn train(interp: &mut Interp, p: &Problem, mut plan: Plan) -> Result<Value, 
                 )
             },
         )?;
-        if !value.is_finite() {
-            return Err(Diag::new(
-                "flx::train::diverged",
-                format!("the training loss became {value} at step {s}"),
-            )
-            .at(span)
-            .help("lower the learning rate"));
-        }
+        let value = finite(value, s, span)?;
         if record {
             let loss = if plan.batch.is_none() {
                 value
             } else {
-                full_loss(interp, p, &model)?
+                finite(full_loss(interp, p, &model)?, s, span)?
             };
             observe(
                 interp,
@@ -424,6 +419,19 @@ fn observe(
         .at(span)
         .help("e.g. `on_step: |s, m| {test: mse(m(Xt), yt)}`")),
     }
+}
+
+/// A run whose loss is no longer a number stops, rather than record NaNs.
+fn finite(loss: f64, s: usize, span: Span) -> Result<f64, Diag> {
+    if loss.is_finite() {
+        return Ok(loss);
+    }
+    Err(Diag::new(
+        "flx::train::diverged",
+        format!("the training loss became {loss} at step {s}"),
+    )
+    .at(span)
+    .help("lower the learning rate"))
 }
 
 /// The loss on the whole training set, with no tape.
