@@ -189,18 +189,18 @@ pub fn reduce(x: &Tensor, axis: Option<usize>, f: impl Fn(&[f64]) -> f64) -> Ten
         .map(|&k| x.shape()[k])
         .collect();
     let lanes = x.view().permuted_axes(order);
-    // A matrix is copied through fixed-rank views: a dynamic-rank copy pays
-    // for index arithmetic on every element.
-    let lanes: std::borrow::Cow<[f64]> = match lanes.view().into_dimensionality::<ndarray::Ix2>() {
-        Ok(m) if !m.is_standard_layout() => m
-            .as_standard_layout()
-            .into_owned()
-            .into_raw_vec_and_offset()
-            .0
-            .into(),
-        _ => match lanes.as_slice() {
-            Some(s) => s.into(),
-            None => lanes
+    let lanes: std::borrow::Cow<[f64]> = match lanes.as_slice() {
+        Some(s) => s.into(),
+        // A matrix is copied through a fixed-rank view: a dynamic-rank copy
+        // pays for index arithmetic on every element.
+        None => match lanes.view().into_dimensionality::<ndarray::Ix2>() {
+            Ok(m) => m
+                .as_standard_layout()
+                .into_owned()
+                .into_raw_vec_and_offset()
+                .0
+                .into(),
+            Err(_) => lanes
                 .as_standard_layout()
                 .into_owned()
                 .into_raw_vec_and_offset()

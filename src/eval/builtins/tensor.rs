@@ -594,6 +594,12 @@ fn reduction(a: &mut Args, what: &str, f: impl Fn(&[f64]) -> f64) -> R {
             format!("`{what}` of an empty tensor"),
         ));
     }
+    if let Some(ax) = axis {
+        // `sum(zeros(0, n), axis: 0)` has n elements, from none.
+        let mut out = t.shape().to_vec();
+        out.remove(ax);
+        check_size(&out, a.call)?;
+    }
     Ok(scalar_or_tensor(reduce(&t, axis, f)))
 }
 
