@@ -747,6 +747,11 @@ impl Interp {
         if let Some(r) = builtins::kernels::field(&v, name, field.span) {
             return r.map_err(Flow::from);
         }
+        if let Value::Model(m) = &v {
+            if let Some(x) = Model::field(m, name) {
+                return Ok(x);
+            }
+        }
         match &v {
             Value::Record(r) => match r.get(name) {
                 Some(x) => Ok(x.clone()),
@@ -797,9 +802,6 @@ impl Interp {
             }
             Value::Tensor(t) if name == "T" => Ok(Value::tensor(t.t().to_owned())),
             Value::Traced(_) if name == "T" => Ok(traced::transpose(v, field.span)?),
-            Value::Model(m) if Model::field(m, name).is_some() => {
-                Ok(Model::field(m, name).expect("a model field"))
-            }
             _ => Err(Diag::new(
                 "flx::type::field",
                 format!("{} has no field `{name}`", v.describe()),
@@ -932,17 +934,7 @@ impl Interp {
                 let c = c.clone();
                 let n = c.def.params.len();
                 if pos.len() > n {
-                    return Err(Diag::new(
-                        "flx::call::arity",
-                        format!(
-                            "`{}` takes {n} argument{}, but {} were given",
-                            c.def.name.name,
-                            if n == 1 { "" } else { "s" },
-                            pos.len()
-                        ),
-                    )
-                    .at(pos[n].1)
-                    .label("unexpected argument"));
+                    return Err(too_many_args(&c.def.name.name, n, &pos));
                 }
                 let new_base = self.stack.len();
                 let npos = pos.len();
@@ -1020,19 +1012,10 @@ impl Interp {
         };
         let n = def.params.len();
         if pos.len() > n {
-            return Err(Diag::new(
-                "flx::call::arity",
-                format!(
-                    "`{}` takes {n} arguments, but {} were given",
-                    def.name.name,
-                    pos.len()
-                ),
-            )
-            .at(pos[n].1)
-            .label("unexpected argument"));
+            return Err(too_many_args(&def.name.name, n, &pos));
         }
         if self.depth >= MAX_CALL_DEPTH {
-            return Err(Diag::new("flx::run::recursion", "calls nested too deep").at(span));
+            return Err(too_deep(span));
         }
         let new_base = self.stack.len();
         let npos = pos.len();
@@ -1065,12 +1048,8 @@ impl Interp {
         span: Span,
     ) -> Result<Value, Diag> {
         self.bind_args(&def.name.name, &def.params, npos, named, span)?;
-        let value = |interp: &mut Interp, e: &Expr| match interp.eval(e) {
-            Ok(v) => Ok(v),
-            Err(Flow::Error(d)) => Err(d),
-            Err(_) => {
-                Err(Diag::new("flx::syntax::control", "control flow in a model item").at(e.span))
-            }
+        let value = |interp: &mut Interp, e: &Expr| {
+            interp.eval_value(e, "flx::syntax::control", "control flow in a model item")
         };
         let (mut params, mut lr, mut slots) = (Vec::new(), Vec::new(), Vec::new());
         let mut forward = None;
@@ -1159,12 +1138,7 @@ impl Interp {
         let def = &c.def;
         if self.depth >= MAX_CALL_DEPTH {
             self.stack.truncate(new_base);
-            return Err(Diag::new(
-                "flx::run::recursion",
-                format!("calls nested more than {MAX_CALL_DEPTH} deep"),
-            )
-            .at(span)
-            .help("is a recursion missing its base case?"));
+            return Err(too_deep(span));
         }
         if let Err(Flow::Error(d)) = self.tick(span) {
             self.stack.truncate(new_base);
@@ -1235,17 +1209,7 @@ impl Interp {
             }) {
                 n.take().expect("found").1
             } else if let Some(d) = &p.default {
-                match self.eval(d) {
-                    Ok(v) => v,
-                    Err(Flow::Error(e)) => return Err(e),
-                    Err(_) => {
-                        return Err(Diag::new(
-                            "flx::syntax::default",
-                            "control flow in a default value",
-                        )
-                        .at(d.span))
-                    }
-                }
+                self.eval_value(d, "flx::syntax::default", "control flow in a default value")?
             } else {
                 return Err(Diag::new(
                     "flx::call::missing_arg",
@@ -1265,6 +1229,16 @@ impl Interp {
             return Err(Diag::new("flx::call::unknown_arg", msg).at(nspan));
         }
         Ok(())
+    }
+
+    /// The value of an expression that must not `break`, `continue` or
+    /// `return` (a default, a model item): such control flow is the error `code`.
+    fn eval_value(&mut self, e: &Expr, code: &'static str, msg: &str) -> Result<Value, Diag> {
+        match self.eval(e) {
+            Ok(v) => Ok(v),
+            Err(Flow::Error(d)) => Err(d),
+            Err(_) => Err(Diag::new(code, msg.to_string()).at(e.span)),
+        }
     }
 
     fn run_body(&mut self, def: &FnDef) -> Result<Value, Diag> {
@@ -1383,4 +1357,26 @@ fn loss_value(def: &FnDef, v: Value) -> Result<Value, Diag> {
         .label("declared here")
         .help("reduce it to one number, e.g. with `mean` or `sum`")),
     }
+}
+
+fn too_many_args(name: &str, n: usize, pos: &[(Value, Span)]) -> Diag {
+    Diag::new(
+        "flx::call::arity",
+        format!(
+            "`{name}` takes {n} argument{}, but {} were given",
+            if n == 1 { "" } else { "s" },
+            pos.len()
+        ),
+    )
+    .at(pos[n].1)
+    .label("unexpected argument")
+}
+
+fn too_deep(span: Span) -> Diag {
+    Diag::new(
+        "flx::run::recursion",
+        format!("calls nested more than {MAX_CALL_DEPTH} deep"),
+    )
+    .at(span)
+    .help("is a recursion missing its base case?")
 }

@@ -230,32 +230,15 @@ pub fn train(interp: &mut Interp, p: &Problem, mut plan: Plan) -> Result<Value, 
         .params
         .fields
         .iter()
-        .map(|(_, v)| match v {
-            Value::Tensor(t) => (**t).clone(),
-            v => Tensor::from_elem(ndarray::IxDyn(&[]), v.as_f64().unwrap_or(f64::NAN)),
-        })
+        .map(|(_, v)| tensor_of(v))
         .collect();
     let mut state = vec![(None::<Tensor>, None::<Tensor>); params.len()];
-    let (mut steps, mut losses) = (Vec::new(), Vec::new());
-    let mut columns: Vec<(Rc<str>, Vec<Value>)> = Vec::new();
+    let mut history = History::default();
     let mut order: Vec<usize> = (0..n).collect();
     let mut next_row = n;
     let progress = Progress::new(plan.steps, &p.model.def.name.name);
     let mut model = p.model.clone();
-    for s in 0..=plan.steps {
-        let record = s % plan.every == 0 || s == plan.steps;
-        if s == plan.steps {
-            let loss = finite(full_loss(interp, p, &model)?, s, span)?;
-            observe(
-                interp,
-                &mut plan,
-                s,
-                &model,
-                loss,
-                (&mut steps, &mut losses, &mut columns),
-            )?;
-            break;
-        }
+    for s in 0..plan.steps {
         // The rows of this step.
         let (xb, yb) = match plan.batch {
             None => (p.x.clone(), p.y.clone()),
@@ -278,146 +261,130 @@ pub fn train(interp: &mut Interp, p: &Problem, mut plan: Plan) -> Result<Value, 
             &Value::Model(model.clone()),
             span,
             span,
-            |interp, traced| {
-                let pred = interp.call_value(
-                    &traced,
-                    vec![(Value::Tensor(xb), span)],
-                    Vec::new(),
-                    span,
-                )?;
-                interp.call_value(
-                    p.loss,
-                    vec![(pred, span), (Value::Tensor(yb), span)],
-                    Vec::new(),
-                    span,
-                )
-            },
+            |interp, traced| loss_of(interp, p, &traced, xb, yb),
         )?;
         let value = finite(value, s, span)?;
-        if record {
-            let loss = if plan.batch.is_none() {
-                value
-            } else {
-                finite(full_loss(interp, p, &model)?, s, span)?
+        if s % plan.every == 0 {
+            // A full-batch step's loss is the loss on all of X already.
+            let loss = match plan.batch {
+                None => value,
+                Some(_) => full_loss(interp, p, &model, s)?,
             };
-            observe(
-                interp,
-                &mut plan,
-                s,
-                &model,
-                loss,
-                (&mut steps, &mut losses, &mut columns),
-            )?;
+            history.observe(interp, &plan, s, &model, loss)?;
         }
         let Value::Record(grads) = grads else {
             unreachable!("a model's gradient is a record")
         };
         for (k, ((_, g), param)) in grads.fields.iter().zip(params.iter_mut()).enumerate() {
-            let g = match g {
-                Value::Tensor(t) => (**t).clone(),
-                v => Tensor::from_elem(ndarray::IxDyn(&[]), v.as_f64().unwrap_or(0.0)),
-            };
-            update(
-                &plan.opt,
-                s + 1,
-                plan.opt.lr * p.model.lr[k],
-                param,
-                g,
-                &mut state[k],
-            );
+            let lr = plan.opt.lr * p.model.lr[k];
+            update(&plan.opt, s + 1, lr, param, tensor_of(g), &mut state[k]);
         }
         model = Rc::new(with_params(p.model, &params, span)?);
         progress.step(s + 1, value);
         interp.poll_interrupt(span)?;
     }
-    progress.finish();
-    let tensor = |v: Vec<f64>| Value::tensor(ndarray::Array1::from(v).into_dyn());
-    let mut fields: Vec<(Rc<str>, Value)> = vec![
-        ("model".into(), Value::Model(model)),
-        ("step".into(), tensor(steps)),
-        ("loss".into(), tensor(losses)),
-    ];
-    for (name, vals) in columns {
-        let column = match vals.iter().map(Value::as_f64).collect::<Option<Vec<f64>>>() {
-            Some(xs) => tensor(xs),
-            None => Value::List(Rc::new(vals)),
-        };
-        fields.push((name, column));
-    }
-    Ok(Value::Record(Rc::new(Record { fields })))
+    let loss = full_loss(interp, p, &model, plan.steps)?;
+    history.observe(interp, &plan, plan.steps, &model, loss)?;
+    Ok(history.into_value(model))
 }
 
-type History<'a> = (
-    &'a mut Vec<f64>,
-    &'a mut Vec<f64>,
-    &'a mut Vec<(Rc<str>, Vec<Value>)>,
-);
+/// A parameter or its gradient as a tensor (a Float as a 0-d one).
+fn tensor_of(v: &Value) -> Tensor {
+    match v {
+        Value::Tensor(t) => (**t).clone(),
+        v => Tensor::from_elem(ndarray::IxDyn(&[]), v.as_f64().unwrap_or(f64::NAN)),
+    }
+}
 
-/// Record step `s`, and call `on_step(s, model)`, keeping the fields of the
-/// record it returns.
-fn observe(
-    interp: &mut Interp,
-    plan: &mut Plan,
-    s: usize,
-    model: &Rc<Model>,
-    loss: f64,
-    (steps, losses, columns): History,
-) -> Result<(), Diag> {
-    steps.push(s as f64);
-    losses.push(loss);
-    let Some((f, span)) = &plan.on_step else {
-        return Ok(());
-    };
-    let span = *span;
-    let args = vec![
-        (Value::Int(s as i64), span),
-        (Value::Model(model.clone()), span),
-    ];
-    match interp.call_value(f, args, Vec::new(), span)? {
-        Value::None => Ok(()),
-        Value::Record(r) => {
-            let row = steps.len() - 1;
-            for (name, v) in &r.fields {
-                if matches!(name.as_ref(), "model" | "step" | "loss") {
-                    return Err(Diag::new(
-                        "flx::train::on_step",
-                        format!(
-                            "`on_step` returned a field `{name}`, which the history already has"
-                        ),
-                    )
-                    .at(span)
-                    .help("rename it"));
-                }
-                match columns.iter_mut().find(|(n, _)| n == name) {
-                    Some((_, vals)) if vals.len() == row => vals.push(v.clone()),
-                    None if row == 0 => columns.push((name.clone(), vec![v.clone()])),
-                    _ => {
-                        return Err(Diag::new(
-                            "flx::train::on_step",
-                            "`on_step` must return records with the same fields every time",
-                        )
-                        .at(span))
-                    }
-                }
-            }
-            if columns.iter().any(|(_, vals)| vals.len() != row + 1) {
+/// The recorded steps, their losses, and the columns `on_step` returned.
+#[derive(Default)]
+struct History {
+    steps: Vec<f64>,
+    losses: Vec<f64>,
+    columns: Vec<(Rc<str>, Vec<Value>)>,
+}
+
+impl History {
+    /// Record step `s`, and call `on_step(s, model)`, keeping the fields of
+    /// the record it returns.
+    fn observe(
+        &mut self,
+        interp: &mut Interp,
+        plan: &Plan,
+        s: usize,
+        model: &Rc<Model>,
+        loss: f64,
+    ) -> Result<(), Diag> {
+        self.steps.push(s as f64);
+        self.losses.push(loss);
+        let Some((f, span)) = &plan.on_step else {
+            return Ok(());
+        };
+        let span = *span;
+        let args = vec![
+            (Value::Int(s as i64), span),
+            (Value::Model(model.clone()), span),
+        ];
+        let r = match interp.call_value(f, args, Vec::new(), span)? {
+            Value::None => return Ok(()),
+            Value::Record(r) => r,
+            v => {
                 return Err(Diag::new(
                     "flx::train::on_step",
-                    "`on_step` must return records with the same fields every time",
+                    format!(
+                        "`on_step` returns a record of figures or nothing, not {}",
+                        v.describe()
+                    ),
                 )
-                .at(span));
+                .at(span)
+                .help("e.g. `on_step: |s, m| {test: mse(m(Xt), yt)}`"))
             }
-            Ok(())
+        };
+        let changed = || {
+            Diag::new(
+                "flx::train::on_step",
+                "`on_step` must return records with the same fields every time",
+            )
+            .at(span)
+        };
+        let row = self.steps.len() - 1;
+        for (name, v) in &r.fields {
+            if matches!(name.as_ref(), "model" | "step" | "loss") {
+                return Err(Diag::new(
+                    "flx::train::on_step",
+                    format!("`on_step` returned a field `{name}`, which the history already has"),
+                )
+                .at(span)
+                .help("rename it"));
+            }
+            match self.columns.iter_mut().find(|(n, _)| n == name) {
+                Some((_, vals)) if vals.len() == row => vals.push(v.clone()),
+                None if row == 0 => self.columns.push((name.clone(), vec![v.clone()])),
+                _ => return Err(changed()),
+            }
         }
-        v => Err(Diag::new(
-            "flx::train::on_step",
-            format!(
-                "`on_step` returns a record of figures or nothing, not {}",
-                v.describe()
-            ),
-        )
-        .at(span)
-        .help("e.g. `on_step: |s, m| {test: mse(m(Xt), yt)}`")),
+        if self.columns.iter().any(|(_, vals)| vals.len() != row + 1) {
+            return Err(changed());
+        }
+        Ok(())
+    }
+
+    /// `{model, step, loss, ...}`: numeric columns as tensors, others as lists.
+    fn into_value(self, model: Rc<Model>) -> Value {
+        let tensor = |v: Vec<f64>| Value::tensor(ndarray::Array1::from(v).into_dyn());
+        let mut fields: Vec<(Rc<str>, Value)> = vec![
+            ("model".into(), Value::Model(model)),
+            ("step".into(), tensor(self.steps)),
+            ("loss".into(), tensor(self.losses)),
+        ];
+        for (name, vals) in self.columns {
+            let column = match vals.iter().map(Value::as_f64).collect::<Option<Vec<f64>>>() {
+                Some(xs) => tensor(xs),
+                None => Value::List(Rc::new(vals)),
+            };
+            fields.push((name, column));
+        }
+        Value::Record(Rc::new(Record { fields }))
     }
 }
 
@@ -434,31 +401,39 @@ fn finite(loss: f64, s: usize, span: Span) -> Result<f64, Diag> {
     .help("lower the learning rate"))
 }
 
-/// The loss on the whole training set, with no tape.
-fn full_loss(interp: &mut Interp, p: &Problem, model: &Rc<Model>) -> Result<f64, Diag> {
+/// `loss(model(x), y)`, the thing `train` minimises.
+fn loss_of(
+    interp: &mut Interp,
+    p: &Problem,
+    model: &Value,
+    x: Rc<Tensor>,
+    y: Rc<Tensor>,
+) -> Result<Value, Diag> {
     let span = p.span;
-    let pred = interp.call_value(
-        &Value::Model(model.clone()),
-        vec![(Value::Tensor(p.x.clone()), span)],
-        Vec::new(),
-        span,
-    )?;
-    let loss = interp.call_value(
+    let pred = interp.call_value(model, vec![(Value::Tensor(x), span)], Vec::new(), span)?;
+    interp.call_value(
         p.loss,
-        vec![(pred, span), (Value::Tensor(p.y.clone()), span)],
+        vec![(pred, span), (Value::Tensor(y), span)],
         Vec::new(),
         span,
-    )?;
-    loss.as_f64().ok_or_else(|| {
-        Diag::new(
+    )
+}
+
+/// The loss at step `s` on the whole training set, with no tape.
+fn full_loss(interp: &mut Interp, p: &Problem, model: &Rc<Model>, s: usize) -> Result<f64, Diag> {
+    let model = Value::Model(model.clone());
+    let loss = loss_of(interp, p, &model, p.x.clone(), p.y.clone())?;
+    let Some(loss) = loss.as_f64() else {
+        return Err(Diag::new(
             "flx::grad::scalar",
             format!(
                 "the loss must be a Float, but it returned {}",
                 loss.describe()
             ),
         )
-        .at(span)
-    })
+        .at(p.span));
+    };
+    finite(loss, s, p.span)
 }
 
 fn with_params(model: &Model, params: &[Tensor], span: Span) -> Result<Model, Diag> {
@@ -553,12 +528,9 @@ impl Progress {
         self.bar.set_message(format!("{loss:.4e}"));
         self.bar.set_position(s as u64);
     }
-
-    fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
 }
 
+/// Cleared however the run ends.
 impl Drop for Progress {
     fn drop(&mut self) {
         self.bar.finish_and_clear();
