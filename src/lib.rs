@@ -13,6 +13,8 @@ pub mod highlight;
 pub mod jit;
 pub mod kernel;
 pub mod linalg;
+pub mod outputs;
+pub mod plot;
 pub mod repl;
 pub mod syntax;
 pub mod tensor;
@@ -93,6 +95,13 @@ impl Session {
         if let Some(limit) = options.step_limit {
             interp.step_limit = limit;
         }
+        interp.run_info = outputs::RunInfo {
+            seed: options.seed,
+            threads: rayon::current_num_threads(),
+            jit: !options.no_jit,
+            argv: std::env::args().collect(),
+            ..Default::default()
+        };
         Session {
             interp,
             scope: ModuleScope::default(),
@@ -272,6 +281,34 @@ impl Session {
         result
     }
 
+    /// What `run.json` will record of the script being run and its overrides.
+    pub fn describe_run(&mut self, script: &Path, overrides: &[String]) {
+        let info = &mut self.interp.run_info;
+        info.script = Some(script.to_path_buf());
+        info.source = std::fs::read_to_string(script).ok();
+        info.overrides = overrides.to_vec();
+    }
+
+    /// Open the output folder chosen on the command line (`--out DIR`);
+    /// `out(dir)` in the script then defers to it.
+    pub fn open_outputs(&mut self, dir: &Path) -> Result<(), String> {
+        let o = outputs::Outputs::open(dir, self.interp.run_info.clone())
+            .map_err(|e| format!("cannot create the output folder {}: {e}", dir.display()))?;
+        self.interp.outputs = Some(o);
+        self.interp.outputs_from_command_line = true;
+        Ok(())
+    }
+
+    /// Record how the run ended in its output folder's `run.json`, if it has one.
+    /// `error` is the text of the diagnostics of a failed run.
+    pub fn finish_outputs(&self, error: Option<&str>) -> Result<(), String> {
+        let Some(o) = &self.interp.outputs else {
+            return Ok(());
+        };
+        o.finish(error)
+            .map_err(|e| format!("cannot write {}: {e}", o.dir().join(outputs::RUN_JSON).display()))
+    }
+
     pub fn render(&self, diags: &[Diag], color: bool) -> String {
         diags
             .iter()
@@ -279,6 +316,34 @@ impl Session {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// Write through a temporary file in the same folder, renamed into place on
+/// success, so a failure never leaves a half-written file.
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        write(&mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 fn read_script(path: &Path) -> Result<String, Vec<Diag>> {

@@ -36,6 +36,10 @@ enum Command {
         file: PathBuf,
         /// Overrides of `main`'s parameters, e.g. `iters=10 kernel="gaussian"`.
         overrides: Vec<String>,
+        /// Folder for the run's metrics (`metrics.csv`, `metrics.jsonl`),
+        /// `run.json` and the files it writes with relative paths.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Parse and check a script without running it; reports every error.
     Check { file: PathBuf },
@@ -89,26 +93,36 @@ fn run(cli: Cli) -> u8 {
     };
     let new_session = || Session::new(Box::new(std::io::stdout()), &options);
     match cli.command {
-        Some(Command::Run { file, overrides }) => {
+        Some(Command::Run {
+            file,
+            overrides,
+            out,
+        }) => {
             let mut session = new_session();
-            if let Err(diags) = session.run_file(&file) {
-                eprint!("{}", session.render(&diags, color()));
-                return 1;
-            }
-            let overrides = match session.parse_overrides(&overrides) {
-                Ok(o) => o,
-                Err(msg) => {
+            session.describe_run(&file, &overrides);
+            if let Some(dir) = &out {
+                if let Err(msg) = session.open_outputs(dir) {
                     eprintln!("error: {msg}");
-                    return 2;
-                }
-            };
-            match session.call_main(overrides) {
-                Ok(_) => 0,
-                Err(diags) => {
-                    eprint!("{}", session.render(&diags, color()));
-                    1
+                    return 1;
                 }
             }
+            let failure = run_script(&mut session, &file, &overrides).err();
+            let text = |color| match &failure {
+                Some(Failure::Script(diags)) => session.render(diags, color),
+                Some(Failure::Usage(msg)) => format!("error: {msg}\n"),
+                None => String::new(),
+            };
+            eprint!("{}", text(color()));
+            let code = match failure {
+                None => 0,
+                Some(Failure::Script(_)) => 1,
+                Some(Failure::Usage(_)) => 2,
+            };
+            if let Err(msg) = session.finish_outputs(failure.is_some().then(|| text(false)).as_deref()) {
+                eprintln!("error: {msg}");
+                return code.max(1);
+            }
+            code
         }
         Some(Command::Check { file }) => {
             let mut session = new_session();
@@ -129,6 +143,27 @@ fn run(cli: Cli) -> u8 {
         None => flx::repl::main(options, None),
         Some(Command::Highlight { file, html }) => highlight(&file, html),
     }
+}
+
+enum Failure {
+    /// An error in the script (exit code 1).
+    Script(Vec<flx::diag::Diag>),
+    /// A usage error on the command line (exit code 2).
+    Usage(String),
+}
+
+/// Run the file, then its `main` with the overrides.
+fn run_script(
+    session: &mut Session,
+    file: &std::path::Path,
+    overrides: &[String],
+) -> Result<(), Failure> {
+    session.run_file(file).map_err(Failure::Script)?;
+    let overrides = session
+        .parse_overrides(overrides)
+        .map_err(Failure::Usage)?;
+    session.call_main(overrides).map_err(Failure::Script)?;
+    Ok(())
 }
 
 fn highlight(file: &std::path::Path, html: bool) -> u8 {

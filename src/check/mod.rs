@@ -889,6 +889,24 @@ impl<'a> Resolver<'a, '_> {
 
     fn check_module_member(&mut self, x: &Expr, field: &Ident) {
         let ExprKind::Name(n) = &x.kind else { return };
+        if let Slot::Builtin(group) = n.slot.get() {
+            let members = builtins::members(group);
+            if !members.is_empty() && !members.contains(&field.name.as_ref()) {
+                let mut d = Diag::new(
+                    "flx::module::member",
+                    format!("`{}` has no member `{}`", n.ident.name, field.name),
+                )
+                .at(field.span)
+                .label("not one of its builtins");
+                d = d.help(
+                    did_you_mean(&field.name, members.iter().copied()).unwrap_or_else(|| {
+                        format!("its builtins: {}", members.join(", "))
+                    }),
+                );
+                self.error(d);
+            }
+            return;
+        }
         let Slot::Global(_) = n.slot.get() else {
             return;
         };
@@ -918,6 +936,10 @@ impl<'a> Resolver<'a, '_> {
         let ExprKind::Name(n) = &x.kind else {
             return Callee::Unknown;
         };
+        if let Slot::Builtin(group) = n.slot.get() {
+            return builtins::member(group, &field.name)
+                .map_or(Callee::Unknown, |b| Callee::Builtin(builtins::get(b).signature()));
+        }
         let Some(GlobalMeta {
             kind: GlobalKind::Module(id),
             ..
@@ -941,6 +963,27 @@ impl<'a> Resolver<'a, '_> {
         let known = match &callee.kind {
             ExprKind::Name(n) => {
                 let c = self.lookup(n);
+                if let Slot::Builtin(group) = n.slot.get() {
+                    if builtins::is_group(group) {
+                        let members = builtins::members(group);
+                        self.error(
+                            Diag::new(
+                                "flx::call::group",
+                                format!("`{}` is a group of builtins, not a function", n.ident.name),
+                            )
+                            .at(callee.span)
+                            .help(format!(
+                                "call one of {}",
+                                members
+                                    .iter()
+                                    .map(|m| format!("{}.{m}", n.ident.name))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )),
+                        );
+                        return;
+                    }
+                }
                 c.unwrap_or(Callee::Unknown)
             }
             ExprKind::Field(x, field) => {

@@ -72,6 +72,12 @@ pub struct Interp {
     pub script_dir: std::path::PathBuf,
     /// Whether builtins may write files (off when fuzzing).
     pub allow_writes: bool,
+    /// The run's output folder, once `--out` or `out(dir)` has opened one.
+    pub outputs: Option<crate::outputs::Outputs>,
+    /// The output folder came from the command line: `out(dir)` defers to it.
+    pub outputs_from_command_line: bool,
+    /// What `run.json` records of this run.
+    pub run_info: crate::outputs::RunInfo,
     /// Functions compiled to machine code, per argument types (`native`).
     pub native: super::native::Cache,
     /// Elementwise chains compiled to machine code (`fused`).
@@ -98,6 +104,9 @@ impl Interp {
             log: LogState::default(),
             script_dir: std::path::PathBuf::from("."),
             allow_writes: true,
+            outputs: None,
+            outputs_from_command_line: false,
+            run_info: Default::default(),
             native: Default::default(),
             fused: Default::default(),
         }
@@ -723,6 +732,7 @@ impl Interp {
                 .map(|f| f.to_string())
                 .collect(),
             Value::Model(_) => super::model::FIELDS.iter().map(|f| f.to_string()).collect(),
+            Value::Builtin(group) => builtins::members(*group).iter().map(|f| f.to_string()).collect(),
             _ => Vec::new(),
         }
     }
@@ -737,6 +747,7 @@ impl Interp {
                 self.globals.get(g.index as usize).cloned()
             }
             Value::Tuple(t) => t.get(name.parse::<usize>().ok()?).cloned(),
+            Value::Builtin(group) => builtins::member(*group, name).map(Value::Builtin),
             _ => None,
         }
     }
@@ -771,6 +782,9 @@ impl Interp {
                     Err(d.into())
                 }
             },
+            Value::Builtin(group) if builtins::member(*group, name).is_some() => {
+                Ok(Value::Builtin(builtins::member(*group, name).expect("a member")))
+            }
             Value::Module(id) => {
                 let m = &self.linker.modules[*id as usize];
                 match m.exports.get(name) {

@@ -465,7 +465,7 @@ impl Lowerer {
             let mut it = arg.into_inner();
             let first = it.next().expect("arg is not empty");
             if first.as_rule() == Rule::arg_name {
-                let name = self.ident(first.into_inner().next().expect("arg_name holds an ident"));
+                let name = self.ident(first.into_inner().next().expect("arg_name holds a name"));
                 let value = self.lower_expr(it.next().expect("named arg has a value"))?;
                 args.push(Arg {
                     name: Some(name),

@@ -1,7 +1,8 @@
-//! Files, printing and small conversions. Relative paths are resolved against
-//! the running script's folder (the working directory in the REPL). Every
-//! write goes to a temporary file beside the target and is renamed into
-//! place, so a failure never leaves a half-written file.
+//! Files, printing, the metrics table and small conversions. Relative paths
+//! are resolved against the running script's folder (the working directory
+//! in the REPL), except that files a run writes land in its output folder
+//! when it has one. Every write goes to a temporary file beside the target
+//! and is renamed into place, so a failure never leaves a half-written file.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use crate::diag::{Diag, Span};
 use crate::eval::format::{self, float_repr, shape_str};
 use crate::eval::interp::Interp;
 use crate::eval::value::{Tensor, Value};
+use crate::outputs::{Metric, Outputs};
 
 type R = Result<Value, Diag>;
 
@@ -23,8 +25,14 @@ pub static BUILTINS: &[Builtin] = &[
     Builtin {
         name: "log",
         sig: "x=none, **metrics",
-        doc: "`log(x)`: elementwise natural logarithm. `log(name: value, ...)`: one row of the run's metrics table, printed aligned.",
+        doc: "`log(x)`: elementwise natural logarithm. `log(name: value, ...)`: one row of the run's metrics table, printed aligned, and appended to `metrics.csv` and `metrics.jsonl` in the run's output folder when it has one.",
         run: log,
+    },
+    Builtin {
+        name: "out",
+        sig: "dir=none",
+        doc: "The run's output folder: `out(\"runs/rfm\")` opens it (relative to the script's folder) unless `flx run --out DIR` chose one; `out()` is its path, or none. Metrics rows, `run.json`, plots and files saved with a relative path land there.",
+        run: out,
     },
     Builtin { name: "time", sig: "", doc: "Seconds since flx started (a monotonic clock): `let t0 = time()` ... `time() - t0`.", run: time },
     Builtin { name: "assert", sig: "cond, message=none", doc: "Stop with an error unless `cond` is true.", run: assert },
@@ -77,15 +85,13 @@ fn log(interp: &mut Interp, a: &mut Args) -> R {
     match (a.is_none(0), a.kwargs.is_empty()) {
         (false, true) => super::tensor::map(a, f64::ln),
         (true, false) => {
-            let names: Vec<String> = a.kwargs.iter().map(|(n, _, _)| n.to_string()).collect();
-            let mut cells = Vec::with_capacity(names.len());
-            for (_, v, s) in &a.kwargs {
-                cells.push(match v {
-                    Value::Int(_) | Value::Float(_) => {
-                        format::apply_spec(v, ".6g").expect("valid spec")
-                    }
-                    Value::Str(s) => s.to_string(),
-                    Value::Bool(b) => b.to_string(),
+            let mut row = Vec::with_capacity(a.kwargs.len());
+            for (n, v, s) in &a.kwargs {
+                let metric = match v {
+                    Value::Int(i) => Metric::Int(*i),
+                    Value::Float(f) => Metric::Float(*f),
+                    Value::Str(s) => Metric::Str(s.to_string()),
+                    Value::Bool(b) => Metric::Bool(*b),
                     other => {
                         return Err(Diag::new(
                             "flx::type::argument",
@@ -97,27 +103,19 @@ fn log(interp: &mut Interp, a: &mut Args) -> R {
                         .at(*s)
                         .help("reduce tensors first, e.g. `mean(err)`"))
                     }
-                });
+                };
+                row.push((n.to_string(), metric));
             }
-            let mut out = String::new();
-            if interp.log.columns != names {
-                interp.log.widths = names.iter().map(|n| n.len().max(10)).collect();
-                interp.log.columns = names.clone();
-                let header: Vec<String> = names
-                    .iter()
-                    .zip(&interp.log.widths)
-                    .map(|(n, w)| format!("{n:>w$}"))
-                    .collect();
-                out.push_str(&header.join("  "));
-                out.push('\n');
+            print_row(interp, &row, a.call)?;
+            if let Some(o) = &mut interp.outputs {
+                o.log(&row).map_err(|e| {
+                    Diag::new(
+                        "flx::io::file",
+                        format!("cannot write the metrics in {}: {e}", o.dir().display()),
+                    )
+                    .at(a.call)
+                })?;
             }
-            let row: Vec<String> = cells
-                .iter()
-                .zip(&interp.log.widths)
-                .map(|(c, w)| format!("{c:>w$}"))
-                .collect();
-            out.push_str(&row.join("  "));
-            write_out(interp, &out, a.call)?;
             Ok(Value::None)
         }
         (true, true) => Err(Diag::new(
@@ -133,6 +131,70 @@ fn log(interp: &mut Interp, a: &mut Args) -> R {
         .at(a.call)
         .help("`log(x)` is the natural logarithm; `log(step: t, loss: l)` records metrics")),
     }
+}
+
+/// A metrics row on the output, aligned under a header printed whenever the columns change.
+fn print_row(interp: &mut Interp, row: &[(String, Metric)], span: Span) -> Result<(), Diag> {
+    let names: Vec<String> = row.iter().map(|(n, _)| n.clone()).collect();
+    let mut out = String::new();
+    if interp.log.columns != names {
+        interp.log.widths = names.iter().map(|n| n.len().max(10)).collect();
+        let header: Vec<String> = names
+            .iter()
+            .zip(&interp.log.widths)
+            .map(|(n, w)| format!("{n:>w$}"))
+            .collect();
+        interp.log.columns = names;
+        out.push_str(&header.join("  "));
+        out.push('\n');
+    }
+    let cells: Vec<String> = row
+        .iter()
+        .zip(&interp.log.widths)
+        .map(|((_, m), w)| {
+            let cell = match m {
+                Metric::Int(i) => format::apply_spec(&Value::Int(*i), ".6g").expect("valid spec"),
+                Metric::Float(f) => {
+                    format::apply_spec(&Value::Float(*f), ".6g").expect("valid spec")
+                }
+                Metric::Bool(b) => b.to_string(),
+                Metric::Str(s) => s.clone(),
+            };
+            format!("{cell:>w$}")
+        })
+        .collect();
+    out.push_str(&cells.join("  "));
+    write_out(interp, &out, span)
+}
+
+/// `out(dir)`: open the run's output folder, unless the command line chose one.
+fn out(interp: &mut Interp, a: &mut Args) -> R {
+    if !a.is_none(0) {
+        let dir = resolve(interp, a, 0)?;
+        match &interp.outputs {
+            None => {
+                if !interp.allow_writes {
+                    return Err(a.error(0, "flx::io::disabled", "writing files is disabled in this session"));
+                }
+                let info = interp.run_info.clone();
+                let o = Outputs::open(&dir, info).map_err(|e| io_error(a, 0, "create the output folder", &dir, e))?;
+                interp.outputs = Some(o);
+            }
+            Some(o) if o.dir() == dir || interp.outputs_from_command_line => {}
+            Some(o) => {
+                return Err(a.error(
+                    0,
+                    "flx::io::out",
+                    format!("this run already writes to {}", o.dir().display()),
+                )
+                .help("a run has one output folder; call `out` once, before logging"))
+            }
+        }
+    }
+    Ok(interp
+        .outputs
+        .as_ref()
+        .map_or(Value::None, |o| Value::str(&o.dir().display().to_string())))
 }
 
 fn time(_: &mut Interp, _: &mut Args) -> R {
@@ -215,8 +277,8 @@ fn append(_: &mut Interp, a: &mut Args) -> R {
     }
 }
 
-/// The path a builtin may write to.
-fn write_path(interp: &Interp, a: &Args, i: usize) -> Result<PathBuf, Diag> {
+/// A path to write: relative to the run's output folder when it has one, else as `resolve`.
+pub(super) fn write_path(interp: &Interp, a: &Args, i: usize) -> Result<PathBuf, Diag> {
     if !interp.allow_writes {
         return Err(a.error(
             i,
@@ -224,11 +286,14 @@ fn write_path(interp: &Interp, a: &Args, i: usize) -> Result<PathBuf, Diag> {
             "writing files is disabled in this session",
         ));
     }
-    path_arg(interp, a, i)
+    match &interp.outputs {
+        Some(o) if Path::new(a.str(i)?.as_ref()).is_relative() => Ok(o.dir().join(a.str(i)?.as_ref())),
+        _ => resolve(interp, a, i),
+    }
 }
 
-/// Resolve a path argument against the script's folder.
-fn path_arg(interp: &Interp, a: &Args, i: usize) -> Result<PathBuf, Diag> {
+/// A path argument, resolved against the script's folder (the working directory in the REPL).
+fn resolve(interp: &Interp, a: &Args, i: usize) -> Result<PathBuf, Diag> {
     let p = a.str(i)?;
     let p = Path::new(p.as_ref());
     Ok(if p.is_absolute() {
@@ -246,35 +311,8 @@ fn io_error(a: &Args, i: usize, what: &str, path: &Path, e: impl std::fmt::Displ
     .at(a.spans[i])
 }
 
-/// Write through a temporary file in the same folder, renamed into place on success.
-fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        write(&mut w)?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 fn load_csv(interp: &mut Interp, a: &mut Args) -> R {
-    let path = path_arg(interp, a, 0)?;
+    let path = resolve(interp, a, 0)?;
     let text = std::fs::read_to_string(&path).map_err(|e| io_error(a, 0, "read", &path, e))?;
     let delim = a.str(2)?;
     let delim = match delim.as_bytes() {
@@ -463,7 +501,7 @@ fn save_csv(interp: &mut Interp, a: &mut Args) -> R {
         }
         _ => return Err(a.expected(2, "a list of column names")),
     };
-    write_atomic(&path, |w| {
+    crate::write_atomic(&path, |w| {
         let mut cw = csv::Writer::from_writer(w);
         if let Some(h) = &header {
             cw.write_record(h)?;
@@ -479,7 +517,7 @@ fn save_csv(interp: &mut Interp, a: &mut Args) -> R {
 
 fn load_npy(interp: &mut Interp, a: &mut Args) -> R {
     use ndarray_npy::ReadNpyExt;
-    let path = path_arg(interp, a, 0)?;
+    let path = resolve(interp, a, 0)?;
     let bytes = std::fs::read(&path).map_err(|e| io_error(a, 0, "read", &path, e))?;
     let t: Tensor = match ArrayD::<f64>::read_npy(bytes.as_slice()) {
         Ok(t) => t,
@@ -502,7 +540,7 @@ fn save_npy(interp: &mut Interp, a: &mut Args) -> R {
     use ndarray_npy::WriteNpyExt;
     let path = write_path(interp, a, 0)?;
     let t = a.tensor(1)?;
-    write_atomic(&path, |w| {
+    crate::write_atomic(&path, |w| {
         t.as_standard_layout()
             .write_npy(w)
             .map_err(std::io::Error::other)
@@ -521,7 +559,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let target = dir.join("out.csv");
         std::fs::write(&target, "old").unwrap();
-        let r = write_atomic(&target, |w| {
+        let r = crate::write_atomic(&target, |w| {
             w.write_all(b"partial")?;
             Err(std::io::Error::other("disk full"))
         });

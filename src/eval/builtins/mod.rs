@@ -11,6 +11,7 @@ mod io;
 pub mod kernels;
 mod linalg;
 pub mod metrics;
+mod plot;
 pub mod tensor;
 
 pub use io::start_clock;
@@ -49,6 +50,7 @@ pub static TABLE: LazyLock<Vec<&'static Builtin>> = LazyLock::new(|| {
         .chain(metrics::BUILTINS)
         .chain(io::BUILTINS)
         .chain(autodiff::BUILTINS)
+        .chain(plot::BUILTINS)
         .collect()
 });
 
@@ -68,6 +70,24 @@ pub fn lookup(name: &str) -> Option<usize> {
 
 pub fn get(i: u32) -> &'static Builtin {
     TABLE[i as usize]
+}
+
+/// The builtins of a group (`plot.line`, ... of `plot`): their names after the dot.
+pub fn members(group: u32) -> Vec<&'static str> {
+    let prefix = format!("{}.", get(group).name);
+    TABLE
+        .iter()
+        .filter_map(|b| b.name.strip_prefix(prefix.as_str()))
+        .collect()
+}
+
+/// `group.field`, when `group` is a group of builtins with that member.
+pub fn member(group: u32, field: &str) -> Option<u32> {
+    lookup(&format!("{}.{field}", get(group).name)).map(|i| i as u32)
+}
+
+pub fn is_group(i: u32) -> bool {
+    !members(i).is_empty()
 }
 
 #[derive(Clone, Debug)]
@@ -199,6 +219,29 @@ impl Signature {
             parts.push(format!("{k}: value..."));
         }
         format!("{}({})", self.name, parts.join(", "))
+    }
+}
+
+/// A value as a tensor, where NumPy would take it as an array: a tensor, a
+/// number (0-d), or a list of numbers or of equal-shaped tensors (what
+/// `append` builds); `[]` is the empty vector.
+pub fn array_like(v: &Value, span: Span) -> Option<Rc<Tensor>> {
+    match v {
+        Value::Tensor(t) => Some(t.clone()),
+        Value::Int(_) | Value::Float(_) => Some(Rc::new(
+            ndarray::arr0(v.as_f64().expect("number")).into_dyn(),
+        )),
+        Value::List(items) if items.is_empty() => {
+            Some(Rc::new(ndarray::Array1::<f64>::zeros(0).into_dyn()))
+        }
+        Value::List(items) => {
+            let vals = items.iter().map(|v| (v.clone(), span)).collect();
+            match crate::eval::ops::list_literal(vals, span) {
+                Ok(Value::Tensor(t)) => Some(t),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 
@@ -353,26 +396,7 @@ impl Args {
 
     /// A tensor argument; numbers become 0-d tensors.
     pub fn tensor(&self, i: usize) -> Result<Rc<Tensor>, Diag> {
-        match &self.vals[i] {
-            Value::Tensor(t) => Ok(t.clone()),
-            v @ (Value::Int(_) | Value::Float(_)) => Ok(Rc::new(
-                ndarray::arr0(v.as_f64().expect("number")).into_dyn(),
-            )),
-            // `[]` is an empty list; where a tensor is expected it is the empty vector.
-            Value::List(items) if items.is_empty() => {
-                Ok(Rc::new(ndarray::Array1::<f64>::zeros(0).into_dyn()))
-            }
-            // A list built by `append` of numbers (or of equal-shaped tensors)
-            // is array-like, as in NumPy.
-            Value::List(items) => {
-                let vals = items.iter().map(|v| (v.clone(), self.spans[i])).collect();
-                match crate::eval::ops::list_literal(vals, self.spans[i]) {
-                    Ok(Value::Tensor(t)) => Ok(t),
-                    _ => Err(self.expected(i, "a Tensor")),
-                }
-            }
-            _ => Err(self.expected(i, "a Tensor")),
-        }
+        array_like(&self.vals[i], self.spans[i]).ok_or_else(|| self.expected(i, "a Tensor"))
     }
 
     /// A 2-D tensor argument.
