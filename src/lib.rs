@@ -15,7 +15,9 @@ pub mod kernel;
 pub mod linalg;
 pub mod outputs;
 pub mod plot;
+pub mod progress;
 pub mod repl;
+pub mod sweep;
 pub mod syntax;
 pub mod tensor;
 
@@ -305,8 +307,12 @@ impl Session {
         let Some(o) = &self.interp.outputs else {
             return Ok(());
         };
-        o.finish(error)
-            .map_err(|e| format!("cannot write {}: {e}", o.dir().join(outputs::RUN_JSON).display()))
+        o.finish(error).map_err(|e| {
+            format!(
+                "cannot write {}: {e}",
+                o.dir().join(outputs::RUN_JSON).display()
+            )
+        })
     }
 
     pub fn render(&self, diags: &[Diag], color: bool) -> String {

@@ -41,6 +41,25 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Run `main` over a grid of overrides, several processes at a time, each
+    /// into its own output folder; then write `summary.csv`, a row per run
+    /// with the last value of each logged metric. A failed run does not stop
+    /// the others.
+    Sweep {
+        file: PathBuf,
+        /// One per parameter of the grid: `name=v1,v2,...` or `name=a..b`
+        /// (Ints; `a..=b` includes b).
+        #[arg(required = true)]
+        grid: Vec<String>,
+        /// Runs at a time (default: the number of cores); each gets an equal
+        /// share of the threads unless --threads says otherwise.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Folder for the runs and the summary (default: sweeps/STEM, or
+        /// sweeps/STEM-2, ... when taken).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Parse and check a script without running it; reports every error.
     Check { file: PathBuf },
     /// The interactive session (also plain `flx`); FILE runs first and its
@@ -85,7 +104,19 @@ fn color() -> bool {
     !flx::no_color() && std::io::stderr().is_terminal()
 }
 
+/// What a sweep passes on to each run.
+struct CliOptions {
+    threads: Option<usize>,
+    seed: u64,
+    no_jit: bool,
+}
+
 fn run(cli: Cli) -> u8 {
+    let cli_options = CliOptions {
+        threads: cli.threads,
+        seed: cli.seed,
+        no_jit: cli.no_jit,
+    };
     let options = Options {
         seed: cli.seed,
         step_limit: None,
@@ -118,12 +149,20 @@ fn run(cli: Cli) -> u8 {
                 Some(Failure::Script(_)) => 1,
                 Some(Failure::Usage(_)) => 2,
             };
-            if let Err(msg) = session.finish_outputs(failure.is_some().then(|| text(false)).as_deref()) {
+            if let Err(msg) =
+                session.finish_outputs(failure.is_some().then(|| text(false)).as_deref())
+            {
                 eprintln!("error: {msg}");
                 return code.max(1);
             }
             code
         }
+        Some(Command::Sweep {
+            file,
+            grid,
+            jobs,
+            out,
+        }) => sweep(&cli_options, new_session(), &file, &grid, jobs, out),
         Some(Command::Check { file }) => {
             let mut session = new_session();
             match session.check_file(&file) {
@@ -159,11 +198,119 @@ fn run_script(
     overrides: &[String],
 ) -> Result<(), Failure> {
     session.run_file(file).map_err(Failure::Script)?;
-    let overrides = session
-        .parse_overrides(overrides)
-        .map_err(Failure::Usage)?;
+    let overrides = session.parse_overrides(overrides).map_err(Failure::Usage)?;
     session.call_main(overrides).map_err(Failure::Script)?;
     Ok(())
+}
+
+fn sweep(
+    cli: &CliOptions,
+    mut session: Session,
+    file: &std::path::Path,
+    grid: &[String],
+    jobs: Option<usize>,
+    out: Option<PathBuf>,
+) -> u8 {
+    use flx::sweep;
+    if let Err(diags) = session.check_file(file) {
+        eprint!("{}", session.render(&diags, color()));
+        return 1;
+    }
+    let axes = match grid
+        .iter()
+        .map(|a| sweep::parse_axis(a))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(axes) => axes,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return 2;
+        }
+    };
+    // The parameter names, checked against `main` before anything runs.
+    let first: Vec<String> = axes
+        .iter()
+        .map(|a| format!("{}={}", a.name, a.values[0]))
+        .collect();
+    if let Err(msg) = session.parse_overrides(&first) {
+        eprintln!("error: {msg}");
+        return 2;
+    }
+    let runs = sweep::grid(&axes);
+    let cores = flx::default_threads();
+    let jobs = jobs.unwrap_or(cores).clamp(1, runs.len());
+    let threads = cli.threads.unwrap_or((cores / jobs).max(1));
+    let mut options = vec![
+        format!("--threads={threads}"),
+        format!("--seed={}", cli.seed),
+    ];
+    if cli.no_jit {
+        options.push("--no-jit".into());
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("error: cannot find the flx executable: {e}");
+            return 1;
+        }
+    };
+    let dir = out.unwrap_or_else(|| sweep::default_dir(file));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("error: cannot create {}: {e}", dir.display());
+        return 1;
+    }
+    let total = runs.len();
+    println!(
+        "sweep: {total} runs of {}, {jobs} at a time, into {}",
+        file.display(),
+        dir.display()
+    );
+    let launch = sweep::Launch {
+        exe,
+        script: file.to_path_buf(),
+        options,
+        jobs,
+    };
+    let outcomes = sweep::run_all(&launch, &dir, runs, &|k, o| match &o.error {
+        None => println!(
+            "[{k}/{total}] {} finished in {:.1} s",
+            o.folder, o.wall_time_s
+        ),
+        Some(e) => println!("[{k}/{total}] {} failed: {e}", o.folder),
+    });
+    let (header, rows) = sweep::summary(&axes, &outcomes);
+    let path = dir.join("summary.csv");
+    let written = flx::write_atomic(&path, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record(&header)?;
+        for r in &rows {
+            csv.write_record(r)?;
+        }
+        csv.flush()
+    });
+    print!(
+        "{}",
+        flx::eval::format::table(
+            &header[..header.len() - 1],
+            &rows
+                .iter()
+                .map(|r| r[..r.len() - 1].to_vec())
+                .collect::<Vec<_>>()
+        )
+    );
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    match written {
+        Ok(()) => println!("summary: {}", path.display()),
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return 1;
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {total} runs failed; their stderr.txt and run.json say why");
+        return 1;
+    }
+    0
 }
 
 fn highlight(file: &std::path::Path, html: bool) -> u8 {

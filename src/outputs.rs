@@ -36,7 +36,9 @@ impl Metric {
     fn json(&self) -> serde_json::Value {
         match self {
             Metric::Int(i) => json!(i),
-            Metric::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into),
+            Metric::Float(f) => {
+                serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
+            }
             Metric::Bool(b) => json!(b),
             Metric::Str(s) => json!(s),
         }
@@ -145,7 +147,14 @@ impl Outputs {
     /// Rewrite `run.json` with the outcome: `error` is none for a run that
     /// finished, else the diagnostic's text.
     pub fn finish(&self, error: Option<&str>) -> std::io::Result<()> {
-        self.write_run_json(if error.is_some() { "failed" } else { "finished" }, error)
+        self.write_run_json(
+            if error.is_some() {
+                "failed"
+            } else {
+                "finished"
+            },
+            error,
+        )
     }
 
     fn write_run_json(&self, status: &str, error: Option<&str>) -> std::io::Result<()> {

@@ -70,13 +70,21 @@ pub fn save(path: &Path, labels: &Labels, chart: &Chart) -> Result<(), String> {
     let bytes = match ext.as_deref() {
         Some("svg") => {
             let mut text = String::new();
-            draw(SVGBackend::with_string(&mut text, SIZE).into_drawing_area(), labels, chart)?;
+            draw(
+                SVGBackend::with_string(&mut text, SIZE).into_drawing_area(),
+                labels,
+                chart,
+            )?;
             text.into_bytes()
         }
         Some("png") => {
             let (w, h) = SIZE;
             let mut rgb = vec![0u8; (w * h * 3) as usize];
-            draw(BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(), labels, chart)?;
+            draw(
+                BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(),
+                labels,
+                chart,
+            )?;
             encode_png(&rgb, w, h).map_err(|e| e.to_string())?
         }
         _ => return Err("a figure's file name ends in .svg or .png".into()),
@@ -150,7 +158,11 @@ fn range(values: impl Iterator<Item = f64>, log: bool) -> Option<Range<f64>> {
         let pad = if lo == hi { 2.0 } else { (hi / lo).powf(0.05) };
         lo / pad..hi * pad
     } else {
-        let pad = if lo == hi { lo.abs().max(1.0) * 0.5 } else { (hi - lo) * 0.05 };
+        let pad = if lo == hi {
+            lo.abs().max(1.0) * 0.5
+        } else {
+            (hi - lo) * 0.05
+        };
         lo - pad..hi + pad
     })
 }
@@ -200,7 +212,11 @@ fn xy<DB: DrawingBackend>(
                 .collect();
             let anno = if points {
                 chart
-                    .draw_series(pts.iter().flatten().map(|&p| Circle::new(p, 3, color.filled())))
+                    .draw_series(
+                        pts.iter()
+                            .flatten()
+                            .map(|&p| Circle::new(p, 3, color.filled())),
+                    )
                     .map_err(err)?
             } else {
                 // A missing point (NaN, or not positive on a log axis) breaks the line.
@@ -210,7 +226,10 @@ fn xy<DB: DrawingBackend>(
                     .map(|r| r.iter().flatten().copied().collect())
                     .collect();
                 chart
-                    .draw_series(runs.into_iter().map(|r| PathElement::new(r, color.stroke_width(2))))
+                    .draw_series(
+                        runs.into_iter()
+                            .map(|r| PathElement::new(r, color.stroke_width(2))),
+                    )
                     .map_err(err)?
             };
             if let Some(name) = &s.name {
@@ -224,11 +243,22 @@ fn xy<DB: DrawingBackend>(
     let log = (matches!(xr, Axis::Log(_)), matches!(yr, Axis::Log(_)));
     match (xr, yr) {
         (Axis::Linear(a), Axis::Linear(b)) => build(root, labels, x, series, points, a, b, log),
-        (Axis::Log(a), Axis::Linear(b)) => build(root, labels, x, series, points, a.log_scale(), b, log),
-        (Axis::Linear(a), Axis::Log(b)) => build(root, labels, x, series, points, a, b.log_scale(), log),
-        (Axis::Log(a), Axis::Log(b)) => {
-            build(root, labels, x, series, points, a.log_scale(), b.log_scale(), log)
+        (Axis::Log(a), Axis::Linear(b)) => {
+            build(root, labels, x, series, points, a.log_scale(), b, log)
         }
+        (Axis::Linear(a), Axis::Log(b)) => {
+            build(root, labels, x, series, points, a, b.log_scale(), log)
+        }
+        (Axis::Log(a), Axis::Log(b)) => build(
+            root,
+            labels,
+            x,
+            series,
+            points,
+            a.log_scale(),
+            b.log_scale(),
+            log,
+        ),
     }
 }
 
@@ -315,7 +345,12 @@ fn hist<DB: DrawingBackend>(
     series: &[Series],
     bins: usize,
 ) -> Result<(), String> {
-    let finite = || series.iter().flat_map(|s| s.y.iter().copied()).filter(|v| v.is_finite());
+    let finite = || {
+        series
+            .iter()
+            .flat_map(|s| s.y.iter().copied())
+            .filter(|v| v.is_finite())
+    };
     let (mut lo, mut hi) = finite()
         .fold(None, |acc: Option<(f64, f64)>, v| {
             Some(acc.map_or((v, v), |(a, b)| (a.min(v), b.max(v))))
@@ -351,14 +386,19 @@ fn hist<DB: DrawingBackend>(
         });
         let anno = chart.draw_series(bars).map_err(err)?;
         if let Some(name) = &s.name {
-            anno.label(name)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.mix(alpha).filled()));
+            anno.label(name).legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.mix(alpha).filled())
+            });
         }
     }
     legend(&mut chart, series)
 }
 
-fn heatmap<DB: DrawingBackend>(root: &Area<DB>, labels: &Labels, z: ArrayView2<f64>) -> Result<(), String> {
+fn heatmap<DB: DrawingBackend>(
+    root: &Area<DB>,
+    labels: &Labels,
+    z: ArrayView2<f64>,
+) -> Result<(), String> {
     let (rows, cols) = z.dim();
     if rows == 0 || cols == 0 {
         return Err("an empty matrix has nothing to draw".into());
@@ -371,7 +411,11 @@ fn heatmap<DB: DrawingBackend>(root: &Area<DB>, labels: &Labels, z: ArrayView2<f
             Some(acc.map_or((v, v), |(a, b)| (a.min(v), b.max(v))))
         })
         .ok_or("no finite value to draw")?;
-    let (lo, hi) = if lo == hi { (lo - 0.5, hi + 0.5) } else { (lo, hi) };
+    let (lo, hi) = if lo == hi {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
+    };
     let (w, _) = root.dim_in_pixel();
     let (main, bar) = root.split_horizontally(w.saturating_sub(110));
     let mut chart = builder(&main, labels)
@@ -388,7 +432,10 @@ fn heatmap<DB: DrawingBackend>(root: &Area<DB>, labels: &Labels, z: ArrayView2<f
                 RGBColor(255, 255, 255)
             };
             Rectangle::new(
-                [(x0, y0), ((x0 + v).min(cols as f64), (y0 + h).min(rows as f64))],
+                [
+                    (x0, y0),
+                    ((x0 + v).min(cols as f64), (y0 + h).min(rows as f64)),
+                ],
                 color.filled(),
             )
         }))
@@ -415,7 +462,10 @@ fn heatmap<DB: DrawingBackend>(root: &Area<DB>, labels: &Labels, z: ArrayView2<f
         .draw_series((0..steps).map(|k| {
             let a = lo + (hi - lo) * k as f64 / steps as f64;
             let b = lo + (hi - lo) * (k + 1) as f64 / steps as f64;
-            Rectangle::new([(0.0, a), (1.0, b)], ViridisRGB::get_color_normalized((a + b) / 2.0, lo, hi).filled())
+            Rectangle::new(
+                [(0.0, a), (1.0, b)],
+                ViridisRGB::get_color_normalized((a + b) / 2.0, lo, hi).filled(),
+            )
         }))
         .map_err(err)?;
     Ok(())
@@ -426,7 +476,10 @@ fn heatmap<DB: DrawingBackend>(root: &Area<DB>, labels: &Labels, z: ArrayView2<f
 /// height and width.
 fn blocks(z: ArrayView2<f64>) -> (ndarray::Array2<f64>, (usize, usize)) {
     let (rows, cols) = z.dim();
-    let step = (rows.div_ceil(HEATMAP_MAX_CELLS), cols.div_ceil(HEATMAP_MAX_CELLS));
+    let step = (
+        rows.div_ceil(HEATMAP_MAX_CELLS),
+        cols.div_ceil(HEATMAP_MAX_CELLS),
+    );
     if step == (1, 1) {
         return (z.to_owned(), step);
     }

@@ -899,9 +899,8 @@ impl<'a> Resolver<'a, '_> {
                 .at(field.span)
                 .label("not one of its builtins");
                 d = d.help(
-                    did_you_mean(&field.name, members.iter().copied()).unwrap_or_else(|| {
-                        format!("its builtins: {}", members.join(", "))
-                    }),
+                    did_you_mean(&field.name, members.iter().copied())
+                        .unwrap_or_else(|| format!("its builtins: {}", members.join(", "))),
                 );
                 self.error(d);
             }
@@ -937,8 +936,9 @@ impl<'a> Resolver<'a, '_> {
             return Callee::Unknown;
         };
         if let Slot::Builtin(group) = n.slot.get() {
-            return builtins::member(group, &field.name)
-                .map_or(Callee::Unknown, |b| Callee::Builtin(builtins::get(b).signature()));
+            return builtins::member(group, &field.name).map_or(Callee::Unknown, |b| {
+                Callee::Builtin(builtins::get(b).signature())
+            });
         }
         let Some(GlobalMeta {
             kind: GlobalKind::Module(id),
@@ -969,7 +969,10 @@ impl<'a> Resolver<'a, '_> {
                         self.error(
                             Diag::new(
                                 "flx::call::group",
-                                format!("`{}` is a group of builtins, not a function", n.ident.name),
+                                format!(
+                                    "`{}` is a group of builtins, not a function",
+                                    n.ident.name
+                                ),
                             )
                             .at(callee.span)
                             .help(format!(

@@ -138,6 +138,7 @@ pub fn repr(v: &Value) -> String {
         Value::ModelDecl(d) => format!("<model declaration {}>", d.name.name),
         Value::Model(m) => m.repr(),
         Value::ModelWith(m) => format!("<with of {}>", m.repr()),
+        Value::Progress(p) => format!("progress({})", repr(&p.0)),
     }
 }
 
@@ -733,4 +734,28 @@ mod tests {
         assert!(apply_spec(&Value::Float(1.0), ".3q").is_err());
         assert!(apply_spec(&Value::Int(1), ".2d").is_err());
     }
+}
+
+/// Rows of cells under a header, each column right-aligned to its widest cell.
+pub fn table(header: &[String], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|j| {
+            std::iter::once(header)
+                .chain(rows.iter().map(Vec::as_slice))
+                .map(|r| r.get(j).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }

@@ -23,6 +23,7 @@ use super::traced;
 use super::value::{Closure, FnKind, Record, Value};
 use crate::check::Linker;
 use crate::diag::{Diag, Span};
+use crate::progress::Progress;
 use crate::syntax::ast::*;
 
 /// Deepest nesting of flx calls (the interpreter runs on a thread with a large stack).
@@ -601,50 +602,48 @@ impl Interp {
 
     #[inline(never)]
     fn eval_for(&mut self, pat: &Pattern, iter: &Expr, body: &Block) -> Eval {
-        let it = self.eval(iter)?;
-        macro_rules! body {
-            ($v:expr) => {{
-                self.tick(iter.span)?;
-                match pat {
-                    Pattern::Bind(name) => self.bind_slot(name.slot.get(), $v),
-                    _ => self.bind_pattern(pat, $v)?,
+        let (it, label) = match self.eval(iter)? {
+            Value::Progress(p) => (p.0.clone(), Some(p.1.clone())),
+            it => (it, None),
+        };
+        let n = iteration_count(&it).ok_or_else(|| {
+            Diag::new(
+                "flx::type::iterate",
+                format!("cannot iterate over {}", it.describe()),
+            )
+            .at(iter.span)
+            .help("iterate over a range `0..n`, a list, a tuple, a record or a tensor's rows")
+        })?;
+        let bar = label.map(|l| {
+            Progress::new(
+                Some(n),
+                "{prefix} [{bar:30}] {pos}/{len} ({elapsed}, {eta} left)",
+                l.as_deref().map_or("", String::as_str),
+            )
+        });
+        for i in 0..n {
+            let v = match &it {
+                Value::Range(r) => Value::Int(r.0 + i as i64),
+                Value::List(items) | Value::Tuple(items) => items[i as usize].clone(),
+                Value::Tensor(t) => ops::tensor_item(t, i as usize),
+                Value::Record(r) => {
+                    let (k, v) = &r.fields[i as usize];
+                    Value::Tuple(Rc::new(vec![Value::str(k), v.clone()]))
                 }
-                match self.exec_block(body) {
-                    Ok(_) | Err(Flow::Continue) => {}
-                    Err(Flow::Break) => break,
-                    Err(other) => return Err(other),
-                }
-            }};
-        }
-        match it {
-            Value::Range(r) => {
-                for i in r.0..r.1 {
-                    body!(Value::Int(i))
-                }
+                _ => unreachable!("counted above"),
+            };
+            self.tick(iter.span)?;
+            match pat {
+                Pattern::Bind(name) => self.bind_slot(name.slot.get(), v),
+                _ => self.bind_pattern(pat, v)?,
             }
-            Value::List(items) | Value::Tuple(items) => {
-                for v in items.iter() {
-                    body!(v.clone())
-                }
+            match self.exec_block(body) {
+                Ok(_) | Err(Flow::Continue) => {}
+                Err(Flow::Break) => break,
+                Err(other) => return Err(other),
             }
-            Value::Tensor(t) if t.ndim() >= 1 => {
-                for i in 0..t.shape()[0] {
-                    body!(ops::tensor_item(&t, i))
-                }
-            }
-            Value::Record(r) => {
-                for (k, v) in r.fields.iter() {
-                    body!(Value::Tuple(Rc::new(vec![Value::str(k), v.clone()])))
-                }
-            }
-            other => {
-                return Err(Diag::new(
-                    "flx::type::iterate",
-                    format!("cannot iterate over {}", other.describe()),
-                )
-                .at(iter.span)
-                .help("iterate over a range `0..n`, a list, a tuple, a record or a tensor's rows")
-                .into())
+            if let Some(b) = &bar {
+                b.set(i + 1);
             }
         }
         Ok(Value::None)
@@ -732,7 +731,10 @@ impl Interp {
                 .map(|f| f.to_string())
                 .collect(),
             Value::Model(_) => super::model::FIELDS.iter().map(|f| f.to_string()).collect(),
-            Value::Builtin(group) => builtins::members(*group).iter().map(|f| f.to_string()).collect(),
+            Value::Builtin(group) => builtins::members(*group)
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -782,9 +784,9 @@ impl Interp {
                     Err(d.into())
                 }
             },
-            Value::Builtin(group) if builtins::member(*group, name).is_some() => {
-                Ok(Value::Builtin(builtins::member(*group, name).expect("a member")))
-            }
+            Value::Builtin(group) if builtins::member(*group, name).is_some() => Ok(
+                Value::Builtin(builtins::member(*group, name).expect("a member")),
+            ),
             Value::Module(id) => {
                 let m = &self.linker.modules[*id as usize];
                 match m.exports.get(name) {
@@ -1393,4 +1395,15 @@ fn too_deep(span: Span) -> Diag {
     )
     .at(span)
     .help("is a recursion missing its base case?")
+}
+
+/// How many items `for` takes from a value it can iterate over.
+pub fn iteration_count(v: &Value) -> Option<u64> {
+    Some(match v {
+        Value::Range(r) => r.1.saturating_sub(r.0).max(0) as u64,
+        Value::List(items) | Value::Tuple(items) => items.len() as u64,
+        Value::Tensor(t) if t.ndim() >= 1 => t.shape()[0] as u64,
+        Value::Record(r) => r.fields.len() as u64,
+        _ => return None,
+    })
 }

@@ -7,9 +7,8 @@
 //! Adam corrects its moment estimates for their zero start.
 
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use crate::progress::Progress;
 use ndarray::Axis;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
@@ -20,9 +19,6 @@ use super::model::Model;
 use super::traced;
 use super::value::{Record, Tensor, Value};
 use crate::diag::{Diag, Span};
-
-/// A run's progress bar appears once it has taken this long.
-const PROGRESS_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Method {
@@ -236,7 +232,11 @@ pub fn train(interp: &mut Interp, p: &Problem, mut plan: Plan) -> Result<Value, 
     let mut history = History::default();
     let mut order: Vec<usize> = (0..n).collect();
     let mut next_row = n;
-    let progress = Progress::new(plan.steps, &p.model.def.name.name);
+    let progress = Progress::new(
+        Some(plan.steps as u64),
+        "train {prefix} [{bar:30}] {pos}/{len} steps, loss {msg} ({eta} left)",
+        &p.model.def.name.name,
+    );
     let mut model = p.model.clone();
     for s in 0..plan.steps {
         // The rows of this step.
@@ -280,7 +280,8 @@ pub fn train(interp: &mut Interp, p: &Problem, mut plan: Plan) -> Result<Value, 
             update(&plan.opt, s + 1, lr, param, tensor_of(g), &mut state[k]);
         }
         model = Rc::new(with_params(p.model, &params, span)?);
-        progress.step(s + 1, value);
+        progress.message(format!("{value:.4e}"));
+        progress.set(s as u64 + 1);
         interp.poll_interrupt(span)?;
     }
     let loss = full_loss(interp, p, &model, plan.steps)?;
@@ -491,48 +492,5 @@ fn update(
                     *p -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
                 });
         }
-    }
-}
-
-/// A progress bar on standard error, shown only on a terminal and only once
-/// the run has taken a while.
-struct Progress {
-    bar: ProgressBar,
-    start: Instant,
-    shown: std::cell::Cell<bool>,
-}
-
-impl Progress {
-    fn new(steps: usize, name: &str) -> Progress {
-        let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::hidden());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "train {prefix} [{bar:30}] {pos}/{len} steps, loss {msg} ({eta} left)",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(name.to_string());
-        Progress {
-            bar,
-            start: Instant::now(),
-            shown: std::cell::Cell::new(false),
-        }
-    }
-
-    fn step(&self, s: usize, loss: f64) {
-        if !self.shown.get() && self.start.elapsed() > PROGRESS_AFTER {
-            self.shown.set(true);
-            self.bar.set_draw_target(ProgressDrawTarget::stderr());
-        }
-        self.bar.set_message(format!("{loss:.4e}"));
-        self.bar.set_position(s as u64);
-    }
-}
-
-/// Cleared however the run ends.
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.bar.finish_and_clear();
     }
 }

@@ -46,6 +46,8 @@ pub enum Value {
     Model(Rc<crate::eval::model::Model>),
     /// `net.with`, a function from parameters to a model.
     ModelWith(Rc<crate::eval::model::Model>),
+    /// `progress(xs, label)`: `xs`, iterated by `for` with a progress bar.
+    Progress(Rc<(Value, Option<Rc<String>>)>),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -111,6 +113,7 @@ impl Value {
             Value::Kernel(_) => "Kernel",
             Value::Predictor(_) => "Predictor",
             Value::Module(_) => "Module",
+            Value::Progress(_) => "Progress",
             Value::Cell(_) | Value::Undefined => "internal",
         }
     }

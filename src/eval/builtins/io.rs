@@ -34,6 +34,12 @@ pub static BUILTINS: &[Builtin] = &[
         doc: "The run's output folder: `out(\"runs/rfm\")` opens it (relative to the script's folder) unless `flx run --out DIR` chose one; `out()` is its path, or none. Metrics rows, `run.json`, plots and files saved with a relative path land there.",
         run: out,
     },
+    Builtin {
+        name: "progress",
+        sig: "xs, label=none",
+        doc: "`xs` (a range, list, tuple, record or tensor), for a `for` loop to show a progress bar over: `for t in progress(0..iters, label: \"sweep\")`. Like tqdm, but the bar appears only on a terminal and only once the loop has taken a second.",
+        run: progress,
+    },
     Builtin { name: "time", sig: "", doc: "Seconds since flx started (a monotonic clock): `let t0 = time()` ... `time() - t0`.", run: time },
     Builtin { name: "assert", sig: "cond, message=none", doc: "Stop with an error unless `cond` is true.", run: assert },
     Builtin { name: "str", sig: "x", doc: "The text `print` shows for a value.", run: |_, a| Ok(Value::str(&format::display(&a.vals[0]))) },
@@ -76,8 +82,7 @@ fn print(interp: &mut Interp, a: &mut Args) -> R {
 }
 
 fn write_out(interp: &mut Interp, line: &str, span: Span) -> Result<(), Diag> {
-    writeln!(interp.out, "{line}")
-        .and_then(|_| interp.out.flush())
+    crate::progress::suspend(|| writeln!(interp.out, "{line}").and_then(|_| interp.out.flush()))
         .map_err(|e| Diag::new("flx::io::stdout", format!("cannot write output: {e}")).at(span))
 }
 
@@ -174,20 +179,26 @@ fn out(interp: &mut Interp, a: &mut Args) -> R {
         match &interp.outputs {
             None => {
                 if !interp.allow_writes {
-                    return Err(a.error(0, "flx::io::disabled", "writing files is disabled in this session"));
+                    return Err(a.error(
+                        0,
+                        "flx::io::disabled",
+                        "writing files is disabled in this session",
+                    ));
                 }
                 let info = interp.run_info.clone();
-                let o = Outputs::open(&dir, info).map_err(|e| io_error(a, 0, "create the output folder", &dir, e))?;
+                let o = Outputs::open(&dir, info)
+                    .map_err(|e| io_error(a, 0, "create the output folder", &dir, e))?;
                 interp.outputs = Some(o);
             }
             Some(o) if o.dir() == dir || interp.outputs_from_command_line => {}
             Some(o) => {
-                return Err(a.error(
-                    0,
-                    "flx::io::out",
-                    format!("this run already writes to {}", o.dir().display()),
-                )
-                .help("a run has one output folder; call `out` once, before logging"))
+                return Err(a
+                    .error(
+                        0,
+                        "flx::io::out",
+                        format!("this run already writes to {}", o.dir().display()),
+                    )
+                    .help("a run has one output folder; call `out` once, before logging"))
             }
         }
     }
@@ -195,6 +206,18 @@ fn out(interp: &mut Interp, a: &mut Args) -> R {
         .outputs
         .as_ref()
         .map_or(Value::None, |o| Value::str(&o.dir().display().to_string())))
+}
+
+fn progress(_: &mut Interp, a: &mut Args) -> R {
+    if crate::eval::interp::iteration_count(&a.vals[0]).is_none() {
+        return Err(a.expected(0, "a range, list, tuple, record or tensor"));
+    }
+    let label = match &a.vals[1] {
+        Value::None => None,
+        Value::Str(s) => Some(s.clone()),
+        _ => return Err(a.expected(1, "a Str")),
+    };
+    Ok(Value::Progress(Rc::new((a.vals[0].clone(), label))))
 }
 
 fn time(_: &mut Interp, _: &mut Args) -> R {
@@ -287,7 +310,9 @@ pub(super) fn write_path(interp: &Interp, a: &Args, i: usize) -> Result<PathBuf,
         ));
     }
     match &interp.outputs {
-        Some(o) if Path::new(a.str(i)?.as_ref()).is_relative() => Ok(o.dir().join(a.str(i)?.as_ref())),
+        Some(o) if Path::new(a.str(i)?.as_ref()).is_relative() => {
+            Ok(o.dir().join(a.str(i)?.as_ref()))
+        }
         _ => resolve(interp, a, i),
     }
 }

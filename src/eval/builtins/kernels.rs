@@ -12,6 +12,7 @@ use crate::eval::interp::Interp;
 use crate::eval::value::{Tensor, Value};
 use crate::kernel::{self, Agop, Family, Kernel, Metric, Predictor};
 use crate::linalg::{self, LinalgError};
+use crate::progress::Progress;
 use crate::syntax::ast::FnDef;
 
 type R = Result<Value, Diag>;
@@ -410,6 +411,16 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
         ));
     }
     check_size(&[n, n], a.call)?;
+    // Seconds of work from about this many rows on: say what is happening.
+    let progress = (n >= 4096).then(|| {
+        Progress::new(
+            None,
+            "krr {spinner} {prefix}: {msg} ({elapsed})",
+            &format!("{n} rows"),
+        )
+    });
+    let phase = |msg: &'static str| progress.as_ref().inspect(|p| p.message(msg));
+    phase("kernel matrix");
     let mut kmat = kernel::gram_lower(&k, mat(&x), &m);
     if let Err(d) = interp.poll_interrupt(a.call) {
         linalg::give_back(kmat);
@@ -432,6 +443,7 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
         kmat[(i, i)] += reg;
     }
     let stop = interp.interruptible.then_some(&*interp.interrupt);
+    phase("Cholesky factor and solve");
     let solved = linalg::cholesky_solve_in_place(kmat.as_mut(), &mut rhs, stop);
     linalg::give_back(kmat);
     solved.map_err(|e| match e {

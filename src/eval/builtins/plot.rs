@@ -48,9 +48,12 @@ pub static BUILTINS: &[Builtin] = &[
 
 /// The members of the group `plot`, for `plot` on its own.
 fn group(_: &mut Interp, a: &mut Args) -> R {
-    Err(Diag::new("flx::call::group", "`plot` is a group of builtins, not a function")
-        .at(a.call)
-        .help("call one of plot.line, plot.scatter, plot.heatmap, plot.hist"))
+    Err(Diag::new(
+        "flx::call::group",
+        "`plot` is a group of builtins, not a function",
+    )
+    .at(a.call)
+    .help("call one of plot.line, plot.scatter, plot.heatmap, plot.hist"))
 }
 
 fn line(interp: &mut Interp, a: &mut Args) -> R {
@@ -102,7 +105,11 @@ fn heatmap(interp: &mut Interp, a: &mut Args) -> R {
 fn hist(interp: &mut Interp, a: &mut Args) -> R {
     let bins = a.count(1)?;
     if bins == 0 || bins > 10_000 {
-        return Err(a.error(1, "flx::value::bins", format!("`bins` must be from 1 to 10000, found {bins}")));
+        return Err(a.error(
+            1,
+            "flx::value::bins",
+            format!("`bins` must be from 1 to 10000, found {bins}"),
+        ));
     }
     let series = match &a.vals[0] {
         Value::Record(_) => series(a, 0)?,
@@ -123,11 +130,27 @@ fn vector(a: &Args, i: usize) -> Result<Vec<f64>, Diag> {
 fn vector_of(a: &Args, v: &Value, i: usize, field: Option<&str>) -> Result<Vec<f64>, Diag> {
     let what = field.map_or(String::new(), |f| format!("field `{f}`: "));
     let t = super::array_like(v, a.spans[i]).ok_or_else(|| {
-        a.error(i, "flx::type::argument", format!("{what}`{}` needs a vector here, found {}", a.name, v.describe()))
+        a.error(
+            i,
+            "flx::type::argument",
+            format!(
+                "{what}`{}` needs a vector here, found {}",
+                a.name,
+                v.describe()
+            ),
+        )
     })?;
     if t.ndim() != 1 {
         return Err(a
-            .error(i, "flx::shape::not_vector", format!("{what}`{}` needs a vector here, found shape {}", a.name, shape_str(t.shape())))
+            .error(
+                i,
+                "flx::shape::not_vector",
+                format!(
+                    "{what}`{}` needs a vector here, found shape {}",
+                    a.name,
+                    shape_str(t.shape())
+                ),
+            )
             .label(format!("shape {}", shape_str(t.shape()))));
     }
     Ok(t.iter().copied().collect())
@@ -192,14 +215,22 @@ fn save(interp: &mut Interp, a: &Args, file: usize, chart: Chart) -> R {
     };
     let path = if a.is_none(file) {
         if !interp.allow_writes {
-            return Err(a.error(file, "flx::io::disabled", "writing files is disabled in this session"));
+            return Err(a.error(
+                file,
+                "flx::io::disabled",
+                "writing files is disabled in this session",
+            ));
         }
         temporary_file()
     } else {
         super::io::write_path(interp, a, file)?
     };
     crate::plot::save(&path, &labels, &chart).map_err(|e| {
-        a.error(file, "flx::plot", format!("cannot write {}: {e}", path.display()))
+        a.error(
+            file,
+            "flx::plot",
+            format!("cannot write {}: {e}", path.display()),
+        )
     })?;
     Ok(Value::str(&path.display().to_string()))
 }
