@@ -60,9 +60,17 @@ pub enum Chart {
     Heatmap { z: ndarray::Array2<f64> },
 }
 
+#[derive(Debug)]
+pub enum SaveError {
+    /// The data cannot be drawn (nothing finite, say) or the format is unknown.
+    Figure(String),
+    /// The file cannot be written.
+    Write(std::io::Error),
+}
+
 /// Draw `chart` into `path`: SVG or PNG by its extension. The file is written
 /// through a temporary file, so a failure leaves no half-written figure.
-pub fn save(path: &Path, labels: &Labels, chart: &Chart) -> Result<(), String> {
+pub fn save(path: &Path, labels: &Labels, chart: &Chart) -> Result<(), SaveError> {
     register_font();
     let ext = path
         .extension()
@@ -74,7 +82,8 @@ pub fn save(path: &Path, labels: &Labels, chart: &Chart) -> Result<(), String> {
                 SVGBackend::with_string(&mut text, SIZE).into_drawing_area(),
                 labels,
                 chart,
-            )?;
+            )
+            .map_err(SaveError::Figure)?;
             text.into_bytes()
         }
         Some("png") => {
@@ -84,12 +93,17 @@ pub fn save(path: &Path, labels: &Labels, chart: &Chart) -> Result<(), String> {
                 BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(),
                 labels,
                 chart,
-            )?;
-            encode_png(&rgb, w, h).map_err(|e| e.to_string())?
+            )
+            .map_err(SaveError::Figure)?;
+            encode_png(&rgb, w, h).map_err(|e| SaveError::Figure(e.to_string()))?
         }
-        _ => return Err("a figure's file name ends in .svg or .png".into()),
+        _ => {
+            return Err(SaveError::Figure(
+                "a figure's file name ends in .svg or .png".into(),
+            ))
+        }
     };
-    crate::write_atomic(path, |w| std::io::Write::write_all(w, &bytes)).map_err(|e| e.to_string())
+    crate::write_atomic(path, |w| std::io::Write::write_all(w, &bytes)).map_err(SaveError::Write)
 }
 
 fn register_font() {
@@ -132,7 +146,8 @@ fn draw<DB: DrawingBackend>(root: Area<DB>, labels: &Labels, chart: &Chart) -> R
             let xs = range(x.iter().copied(), *logx).ok_or("no finite x value to plot")?;
             let ys = range(series.iter().flat_map(|s| s.y.iter().copied()), *logy)
                 .ok_or("no finite y value to plot")?;
-            let draw = |xr, yr| xy(&root, labels, x, series, *points, xr, yr);
+            let corner = legend_corner(x, series, (&xs, *logx), (&ys, *logy));
+            let draw = |xr, yr| xy(&root, labels, x, series, *points, corner, xr, yr);
             match (*logx, *logy) {
                 (false, false) => draw(Axis::Linear(xs), Axis::Linear(ys)),
                 (true, false) => draw(Axis::Log(xs), Axis::Linear(ys)),
@@ -173,21 +188,64 @@ enum Axis {
     Log(Range<f64>),
 }
 
+/// The corner of the plot whose legend-sized box covers the fewest points
+/// (matplotlib's `loc="best"`, over the four corners).
+fn legend_corner(
+    x: &[f64],
+    series: &[Series],
+    (xs, logx): (&Range<f64>, bool),
+    (ys, logy): (&Range<f64>, bool),
+) -> SeriesLabelPosition {
+    let unit = |v: f64, r: &Range<f64>, log: bool| {
+        if log {
+            (v.ln() - r.start.ln()) / (r.end.ln() - r.start.ln())
+        } else {
+            (v - r.start) / (r.end - r.start)
+        }
+    };
+    let (w, h) = (0.3, 0.06 * series.len() as f64 + 0.06);
+    let corners = [
+        (SeriesLabelPosition::UpperRight, 1.0 - w, 1.0 - h),
+        (SeriesLabelPosition::UpperLeft, 0.0, 1.0 - h),
+        (SeriesLabelPosition::LowerRight, 1.0 - w, 0.0),
+        (SeriesLabelPosition::LowerLeft, 0.0, 0.0),
+    ];
+    let covered = |&(_, x0, y0): &(SeriesLabelPosition, f64, f64)| {
+        series
+            .iter()
+            .flat_map(|s| x.iter().zip(&s.y))
+            .filter(|(&a, &b)| {
+                let (u, v) = (unit(a, xs, logx), unit(b, ys, logy));
+                (x0..=x0 + w).contains(&u) && (y0..=y0 + h).contains(&v)
+            })
+            .count()
+    };
+    let best = corners
+        .iter()
+        .min_by_key(|c| covered(c))
+        .expect("four corners");
+    best.0.clone()
+}
+
+#[allow(clippy::too_many_arguments)]
 fn xy<DB: DrawingBackend>(
     root: &Area<DB>,
     labels: &Labels,
     x: &[f64],
     series: &[Series],
     points: bool,
+    corner: SeriesLabelPosition,
     xr: Axis,
     yr: Axis,
 ) -> Result<(), String> {
+    #[allow(clippy::too_many_arguments)]
     fn build<DB: DrawingBackend, X, Y>(
         root: &Area<DB>,
         labels: &Labels,
         x: &[f64],
         series: &[Series],
         points: bool,
+        corner: SeriesLabelPosition,
         xr: X,
         yr: Y,
         log: (bool, bool),
@@ -238,27 +296,15 @@ fn xy<DB: DrawingBackend>(
                 });
             }
         }
-        legend(&mut chart, series)
+        legend(&mut chart, series, corner)
     }
     let log = (matches!(xr, Axis::Log(_)), matches!(yr, Axis::Log(_)));
+    let (r, l, x, s, p, c) = (root, labels, x, series, points, corner);
     match (xr, yr) {
-        (Axis::Linear(a), Axis::Linear(b)) => build(root, labels, x, series, points, a, b, log),
-        (Axis::Log(a), Axis::Linear(b)) => {
-            build(root, labels, x, series, points, a.log_scale(), b, log)
-        }
-        (Axis::Linear(a), Axis::Log(b)) => {
-            build(root, labels, x, series, points, a, b.log_scale(), log)
-        }
-        (Axis::Log(a), Axis::Log(b)) => build(
-            root,
-            labels,
-            x,
-            series,
-            points,
-            a.log_scale(),
-            b.log_scale(),
-            log,
-        ),
+        (Axis::Linear(a), Axis::Linear(b)) => build(r, l, x, s, p, c, a, b, log),
+        (Axis::Log(a), Axis::Linear(b)) => build(r, l, x, s, p, c, a.log_scale(), b, log),
+        (Axis::Linear(a), Axis::Log(b)) => build(r, l, x, s, p, c, a, b.log_scale(), log),
+        (Axis::Log(a), Axis::Log(b)) => build(r, l, x, s, p, c, a.log_scale(), b.log_scale(), log),
     }
 }
 
@@ -321,6 +367,7 @@ fn tick(v: f64) -> String {
 fn legend<'a, DB: DrawingBackend + 'a, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     series: &[Series],
+    corner: SeriesLabelPosition,
 ) -> Result<(), String>
 where
     X: plotters::coord::ranged1d::Ranged,
@@ -334,7 +381,7 @@ where
         .label_font(("sans-serif", 14))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(corner)
         .draw()
         .map_err(err)
 }
@@ -391,7 +438,7 @@ fn hist<DB: DrawingBackend>(
             });
         }
     }
-    legend(&mut chart, series)
+    legend(&mut chart, series, SeriesLabelPosition::UpperRight)
 }
 
 fn heatmap<DB: DrawingBackend>(

@@ -15,6 +15,18 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()
 }
 
+/// `flx [options] run FILE` with a fresh output folder, whose path is shown
+/// as `$OUT` in the standard output returned (as the script harness shows it).
+fn run_with_out(options: &[&str], file: &str) -> (Output, String) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let out_dir = dir.path().to_str().expect("a UTF-8 path");
+    let mut args = options.to_vec();
+    args.extend(["run", file, "--out", out_dir]);
+    let o = flx(&args);
+    let stdout = text(&o.stdout).replace(out_dir, "$OUT");
+    (o, stdout)
+}
+
 #[test]
 fn check_reports_every_mistake_with_line_and_column() {
     let out = flx(&["check", "tests/scripts/errors/three_mistakes.flx"]);
@@ -87,10 +99,10 @@ fn figures_do_not_depend_on_the_thread_count() {
         "examples/rfm.flx",
         "examples/linrfm.flx",
     ] {
-        let one = flx(&["--threads", "1", "run", example]);
-        let two = flx(&["--threads", "2", "run", example]);
+        let (one, one_out) = run_with_out(&["--threads", "1"], example);
+        let (_, two_out) = run_with_out(&["--threads", "2"], example);
         assert_eq!(one.status.code(), Some(0), "{example}");
-        assert_eq!(text(&one.stdout), text(&two.stdout), "{example}");
+        assert_eq!(one_out, two_out, "{example}");
     }
 }
 
@@ -120,9 +132,9 @@ fn every_example_is_the_same_without_the_jit() {
             .to_string_lossy()
             .to_string();
         let want = std::fs::read_to_string(format!("tests/examples/{stem}.out")).expect("snapshot");
-        let out = flx(&["--no-jit", "run", &path.display().to_string()]);
+        let (out, stdout) = run_with_out(&["--no-jit"], &path.display().to_string());
         assert_eq!(out.status.code(), Some(0), "{stem}");
-        assert_eq!(text(&out.stdout), want, "{stem} differs without the JIT");
+        assert_eq!(stdout, want, "{stem} differs without the JIT");
     }
     // The environment variable does the same as the flag.
     let env = Command::new(env!("CARGO_BIN_EXE_flx"))

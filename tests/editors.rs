@@ -40,8 +40,13 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// The builtins, sorted, from the interpreter's table.
+/// The builtins' words: `plot`, not its members `plot.line`, ... (after a dot a word is a name).
 fn builtins() -> Vec<&'static str> {
-    let mut names: Vec<&str> = flx::eval::builtins::TABLE.iter().map(|b| b.name).collect();
+    let mut names: Vec<&str> = flx::eval::builtins::TABLE
+        .iter()
+        .map(|b| b.name)
+        .filter(|n| !n.contains('.'))
+        .collect();
     names.sort_unstable();
     names
 }

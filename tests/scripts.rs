@@ -8,7 +8,8 @@
 //!   fail with. Without it the run must succeed.
 //!
 //! A script that defines `proc main` has it called with no overrides, as
-//! `flx run` does. `FLX_BLESS=1 cargo test --test scripts` rewrites the
+//! `flx run` does, with an output folder of its own under Cargo's
+//! `CARGO_TARGET_TMPDIR`, shown as `$OUT` in its output. `FLX_BLESS=1 cargo test --test scripts` rewrites the
 //! expected files from the actual results.
 
 use std::path::{Path, PathBuf};
@@ -17,8 +18,13 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 mod common;
 use common::Captured;
+#[path = "common/figure.rs"]
+mod figure;
+use figure::check_figure;
 
-/// Run a script as `flx run` would; returns (stdout, rendered diagnostics).
+/// Run a script as `flx run --out DIR` would; returns (stdout, rendered
+/// diagnostics). DIR, where the script's metrics and figures land, is
+/// written `$OUT` in the output, and every figure there must be well-formed.
 fn run_script(path: &Path) -> (String, String) {
     let out = Captured::default();
     let options = flx::Options {
@@ -27,14 +33,33 @@ fn run_script(path: &Path) -> (String, String) {
         no_jit: false,
     };
     let mut session = flx::Session::new(Box::new(out.clone()), &options);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("script-outputs")
+        .join(path.with_extension(""));
+    let _ = std::fs::remove_dir_all(&dir);
+    session.open_outputs(&dir).expect("an output folder");
     let result = session
         .run_file(path)
         .and_then(|_| session.call_main(Vec::new()));
+    let shown = dir.display().to_string();
     let err = match result {
         Ok(_) => String::new(),
-        Err(diags) => session.render(&diags, false),
+        Err(diags) => session.render(&diags, false).replace(&shown, "$OUT"),
     };
-    let stdout = String::from_utf8_lossy(&out.0.borrow()).to_string();
+    for f in std::fs::read_dir(&dir)
+        .expect("the output folder")
+        .flatten()
+    {
+        if f.path()
+            .extension()
+            .is_some_and(|e| e == "svg" || e == "png")
+        {
+            check_figure(&f.path(), None);
+        }
+    }
+    let stdout = String::from_utf8_lossy(&out.0.borrow())
+        .to_string()
+        .replace(&shown, "$OUT");
     (stdout, err)
 }
 

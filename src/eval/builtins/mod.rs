@@ -512,14 +512,15 @@ pub fn reference_markdown() -> String {
         ("Metrics", metrics::BUILTINS),
         ("Files, output and conversions", io::BUILTINS),
         ("Automatic differentiation", autodiff::BUILTINS),
+        ("Figures", plot::BUILTINS),
     ] {
         out.push_str(&format!("\n## {title}\n\n| builtin | |\n|---|---|\n"));
         for b in table {
-            out.push_str(&format!(
-                "| `{}` | {} |\n",
-                b.signature().display(),
-                b.doc.replace('|', "\\|")
-            ));
+            let shown = match lookup(b.name) {
+                Some(i) if is_group(i as u32) => b.name.to_string(),
+                _ => b.signature().display(),
+            };
+            out.push_str(&format!("| `{shown}` | {} |\n", b.doc.replace('|', "\\|")));
         }
     }
     out

@@ -9,7 +9,7 @@ use crate::diag::Diag;
 use crate::eval::format::shape_str;
 use crate::eval::interp::Interp;
 use crate::eval::value::Value;
-use crate::plot::{Chart, Labels, Series};
+use crate::plot::{Chart, Labels, SaveError, Series};
 
 type R = Result<Value, Diag>;
 
@@ -213,6 +213,18 @@ fn save(interp: &mut Interp, a: &Args, file: usize, chart: Chart) -> R {
         xlabel: text(file + 2)?,
         ylabel: text(file + 3)?,
     };
+    if let Value::Str(name) = &a.vals[file] {
+        let ext = std::path::Path::new(name.as_str()).extension();
+        if !ext.is_some_and(|e| e.eq_ignore_ascii_case("svg") || e.eq_ignore_ascii_case("png")) {
+            return Err(a
+                .error(
+                    file,
+                    "flx::plot::format",
+                    format!("cannot tell the format of \"{name}\""),
+                )
+                .help("a figure is written as SVG or PNG: end the file name in .svg or .png"));
+        }
+    }
     let path = if a.is_none(file) {
         if !interp.allow_writes {
             return Err(a.error(
@@ -225,12 +237,15 @@ fn save(interp: &mut Interp, a: &Args, file: usize, chart: Chart) -> R {
     } else {
         super::io::write_path(interp, a, file)?
     };
-    crate::plot::save(&path, &labels, &chart).map_err(|e| {
-        a.error(
+    crate::plot::save(&path, &labels, &chart).map_err(|e| match e {
+        SaveError::Figure(msg) => {
+            Diag::new("flx::plot", format!("cannot draw this figure: {msg}")).at(a.call)
+        }
+        SaveError::Write(e) => a.error(
             file,
-            "flx::plot",
+            "flx::io::file",
             format!("cannot write {}: {e}", path.display()),
-        )
+        ),
     })?;
     Ok(Value::str(&path.display().to_string()))
 }
