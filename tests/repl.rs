@@ -100,6 +100,9 @@ fn tab_completes_builtins_names_and_record_fields() {
     keys(&mut p, "resu\t");
     enter(&mut p, ".test_e\t + 1", "6");
     // File paths inside strings (from the working directory, the crate here).
+    // Members of a group of builtins.
+    keys(&mut p, "plot.heat\t");
+    enter(&mut p, "(eye(2))", "plot1.svg");
     keys(&mut p, "len(\"examp\t");
     keys(&mut p, "rf\t");
     enter(&mut p, "\")", "16");
@@ -336,4 +339,11 @@ fn long_training_shows_progress_on_a_terminal() {
         .expect("the step count and the loss");
     p.exp_string(PROMPT).expect("prompt after training");
     enter(&mut p, "len(h.step)", "2");
+    // A loop over `progress(...)` (about four seconds); lines it prints land above the bar.
+    p.send_line("for t in progress(0..600, label: \"sweep\") { let K = X @ X.T; if t == 599 { print(\"last\") } }")
+        .expect("send");
+    p.exp_string("sweep [").expect("a loop's progress bar");
+    p.exp_string("/600").expect("the iteration count");
+    p.exp_string("last").expect("the loop's output");
+    p.exp_string(PROMPT).expect("prompt after the loop");
 }

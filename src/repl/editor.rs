@@ -235,7 +235,9 @@ impl Helper {
             return crate::STDLIB.iter().map(|(n, _)| n.to_string()).collect();
         }
         let session = self.session.borrow();
-        let Some(mut value) = session.get(path[0]) else {
+        let builtin =
+            || builtins::lookup(path[0]).map(|i| crate::eval::value::Value::Builtin(i as u32));
+        let Some(mut value) = session.get(path[0]).or_else(builtin) else {
             return Vec::new();
         };
         for name in &path[1..] {

@@ -280,10 +280,7 @@ impl Repl {
             return;
         }
         if topic == "builtins" {
-            let lines: Vec<String> = builtins::TABLE
-                .iter()
-                .map(|b| b.signature().display())
-                .collect();
+            let lines: Vec<String> = builtins::TABLE.iter().map(|b| b.heading()).collect();
             self.print(&lines.join("\n"));
             return;
         }
@@ -300,7 +297,7 @@ impl Repl {
         }
         if let Some(i) = builtins::lookup(topic) {
             let b = builtins::get(i as u32);
-            self.print(&format!("{}\n\n{}", b.signature().display(), b.doc));
+            self.print(&format!("{}\n\n{}", b.heading(), b.doc));
             return;
         }
         if crate::syntax::lex::KEYWORDS.contains(&topic) {
@@ -370,6 +367,9 @@ impl Repl {
                     v.kind(),
                     signature(&c.def, &session.interp.linker.sources)
                 )
+            }
+            Value::Builtin(b) if builtins::is_group(*b) => {
+                format!("Group of builtins: {}", builtins::members(*b).join(", "))
             }
             Value::Builtin(b) => format!("Function {}", builtins::get(*b).signature().display()),
             Value::Kernel(k) => format!("Kernel {}", kernel_repr(k)),

@@ -39,6 +39,15 @@ impl Builtin {
     pub fn signature(&self) -> &'static Signature {
         &SIGNATURES[INDEX[self.name]]
     }
+
+    /// How help shows it: its signature, or its name alone for a group (`plot`).
+    pub fn heading(&self) -> String {
+        if is_group(INDEX[self.name] as u32) {
+            self.name.to_string()
+        } else {
+            self.signature().display()
+        }
+    }
 }
 
 /// Every builtin, in documentation order.
@@ -516,11 +525,11 @@ pub fn reference_markdown() -> String {
     ] {
         out.push_str(&format!("\n## {title}\n\n| builtin | |\n|---|---|\n"));
         for b in table {
-            let shown = match lookup(b.name) {
-                Some(i) if is_group(i as u32) => b.name.to_string(),
-                _ => b.signature().display(),
-            };
-            out.push_str(&format!("| `{shown}` | {} |\n", b.doc.replace('|', "\\|")));
+            out.push_str(&format!(
+                "| `{}` | {} |\n",
+                b.heading(),
+                b.doc.replace('|', "\\|")
+            ));
         }
     }
     out
