@@ -72,6 +72,8 @@ pub struct Outputs {
     columns: Vec<String>,
     /// Data lines written so far, to rewrite the file when a row brings new columns.
     lines: Vec<String>,
+    /// Whether `run.json` has its outcome.
+    finished: std::cell::Cell<bool>,
 }
 
 pub const METRICS_CSV: &str = "metrics.csv";
@@ -93,6 +95,7 @@ impl Outputs {
             jsonl: create(METRICS_JSONL)?,
             columns: Vec::new(),
             lines: Vec::new(),
+            finished: std::cell::Cell::new(false),
         };
         out.write_run_json("running", None)?;
         Ok(out)
@@ -182,6 +185,15 @@ impl Outputs {
             w.write_all(text.as_bytes())?;
             w.write_all(b"\n")
         })
+    }
+}
+
+/// A session that ends without saying how (the REPL quitting) finished.
+impl Drop for Outputs {
+    fn drop(&mut self) {
+        if !self.finished.get() {
+            let _ = self.finish(None);
+        }
     }
 }
 

@@ -143,9 +143,9 @@ fn draw<DB: DrawingBackend>(root: Area<DB>, labels: &Labels, chart: &Chart) -> R
             logx,
             logy,
         } => {
-            let xs = range(x.iter().copied(), *logx).ok_or("no finite x value to plot")?;
-            let ys = range(series.iter().flat_map(|s| s.y.iter().copied()), *logy)
-                .ok_or("no finite y value to plot")?;
+            let xs = axis_range(extent(x.iter().copied(), *logx, "x value")?, *logx, 0.05);
+            let ys = series.iter().flat_map(|s| s.y.iter().copied());
+            let ys = axis_range(extent(ys, *logy, "y value")?, *logy, 0.05);
             let corner = legend_corner(x, series, (&xs, *logx), (&ys, *logy));
             let draw = |xr, yr| xy(&root, labels, x, series, *points, corner, xr, yr);
             match (*logx, *logy) {
@@ -161,25 +161,59 @@ fn draw<DB: DrawingBackend>(root: Area<DB>, labels: &Labels, chart: &Chart) -> R
     root.present().map_err(err)
 }
 
-/// The range of the finite values (positive ones on a log axis), padded by
-/// 5% (or a factor on a log axis), and widened when all values are equal.
-fn range(values: impl Iterator<Item = f64>, log: bool) -> Option<Range<f64>> {
+/// Values an axis can carry: finite and within ±`LIMIT` (beyond it, the
+/// arithmetic of ticks overflows); on a log axis, from 1/`LOG_LIMIT` to
+/// `LOG_LIMIT` (plotters' log ticks hang below about 1e-300).
+const LIMIT: f64 = 1e300;
+const LOG_LIMIT: f64 = 1e290;
+
+/// Whether a value is drawn: finite, and positive on a log axis (matplotlib
+/// leaves the others out the same way).
+fn shown(v: f64, log: bool) -> bool {
+    v.is_finite() && (!log || v > 0.0)
+}
+
+/// The smallest and largest of the values drawn, or what is wrong.
+fn extent(values: impl Iterator<Item = f64>, log: bool, what: &str) -> Result<(f64, f64), String> {
     let (lo, hi) = values
-        .filter(|v| v.is_finite() && (!log || *v > 0.0))
+        .filter(|&v| shown(v, log))
         .fold(None, |acc: Option<(f64, f64)>, v| {
             Some(acc.map_or((v, v), |(a, b)| (a.min(v), b.max(v))))
-        })?;
-    Some(if log {
-        let pad = if lo == hi { 2.0 } else { (hi / lo).powf(0.05) };
-        lo / pad..hi * pad
+        })
+        .ok_or_else(|| format!("no {what} to draw"))?;
+    let fits = if log {
+        lo >= 1.0 / LOG_LIMIT && hi <= LOG_LIMIT
     } else {
-        let pad = if lo == hi {
-            lo.abs().max(1.0) * 0.5
+        lo >= -LIMIT && hi <= LIMIT
+    };
+    if !fits {
+        return Err(format!(
+            "{what}s beyond 1e300 in size (1e±290 on a log axis) cannot be drawn"
+        ));
+    }
+    Ok((lo, hi))
+}
+
+/// An axis over lo..=hi: padded by `pad` of the span (in logs on a log axis),
+/// with room around values that are equal or nearly so.
+fn axis_range((lo, hi): (f64, f64), log: bool, pad: f64) -> Range<f64> {
+    if log {
+        let (a, b) = (lo.ln(), hi.ln());
+        let room = if b - a < 1e-9 {
+            std::f64::consts::LN_2
         } else {
-            (hi - lo) * 0.05
+            (b - a) * pad
         };
-        lo - pad..hi + pad
-    })
+        let edge = LOG_LIMIT.ln() + 10.0;
+        return (a - room).max(-edge).exp()..(b + room).min(edge).exp();
+    }
+    let size = lo.abs().max(hi.abs());
+    // Tick arithmetic needs a span well above the smallest doubles.
+    if hi - lo <= size * 1e-12 || hi - lo < 1e-200 {
+        let room = if size > 1e-200 { size * 0.5 } else { 1.0 };
+        return lo - room..hi + room;
+    }
+    lo - (hi - lo) * pad..hi + (hi - lo) * pad
 }
 
 /// A linear or logarithmic axis over a range, so one generic function draws all four kinds.
@@ -260,7 +294,6 @@ fn xy<DB: DrawingBackend>(
             .build_cartesian_2d(xr, yr)
             .map_err(err)?;
         mesh(&mut chart, labels)?;
-        let shown = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
         for (k, s) in series.iter().enumerate() {
             let color = PALETTE[k % PALETTE.len()];
             let pts: Vec<Option<(f64, f64)>> = x
@@ -392,20 +425,8 @@ fn hist<DB: DrawingBackend>(
     series: &[Series],
     bins: usize,
 ) -> Result<(), String> {
-    let finite = || {
-        series
-            .iter()
-            .flat_map(|s| s.y.iter().copied())
-            .filter(|v| v.is_finite())
-    };
-    let (mut lo, mut hi) = finite()
-        .fold(None, |acc: Option<(f64, f64)>, v| {
-            Some(acc.map_or((v, v), |(a, b)| (a.min(v), b.max(v))))
-        })
-        .ok_or("no finite value to count")?;
-    if lo == hi {
-        (lo, hi) = (lo - 0.5, hi + 0.5);
-    }
+    let values = series.iter().flat_map(|s| s.y.iter().copied());
+    let Range { start: lo, end: hi } = axis_range(extent(values, false, "value")?, false, 0.0);
     let width = (hi - lo) / bins as f64;
     // NumPy's bins: half-open, the last one closed.
     let counts: Vec<Vec<f64>> = series
@@ -451,18 +472,8 @@ fn heatmap<DB: DrawingBackend>(
         return Err("an empty matrix has nothing to draw".into());
     }
     let (cells, step) = blocks(z);
-    let (lo, hi) = cells
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(None, |acc: Option<(f64, f64)>, &v| {
-            Some(acc.map_or((v, v), |(a, b)| (a.min(v), b.max(v))))
-        })
-        .ok_or("no finite value to draw")?;
-    let (lo, hi) = if lo == hi {
-        (lo - 0.5, hi + 0.5)
-    } else {
-        (lo, hi)
-    };
+    let Range { start: lo, end: hi } =
+        axis_range(extent(cells.iter().copied(), false, "value")?, false, 0.0);
     let (w, _) = root.dim_in_pixel();
     let (main, bar) = root.split_horizontally(w.saturating_sub(110));
     let mut chart = builder(&main, labels)
@@ -551,7 +562,74 @@ fn blocks(z: ArrayView2<f64>) -> (ndarray::Array2<f64>, (usize, usize)) {
 
 #[cfg(test)]
 mod tests {
-    use super::tick;
+    use super::*;
+
+    /// Every kind of figure over every pair of awkward values (and each pair
+    /// in three rows for a heatmap) draws or says why, without hanging or
+    /// panicking.
+    #[test]
+    fn awkward_values_draw_or_say_why() {
+        let nasty = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            5e-324,
+            1e-320,
+            1e-300,
+            1e300,
+            -1e300,
+            1e301,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1.0 + 1e-15,
+            123456789.123,
+        ];
+        let draw_svg = |chart: &Chart| {
+            let mut text = String::new();
+            let area = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
+            let _ = draw(area, &Labels::default(), chart);
+        };
+        for &a in &nasty {
+            for &b in &nasty {
+                let y = vec![a, b, a];
+                for (logx, logy) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let series = vec![Series {
+                        name: Some("s".into()),
+                        y: y.clone(),
+                    }];
+                    draw_svg(&Chart::Xy {
+                        x: vec![b, a, 1.0],
+                        series,
+                        points: false,
+                        logx,
+                        logy,
+                    });
+                }
+                let series = vec![Series {
+                    name: None,
+                    y: y.clone(),
+                }];
+                draw_svg(&Chart::Xy {
+                    x: vec![0.0, 1.0, 2.0],
+                    series,
+                    points: true,
+                    logx: false,
+                    logy: false,
+                });
+                draw_svg(&Chart::Hist {
+                    series: vec![Series {
+                        name: None,
+                        y: y.clone(),
+                    }],
+                    bins: 7,
+                });
+                let z = ndarray::Array2::from_shape_vec((3, 1), y).expect("3 × 1");
+                draw_svg(&Chart::Heatmap { z });
+            }
+        }
+    }
 
     #[test]
     fn tick_labels_are_short() {
