@@ -280,14 +280,7 @@ fn sweep(
     });
     let (header, rows) = sweep::summary(&axes, &outcomes);
     let path = dir.join("summary.csv");
-    let written = flx::write_atomic(&path, |w| {
-        let mut csv = csv::Writer::from_writer(w);
-        csv.write_record(&header)?;
-        for r in &rows {
-            csv.write_record(r)?;
-        }
-        csv.flush()
-    });
+    let written = sweep::write_csv(&path, &header, &rows);
     print!(
         "{}",
         flx::eval::format::table(

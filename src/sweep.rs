@@ -284,6 +284,18 @@ pub fn summary(axes: &[Axis], outcomes: &[Outcome]) -> (Vec<String>, Vec<Vec<Str
     (header, rows)
 }
 
+/// The summary table as CSV (through a temporary file).
+pub fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> std::io::Result<()> {
+    crate::write_atomic(path, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record(header)?;
+        for r in rows {
+            csv.write_record(r)?;
+        }
+        csv.flush()
+    })
+}
+
 /// Where a sweep goes when no `--out` is given: `sweeps/STEM`, or
 /// `sweeps/STEM-2`, ... when that exists, so no earlier sweep is overwritten.
 pub fn default_dir(script: &Path) -> PathBuf {
