@@ -150,6 +150,7 @@ impl Outputs {
     /// Rewrite `run.json` with the outcome: `error` is none for a run that
     /// finished, else the diagnostic's text.
     pub fn finish(&self, error: Option<&str>) -> std::io::Result<()> {
+        self.finished.set(true);
         self.write_run_json(
             if error.is_some() {
                 "failed"

@@ -323,3 +323,27 @@ fn sweep_checks_its_grid_before_running_anything() {
     assert!(text(&bad.stderr).contains("a range takes Ints"));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn a_repl_session_with_an_output_folder_finishes_its_run_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flx"))
+        .arg("repl")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("flx starts");
+    let input = format!("out({:?})\nlog(a: 1)\n", dir.path().display().to_string());
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(run_json(dir.path())["status"], "finished");
+    assert_eq!(json_lines(&dir.path().join("metrics.jsonl")).len(), 1);
+}
