@@ -180,7 +180,10 @@ fn extent(values: impl Iterator<Item = f64>, log: bool, what: &str) -> Result<(f
         .fold(None, |acc: Option<(f64, f64)>, v| {
             Some(acc.map_or((v, v), |(a, b)| (a.min(v), b.max(v))))
         })
-        .ok_or_else(|| format!("no {what} to draw"))?;
+        .ok_or_else(|| {
+            let kind = if log { "positive finite" } else { "finite" };
+            format!("no {kind} {what} to draw")
+        })?;
     let fits = if log {
         lo >= 1.0 / LOG_LIMIT && hi <= LOG_LIMIT
     } else {

@@ -68,6 +68,13 @@ fn xy(interp: &mut Interp, a: &mut Args, points: bool) -> R {
     let (x, series) = if a.is_none(1) {
         let series = series(a, 0)?;
         let n = series[0].y.len();
+        if let Some(s) = series.iter().find(|s| s.y.len() != n) {
+            return Err(a.error(
+                0,
+                "flx::shape::mismatch",
+                format!("series of {n} and of {} values share one x axis", s.y.len()),
+            ));
+        }
         ((0..n).map(|i| i as f64).collect(), series)
     } else {
         let x = vector(a, 0)?;
