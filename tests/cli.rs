@@ -3,17 +3,9 @@
 
 use std::process::{Command, Output};
 
-fn flx(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flx"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("flx runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
+#[path = "common/process.rs"]
+mod process;
+use process::{flx, text};
 
 /// `flx [options] run FILE` with a fresh output folder, whose path is shown
 /// as `$OUT` in the standard output returned (as the script harness shows it).

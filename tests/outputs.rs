@@ -4,24 +4,15 @@
 //! sweep's folders and summary.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "common/figure.rs"]
 mod figure;
 use figure::check_figure;
-
-fn flx(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flx"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("flx runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
+#[path = "common/process.rs"]
+mod process;
+use process::{flx, flx_piped, text};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -184,21 +175,7 @@ fn figures_are_well_formed_svg_and_png() {
 
 #[test]
 fn a_figure_without_a_file_goes_to_a_temporary_one() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flx"))
-        .arg("repl")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("flx starts");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"plot.heatmap(eye(3))\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = flx_piped(&["repl"], "plot.heatmap(eye(3))\n", &[]);
     let stdout = text(&o.stdout);
     let path = stdout.trim().trim_matches('"');
     assert!(path.ends_with(".svg"), "{stdout}{}", text(&o.stderr));
@@ -327,22 +304,8 @@ fn sweep_checks_its_grid_before_running_anything() {
 #[test]
 fn a_repl_session_with_an_output_folder_finishes_its_run_json() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flx"))
-        .arg("repl")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("flx starts");
     let input = format!("out({:?})\nlog(a: 1)\n", dir.path().display().to_string());
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = flx_piped(&["repl"], &input, &[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(run_json(dir.path())["status"], "finished");
     assert_eq!(json_lines(&dir.path().join("metrics.jsonl")).len(), 1);

@@ -1,11 +1,14 @@
 //! The REPL end to end: the real `flx` binary on a pseudo-terminal (rexpect),
 //! as a person would type at it, and with stdin piped from a file.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use rexpect::session::{spawn_with_options, Options, PtySession};
+
+#[path = "common/process.rs"]
+mod process;
+use process::flx_piped;
 
 const PROMPT: &str = "flx> ";
 
@@ -205,21 +208,7 @@ fn piped(input: &str, env: &[(&str, &str)]) -> (String, String, i32) {
 }
 
 fn piped_with_args(args: &[&str], input: &str, env: &[(&str, &str)]) -> (String, String, i32) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flx"))
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn flx");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("flx runs");
+    let out = flx_piped(args, input, env);
     (
         String::from_utf8(out.stdout).expect("utf-8"),
         String::from_utf8(out.stderr).expect("utf-8"),
