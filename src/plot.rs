@@ -62,7 +62,9 @@ pub enum Chart {
 
 #[derive(Debug)]
 pub enum SaveError {
-    /// The data cannot be drawn (nothing finite, say) or the format is unknown.
+    /// The file name ends in neither `.svg` nor `.png`.
+    Format,
+    /// The data cannot be drawn (nothing finite, say).
     Figure(String),
     /// The file cannot be written.
     Write(std::io::Error),
@@ -97,11 +99,7 @@ pub fn save(path: &Path, labels: &Labels, chart: &Chart) -> Result<(), SaveError
             .map_err(SaveError::Figure)?;
             encode_png(&rgb, w, h).map_err(|e| SaveError::Figure(e.to_string()))?
         }
-        _ => {
-            return Err(SaveError::Figure(
-                "a figure's file name ends in .svg or .png".into(),
-            ))
-        }
+        _ => return Err(SaveError::Format),
     };
     crate::write_atomic(path, |w| std::io::Write::write_all(w, &bytes)).map_err(SaveError::Write)
 }

@@ -220,19 +220,8 @@ fn save(interp: &mut Interp, a: &Args, file: usize, chart: Chart) -> R {
         xlabel: text(file + 2)?,
         ylabel: text(file + 3)?,
     };
-    if let Value::Str(name) = &a.vals[file] {
-        let ext = std::path::Path::new(name.as_str()).extension();
-        if !ext.is_some_and(|e| e.eq_ignore_ascii_case("svg") || e.eq_ignore_ascii_case("png")) {
-            return Err(a
-                .error(
-                    file,
-                    "flx::plot::format",
-                    format!("cannot tell the format of \"{name}\""),
-                )
-                .help("a figure is written as SVG or PNG: end the file name in .svg or .png"));
-        }
-    }
-    let path = if a.is_none(file) {
+    let name = text(file)?;
+    let path = if name.is_none() {
         if !interp.allow_writes {
             return Err(a.error(
                 file,
@@ -245,6 +234,13 @@ fn save(interp: &mut Interp, a: &Args, file: usize, chart: Chart) -> R {
         super::io::write_path(interp, a, file)?
     };
     crate::plot::save(&path, &labels, &chart).map_err(|e| match e {
+        SaveError::Format => a
+            .error(
+                file,
+                "flx::plot::format",
+                format!("cannot tell the format of \"{}\"", name.unwrap_or_default()),
+            )
+            .help("a figure is written as SVG or PNG: end the file name in .svg or .png"),
         SaveError::Figure(msg) => {
             Diag::new("flx::plot", format!("cannot draw this figure: {msg}")).at(a.call)
         }
