@@ -18,7 +18,7 @@ use ndarray::{Array2, Ix1, Ix2};
 fn session() -> Session {
     let threads = flx::default_threads();
     flx::set_threads(threads);
-    Session::new(Box::new(std::io::sink()), &Options::default())
+    Session::new(flx::StdHost::new(std::io::sink()), &Options::default())
 }
 
 fn tensor(s: &Session, name: &str) -> ndarray::ArrayD<f64> {

@@ -26,7 +26,7 @@ use rayon::prelude::*;
 
 fn session() -> Session {
     flx::set_threads(flx::default_threads());
-    Session::new(Box::new(std::io::sink()), &Options::default())
+    Session::new(flx::StdHost::new(std::io::sink()), &Options::default())
 }
 
 fn run(s: &mut Session, src: &str) -> Value {
@@ -208,7 +208,7 @@ fn chain_both_ways(c: &mut Criterion, group: &str, sizes: &[usize]) {
     for &n in sizes {
         for (name, jit) in [("fused", true), ("unfused", false)] {
             let mut s = Session::new(
-                Box::new(std::io::sink()),
+                flx::StdHost::new(std::io::sink()),
                 &Options {
                     no_jit: !jit,
                     ..Options::default()

@@ -7,7 +7,7 @@ use crate::syntax::lex::{self, Class};
 
 /// The tokens of `text`, builtins told apart by the interpreter's table.
 pub fn tokens(text: &str) -> Vec<lex::Token> {
-    lex::tokens(text, &|w| builtins::lookup(w).is_some())
+    lex::tokens(text, &|w| builtins::STATIC.lookup(w).is_some())
 }
 
 /// The SGR code of a class; plain names, operators and punctuation stay uncoloured.

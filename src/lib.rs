@@ -4,38 +4,59 @@
 //! (`check`), then runs (`eval`) source text, keeping definitions across
 //! inputs (the REPL and `flx run` share it). Numeric work goes to `tensor`
 //! (ndarray) and `linalg` (faer). Errors of every layer are `diag::Diag`s.
+//! Every effect (printing, files, the clock, output folders) goes through
+//! the session's `Host`.
+//!
+//! # Embedding flx in a Rust program
+//!
+//! ```
+//! use flx::{Options, Session, StdHost, Value};
+//! use ndarray::array;
+//!
+//! let mut s = Session::new(StdHost::new(std::io::sink()), &Options::default());
+//! s.set("X", array![[1.0, 2.0], [3.0, 4.0]]);            // an ndarray array as a name
+//! s.define("twice", "x", "Twice its argument.", |a| {     // a host function
+//!     Ok(Value::from(a.tensor(0)?.mapv(|v| 2.0 * v)))
+//! })
+//! .unwrap();
+//! s.run_source("cell", "let Y = twice(X.T) @ X", std::path::Path::new("."))
+//!     .map_err(|d| s.render(&d, false))
+//!     .unwrap();
+//! let y = s.get("Y").and_then(|v| v.to_array()).unwrap(); // back as an ndarray array
+//! assert_eq!(y[[0, 0]], 20.0);
+//! ```
 
 pub mod ad;
 pub mod check;
 pub mod diag;
 pub mod eval;
+pub mod format;
 pub mod highlight;
+pub mod host;
 pub mod jit;
 pub mod kernel;
 pub mod linalg;
 pub mod outputs;
 pub mod plot;
+pub mod prim;
 pub mod progress;
 pub mod repl;
+pub mod signature;
 pub mod sweep;
 pub mod syntax;
 pub mod tensor;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use check::{GlobalKind, ModuleScope};
 use diag::{did_you_mean, Diag};
+use eval::builtins::Args;
 use eval::interp::Interp;
-use eval::value::Value;
 use syntax::ast::{ExprKind, FnDef};
 
-/// The standard library, embedded so that a built `flx` runs anywhere: `use std.NAME`.
-pub static STDLIB: &[(&str, &str)] = &[
-    ("linreg", include_str!("../stdlib/linreg.flx")),
-    ("rfm", include_str!("../stdlib/rfm.flx")),
-];
+pub use eval::value::Value;
+pub use host::{Host, StdHost};
 
 /// Per-session settings. The thread count is process-wide: see `set_threads`.
 #[derive(Clone, Default)]
@@ -83,21 +104,21 @@ pub fn set_threads(n: usize) {
 
 /// One interpreter session: module-level names persist across `run_source` calls.
 pub struct Session {
-    pub interp: Interp,
+    pub(crate) interp: Interp,
     scope: ModuleScope,
     /// REPL mode: a `let` or `fn` may replace an earlier one.
     pub redefine: bool,
 }
 
 impl Session {
-    pub fn new(out: Box<dyn Write>, options: &Options) -> Session {
-        eval::builtins_start();
+    /// A session whose effects go through `host`.
+    pub fn new(host: impl Host + 'static, options: &Options) -> Session {
         jit::set_enabled(!options.no_jit);
-        let mut interp = Interp::new(out, options.seed);
+        let mut interp = Interp::new(Box::new(host), options.seed);
         if let Some(limit) = options.step_limit {
             interp.step_limit = limit;
         }
-        interp.run_info = outputs::RunInfo {
+        interp.run.info = outputs::RunInfo {
             seed: options.seed,
             threads: rayon::current_num_threads(),
             jit: !options.no_jit,
@@ -172,7 +193,7 @@ impl Session {
         dir: &Path,
     ) -> Result<(Value, bool), Vec<Diag>> {
         let module = self.load(name, text, first_line, dir)?;
-        self.interp.script_dir = dir.to_path_buf();
+        self.interp.run.script_dir = dir.to_path_buf();
         let result = self.interp.run_module(&module).map_err(|d| vec![d]);
         linalg::release_work_matrices();
         let ends_in_expression = module.stmts.last().is_some_and(|s| s.kind.is_expression());
@@ -187,6 +208,11 @@ impl Session {
     pub fn check_file(&mut self, path: &Path) -> Result<(), Vec<Diag>> {
         let text = read_script(path)?;
         self.check_source(&path.display().to_string(), &text, &script_dir(path))
+    }
+
+    /// The session's builtins: the interpreter's and the host's.
+    pub fn builtins(&self) -> &signature::Builtins {
+        &self.interp.linker.builtins
     }
 
     /// The value of a module-level name of the session.
@@ -208,11 +234,32 @@ impl Session {
             .collect()
     }
 
-    /// Bind `name` to `value` as if by `let` (the REPL's `_`).
-    pub fn bind(&mut self, name: &str, value: Value) {
+    /// Bind `name` to `value` as if by `let`: a number, a string, an
+    /// ndarray array (any dimension), a record or list built as a `Value`.
+    pub fn set(&mut self, name: &str, value: impl Into<Value>) {
         let index = self.scope.define_var(&mut self.interp.linker, name);
         self.interp.sync_globals();
-        self.interp.globals[index as usize] = value;
+        self.interp.globals[index as usize] = value.into();
+    }
+
+    /// Make `f` callable from flx as `name`, with the parameters `signature`
+    /// (written as a builtin's: `x, axis=none`, `*values`, `**named`), which
+    /// `check` holds calls to. `f` gets the arguments bound to those
+    /// parameters, with their spans for diagnostics. A name that is already
+    /// a builtin is refused.
+    pub fn define(
+        &mut self,
+        name: &str,
+        signature: &str,
+        doc: &str,
+        f: impl Fn(&Args) -> Result<Value, Diag> + 'static,
+    ) -> Result<(), String> {
+        self.interp.define_host_fn(name, signature, doc, Rc::new(f))
+    }
+
+    /// How many functions and elementwise chains run as machine code.
+    pub fn compiled(&self) -> (usize, usize) {
+        (self.interp.native.compiled(), self.interp.fused.compiled())
     }
 
     /// The `proc main` of the session, if one is defined.
@@ -285,7 +332,7 @@ impl Session {
 
     /// What `run.json` will record of the script being run and its overrides.
     pub fn describe_run(&mut self, script: &Path, overrides: &[String]) {
-        let info = &mut self.interp.run_info;
+        let info = &mut self.interp.run.info;
         info.script = Some(script.to_path_buf());
         info.source = std::fs::read_to_string(script).ok();
         info.overrides = overrides.to_vec();
@@ -294,17 +341,19 @@ impl Session {
     /// Open the output folder chosen on the command line (`--out DIR`);
     /// `out(dir)` in the script then defers to it.
     pub fn open_outputs(&mut self, dir: &Path) -> Result<(), String> {
-        let o = outputs::Outputs::open(dir, self.interp.run_info.clone())
+        let info = self.interp.run.info.clone();
+        self.interp
+            .host
+            .open_outputs(dir, info)
             .map_err(|e| format!("cannot create the output folder {}: {e}", dir.display()))?;
-        self.interp.outputs = Some(o);
-        self.interp.outputs_from_command_line = true;
+        self.interp.run.outputs_from_command_line = true;
         Ok(())
     }
 
     /// Record how the run ended in its output folder's `run.json`, if it has one.
     /// `error` is the text of the diagnostics of a failed run.
-    pub fn finish_outputs(&self, error: Option<&str>) -> Result<(), String> {
-        let Some(o) = &self.interp.outputs else {
+    pub fn finish_outputs(&mut self, error: Option<&str>) -> Result<(), String> {
+        let Some(o) = self.interp.host.outputs() else {
             return Ok(());
         };
         o.finish(error).map_err(|e| {
@@ -322,34 +371,6 @@ impl Session {
             .collect::<Vec<_>>()
             .join("\n")
     }
-}
-
-/// Write through a temporary file in the same folder, renamed into place on
-/// success, so a failure never leaves a half-written file.
-pub fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        write(&mut w)?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 fn read_script(path: &Path) -> Result<String, Vec<Diag>> {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use flx::{Options, Session};
+use flx::{Options, Session, StdHost};
 
 #[derive(Parser)]
 #[command(
@@ -122,7 +122,7 @@ fn run(cli: Cli) -> u8 {
         step_limit: None,
         no_jit: cli.no_jit,
     };
-    let new_session = || Session::new(Box::new(std::io::stdout()), &options);
+    let new_session = || Session::new(StdHost::new(std::io::stdout()), &options);
     match cli.command {
         Some(Command::Run {
             file,

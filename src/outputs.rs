@@ -3,7 +3,8 @@
 //! each row written and flushed as it is logged, so a run that crashes or is
 //! killed keeps every completed row; and `run.json`, what it takes to repeat
 //! the run, written when the folder opens and again, with the outcome and the
-//! wall time, when the run ends. Knows nothing of values.
+//! wall time, when the run ends; and `write_atomic`, how every whole file
+//! flx writes is written. Knows nothing of values.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -26,7 +27,7 @@ impl Metric {
     fn cell(&self) -> String {
         match self {
             Metric::Int(i) => i.to_string(),
-            Metric::Float(f) => crate::eval::format::float_repr(*f),
+            Metric::Float(f) => crate::format::float_repr(*f),
             Metric::Bool(b) => b.to_string(),
             Metric::Str(s) => s.clone(),
         }
@@ -140,7 +141,7 @@ impl Outputs {
             self.lines.iter().for_each(|l| text.push_str(l));
             text.push_str(&record);
             let path = self.dir.join(METRICS_CSV);
-            crate::write_atomic(&path, |w| w.write_all(text.as_bytes()))?;
+            write_atomic(&path, |w| w.write_all(text.as_bytes()))?;
             self.csv = OpenOptions::new().append(true).open(&path)?;
         }
         self.lines.push(record);
@@ -182,7 +183,7 @@ impl Outputs {
             run["error"] = json!(e);
         }
         let text = serde_json::to_string_pretty(&run).expect("JSON of plain values");
-        crate::write_atomic(&self.dir.join(RUN_JSON), |w| {
+        write_atomic(&self.dir.join(RUN_JSON), |w| {
             w.write_all(text.as_bytes())?;
             w.write_all(b"\n")
         })
@@ -204,4 +205,52 @@ fn csv_line(cells: &[String]) -> std::io::Result<String> {
     w.write_record(cells)?;
     let bytes = w.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8(bytes).expect("UTF-8 in, UTF-8 out"))
+}
+/// Write through a temporary file in the same folder, renamed into place on
+/// success, so a failure never leaves a half-written file.
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        write(&mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("flx-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("out.csv");
+        std::fs::write(&target, "old").unwrap();
+        let r = write_atomic(&target, |w| {
+            w.write_all(b"partial")?;
+            Err(std::io::Error::other("disk full"))
+        });
+        assert!(r.is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "old");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -1,7 +1,8 @@
-//! Figures as SVG or PNG files (chosen by the file's extension), drawn by
+//! Figures as the bytes of SVG or PNG files (chosen by the file's extension), drawn by
 //! plotters with an embedded DejaVu Sans, so no system font library is
 //! needed. Knows nothing of values: the builtins in `eval::builtins::plot`
-//! turn tensors and records into the plain data here.
+//! turn tensors and records into the plain data here, and the host writes
+//! the bytes. Does no I/O.
 
 use std::ops::Range;
 use std::path::Path;
@@ -61,18 +62,16 @@ pub enum Chart {
 }
 
 #[derive(Debug)]
-pub enum SaveError {
+pub enum RenderError {
     /// The file name ends in neither `.svg` nor `.png`.
     Format,
     /// The data cannot be drawn (nothing finite, say).
     Figure(String),
-    /// The file cannot be written.
-    Write(std::io::Error),
 }
 
-/// Draw `chart` into `path`: SVG or PNG by its extension. The file is written
-/// through a temporary file, so a failure leaves no half-written figure.
-pub fn save(path: &Path, labels: &Labels, chart: &Chart) -> Result<(), SaveError> {
+/// Draw `chart` as the bytes of an SVG or PNG file, by `path`'s extension
+/// (the caller writes them).
+pub fn render(path: &Path, labels: &Labels, chart: &Chart) -> Result<Vec<u8>, RenderError> {
     register_font();
     let ext = path
         .extension()
@@ -85,7 +84,7 @@ pub fn save(path: &Path, labels: &Labels, chart: &Chart) -> Result<(), SaveError
                 labels,
                 chart,
             )
-            .map_err(SaveError::Figure)?;
+            .map_err(RenderError::Figure)?;
             text.into_bytes()
         }
         Some("png") => {
@@ -96,12 +95,12 @@ pub fn save(path: &Path, labels: &Labels, chart: &Chart) -> Result<(), SaveError
                 labels,
                 chart,
             )
-            .map_err(SaveError::Figure)?;
-            encode_png(&rgb, w, h).map_err(|e| SaveError::Figure(e.to_string()))?
+            .map_err(RenderError::Figure)?;
+            encode_png(&rgb, w, h).map_err(|e| RenderError::Figure(e.to_string()))?
         }
-        _ => return Err(SaveError::Format),
+        _ => return Err(RenderError::Format),
     };
-    crate::write_atomic(path, |w| std::io::Write::write_all(w, &bytes)).map_err(SaveError::Write)
+    Ok(bytes)
 }
 
 fn register_font() {

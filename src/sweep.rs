@@ -286,7 +286,7 @@ pub fn summary(axes: &[Axis], outcomes: &[Outcome]) -> (Vec<String>, Vec<Vec<Str
 
 /// The summary table as CSV (through a temporary file).
 pub fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> std::io::Result<()> {
-    crate::write_atomic(path, |w| {
+    crate::outputs::write_atomic(path, |w| {
         let mut csv = csv::Writer::from_writer(w);
         csv.write_record(header)?;
         for r in rows {

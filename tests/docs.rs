@@ -40,7 +40,7 @@ fn run_blocks(doc: &str) {
                     step_limit: Some(100_000_000),
                     no_jit: false,
                 };
-                let mut s = flx::Session::new(Box::new(std::io::sink()), &options);
+                let mut s = flx::Session::new(flx::StdHost::new(std::io::sink()), &options);
                 let name = format!("{doc}:{line}");
                 match s
                     .run_source(&name, &code, Path::new("."))

@@ -20,13 +20,13 @@ fn run(src: &str, jit: bool) -> (String, usize) {
         step_limit: Some(1_000_000),
         no_jit: !jit,
     };
-    let mut s = Session::new(Box::new(out.clone()), &options);
+    let mut s = Session::new(flx::StdHost::new(out.clone()), &options);
     let result = s.run_source("gen.flx", src, Path::new("."));
     let mut text = String::from_utf8(out.0.borrow().clone()).expect("utf-8");
     if let Err(d) = result {
         text.push_str(&s.render(&d, false));
     }
-    (text, s.interp.native.compiled())
+    (text, s.compiled().0)
 }
 
 /// A tensor's elements as bit patterns; every nan counts as one.
@@ -196,7 +196,7 @@ fn chain_result(setup: &str, expr: &str, jit: bool) -> (String, usize) {
         step_limit: None,
         no_jit: !jit,
     };
-    let mut s = Session::new(Box::new(std::io::sink()), &options);
+    let mut s = Session::new(flx::StdHost::new(std::io::sink()), &options);
     let text = match s.run_source("chain.flx", &src, Path::new(".")) {
         Err(d) => s.render(&d, false),
         Ok(_) => match s.get("y") {
@@ -204,7 +204,7 @@ fn chain_result(setup: &str, expr: &str, jit: bool) -> (String, usize) {
             other => format!("{other:?}"),
         },
     };
-    (text, s.interp.fused.compiled())
+    (text, s.compiled().1)
 }
 
 fn chain_agrees(setup: &str, expr: &str) -> usize {
@@ -271,7 +271,7 @@ fn kernel_agrees(body: &str) -> bool {
             step_limit: None,
             no_jit: !jit,
         };
-        let mut s = Session::new(Box::new(std::io::sink()), &options);
+        let mut s = Session::new(flx::StdHost::new(std::io::sink()), &options);
         let mut text = String::new();
         for (src, names) in [(setup.as_str(), &["G", "H"][..]), (fit, &["A"][..])] {
             match s.run_source("k.flx", src, Path::new(".")) {
@@ -343,7 +343,7 @@ fn regressions() {
         chain_agrees(long_rows, "exp(-(W - w) ^ 2) * W.T.T + w % 0.3"),
         1
     );
-    // Kernel powers are `expr::pow` (powf for 0.5), not `ops::pow` (sqrt).
+    // Kernel powers are the interpreter's (`prim::math::pow`: sqrt for 0.5).
     assert!(kernel_agrees("((znorm - dot) ^ 0.5)"));
     assert!(kernel_agrees("exp(-dist / L) + (sqdist ^ 3)"));
     // `exp` beyond [-708, 709] and of nan goes to the cold block, lane by lane.
@@ -363,9 +363,10 @@ fn generated_programs_mostly_run_as_machine_code() {
 }
 
 #[test]
-fn math_builtins_are_the_functions_the_jit_calls() {
-    let mut s = Session::new(Box::new(std::io::sink()), &Options::default());
-    for (name, f) in flx::eval::builtins::tensor::UNARY {
+fn math_builtins_are_the_primitives_functions() {
+    let mut s = Session::new(flx::StdHost::new(std::io::sink()), &Options::default());
+    for u in flx::prim::Unary::ALL {
+        let Some(name) = u.builtin() else { continue };
         for x in [-2.5, -0.0, 0.3, 1e-300, 1.5, 700.0, 3.0e10] {
             let got = s
                 .run_source("m.flx", &format!("{name}({x:?})"), Path::new("."))
@@ -373,10 +374,10 @@ fn math_builtins_are_the_functions_the_jit_calls() {
             let Value::Float(y) = got else {
                 panic!("{name} gives a Float")
             };
-            let want = f(x);
+            let want = u.apply(x);
             assert!(
                 y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()),
-                "{name}({x}): builtin {y}, table {want}"
+                "{name}({x}): builtin {y}, primitive {want}"
             );
         }
     }

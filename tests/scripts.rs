@@ -32,7 +32,7 @@ fn run_script(path: &Path) -> (String, String) {
         step_limit: Some(2_000_000_000),
         no_jit: false,
     };
-    let mut session = flx::Session::new(Box::new(out.clone()), &options);
+    let mut session = flx::Session::new(flx::StdHost::new(out.clone()), &options);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("script-outputs")
         .join(path.with_extension(""));

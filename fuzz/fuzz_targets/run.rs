@@ -13,8 +13,8 @@ use common::Captured;
 fn run(text: &str, jit: bool) -> String {
     let printed = Captured::default();
     let options = flx::Options { seed: 0, step_limit: Some(20_000), no_jit: !jit };
-    let mut session = flx::Session::new(Box::new(printed.clone()), &options);
-    session.interp.allow_writes = false;
+    let host = flx::StdHost::new(printed.clone()).read_only();
+    let mut session = flx::Session::new(host, &options);
     let dir = std::env::temp_dir();
     let result = session.run_source("fuzz.flx", text, &dir).and_then(|_| session.call_main(Vec::new()));
     let mut out = String::from_utf8_lossy(&printed.0.borrow()).into_owned();

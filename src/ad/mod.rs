@@ -8,58 +8,11 @@ use std::rc::Rc;
 
 use ndarray::{Axis, IxDyn};
 
+use crate::prim::{self, Reduce, Unary};
 use crate::tensor::{self, Tensor};
 
 /// A node of the tape.
 pub type Var = usize;
-
-/// Elementwise functions with a derivative.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Elementwise {
-    Exp,
-    Log,
-    Sqrt,
-    Tanh,
-    Sigmoid,
-    Relu,
-    Abs,
-    Sin,
-    Cos,
-}
-
-impl Elementwise {
-    pub fn by_name(name: &str) -> Option<Elementwise> {
-        use Elementwise::*;
-        Some(match name {
-            "exp" => Exp,
-            "log" => Log,
-            "sqrt" => Sqrt,
-            "tanh" => Tanh,
-            "sigmoid" => Sigmoid,
-            "relu" => Relu,
-            "abs" => Abs,
-            "sin" => Sin,
-            "cos" => Cos,
-            _ => return None,
-        })
-    }
-
-    /// d f(x) / dx, from x and y = f(x).
-    fn derivative(self, x: f64, y: f64) -> f64 {
-        use Elementwise::*;
-        match self {
-            Exp => y,
-            Log => 1.0 / x,
-            Sqrt => 0.5 / y,
-            Tanh => 1.0 - y * y,
-            Sigmoid => y * (1.0 - y),
-            Relu => (x > 0.0) as u8 as f64,
-            Abs => x.signum() * (x != 0.0) as u8 as f64,
-            Sin => x.cos(),
-            Cos => -x.sin(),
-        }
-    }
-}
 
 /// How a node was computed from earlier nodes.
 #[derive(Clone, Debug)]
@@ -77,10 +30,10 @@ pub enum Op {
     /// NumPy's `@` for 1-d and 2-d operands.
     MatMul(Var, Var),
     Transpose(Var),
-    Map(Elementwise, Var),
-    /// Sum over all elements (`None`) or one axis.
-    Sum(Var, Option<usize>),
-    Mean(Var, Option<usize>),
+    /// An elementwise primitive with a derivative.
+    Map(Unary, Var),
+    /// A reduction over all elements (`None`) or one axis.
+    Reduce(Reduce, Var, Option<usize>),
     /// The same elements in another shape.
     Reshape(Var),
     /// Elements picked by flat (row-major) position, in the output's order:
@@ -95,12 +48,6 @@ pub enum Op {
     Select(Var, Var, Rc<Tensor>),
     /// mean((p - y)²) over all elements.
     Mse(Var, Var),
-    LogSumExp(Var, Option<usize>),
-    /// Variance (divides by n), or its square root.
-    Var(Var, Option<usize>),
-    Std(Var, Option<usize>),
-    /// Euclidean norm over all elements or one axis.
-    Norm(Var, Option<usize>),
     Outer(Var, Var),
     Trace(Var),
     /// x = A⁻¹ b.
@@ -223,7 +170,7 @@ impl Tape {
                         if p == 0.0 {
                             0.0
                         } else {
-                            p * x.powf(p - 1.0)
+                            p * prim::math::pow(x, p - 1.0)
                         }
                     })
                     .expect("shapes broadcast as in the forward pass");
@@ -231,7 +178,7 @@ impl Tape {
                     give(a, unbroadcast(&da, val(a).shape()));
                 }
                 if live(b) {
-                    let ln = val(a).mapv(f64::ln);
+                    let ln = val(a).mapv(prim::math::log);
                     let db = &(&*node.value * &ln) * &g;
                     give(b, unbroadcast(&db, val(b).shape()));
                 }
@@ -248,29 +195,36 @@ impl Tape {
             }
             Op::Transpose(a) => give(a, g.t().to_owned()),
             Op::Map(f, a) => {
+                let d = f
+                    .derivative()
+                    .expect("only differentiable primitives are recorded");
                 let mut g = g;
                 let zip = ndarray::Zip::from(&mut g).and(val(a)).and(&*node.value);
-                // The common cases with the derivative inlined, not matched per element.
-                match f {
-                    Elementwise::Relu => zip.for_each(|g, &x, _| {
-                        if x <= 0.0 {
-                            *g = 0.0
+                // Monomorphised per derivative, so that each loop is tight.
+                macro_rules! each {
+                    ($($d:ident),*) => {
+                        match d {
+                            $(prim::Derivative::$d => zip.for_each(|g, &x, &y| {
+                                *g *= prim::Derivative::$d.eval(x, y)
+                            }),)*
                         }
-                    }),
-                    Elementwise::Tanh => zip.for_each(|g, _, &y| *g *= 1.0 - y * y),
-                    Elementwise::Exp => zip.for_each(|g, _, &y| *g *= y),
-                    f => zip.for_each(|g, &x, &y| *g *= f.derivative(x, y)),
+                    };
                 }
+                each!(
+                    MinusOne,
+                    Value,
+                    Reciprocal,
+                    HalfOverValue,
+                    OneMinusValueSquared,
+                    ValueTimesOneMinusValue,
+                    Step,
+                    Sign,
+                    Cos,
+                    MinusSin
+                );
                 give(a, g);
             }
-            Op::Sum(a, axis) => give(a, spread(&g, val(a).shape(), axis, 1.0)),
-            Op::Mean(a, axis) => {
-                let n = match axis {
-                    Some(k) => val(a).shape()[k],
-                    None => val(a).len(),
-                };
-                give(a, spread(&g, val(a).shape(), axis, 1.0 / n as f64))
-            }
+            Op::Reduce(r, a, axis) => give(a, self.pull_reduce(r, val(a), &node.value, &g, axis)),
             Op::Reshape(a) => {
                 let g = g.as_standard_layout().to_owned();
                 give(
@@ -324,36 +278,6 @@ impl Tape {
                 if live(p) {
                     give(p, d);
                 }
-            }
-            Op::LogSumExp(a, axis) => {
-                let (x, out) = (val(a), &*node.value);
-                let out = spread(out, x.shape(), axis, 1.0);
-                let weights = (x - &out).mapv(f64::exp);
-                give(a, weights * spread(&g, x.shape(), axis, 1.0))
-            }
-            Op::Var(a, axis) | Op::Std(a, axis) => {
-                let x = val(a);
-                let n = match axis {
-                    Some(k) => x.shape()[k],
-                    None => x.len(),
-                } as f64;
-                let mean = match axis {
-                    Some(k) => x.mean_axis(Axis(k)).expect("not empty"),
-                    None => ndarray::arr0(x.mean().expect("not empty")).into_dyn(),
-                };
-                let centred = x - &spread(&mean, x.shape(), axis, 1.0);
-                // d var = 2 (x - m) / n; d std = d var / (2 std).
-                let scale = match node.op {
-                    Op::Std(..) => node.value.mapv(|s| 1.0 / s),
-                    _ => node.value.mapv(|_| 2.0),
-                };
-                let per = &g * &scale;
-                give(a, centred * spread(&per, x.shape(), axis, 1.0 / n))
-            }
-            Op::Norm(a, axis) => {
-                let x = val(a);
-                let per = &g / &*node.value;
-                give(a, x * &spread(&per, x.shape(), axis, 1.0))
             }
             Op::Outer(a, b) => {
                 if live(a) {
@@ -427,7 +351,7 @@ impl Tape {
                 let mut d = logits.clone();
                 for mut row in d.axis_iter_mut(Axis(0)) {
                     let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                    row.mapv_inplace(|x| (x - m).exp());
+                    row.mapv_inplace(|x| prim::math::exp(x - m));
                     let total: f64 = row.sum();
                     row.mapv_inplace(|x| x / total);
                 }
@@ -457,6 +381,55 @@ impl Tape {
     }
 }
 
+impl Tape {
+    /// The gradient of a reduction `out = r(x)` along `axis`, from `g` (shaped like `out`).
+    fn pull_reduce(
+        &self,
+        r: Reduce,
+        x: &Tensor,
+        out: &Tensor,
+        g: &Tensor,
+        axis: Option<usize>,
+    ) -> Tensor {
+        let n = match axis {
+            Some(k) => x.shape()[k],
+            None => x.len(),
+        } as f64;
+        let each = |g: &Tensor| spread(g, x.shape(), axis, 1.0);
+        match r {
+            Reduce::Sum => each(g),
+            Reduce::Mean => spread(g, x.shape(), axis, 1.0 / n),
+            Reduce::Max | Reduce::Min => {
+                // Split evenly between the elements that attain it, as JAX does.
+                let hit = tensor::zip_with(x, &each(out), |x, m| (x == m) as u8 as f64)
+                    .expect("same shape");
+                let ties = spread(
+                    &tensor::reduce(&hit, axis, prim::math::pairwise_sum),
+                    x.shape(),
+                    axis,
+                    1.0,
+                );
+                hit / ties * each(g)
+            }
+            Reduce::Norm => x * &each(&(g / out)),
+            Reduce::Var | Reduce::Std => {
+                let mean = tensor::reduce(x, axis, prim::math::mean);
+                let centred = x - &each(&mean);
+                // d var = 2 (x - m) / n; d std = d var / (2 std).
+                let scale = match r {
+                    Reduce::Std => out.mapv(|s| 1.0 / s),
+                    _ => out.mapv(|_| 2.0),
+                };
+                centred * spread(&(g * &scale), x.shape(), axis, 1.0 / n)
+            }
+            Reduce::LogSumExp => {
+                let weights = (x - &each(out)).mapv(prim::math::exp);
+                weights * each(g)
+            }
+        }
+    }
+}
+
 fn parents(op: &Op) -> Vec<Var> {
     match *op {
         Op::Input | Op::Constant => vec![],
@@ -470,14 +443,11 @@ fn parents(op: &Op) -> Vec<Var> {
         | Op::Solve(a, b)
         | Op::Assign(a, b, _) => vec![a, b],
         Op::Rearrange(ref parts, _) => parts.clone(),
-        Op::LogSumExp(a, _) | Op::Var(a, _) | Op::Std(a, _) | Op::Norm(a, _) | Op::Trace(a) => {
-            vec![a]
-        }
+        Op::Trace(a) => vec![a],
         Op::Neg(a)
         | Op::Transpose(a)
         | Op::Map(_, a)
-        | Op::Sum(a, _)
-        | Op::Mean(a, _)
+        | Op::Reduce(_, a, _)
         | Op::Reshape(a)
         | Op::Gather(a, _)
         | Op::Xent(a, _)

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::diag::{did_you_mean, Diag, SourceMap, Span};
-use crate::eval::builtins::{self, Signature};
+use crate::signature::{self, Builtins, Signature};
 use crate::syntax::ast::*;
 use crate::syntax::{parse_module, KERNEL_GEOMETRY};
 
@@ -52,17 +52,25 @@ pub struct ModuleInfo {
 /// Where the embedded standard library lives: `use std.NAME` reads `stdlib/NAME.flx`
 /// from the binary itself, so a built `flx` runs anywhere.
 pub fn stdlib_source(name: &str) -> Option<&'static str> {
-    crate::STDLIB
+    STDLIB
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, text)| *text)
 }
+
+/// The standard library, embedded so that a built `flx` runs anywhere: `use std.NAME`.
+pub static STDLIB: &[(&str, &str)] = &[
+    ("linreg", include_str!("../../stdlib/linreg.flx")),
+    ("rfm", include_str!("../../stdlib/rfm.flx")),
+];
 
 /// Everything resolution shares across modules of one session: sources, the
 /// global slot table, loaded modules.
 #[derive(Default)]
 pub struct Linker {
     pub sources: SourceMap,
+    /// The session's builtins: the interpreter's table and any host functions.
+    pub builtins: Builtins,
     pub n_globals: u32,
     pub modules: Vec<ModuleInfo>,
     by_path: HashMap<String, u32>,
@@ -70,6 +78,14 @@ pub struct Linker {
 }
 
 impl Linker {
+    /// A linker for a session with these builtins.
+    pub fn new(builtins: Builtins) -> Linker {
+        Linker {
+            builtins,
+            ..Linker::default()
+        }
+    }
+
     fn new_global(&mut self) -> u32 {
         self.n_globals += 1;
         self.n_globals - 1
@@ -84,7 +100,7 @@ impl Linker {
                 match stdlib_source(&name) {
                     Some(t) => (key, format!("std/{name}.flx"), t.to_string()),
                     None => {
-                        let names: Vec<&str> = crate::STDLIB.iter().map(|(n, _)| *n).collect();
+                        let names: Vec<&str> = STDLIB.iter().map(|(n, _)| *n).collect();
                         let mut d = Diag::new(
                             "flx::module::unknown",
                             format!("no standard module `std.{name}`"),
@@ -221,7 +237,7 @@ pub fn resolve_module(
             Deferred::Kernel(def) => {
                 r.function(def, false, &KERNEL_GEOMETRY);
                 // A body that cannot be differentiated is an error of the declaration.
-                if let Err(errors) = crate::kernel::Family::lower(def) {
+                if let Err(errors) = crate::kernel::Family::lower(def, &r.linker.builtins) {
                     r.errors.extend(errors);
                 }
             }
@@ -303,7 +319,7 @@ enum Deferred<'a> {
 /// What a callee is known to be, for static call checks.
 enum Callee {
     User(Rc<FnDef>),
-    Builtin(&'static Signature),
+    Builtin(u32),
     Model(Rc<ModelDef>),
     Unknown,
 }
@@ -440,7 +456,7 @@ impl<'a> Resolver<'a, '_> {
             }
         }
         names.extend(self.scope.names.keys().map(|k| k.to_string()));
-        names.extend(builtins::TABLE.iter().map(|b| b.name.to_string()));
+        names.extend(self.linker.builtins.names().map(String::from));
         names
     }
 
@@ -477,9 +493,9 @@ impl<'a> Resolver<'a, '_> {
                 _ => Callee::Unknown,
             });
         }
-        if let Some(i) = builtins::lookup(&ident.name) {
-            name.slot.set(Slot::Builtin(i as u32));
-            return Some(Callee::Builtin(builtins::TABLE[i].signature()));
+        if let Some(i) = self.linker.builtins.lookup(&ident.name) {
+            name.slot.set(Slot::Builtin(i));
+            return Some(Callee::Builtin(i));
         }
         let mut d = Diag::new(
             "flx::name::unknown",
@@ -887,11 +903,21 @@ impl<'a> Resolver<'a, '_> {
         }
     }
 
+    /// The members of a group of builtins, owned (so errors can be pushed meanwhile).
+    fn members(&self, group: u32) -> Vec<String> {
+        self.linker
+            .builtins
+            .members(group)
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+
     fn check_module_member(&mut self, x: &Expr, field: &Ident) {
         let ExprKind::Name(n) = &x.kind else { return };
         if let Slot::Builtin(group) = n.slot.get() {
-            let members = builtins::members(group);
-            if !members.is_empty() && !members.contains(&field.name.as_ref()) {
+            let members = self.members(group);
+            if !members.is_empty() && !members.iter().any(|m| m == field.name.as_ref()) {
                 let mut d = Diag::new(
                     "flx::module::member",
                     format!("`{}` has no member `{}`", n.ident.name, field.name),
@@ -899,7 +925,7 @@ impl<'a> Resolver<'a, '_> {
                 .at(field.span)
                 .label("not one of its builtins");
                 d = d.help(
-                    did_you_mean(&field.name, members.iter().copied())
+                    did_you_mean(&field.name, members.iter().map(String::as_str))
                         .unwrap_or_else(|| format!("its builtins: {}", members.join(", "))),
                 );
                 self.error(d);
@@ -936,9 +962,11 @@ impl<'a> Resolver<'a, '_> {
             return Callee::Unknown;
         };
         if let Slot::Builtin(group) = n.slot.get() {
-            return builtins::member(group, &field.name).map_or(Callee::Unknown, |b| {
-                Callee::Builtin(builtins::get(b).signature())
-            });
+            return self
+                .linker
+                .builtins
+                .member(group, &field.name)
+                .map_or(Callee::Unknown, Callee::Builtin);
         }
         let Some(GlobalMeta {
             kind: GlobalKind::Module(id),
@@ -964,8 +992,8 @@ impl<'a> Resolver<'a, '_> {
             ExprKind::Name(n) => {
                 let c = self.lookup(n);
                 if let Slot::Builtin(group) = n.slot.get() {
-                    if builtins::is_group(group) {
-                        let members = builtins::members(group);
+                    if self.linker.builtins.is_group(group) {
+                        let members = self.members(group);
                         self.error(
                             Diag::new(
                                 "flx::call::group",
@@ -1032,7 +1060,7 @@ impl<'a> Resolver<'a, '_> {
             Callee::User(def) => CallShape::of_params(&def.name.name, &def.params, &[]),
             // A model instance also takes `seed:`.
             Callee::Model(def) => CallShape::of_params(&def.name.name, &def.params, &["seed"]),
-            Callee::Builtin(sig) => CallShape::of_signature(sig),
+            Callee::Builtin(i) => CallShape::of_signature(self.linker.builtins.signature(*i)),
             Callee::Unknown => return,
         };
         shape.check(&mut self.errors, callee.span, args);
@@ -1081,7 +1109,7 @@ impl CallShape {
     }
 
     fn of_signature(sig: &Signature) -> CallShape {
-        let list = |ps: &[builtins::Param]| {
+        let list = |ps: &[signature::Param]| {
             ps.iter()
                 .map(|p| (p.name.clone(), p.default.is_some()))
                 .collect()

@@ -6,75 +6,12 @@
 use ndarray::{ArrayViewD, Axis};
 
 use super::value::Value;
+use crate::format::{float_repr, shape_str};
 use crate::tensor::Tensor;
 
 /// NumPy's `threshold` and `edgeitems` defaults.
 const THRESHOLD: usize = 1000;
 const EDGE_ITEMS: usize = 3;
-
-pub fn shape_str(shape: &[usize]) -> String {
-    match shape.len() {
-        1 => format!("({},)", shape[0]),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
-/// Python's `repr(float)`: shortest digits that round-trip; exponent form
-/// below 1e-4 and from 1e16.
-pub fn float_repr(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if x == 0.0 {
-        return if x.is_sign_negative() {
-            "-0.0".into()
-        } else {
-            "0.0".into()
-        };
-    }
-    // `{:e}` gives the shortest round-trip digits: "1.2345e-5".
-    let sci = format!("{x:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` has an exponent");
-    let exp: i32 = exp.parse().expect("integer exponent");
-    let neg = mantissa.starts_with('-');
-    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
-    let sign = if neg { "-" } else { "" };
-    if (-4..16).contains(&exp) {
-        let n = digits.len() as i32;
-        if exp >= 0 {
-            let int_len = (exp + 1) as usize;
-            if digits.len() <= int_len {
-                format!("{sign}{}{}.0", digits, "0".repeat(int_len - digits.len()))
-            } else {
-                format!("{sign}{}.{}", &digits[..int_len], &digits[int_len..])
-            }
-        } else {
-            let _ = n;
-            format!("{sign}0.{}{}", "0".repeat((-exp - 1) as usize), digits)
-        }
-    } else {
-        let m = if digits.len() > 1 {
-            format!("{}.{}", &digits[..1], &digits[1..])
-        } else {
-            digits.clone()
-        };
-        format!(
-            "{sign}{m}e{}{:02}",
-            if exp < 0 { "-" } else { "+" },
-            exp.abs()
-        )
-    }
-}
 
 /// How `print` shows a value: strings bare, everything else as in `repr`.
 pub fn display(v: &Value) -> String {
@@ -115,7 +52,10 @@ pub fn repr(v: &Value) -> String {
         }
         Value::Range(r) => format!("{}..{}", r.0, r.1),
         Value::Func(c) => format!("<fn {}>", c.def.name.name),
-        Value::Builtin(b) => format!("<builtin {}>", super::builtins::get(*b).name),
+        Value::Builtin(b) => match super::builtins::TABLE.get(*b as usize) {
+            Some(builtin) => format!("<builtin {}>", builtin.name),
+            None => "<host function>".to_string(),
+        },
         Value::Module(_) => "<module>".into(),
         Value::Kernel(k) => kernel_repr(k),
         Value::Predictor(p) => {

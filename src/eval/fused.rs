@@ -19,13 +19,14 @@ use std::sync::LazyLock;
 
 use rayon::prelude::*;
 
-use super::builtins::{self, tensor::UNARY};
+use super::builtins::{self, tensor::apply_unary};
 use super::interp::{Flow, Interp};
 use super::ops;
 use super::value::{Tensor, Value};
 use crate::diag::{Diag, Span};
 use crate::jit::fused::{self as native, Step};
 use crate::jit::Code;
+use crate::prim::Unary;
 use crate::syntax::ast::{Arg, BinOp, Expr, ExprKind, Slot, UnOp};
 use crate::tensor;
 
@@ -75,9 +76,8 @@ enum Op {
         /// The exponent of `x ^ p` when `p` is a literal number.
         literal_power: Option<f64>,
     },
-    Neg(Lazy),
-    /// The builtin `UNARY[k]`.
-    Call(u8, Lazy),
+    /// `-x`, or a builtin of an elementwise primitive.
+    Unary(Unary, Lazy),
 }
 
 impl Lazy {
@@ -95,24 +95,19 @@ impl Lazy {
 }
 
 fn elementwise(op: BinOp) -> bool {
-    !matches!(op, BinOp::MatMul | BinOp::And | BinOp::Or)
+    op.elementwise().is_some()
 }
 
-/// For each builtin (by index), its position in `UNARY` if it is one.
-static UNARY_BUILTIN: LazyLock<Vec<Option<u8>>> = LazyLock::new(|| {
+/// For each builtin of the table (by index), the primitive it applies, if any.
+static UNARY_BUILTIN: LazyLock<Vec<Option<Unary>>> = LazyLock::new(|| {
     builtins::TABLE
         .iter()
-        .map(|b| {
-            UNARY
-                .iter()
-                .position(|(n, _)| *n == b.name)
-                .map(|k| k as u8)
-        })
+        .map(|b| Unary::by_builtin(b.name))
         .collect()
 });
 
-/// `f(x)` for a builtin `f` of `UNARY`: its builtin index and `UNARY` index.
-fn unary_call(callee: &Expr, args: &[Arg]) -> Option<(u32, u8)> {
+/// `f(x)` for a builtin `f` of an elementwise primitive: the builtin's index and the primitive.
+fn unary_call(callee: &Expr, args: &[Arg]) -> Option<(u32, Unary)> {
     let ExprKind::Name(n) = &callee.kind else {
         return None;
     };
@@ -120,7 +115,11 @@ fn unary_call(callee: &Expr, args: &[Arg]) -> Option<(u32, u8)> {
         return None;
     };
     match args {
-        [a] if a.name.is_none() => UNARY_BUILTIN[b as usize].map(|k| (b, k)),
+        [a] if a.name.is_none() => UNARY_BUILTIN
+            .get(b as usize)
+            .copied()
+            .flatten()
+            .map(|u| (b, u)),
         _ => None,
     }
 }
@@ -163,10 +162,13 @@ impl Interp {
                 Lazy::Value(v) if !matches!(v, Value::Tensor(_)) => Ok(Lazy::Value(
                     ops::unary(UnOp::Neg, v).map_err(|d| d.or_at(e.span))?,
                 )),
-                x => Ok(chain(x.shape().expect("a tensor").to_vec(), Op::Neg(x))),
+                x => Ok(chain(
+                    x.shape().expect("a tensor").to_vec(),
+                    Op::Unary(Unary::Neg, x),
+                )),
             },
             ExprKind::Call(callee, args) => {
-                let Some((b, k)) = unary_call(callee, args) else {
+                let Some((b, u)) = unary_call(callee, args) else {
                     return self.eval(e).map(Lazy::Value);
                 };
                 let arg = &args[0].value;
@@ -176,7 +178,10 @@ impl Interp {
                     )),
                     x => {
                         self.tick(e.span)?;
-                        Ok(chain(x.shape().expect("a tensor").to_vec(), Op::Call(k, x)))
+                        Ok(chain(
+                            x.shape().expect("a tensor").to_vec(),
+                            Op::Unary(u, x),
+                        ))
                     }
                 }
             }
@@ -247,9 +252,8 @@ impl Interp {
                 let (l, r) = (self.force(l)?, self.force(r)?);
                 ops::binary(op, l, r, spans.0, spans.1)
             }
-            Op::Neg(x) => ops::unary(UnOp::Neg, self.force(x)?),
-            Op::Call(k, x) => match self.force(x)? {
-                Value::Tensor(t) => Ok(Value::tensor(t.mapv(UNARY[k as usize].1))),
+            Op::Unary(u, x) => match self.force(x)? {
+                Value::Tensor(t) => Ok(Value::tensor(apply_unary(u, &t))),
                 _ => unreachable!("a chain is over tensors"),
             },
         }
@@ -314,17 +318,13 @@ fn flatten<'a>(c: &'a Chain, steps: &mut Vec<Step>, inputs: &mut Vec<Input<'a>>)
                 Some(p) => steps.push(Step::PowConst(p.to_bits())),
                 None => {
                     operand(r, steps);
-                    steps.push(Step::Binary(*op));
+                    steps.push(Step::Binary(op.elementwise().expect("elementwise")));
                 }
             }
         }
-        Op::Neg(x) => {
+        Op::Unary(u, x) => {
             operand(x, steps);
-            steps.push(Step::Neg);
-        }
-        Op::Call(k, x) => {
-            operand(x, steps);
-            steps.push(Step::Call(*k));
+            steps.push(Step::Unary(*u));
         }
     }
 }

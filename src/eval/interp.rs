@@ -7,7 +7,6 @@
 //! a caller that set a budget.
 
 use std::cell::RefCell;
-use std::io::Write;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,7 +22,9 @@ use super::traced;
 use super::value::{Closure, FnKind, Record, Value};
 use crate::check::Linker;
 use crate::diag::{Diag, Span};
+use crate::host::Host;
 use crate::progress::Progress;
+use crate::signature::Signature;
 use crate::syntax::ast::*;
 
 /// Deepest nesting of flx calls (the interpreter runs on a thread with a large stack).
@@ -51,46 +52,58 @@ pub struct LogState {
     pub widths: Vec<usize>,
 }
 
-pub struct Interp {
-    pub linker: Linker,
-    pub globals: Vec<Value>,
-    pub global_names: Vec<Rc<str>>,
-    pub modules_ready: Vec<bool>,
-    pub(super) stack: Vec<Value>,
-    pub(super) base: usize,
-    pub(super) closure: Option<Rc<Closure>>,
-    depth: u32,
-    pub steps: u64,
-    pub step_limit: u64,
-    pub interrupt: Arc<AtomicBool>,
-    /// Whether anything can raise `interrupt` (the REPL's Ctrl-C handler):
-    /// long factorisations then run in stoppable panels.
-    pub interruptible: bool,
-    pub out: Box<dyn Write>,
+/// What builtins keep between calls of one run.
+pub struct Run {
+    /// The session's random stream (`randn` without `seed:`).
     pub rng: ChaCha8Rng,
     pub log: LogState,
     /// Folder that relative paths in file builtins are resolved against.
     pub script_dir: std::path::PathBuf,
-    /// Whether builtins may write files (off when fuzzing).
-    pub allow_writes: bool,
-    /// The run's output folder, once `--out` or `out(dir)` has opened one.
-    pub outputs: Option<crate::outputs::Outputs>,
+    /// What `run.json` records of this run.
+    pub info: crate::outputs::RunInfo,
     /// The output folder came from the command line: `out(dir)` defers to it.
     pub outputs_from_command_line: bool,
-    /// What `run.json` records of this run.
-    pub run_info: crate::outputs::RunInfo,
+}
+
+/// The interpreter. Its parts: the linker (sources, builtins, modules), the
+/// module-level values, the call stack and step budget (private), the host
+/// through which every effect goes, the run's state, and the machine code
+/// compiled so far.
+pub struct Interp {
+    pub linker: Linker,
+    pub(crate) globals: Vec<Value>,
+    modules_ready: Vec<bool>,
+    pub(super) stack: Vec<Value>,
+    pub(super) base: usize,
+    pub(super) closure: Option<Rc<Closure>>,
+    pub(super) depth: u32,
+    pub(super) steps: u64,
+    pub(crate) step_limit: u64,
+    /// Printing, files, the clock, the output folder.
+    pub host: Box<dyn Host>,
+    /// The host's interrupt flag, or one nothing raises.
+    interrupt: Arc<AtomicBool>,
+    /// Whether anything can raise `interrupt`: long factorisations then run
+    /// in stoppable panels.
+    pub(crate) interruptible: bool,
+    pub run: Run,
     /// Functions compiled to machine code, per argument types (`native`).
     pub native: super::native::Cache,
     /// Elementwise chains compiled to machine code (`fused`).
     pub fused: super::fused::Cache,
+    /// The embedding program's functions: builtin `TABLE.len() + k` is `host_fns[k]`.
+    host_fns: Vec<(Rc<Signature>, HostFn)>,
 }
 
+/// A function of the embedding program, callable from flx (`Session::define`).
+pub type HostFn = Rc<dyn Fn(&Args) -> Result<Value, Diag>>;
+
 impl Interp {
-    pub fn new(out: Box<dyn Write>, seed: u64) -> Interp {
+    pub fn new(host: Box<dyn Host>, seed: u64) -> Interp {
+        let flag = host.interrupt();
         Interp {
-            linker: Linker::default(),
+            linker: Linker::new(builtins::STATIC.clone()),
             globals: Vec::new(),
-            global_names: Vec::new(),
             modules_ready: Vec::new(),
             stack: Vec::with_capacity(1024),
             base: 0,
@@ -98,19 +111,67 @@ impl Interp {
             depth: 0,
             steps: 0,
             step_limit: u64::MAX,
-            interrupt: Arc::new(AtomicBool::new(false)),
-            interruptible: false,
-            out,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            log: LogState::default(),
-            script_dir: std::path::PathBuf::from("."),
-            allow_writes: true,
-            outputs: None,
-            outputs_from_command_line: false,
-            run_info: Default::default(),
+            interruptible: flag.is_some(),
+            interrupt: flag.unwrap_or_default(),
+            host,
+            run: Run {
+                rng: ChaCha8Rng::seed_from_u64(seed),
+                log: LogState::default(),
+                script_dir: std::path::PathBuf::from("."),
+                info: Default::default(),
+                outputs_from_command_line: false,
+            },
             native: Default::default(),
             fused: Default::default(),
+            host_fns: Vec::new(),
         }
+    }
+
+    /// Add a host function as the next builtin.
+    pub(crate) fn define_host_fn(
+        &mut self,
+        name: &str,
+        signature: &str,
+        doc: &str,
+        f: HostFn,
+    ) -> Result<(), String> {
+        let i = self.linker.builtins.add(name, signature, doc)?;
+        debug_assert_eq!(i as usize, builtins::TABLE.len() + self.host_fns.len());
+        let sig = Rc::new(self.linker.builtins.signature(i).clone());
+        self.host_fns.push((sig, f));
+        Ok(())
+    }
+
+    /// `f(args)` for the host function that is builtin `b`.
+    fn call_host_fn(
+        &mut self,
+        b: usize,
+        pos: Vec<(Value, Span)>,
+        named: Vec<(Rc<str>, Value, Span)>,
+        span: Span,
+    ) -> Result<Value, Diag> {
+        let (sig, f) = self.host_fns[b - builtins::TABLE.len()].clone();
+        if pos.iter().any(|(v, _)| traced::holds_traced(v))
+            || named.iter().any(|(_, v, _)| traced::holds_traced(v))
+        {
+            return Err(Diag::new(
+                "flx::grad::not_differentiable",
+                format!("the host function `{}` is not differentiable", sig.name),
+            )
+            .at(span));
+        }
+        let args = Args::bind(&sig, pos, named, span)?;
+        if let Err(Flow::Error(d)) = self.tick(span) {
+            return Err(d);
+        }
+        let value = f(&args).map_err(|d| d.or_at(span))?;
+        self.poll_interrupt(span)?;
+        Ok(value)
+    }
+
+    /// The flag compiled code polls.
+    pub(crate) fn interrupt_flag(&self) -> &AtomicBool {
+        &self.interrupt
     }
 
     /// Make room for every global slot and module the linker has handed out.
@@ -145,7 +206,7 @@ impl Interp {
         // Kernels capture nothing either; their declarations run first too.
         for stmt in &module.stmts {
             if let ExprKind::Kernel(def) = &stmt.kind {
-                match builtins::kernels::declare(def) {
+                match super::kernel_values::declare(def, &self.linker.builtins) {
                     Ok(k) => self.bind_slot(def.binding.get(), k),
                     Err(d) => {
                         result = Err(d);
@@ -269,7 +330,7 @@ impl Interp {
     }
 
     /// Bind a new variable (a `let`, a parameter, a loop variable).
-    fn bind_slot(&mut self, slot: Slot, v: Value) {
+    pub(super) fn bind_slot(&mut self, slot: Slot, v: Value) {
         match slot {
             Slot::Local(i) => self.stack[self.base + i as usize] = v,
             Slot::Boxed(i) => {
@@ -321,7 +382,7 @@ impl Interp {
     }
 
     #[inline(never)]
-    fn bind_pattern(&mut self, pat: &Pattern, v: Value) -> Result<(), Diag> {
+    pub(super) fn bind_pattern(&mut self, pat: &Pattern, v: Value) -> Result<(), Diag> {
         match pat {
             Pattern::Bind(name) => {
                 self.bind_slot(name.slot.get(), v);
@@ -392,7 +453,7 @@ impl Interp {
                 Ok(Value::None)
             }
             ExprKind::Kernel(def) => {
-                let k = builtins::kernels::declare(def)?;
+                let k = super::kernel_values::declare(def, &self.linker.builtins)?;
                 self.bind_slot(def.binding.get(), k);
                 Ok(Value::None)
             }
@@ -726,12 +787,15 @@ impl Interp {
             Value::Tuple(t) => (0..t.len()).map(|i| i.to_string()).collect(),
             Value::Tensor(_) => vec!["T".into()],
             Value::Kernel(k) => k.family.params.iter().map(|p| p.to_string()).collect(),
-            Value::Predictor(_) => builtins::kernels::PREDICTOR_FIELDS
+            Value::Predictor(_) => super::kernel_values::PREDICTOR_FIELDS
                 .iter()
                 .map(|f| f.to_string())
                 .collect(),
             Value::Model(_) => super::model::FIELDS.iter().map(|f| f.to_string()).collect(),
-            Value::Builtin(group) => builtins::members(*group)
+            Value::Builtin(group) => self
+                .linker
+                .builtins
+                .members(*group)
                 .iter()
                 .map(|f| f.to_string())
                 .collect(),
@@ -749,7 +813,11 @@ impl Interp {
                 self.globals.get(g.index as usize).cloned()
             }
             Value::Tuple(t) => t.get(name.parse::<usize>().ok()?).cloned(),
-            Value::Builtin(group) => builtins::member(*group, name).map(Value::Builtin),
+            Value::Builtin(group) => self
+                .linker
+                .builtins
+                .member(*group, name)
+                .map(Value::Builtin),
             _ => None,
         }
     }
@@ -757,7 +825,7 @@ impl Interp {
     #[inline(never)]
     fn field(&mut self, v: Value, field: &Ident) -> Eval {
         let name = field.name.as_ref();
-        if let Some(r) = builtins::kernels::field(&v, name, field.span) {
+        if let Some(r) = super::kernel_values::field(&v, name, field.span) {
             return r.map_err(Flow::from);
         }
         if let Value::Model(m) = &v {
@@ -784,8 +852,8 @@ impl Interp {
                     Err(d.into())
                 }
             },
-            Value::Builtin(group) if builtins::member(*group, name).is_some() => Ok(
-                Value::Builtin(builtins::member(*group, name).expect("a member")),
+            Value::Builtin(group) if self.linker.builtins.member(*group, name).is_some() => Ok(
+                Value::Builtin(self.linker.builtins.member(*group, name).expect("a member")),
             ),
             Value::Module(id) => {
                 let m = &self.linker.modules[*id as usize];
@@ -957,6 +1025,9 @@ impl Interp {
                 self.stack.extend(pos.into_iter().map(|(v, _)| v));
                 self.enter(&c, new_base, npos, named, span)
             }
+            Value::Builtin(b) if *b as usize >= builtins::TABLE.len() => {
+                self.call_host_fn(*b as usize, pos, named, span)
+            }
             Value::Builtin(b) => {
                 let b = builtins::get(*b);
                 if pos.iter().any(|(v, _)| traced::holds_traced(v))
@@ -964,7 +1035,7 @@ impl Interp {
                 {
                     return traced::call_builtin(self, b, pos, named, span);
                 }
-                let mut args = Args::bind(b, pos, named, span)?;
+                let mut args = Args::bind(b.signature(), pos, named, span)?;
                 if let Err(Flow::Error(d)) = self.tick(span) {
                     return Err(d);
                 }
@@ -976,8 +1047,8 @@ impl Interp {
                 let d = d.clone();
                 super::traced::call_derivative(self, &d, pos, named, span)
             }
-            Value::Kernel(k) => builtins::kernels::with_hyper(k, pos, named),
-            Value::Predictor(p) => builtins::kernels::predict(p, pos, named, span),
+            Value::Kernel(k) => super::kernel_values::with_hyper(k, pos, named),
+            Value::Predictor(p) => super::kernel_values::predict(p, pos, named, span),
             Value::ModelDecl(def) => self.instantiate(&def.clone(), pos, named, span),
             Value::Model(m) => {
                 let forward = Value::Func(m.forward.clone());
@@ -1001,145 +1072,6 @@ impl Interp {
             )
             .at(span)),
         }
-    }
-
-    /// `two_layer(d: 100, h: 256, seed: 1)`: run the declaration's items in a
-    /// fresh frame. With `seed:`, random initialisers draw from the instance's
-    /// own stream, and the session's stream is left where it was.
-    fn instantiate(
-        &mut self,
-        def: &Rc<ModelDef>,
-        pos: Vec<(Value, Span)>,
-        mut named: Vec<(Rc<str>, Value, Span)>,
-        span: Span,
-    ) -> Result<Value, Diag> {
-        let seed = match named.iter().position(|(n, ..)| n.as_ref() == "seed") {
-            Some(k) => match named.remove(k) {
-                (_, Value::Int(s), _) if s >= 0 => Some(s as u64),
-                (_, v, vspan) => {
-                    return Err(Diag::new(
-                        "flx::type::argument",
-                        format!("`seed` is a non-negative Int, not {}", v.describe()),
-                    )
-                    .at(vspan))
-                }
-            },
-            None => None,
-        };
-        let n = def.params.len();
-        if pos.len() > n {
-            return Err(too_many_args(&def.name.name, n, &pos));
-        }
-        if self.depth >= MAX_CALL_DEPTH {
-            return Err(too_deep(span));
-        }
-        let new_base = self.stack.len();
-        let npos = pos.len();
-        self.stack.extend(pos.into_iter().map(|(v, _)| v));
-        self.stack.resize(
-            new_base + (def.frame_size.get() as usize).max(npos),
-            Value::None,
-        );
-        let saved_base = std::mem::replace(&mut self.base, new_base);
-        let saved_closure = self.closure.take();
-        let saved_rng =
-            seed.map(|s| std::mem::replace(&mut self.rng, ChaCha8Rng::seed_from_u64(s)));
-        self.depth += 1;
-        let result = self.build_model(def, npos, named, span);
-        self.depth -= 1;
-        if let Some(rng) = saved_rng {
-            self.rng = rng;
-        }
-        self.stack.truncate(new_base);
-        self.base = saved_base;
-        self.closure = saved_closure;
-        result.map_err(|d| d.in_call(&def.name.name, span))
-    }
-
-    fn build_model(
-        &mut self,
-        def: &Rc<ModelDef>,
-        npos: usize,
-        named: Vec<(Rc<str>, Value, Span)>,
-        span: Span,
-    ) -> Result<Value, Diag> {
-        self.bind_args(&def.name.name, &def.params, npos, named, span)?;
-        let value = |interp: &mut Interp, e: &Expr| {
-            interp.eval_value(e, "flx::syntax::control", "control flow in a model item")
-        };
-        let (mut params, mut lr, mut slots) = (Vec::new(), Vec::new(), Vec::new());
-        let mut forward = None;
-        for item in &def.items {
-            match item {
-                ModelItem::Param {
-                    name,
-                    init,
-                    lr: scale,
-                } => {
-                    let v = match value(self, init)? {
-                        Value::Int(i) => Value::Float(i as f64),
-                        v @ (Value::Float(_) | Value::Tensor(_)) => v,
-                        v => {
-                            return Err(Diag::new(
-                                "flx::model::param",
-                                format!(
-                                    "parameter `{}` must be a Float or a tensor, not {}",
-                                    name.ident.name,
-                                    v.describe()
-                                ),
-                            )
-                            .at(init.span))
-                        }
-                    };
-                    let s = match scale {
-                        None => 1.0,
-                        Some(e) => match value(self, e)?.as_f64() {
-                            Some(s) if s.is_finite() && s >= 0.0 => s,
-                            _ => {
-                                return Err(Diag::new(
-                                    "flx::model::lr",
-                                    "a learning-rate scale is a number, zero or more",
-                                )
-                                .at(e.span))
-                            }
-                        },
-                    };
-                    self.bind_slot(name.slot.get(), v.clone());
-                    params.push((name.ident.name.clone(), v));
-                    lr.push(s);
-                    slots.push(match name.slot.get() {
-                        Slot::Local(i) | Slot::Boxed(i) => Some(i),
-                        _ => None,
-                    });
-                }
-                ModelItem::Let(pat, e) => {
-                    let v = value(self, e)?;
-                    self.bind_pattern(pat, v)?;
-                }
-                ModelItem::Forward(f) => forward = Some(self.make_closure(f, FnKind::Fn)),
-            }
-        }
-        let Some(Value::Func(forward)) = forward else {
-            return Err(
-                Diag::new("flx::model::forward", "a model needs a `forward`").at(def.name.span),
-            );
-        };
-        let param_capture = slots
-            .iter()
-            .map(|slot| {
-                let captures = forward.def.captures.borrow();
-                captures
-                    .iter()
-                    .position(|c| matches!((c, slot), (CaptureFrom::Local(j), Some(i)) if j == i))
-            })
-            .collect();
-        Ok(Value::Model(Rc::new(Model {
-            def: def.clone(),
-            params: Rc::new(Record { fields: params }),
-            lr,
-            forward,
-            param_capture,
-        })))
     }
 
     /// Run a closure whose first `npos` arguments are already on the stack at `new_base`.
@@ -1206,7 +1138,7 @@ impl Interp {
 
     /// Bind a call's arguments to `params`: the first `npos` are already in
     /// their frame slots, the rest come by name or from defaults.
-    fn bind_args(
+    pub(super) fn bind_args(
         &mut self,
         name: &str,
         params: &[Param],
@@ -1249,7 +1181,12 @@ impl Interp {
 
     /// The value of an expression that must not `break`, `continue` or
     /// `return` (a default, a model item): such control flow is the error `code`.
-    fn eval_value(&mut self, e: &Expr, code: &'static str, msg: &str) -> Result<Value, Diag> {
+    pub(super) fn eval_value(
+        &mut self,
+        e: &Expr,
+        code: &'static str,
+        msg: &str,
+    ) -> Result<Value, Diag> {
         match self.eval(e) {
             Ok(v) => Ok(v),
             Err(Flow::Error(d)) => Err(d),
@@ -1375,7 +1312,7 @@ fn loss_value(def: &FnDef, v: Value) -> Result<Value, Diag> {
     }
 }
 
-fn too_many_args(name: &str, n: usize, pos: &[(Value, Span)]) -> Diag {
+pub(super) fn too_many_args(name: &str, n: usize, pos: &[(Value, Span)]) -> Diag {
     Diag::new(
         "flx::call::arity",
         format!(
@@ -1388,7 +1325,7 @@ fn too_many_args(name: &str, n: usize, pos: &[(Value, Span)]) -> Diag {
     .label("unexpected argument")
 }
 
-fn too_deep(span: Span) -> Diag {
+pub(super) fn too_deep(span: Span) -> Diag {
     Diag::new(
         "flx::run::recursion",
         format!("calls nested more than {MAX_CALL_DEPTH} deep"),

@@ -4,14 +4,10 @@ pub mod builtins;
 pub mod format;
 pub mod fused;
 pub mod interp;
+pub mod kernel_values;
 pub mod model;
 pub mod native;
 pub mod ops;
 pub mod traced;
 pub mod train;
 pub mod value;
-
-/// Start the clock `time()` reads.
-pub fn builtins_start() {
-    builtins::start_clock();
-}

@@ -4,13 +4,19 @@
 //! An instance is a value like any other: `net.with(p)` builds a new instance
 //! that shares everything but the parameters, which is how `grad` and `train`
 //! put traced parameters into a model without touching the original.
+//! Building an instance (`Interp::instantiate`) runs the declaration's items
+//! in a fresh frame.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::value::{Closure, Record, Value};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::interp::{too_deep, too_many_args, Interp, MAX_CALL_DEPTH};
+use super::value::{Closure, FnKind, Record, Value};
 use crate::diag::{Diag, Span};
-use crate::syntax::ast::ModelDef;
+use crate::syntax::ast::*;
 
 #[derive(Debug)]
 pub struct Model {
@@ -133,10 +139,151 @@ impl Model {
             .fields
             .iter()
             .map(|(n, v)| match super::traced::primal(v) {
-                Value::Tensor(t) => format!("{n}: {}", super::format::shape_str(t.shape())),
+                Value::Tensor(t) => format!("{n}: {}", crate::format::shape_str(t.shape())),
                 v => format!("{n}: {}", v.kind()),
             })
             .collect();
         format!("<model {}({})>", self.def.name.name, params.join(", "))
+    }
+}
+
+impl Interp {
+    /// `two_layer(d: 100, h: 256, seed: 1)`: run the declaration's items in a
+    /// fresh frame. With `seed:`, random initialisers draw from the instance's
+    /// own stream, and the session's stream is left where it was.
+    pub(super) fn instantiate(
+        &mut self,
+        def: &Rc<ModelDef>,
+        pos: Vec<(Value, Span)>,
+        mut named: Vec<(Rc<str>, Value, Span)>,
+        span: Span,
+    ) -> Result<Value, Diag> {
+        let seed = match named.iter().position(|(n, ..)| n.as_ref() == "seed") {
+            Some(k) => match named.remove(k) {
+                (_, Value::Int(s), _) if s >= 0 => Some(s as u64),
+                (_, v, vspan) => {
+                    return Err(Diag::new(
+                        "flx::type::argument",
+                        format!("`seed` is a non-negative Int, not {}", v.describe()),
+                    )
+                    .at(vspan))
+                }
+            },
+            None => None,
+        };
+        let n = def.params.len();
+        if pos.len() > n {
+            return Err(too_many_args(&def.name.name, n, &pos));
+        }
+        if self.depth >= MAX_CALL_DEPTH {
+            return Err(too_deep(span));
+        }
+        let new_base = self.stack.len();
+        let npos = pos.len();
+        self.stack.extend(pos.into_iter().map(|(v, _)| v));
+        self.stack.resize(
+            new_base + (def.frame_size.get() as usize).max(npos),
+            Value::None,
+        );
+        let saved_base = std::mem::replace(&mut self.base, new_base);
+        let saved_closure = self.closure.take();
+        let saved_rng =
+            seed.map(|s| std::mem::replace(&mut self.run.rng, ChaCha8Rng::seed_from_u64(s)));
+        self.depth += 1;
+        let result = self.build_model(def, npos, named, span);
+        self.depth -= 1;
+        if let Some(rng) = saved_rng {
+            self.run.rng = rng;
+        }
+        self.stack.truncate(new_base);
+        self.base = saved_base;
+        self.closure = saved_closure;
+        result.map_err(|d| d.in_call(&def.name.name, span))
+    }
+
+    fn build_model(
+        &mut self,
+        def: &Rc<ModelDef>,
+        npos: usize,
+        named: Vec<(Rc<str>, Value, Span)>,
+        span: Span,
+    ) -> Result<Value, Diag> {
+        self.bind_args(&def.name.name, &def.params, npos, named, span)?;
+        let value = |interp: &mut Interp, e: &Expr| {
+            interp.eval_value(e, "flx::syntax::control", "control flow in a model item")
+        };
+        let (mut params, mut lr, mut slots) = (Vec::new(), Vec::new(), Vec::new());
+        let mut forward = None;
+        for item in &def.items {
+            match item {
+                ModelItem::Param {
+                    name,
+                    init,
+                    lr: scale,
+                } => {
+                    let v = match value(self, init)? {
+                        Value::Int(i) => Value::Float(i as f64),
+                        v @ (Value::Float(_) | Value::Tensor(_)) => v,
+                        v => {
+                            return Err(Diag::new(
+                                "flx::model::param",
+                                format!(
+                                    "parameter `{}` must be a Float or a tensor, not {}",
+                                    name.ident.name,
+                                    v.describe()
+                                ),
+                            )
+                            .at(init.span))
+                        }
+                    };
+                    let s = match scale {
+                        None => 1.0,
+                        Some(e) => match value(self, e)?.as_f64() {
+                            Some(s) if s.is_finite() && s >= 0.0 => s,
+                            _ => {
+                                return Err(Diag::new(
+                                    "flx::model::lr",
+                                    "a learning-rate scale is a number, zero or more",
+                                )
+                                .at(e.span))
+                            }
+                        },
+                    };
+                    self.bind_slot(name.slot.get(), v.clone());
+                    params.push((name.ident.name.clone(), v));
+                    lr.push(s);
+                    slots.push(match name.slot.get() {
+                        Slot::Local(i) | Slot::Boxed(i) => Some(i),
+                        _ => None,
+                    });
+                }
+                ModelItem::Let(pat, e) => {
+                    let v = value(self, e)?;
+                    self.bind_pattern(pat, v)?;
+                }
+                ModelItem::Forward(f) => forward = Some(self.make_closure(f, FnKind::Fn)),
+            }
+        }
+        let Some(Value::Func(forward)) = forward else {
+            return Err(
+                Diag::new("flx::model::forward", "a model needs a `forward`").at(def.name.span),
+            );
+        };
+        let param_capture = slots
+            .iter()
+            .map(|slot| {
+                let captures = forward.def.captures.borrow();
+                captures
+                    .iter()
+                    .position(|c| matches!((c, slot), (CaptureFrom::Local(j), Some(i)) if j == i))
+            })
+            .collect();
+        Ok(Value::Model(Rc::new(Model {
+            def: def.clone(),
+            params: Rc::new(Record { fields: params }),
+            lr,
+            forward,
+            param_capture,
+        })))
     }
 }

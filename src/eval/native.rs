@@ -59,7 +59,9 @@ impl Interp {
         let compiled = match variants.iter().find(|(t, _)| *t == tys) {
             Some((_, c)) => c.clone(),
             None => {
-                let c = scalar::compile(def, &tys).ok().map(Rc::new);
+                let c = scalar::compile(def, &tys, &self.linker.builtins)
+                    .ok()
+                    .map(Rc::new);
                 variants.push((tys, c.clone()));
                 c
             }
@@ -94,7 +96,13 @@ impl Interp {
         let mut fuel = budget;
         // SAFETY: `args` is packed as `compile` expects for `tys`; the tensors
         // written are unshared copies, alive in the frame for the call.
-        let out = unsafe { compiled.call(&args, &mut fuel, self.interrupt.as_ptr() as *const u8) };
+        let out = unsafe {
+            compiled.call(
+                &args,
+                &mut fuel,
+                self.interrupt_flag().as_ptr() as *const u8,
+            )
+        };
         self.steps += (budget - fuel.max(0)) as u64;
         let Some(out) = out else {
             for (at, t) in originals {

@@ -7,9 +7,9 @@ use std::rc::Rc;
 
 use ndarray::{ArrayBase, ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 
-use super::format::shape_str;
 use super::value::{Tensor, Value};
 use crate::diag::{Diag, Span};
+use crate::format::shape_str;
 use crate::syntax::ast::{BinOp, UnOp};
 use crate::tensor;
 
@@ -19,7 +19,7 @@ pub fn unary(op: UnOp, v: Value) -> Result<Value, Diag> {
         (op, v @ Value::Traced(_)) => super::traced::unary(op, v, Span::default()),
         (UnOp::Neg, Value::Int(i)) => i.checked_neg().map(Value::Int).ok_or_else(overflow),
         (UnOp::Neg, Value::Float(f)) => Ok(Value::Float(-f)),
-        (UnOp::Neg, Value::Tensor(t)) => Ok(Value::tensor(t.mapv(|x| -x))),
+        (UnOp::Neg, Value::Tensor(t)) => Ok(Value::tensor(t.mapv(crate::prim::math::neg))),
         (UnOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
         (op, v) => Err(Diag::new(
             "flx::type::operator",
@@ -37,31 +37,11 @@ fn overflow() -> Diag {
         .help("Int is 64-bit; convert to Float with `float(x)` for larger values")
 }
 
-pub fn float_rem(a: f64, b: f64) -> f64 {
-    let r = a % b;
-    if r != 0.0 && (r < 0.0) != (b < 0.0) {
-        r + b
-    } else {
-        r
-    }
-}
-
+/// The primitive of an elementwise operator (the caller has ruled out `@`, `and`, `or`).
 fn float_op(op: BinOp) -> fn(f64, f64) -> f64 {
-    match op {
-        BinOp::Add => |a, b| a + b,
-        BinOp::Sub => |a, b| a - b,
-        BinOp::Mul => |a, b| a * b,
-        BinOp::Div => |a, b| a / b,
-        BinOp::Rem => float_rem,
-        BinOp::Pow => pow,
-        BinOp::Eq => |a, b| (a == b) as i64 as f64,
-        BinOp::Ne => |a, b| (a != b) as i64 as f64,
-        BinOp::Lt => |a, b| (a < b) as i64 as f64,
-        BinOp::Le => |a, b| (a <= b) as i64 as f64,
-        BinOp::Gt => |a, b| (a > b) as i64 as f64,
-        BinOp::Ge => |a, b| (a >= b) as i64 as f64,
-        BinOp::MatMul | BinOp::And | BinOp::Or => |_, _| f64::NAN,
-    }
+    op.elementwise()
+        .expect("an elementwise operator")
+        .function()
 }
 
 /// Elementwise `a op b` with broadcasting; the four arithmetic operators are
@@ -74,21 +54,6 @@ fn zip_op(op: BinOp, a: &Tensor, b: &Tensor) -> Result<Tensor, tensor::ShapeErro
         BinOp::Mul => tensor::zip_with(a, b, |x, y| x * y),
         BinOp::Div => tensor::zip_with(a, b, |x, y| x / y),
         _ => tensor::zip_with(a, b, float_op(op)),
-    }
-}
-
-/// `x ^ p`, with small integer powers by multiplication (exact, and fast).
-pub fn pow(x: f64, p: f64) -> f64 {
-    if p == 2.0 {
-        x * x
-    } else if p == 1.0 {
-        x
-    } else if p == 3.0 {
-        x * x * x
-    } else if p == 0.5 {
-        x.sqrt()
-    } else {
-        x.powf(p)
     }
 }
 
@@ -229,46 +194,43 @@ pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result
         .with_label(rspan, r.describe())
     };
     let at = |d: Diag| d.at(lspan.to(rspan));
+    let prim = op.elementwise();
     match (&l, &r) {
-        (Value::Int(a), Value::Int(b)) if op != BinOp::MatMul => int_op(op, *a, *b).map_err(at),
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_))
-            if op != BinOp::MatMul =>
-        {
+        (Value::Int(a), Value::Int(b)) if prim.is_some() => int_op(op, *a, *b).map_err(at),
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) if prim.is_some() => {
             let (a, b) = (l.as_f64().expect("number"), r.as_f64().expect("number"));
             Ok(scalar_result(op, float_op(op)(a, b)))
         }
-        (Value::Tensor(a), Value::Tensor(b)) => {
-            if op == BinOp::MatMul {
-                return tensor::matmul(a, b)
-                    .map(|t| {
-                        if t.ndim() == 0 {
-                            Value::Float(t[[]])
-                        } else {
-                            Value::tensor(t)
-                        }
-                    })
-                    .map_err(|e| {
-                        Diag::new("flx::shape::matmul", e.0)
-                            .at(lspan)
-                            .label(format!("shape {}", shape_str(a.shape())))
-                            .with_label(rspan, format!("shape {}", shape_str(b.shape())))
-                            .help("`A @ B` needs cols(A) == rows(B)")
-                    });
-            }
-            zip_op(op, a, b).map(Value::tensor).map_err(|e| {
+        (Value::Tensor(a), Value::Tensor(b)) if op == BinOp::MatMul => tensor::matmul(a, b)
+            .map(|t| {
+                if t.ndim() == 0 {
+                    Value::Float(t[[]])
+                } else {
+                    Value::tensor(t)
+                }
+            })
+            .map_err(|e| {
+                Diag::new("flx::shape::matmul", e.0)
+                    .at(lspan)
+                    .label(format!("shape {}", shape_str(a.shape())))
+                    .with_label(rspan, format!("shape {}", shape_str(b.shape())))
+                    .help("`A @ B` needs cols(A) == rows(B)")
+            }),
+        (Value::Tensor(a), Value::Tensor(b)) if prim.is_some() => zip_op(op, a, b)
+            .map(Value::tensor)
+            .map_err(|e| {
                 Diag::new("flx::shape::broadcast", e.0)
                     .at(lspan)
                     .label(format!("shape {}", shape_str(a.shape())))
                     .with_label(rspan, format!("shape {}", shape_str(b.shape())))
                     .help("shapes broadcast when, from the last axis back, each pair of lengths is equal or one of them is 1")
-            })
-        }
-        (Value::Tensor(a), Value::Int(_) | Value::Float(_)) if op != BinOp::MatMul => {
+            }),
+        (Value::Tensor(a), Value::Int(_) | Value::Float(_)) if prim.is_some() => {
             let b = r.as_f64().expect("number");
             let f = float_op(op);
             Ok(Value::tensor(a.mapv(|x| f(x, b))))
         }
-        (Value::Int(_) | Value::Float(_), Value::Tensor(b)) if op != BinOp::MatMul => {
+        (Value::Int(_) | Value::Float(_), Value::Tensor(b)) if prim.is_some() => {
             let a = l.as_f64().expect("number");
             let f = float_op(op);
             Ok(Value::tensor(b.mapv(|y| f(a, y))))

@@ -14,8 +14,9 @@ use super::builtins::{Args, Builtin};
 use super::interp::Interp;
 use super::ops;
 use super::value::{Record, Tensor, Value};
-use crate::ad::{Elementwise, Op, Tape, Var};
+use crate::ad::{Op, Tape, Var};
 use crate::diag::{Diag, Span};
+use crate::prim::{Reduce, Unary};
 use crate::syntax::ast::{BinOp, UnOp};
 
 /// A Float or tensor recorded on the tape.
@@ -254,7 +255,7 @@ pub fn call_builtin(
             span,
         ));
     }
-    let bind = |args| Args::bind(b, args, stripped_named.clone(), span);
+    let bind = |args| Args::bind(b.signature(), args, stripped_named.clone(), span);
     let mut run = |args| (b.run)(&mut *interp, &mut bind(args)?);
     if inspect {
         return run(primals);
@@ -262,9 +263,22 @@ pub fn call_builtin(
     let only_first = pos.iter().skip(1).all(|(v, _)| !is_traced(v));
     let first = (&pos[0].0, pos[0].1);
     let both = || [(&pos[0].0, pos[0].1), (&pos[1].0, pos[1].1)];
-    if let (Some(f), true) = (Elementwise::by_name(b.name), only_first) {
+    let unary = Unary::by_builtin(b.name).filter(|u| u.derivative().is_some());
+    if let (Some(f), true, 1) = (unary, only_first, pos.len()) {
         let out = run(primals)?;
         return record(out, &[first], |x| Op::Map(f, x[0]));
+    }
+    // `max(x)` and `min(x)` reduce; with two arguments they are elementwise (below).
+    let reduction = Reduce::by_builtin(b.name).filter(|_| pos.len() == 1);
+    if let (Some(r), true) = (reduction, only_first) {
+        let args = bind(primals.clone())?;
+        let extreme = matches!(r, Reduce::Max | Reduce::Min);
+        if extreme && !args.is_none(1) {
+            return Err(not_differentiable(&format!("`{}` with `y:`", b.name), span));
+        }
+        let axis = args.axis(if extreme { 2 } else { 1 }, ndim(&primals[0].0))?;
+        let out = run(primals)?;
+        return record(out, &[first], |v| Op::Reduce(r, v[0], axis));
     }
     match b.name {
         "pow" if pos.len() == 2 => {
@@ -300,25 +314,14 @@ pub fn call_builtin(
             };
             return record(out, &[first], |v| make(v[0]));
         }
-        "sum" | "mean" | "logsumexp" | "var" | "std" | "norm" if only_first => {
-            let axis = bind(primals.clone())?.axis(1, ndim(&primals[0].0))?;
-            let out = run(primals)?;
-            let make: fn(Var, Option<usize>) -> Op = match b.name {
-                "sum" => Op::Sum,
-                "mean" => Op::Mean,
-                "logsumexp" => Op::LogSumExp,
-                "var" => Op::Var,
-                "std" => Op::Std,
-                _ => Op::Norm,
-            };
-            return record(out, &[first], |v| make(v[0], axis));
-        }
         "max" | "min" if pos.len() == 2 && named.is_empty() => {
             let out = run(primals.clone())?;
             let (x, y) = (as_tensor(&primals[0].0), as_tensor(&primals[1].0));
             let largest = b.name == "max";
+            // The gradient of the branch taken, the second on ties (as a
+            // kernel body's derivative, `kernel::expr`).
             let mask = crate::tensor::zip_with(&x, &y, |a, b| {
-                ((if largest { a >= b } else { a <= b }) as u8) as f64
+                ((if largest { a > b } else { a < b }) as u8) as f64
             })
             .map_err(|e| Diag::new("flx::shape::broadcast", e.0).at(span))?;
             return record(out, &both(), |v| Op::Select(v[0], v[1], Rc::new(mask)));

@@ -192,7 +192,7 @@ impl Plan {
         // Only mini-batches draw from the session's generator.
         let seed = match (seed, batch) {
             (Some(s), _) => s,
-            (None, Some(_)) => interp.rng.random::<u64>(),
+            (None, Some(_)) => interp.run.rng.random::<u64>(),
             (None, None) => 0,
         };
         Ok(Plan {

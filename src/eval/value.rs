@@ -121,7 +121,7 @@ impl Value {
     /// Kind plus shape for tensors, e.g. `Tensor (3, 4)`.
     pub fn describe(&self) -> String {
         match self {
-            Value::Tensor(t) => format!("Tensor {}", crate::eval::format::shape_str(t.shape())),
+            Value::Tensor(t) => format!("Tensor {}", crate::format::shape_str(t.shape())),
             Value::Tuple(t) => format!("Tuple of {}", t.len()),
             Value::List(t) => format!("List of {}", t.len()),
             Value::Traced(t) => t.primal.describe(),
@@ -140,5 +140,60 @@ impl Value {
 
     pub fn is_number(&self) -> bool {
         matches!(self, Value::Int(_) | Value::Float(_) | Value::Bool(_))
+    }
+
+    /// A record of these fields, in order.
+    pub fn record<N: Into<Rc<str>>>(fields: impl IntoIterator<Item = (N, Value)>) -> Value {
+        Value::Record(Rc::new(Record {
+            fields: fields.into_iter().map(|(n, v)| (n.into(), v)).collect(),
+        }))
+    }
+
+    pub fn list(items: impl IntoIterator<Item = Value>) -> Value {
+        Value::List(Rc::new(items.into_iter().collect()))
+    }
+
+    /// The value as an ndarray array, where NumPy's `np.asarray` would make
+    /// one: a tensor, a number (0-d), or a list of numbers or of equal-shaped
+    /// tensors.
+    pub fn to_array(&self) -> Option<Tensor> {
+        let t = crate::eval::builtins::array_like(self, crate::diag::Span::default())?;
+        Some(Rc::try_unwrap(t).unwrap_or_else(|t| (*t).clone()))
+    }
+}
+
+impl<D: ndarray::Dimension> From<ndarray::Array<f64, D>> for Value {
+    fn from(a: ndarray::Array<f64, D>) -> Value {
+        Value::tensor(a.into_dyn())
+    }
+}
+
+impl From<f64> for Value {
+    fn from(x: f64) -> Value {
+        Value::Float(x)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Value {
+        Value::Int(i)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Value {
+        Value::Bool(b)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::str(s)
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::Str(Rc::new(s))
     }
 }

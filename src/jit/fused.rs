@@ -1,34 +1,28 @@
 //! A chain of elementwise operations over tensors and numbers, such as
 //! `exp(-(a - b) ^ 2 / s) * c`, as one loop: every element of the result is
 //! computed from its inputs in registers, with no tensor per operation. The
-//! operations are the interpreter's (`ops::binary` on tensors, the builtins of
-//! `builtins::tensor::UNARY`), so the result is bitwise the interpreter's.
-//! `eval::fused` decides what is a chain and lays out the inputs.
+//! operations are primitives (`prim`), as the interpreter applies them to
+//! tensors, so the result is bitwise the interpreter's. `eval::fused`
+//! decides what is a chain and lays out the inputs.
 
-use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::types::{F64, I64};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
 
 use super::lanes::{Lanes, G};
 use super::{Code, PTR};
-use crate::eval::builtins::tensor::UNARY;
-use crate::eval::ops;
-use crate::syntax::ast::BinOp;
+use crate::prim::{Binary, Unary};
 
 /// One operation of a chain, in postfix order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Step {
     /// The next input: consecutive elements, or one number `repeated` for every element.
-    Input {
-        repeated: bool,
-    },
-    /// An elementwise operator (arithmetic or comparison).
-    Binary(BinOp),
-    /// `^ p` for a literal `p` (its bits), as `ops::pow` computes it.
+    Input { repeated: bool },
+    /// An elementwise primitive of two operands (arithmetic or comparison).
+    Binary(Binary),
+    /// `^ p` for a literal `p` (its bits), as `prim::math::pow` computes it.
     PowConst(u64),
-    Neg,
-    /// The builtin `UNARY[k]`.
-    Call(u8),
+    /// An elementwise primitive of one operand (`-x`, `exp(x)`, ...).
+    Unary(Unary),
 }
 
 /// `chain(inputs, out, n)`: `out[i]` for `i` in `0..n`; `inputs[k]` points at
@@ -91,49 +85,18 @@ fn point(l: &mut Lanes, steps: &[Step], pointers: &[(bool, Value)], i: Value) ->
             Step::Binary(op) => {
                 let y = stack.pop().expect("two operands");
                 let x = stack.pop().expect("two operands");
-                binary(l, op, &x, &y)
+                l.binary(op, &x, &y)
             }
             Step::PowConst(p) => {
                 let x = stack.pop().expect("an operand");
-                l.pow_const(&x, f64::from_bits(p), ops::pow)
+                l.pow_const(&x, f64::from_bits(p))
             }
-            Step::Neg => {
+            Step::Unary(u) => {
                 let x = stack.pop().expect("an operand");
-                l.neg(&x)
-            }
-            Step::Call(k) => {
-                let x = stack.pop().expect("an operand");
-                match UNARY[k as usize] {
-                    ("sqrt", _) => l.sqrt(&x),
-                    ("abs", _) => l.abs(&x),
-                    (_, f) => l.call1(f, &x),
-                }
+                l.unary(u, &x)
             }
         };
         stack.push(y);
     }
     stack.pop().expect("one result")
-}
-
-/// `x op y` as `ops::binary` computes it for tensors (`float_op`).
-fn binary(l: &mut Lanes, op: BinOp, x: &G, y: &G) -> G {
-    let compare = |l: &mut Lanes, cc| {
-        let (one, zero) = (l.c(1.0), l.c(0.0));
-        l.choose(cc, x, y, &one, &zero)
-    };
-    match op {
-        BinOp::Add => l.add(x, y),
-        BinOp::Sub => l.sub(x, y),
-        BinOp::Mul => l.mul(x, y),
-        BinOp::Div => l.div(x, y),
-        BinOp::Rem => l.call2(ops::float_rem, x, y),
-        BinOp::Pow => l.call2(ops::pow, x, y),
-        BinOp::Eq => compare(l, FloatCC::Equal),
-        BinOp::Ne => compare(l, FloatCC::NotEqual),
-        BinOp::Lt => compare(l, FloatCC::LessThan),
-        BinOp::Le => compare(l, FloatCC::LessThanOrEqual),
-        BinOp::Gt => compare(l, FloatCC::GreaterThan),
-        BinOp::Ge => compare(l, FloatCC::GreaterThanOrEqual),
-        BinOp::MatMul | BinOp::And | BinOp::Or => unreachable!("not elementwise"),
-    }
 }

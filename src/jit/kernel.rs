@@ -1,23 +1,46 @@
-//! A kernel tape (`kernel::tape`) as machine code: one function per tape that
-//! runs a row of the geometry matrices, reading `x M zᵀ` and the squared
-//! norms and writing every output, eight columns (four `f64x2`) at a time,
-//! with no buffer in between. The operations are the tape's, in the tape's order.
+//! A kernel body's straight-line program (built and interpreted by
+//! `kernel::tape`) as machine code: one function per program that runs a
+//! row of the geometry matrices, reading `x M zᵀ` and the squared norms and
+//! writing every output, eight columns (four `f64x2`) at a time, with no
+//! buffer in between. The operations are the program's, in its order.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::types::{F64, I64};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
 
 use super::lanes::{Lanes, G};
-use super::math::{F1, F2};
 use super::{Code, PTR};
-use crate::kernel::expr::{apply_fun, apply_op, Fun, Op, ZERO_DIST};
-use crate::kernel::tape::{Instr, Src, Tape};
+use crate::prim::{Binary, Unary};
+
+/// An operand: a register or a constant.
+#[derive(Clone, Copy, Debug)]
+pub enum Src {
+    Reg(u16),
+    Const(f64),
+}
+
+/// One operation, writing its result to a new register.
+#[derive(Clone, Copy, Debug)]
+pub enum Instr {
+    Unary(Unary, u16, u16),
+    Binary(Binary, Src, Src, u16),
+}
+
+/// A program over the geometry of one pair (x, z): registers are filled
+/// with the geometry quantities in `geo` (dist, sqdist, dot, xnorm, znorm,
+/// where read), then `instrs` run in order, and `outputs` are the results.
+#[derive(Debug)]
+pub struct RowProgram {
+    pub instrs: Vec<Instr>,
+    pub geo: [Option<u16>; 5],
+    pub outputs: Vec<Src>,
+}
 
 /// `row(xn2, zn2, outs, from, m)`: columns `from..m` of one row; `outs[0]`
 /// holds `x M zᵀ` on entry.
 type RowFn = unsafe extern "C" fn(f64, *const f64, *const *mut f64, usize, usize);
 
-pub fn compile(tape: &Tape) -> Result<Code, String> {
+pub fn compile(tape: &RowProgram) -> Result<Code, String> {
     super::compile(&[F64, PTR, PTR, I64, I64], &[], |b, cc| {
         let entry = b.current_block().expect("entry");
         let [xn2, zn2, outs, from, m] = b.block_params(entry).try_into().expect("5 params");
@@ -47,7 +70,7 @@ pub fn run_row(code: &Code, xn2: f64, zn2: &[f64], from: usize, out: &mut [&mut 
 }
 
 /// The tape at the columns of one group of `l`, from `j`.
-fn point(l: &mut Lanes, tape: &Tape, xn2: Value, zn2: Value, outs: &[Value], j: Value) {
+fn point(l: &mut Lanes, tape: &RowProgram, xn2: Value, zn2: Value, outs: &[Value], j: Value) {
     let mut regs: Vec<Option<G>> = Vec::new();
     let set = |regs: &mut Vec<Option<G>>, r: u16, v: G| {
         let r = r as usize;
@@ -64,7 +87,7 @@ fn point(l: &mut Lanes, tape: &Tape, xn2: Value, zn2: Value, outs: &[Value], j: 
         None
     };
     if dist.is_some() || sqdist.is_some() {
-        // As `Tape::load_geometry`: ((-2 x·z + |x|²) + |z|²) clamped at 0.
+        // As `kernel::tape`'s geometry: ((-2 x·z + |x|²) + |z|²) clamped at 0.
         let m2 = l.c(-2.0);
         let s = l.mul(&m2, &dot);
         let x2 = l.splat(xn2);
@@ -97,13 +120,7 @@ fn point(l: &mut Lanes, tape: &Tape, xn2: Value, zn2: Value, outs: &[Value], j: 
         match *ins {
             Instr::Unary(f, a, r) => {
                 let x = reg(&regs, a);
-                let y = match f {
-                    Fun::Neg => l.neg(&x),
-                    Fun::Exp => l.exp(&x),
-                    Fun::Sqrt => l.sqrt(&x),
-                    Fun::Abs => l.abs(&x),
-                    other => l.call1(unary_fn(other), &x),
-                };
+                let y = l.unary(f, &x);
                 set(&mut regs, r, y);
             }
             Instr::Binary(op, a, bb, r) => {
@@ -112,12 +129,11 @@ fn point(l: &mut Lanes, tape: &Tape, xn2: Value, zn2: Value, outs: &[Value], j: 
                     Src::Const(c) => l.c(c),
                 };
                 let y = match (op, bb) {
-                    // `expr::pow` squares by multiplication; other powers are calls.
-                    (Op::Pow, Src::Const(2.0)) => l.mul(&x, &x),
-                    (_, Src::Reg(bb)) => binary(l, op, &x, &reg(&regs, bb)),
+                    (Binary::Pow, Src::Const(p)) => l.pow_const(&x, p),
+                    (_, Src::Reg(bb)) => l.binary(op, &x, &reg(&regs, bb)),
                     (_, Src::Const(c)) => {
                         let c = l.c(c);
-                        binary(l, op, &x, &c)
+                        l.binary(op, &x, &c)
                     }
                 };
                 set(&mut regs, r, y);
@@ -131,47 +147,4 @@ fn point(l: &mut Lanes, tape: &Tape, xn2: Value, zn2: Value, outs: &[Value], j: 
         };
         l.store(&v, outs[k], j);
     }
-}
-
-fn binary(l: &mut Lanes, op: Op, x: &G, y: &G) -> G {
-    match op {
-        Op::Add => l.add(x, y),
-        Op::Sub => l.sub(x, y),
-        Op::Mul => l.mul(x, y),
-        Op::Div => l.div(x, y),
-        Op::Less => {
-            let (one, zero) = (l.c(1.0), l.c(0.0));
-            l.choose(FloatCC::LessThan, x, y, &one, &zero)
-        }
-        Op::SafeDiv => {
-            let q = l.div(x, y);
-            let ay = l.abs(y);
-            let (tiny, zero) = (l.c(ZERO_DIST), l.c(0.0));
-            l.choose(FloatCC::LessThan, &ay, &tiny, &zero, &q)
-        }
-        other => l.call2(binary_fn(other), x, y),
-    }
-}
-
-/// The tape's own function for each operation without an instruction here.
-fn unary_fn(f: Fun) -> F1 {
-    macro_rules! table {
-        ($($f:ident),*) => {
-            match f {
-                $(Fun::$f => |x| apply_fun(Fun::$f, x),)*
-            }
-        };
-    }
-    table!(Neg, Exp, Log, Sqrt, Abs, Tanh, Sin, Cos, Sigmoid, Sign)
-}
-
-fn binary_fn(op: Op) -> F2 {
-    macro_rules! table {
-        ($($f:ident),*) => {
-            match op {
-                $(Op::$f => |x, y| apply_op(Op::$f, x, y),)*
-            }
-        };
-    }
-    table!(Add, Sub, Mul, Div, Pow, Min, Max, Less, SafeDiv)
 }

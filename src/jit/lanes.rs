@@ -16,6 +16,7 @@ use cranelift_frontend::FunctionBuilder;
 
 use super::math::{self, F1, F2};
 use super::PTR;
+use crate::prim::{self, Binary, Unary};
 
 /// One value per member of the group.
 pub type G = Vec<Value>;
@@ -178,8 +179,62 @@ impl<'a, 'b> Lanes<'a, 'b> {
             .collect()
     }
 
-    /// `x ^ p` for a constant `p`, as `ops::pow` computes it (`pow`).
-    pub fn pow_const(&mut self, x: &G, p: f64, pow: F2) -> G {
+    /// An elementwise primitive of one number, as `prim` computes it: an
+    /// instruction where one computes it exactly, else a call of its function.
+    pub fn unary(&mut self, u: Unary, x: &G) -> G {
+        match u {
+            Unary::Neg => self.neg(x),
+            Unary::Exp => self.exp(x),
+            Unary::Sqrt => self.sqrt(x),
+            Unary::Abs => self.abs(x),
+            Unary::Relu => {
+                let zero = self.c(0.0);
+                self.choose(FloatCC::GreaterThan, x, &zero, x, &zero)
+            }
+            Unary::Log
+            | Unary::Sin
+            | Unary::Cos
+            | Unary::Tanh
+            | Unary::Sigmoid
+            | Unary::Sign
+            | Unary::Floor
+            | Unary::Ceil
+            | Unary::Round => self.call1(u.function(), x),
+        }
+    }
+
+    /// An elementwise primitive of two numbers, as `prim` computes it
+    /// (comparisons give 1 or 0, as on tensors).
+    pub fn binary(&mut self, op: Binary, x: &G, y: &G) -> G {
+        let compare = |l: &mut Self, cc| {
+            let (one, zero) = (l.c(1.0), l.c(0.0));
+            l.choose(cc, x, y, &one, &zero)
+        };
+        match op {
+            Binary::Add => self.add(x, y),
+            Binary::Sub => self.sub(x, y),
+            Binary::Mul => self.mul(x, y),
+            Binary::Div => self.div(x, y),
+            Binary::Eq => compare(self, FloatCC::Equal),
+            Binary::Ne => compare(self, FloatCC::NotEqual),
+            Binary::Lt => compare(self, FloatCC::LessThan),
+            Binary::Le => compare(self, FloatCC::LessThanOrEqual),
+            Binary::Gt => compare(self, FloatCC::GreaterThan),
+            Binary::Ge => compare(self, FloatCC::GreaterThanOrEqual),
+            Binary::SafeDiv => {
+                let q = self.div(x, y);
+                let ay = self.abs(y);
+                let (tiny, zero) = (self.c(prim::math::ZERO_DIST), self.c(0.0));
+                self.choose(FloatCC::LessThan, &ay, &tiny, &zero, &q)
+            }
+            Binary::Rem | Binary::Pow | Binary::Max | Binary::Min => {
+                self.call2(op.function(), x, y)
+            }
+        }
+    }
+
+    /// `x ^ p` for a constant `p`, with the cases of `prim::math::pow`.
+    pub fn pow_const(&mut self, x: &G, p: f64) -> G {
         if p == 2.0 {
             self.mul(x, x)
         } else if p == 1.0 {
@@ -191,7 +246,7 @@ impl<'a, 'b> Lanes<'a, 'b> {
             self.sqrt(x)
         } else {
             let p = self.c(p);
-            self.call2(pow, x, &p)
+            self.call2(prim::math::pow, x, &p)
         }
     }
 
@@ -249,14 +304,13 @@ impl<'a, 'b> Lanes<'a, 'b> {
         out.expect("two lanes")
     }
 
-    /// `exp` exactly as `kernel::tape::exp_slice` computes it: the same
-    /// reduction and polynomial, operation for operation, and `f64::exp`
-    /// outside [-708, 709] (in a cold block, for the whole group).
-    pub fn exp(&mut self, x: &G) -> G {
-        use crate::kernel::tape::exp_consts::*;
-        // The tape clamps x to [-708, 709] first; that changes no lane the
-        // polynomial's result is kept for (the others take the cold block's).
-        let (lo, hi) = (self.c(-708.0), self.c(709.0));
+    /// `exp` exactly as `prim::math::exp` computes it: the same reduction
+    /// and polynomial, operation for operation, and `f64::exp` outside
+    /// [-708, 709] (in a cold block, for the whole group).
+    fn exp(&mut self, x: &G) -> G {
+        use prim::math::exp_consts::*;
+        // Lanes outside [LO, HI] compute garbage here and take the cold block's value.
+        let (lo, hi) = (self.c(LO), self.c(HI));
         let log2e = self.c(LOG2E);
         let shifter = self.c(SHIFTER);
         let t = self.mul(x, &log2e);
@@ -323,12 +377,12 @@ impl<'a, 'b> Lanes<'a, 'b> {
         let fixed: Vec<BlockArg> = (0..self.width)
             .map(|k| {
                 BlockArg::Value(self.per_lane(&[x[k], y[k]], |l, xy| {
-                    let lo = l.b.ins().f64const(-708.0);
-                    let hi = l.b.ins().f64const(709.0);
+                    let lo = l.b.ins().f64const(LO);
+                    let hi = l.b.ins().f64const(HI);
                     let ge = l.b.ins().fcmp(FloatCC::GreaterThanOrEqual, xy[0], lo);
                     let le = l.b.ins().fcmp(FloatCC::LessThanOrEqual, xy[0], hi);
                     let inside = l.b.ins().band(ge, le);
-                    let libm = l.call_scalar(0, math::exp as F1 as usize, &xy[..1]);
+                    let libm = l.call_scalar(0, f64::exp as F1 as usize, &xy[..1]);
                     l.b.ins().select(inside, xy[1], libm)
                 }))
             })

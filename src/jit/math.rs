@@ -1,7 +1,7 @@
 //! The Rust functions generated code calls. Generated code cannot call a Rust
 //! `fn` directly (its ABI is unspecified), so it calls these `extern "C"`
 //! trampolines with the `fn` pointer as the first argument: the JIT then runs
-//! the very function the interpreter runs, with the same result.
+//! the very function the interpreter runs (`prim`'s), with the same result.
 
 pub type F1 = fn(f64) -> f64;
 pub type F2 = fn(f64, f64) -> f64;
@@ -18,9 +18,4 @@ pub unsafe extern "C" fn call1(f: usize, x: f64) -> f64 {
 pub unsafe extern "C" fn call2(f: usize, x: f64, y: f64) -> f64 {
     let f: F2 = std::mem::transmute(f);
     f(x, y)
-}
-
-/// `exp` for the arguments the inline polynomial does not cover.
-pub fn exp(x: f64) -> f64 {
-    x.exp()
 }

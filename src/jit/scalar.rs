@@ -30,8 +30,8 @@ use cranelift_frontend::{FunctionBuilder, Variable};
 
 use super::lanes::Lanes;
 use super::{Code, PTR};
-use crate::eval::builtins;
-use crate::eval::ops;
+use crate::prim::{math, Binary, Unary};
+use crate::signature::Builtins;
 use crate::syntax::ast::*;
 
 /// The type of an argument or a variable.
@@ -73,10 +73,11 @@ type Unsupported = &'static str;
 type R<T> = Result<T, Unsupported>;
 
 /// Compile `def` for arguments of types `tys`, or say why it does not qualify.
-pub fn compile(def: &FnDef, tys: &[Ty]) -> Result<Compiled, String> {
+/// `builtins` names the builtins the body's calls resolved to.
+pub fn compile(def: &FnDef, tys: &[Ty], builtins: &Builtins) -> Result<Compiled, String> {
     let mut outcome = None;
     let code = super::compile(&[PTR, PTR, PTR, PTR], &[I64], |b, cc| {
-        outcome = Some(Fx::build(b, cc, def, tys)?);
+        outcome = Some(Fx::build(b, cc, def, tys, builtins)?);
         Ok(())
     })?;
     let (ret, writes) = outcome.expect("built");
@@ -117,6 +118,7 @@ struct TensorArg {
 struct Fx<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
     cc: CallConv,
+    builtins: &'a Builtins,
     /// A variable per (frame slot, type).
     vars: HashMap<(u32, Ty), Variable>,
     /// The type each frame slot holds at this point of the program.
@@ -150,6 +152,7 @@ impl<'a, 'b> Fx<'a, 'b> {
         cc: CallConv,
         def: &FnDef,
         tys: &[Ty],
+        builtins: &'a Builtins,
     ) -> Result<(Ret, Vec<bool>), String> {
         if def.params.len() != tys.len() || !def.captures.borrow().is_empty() {
             return Err("captures".into());
@@ -167,6 +170,7 @@ impl<'a, 'b> Fx<'a, 'b> {
         let mut fx = Fx {
             b,
             cc,
+            builtins,
             vars: HashMap::new(),
             env: HashMap::new(),
             tensors: HashMap::new(),
@@ -509,10 +513,10 @@ impl<'a, 'b> Fx<'a, 'b> {
                     BinOp::Sub => l.sub(&vec![x], &vec![y]),
                     BinOp::Mul => l.mul(&vec![x], &vec![y]),
                     BinOp::Div => l.div(&vec![x], &vec![y]),
-                    BinOp::Rem => l.call2(ops::float_rem, &vec![x], &vec![y]),
+                    BinOp::Rem => l.call2(math::rem, &vec![x], &vec![y]),
                     BinOp::Pow => match rhs.and_then(literal) {
-                        Some(p) => l.pow_const(&vec![x], p, ops::pow),
-                        None => l.call2(ops::pow, &vec![x], &vec![y]),
+                        Some(p) => l.pow_const(&vec![x], p),
+                        None => l.call2(math::pow, &vec![x], &vec![y]),
                     },
                     BinOp::Eq => return cmp(self, FloatCC::Equal),
                     BinOp::Ne => return cmp(self, FloatCC::NotEqual),
@@ -625,25 +629,37 @@ impl<'a, 'b> Fx<'a, 'b> {
         if args.iter().any(|a| a.name.is_some()) {
             return Err("named argument");
         }
-        let name = builtins::get(id).name;
+        let name = self.builtins.name(id);
         let arg = |fx: &mut Self, i: usize| -> R<(Value, Ty)> {
             fx.value(&args.get(i).ok_or("missing argument")?.value)
         };
-        Ok(match (name, args.len()) {
-            (name, 1) if builtins::tensor::unary(name).is_some() => {
-                let f = builtins::tensor::unary(name).expect("checked");
+        Ok(match (Unary::by_builtin(name), name, args.len()) {
+            (Some(u), _, 1) => {
                 let (v, ty) = arg(self, 0)?;
                 let x = self.float(v, ty)?;
                 let mut l = Lanes::new(self.b, false, 1, self.cc);
-                Out::Val(l.call1(f, &vec![x])[0], Ty::Float)
+                Out::Val(l.unary(u, &vec![x])[0], Ty::Float)
             }
-            ("pow", 2) => {
+            (_, "pow", 2) => {
                 let (x, tx) = arg(self, 0)?;
                 let (y, ty) = arg(self, 1)?;
                 let (v, t) = self.binary(BinOp::Pow, x, tx, y, ty, Some(&args[1].value))?;
                 Out::Val(v, t)
             }
-            ("float", 1) => {
+            (_, "max" | "min", 2) => {
+                // As the builtin on two numbers: a Float, nan if either is.
+                let (x, tx) = arg(self, 0)?;
+                let (y, ty) = arg(self, 1)?;
+                let (x, y) = (self.float(x, tx)?, self.float(y, ty)?);
+                let op = if name == "max" {
+                    Binary::Max
+                } else {
+                    Binary::Min
+                };
+                let mut l = Lanes::new(self.b, false, 1, self.cc);
+                Out::Val(l.binary(op, &vec![x], &vec![y])[0], Ty::Float)
+            }
+            (_, "float", 1) => {
                 let (v, ty) = arg(self, 0)?;
                 let v = match ty {
                     Ty::Bool => {
@@ -654,7 +670,7 @@ impl<'a, 'b> Fx<'a, 'b> {
                 };
                 Out::Val(v, Ty::Float)
             }
-            ("int", 1) => {
+            (_, "int", 1) => {
                 let (v, ty) = arg(self, 0)?;
                 let v = match ty {
                     Ty::Int => v,
@@ -672,7 +688,7 @@ impl<'a, 'b> Fx<'a, 'b> {
                 };
                 Out::Val(v, Ty::Int)
             }
-            ("len" | "rows" | "cols", 1) => {
+            (_, "len" | "rows" | "cols", 1) => {
                 let axis = usize::from(name == "cols");
                 let t = self.tensor_arg(&args[0].value)?;
                 let d = *t.dims.get(axis).ok_or("axis")?;

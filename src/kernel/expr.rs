@@ -4,9 +4,13 @@
 //! same id, so common subexpressions (the `exp(-dist / L)` that reappears in
 //! its own derivative) are shared and computed once. The constructors
 //! simplify as they build (constant folding, `x * 1`, `x + 0`, `--x`), which
-//! keeps derivatives small without a separate simplifier.
+//! keeps derivatives small without a separate simplifier. Operations are the
+//! primitives (`prim`), computed by their own functions, so a body's value
+//! is what the same formula gives elementwise in the interpreter.
 
 use std::collections::HashMap;
+
+use crate::prim::{Binary, Derivative, Unary};
 
 /// The pair quantities a kernel body is written over, in `KERNEL_GEOMETRY` order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -22,37 +26,6 @@ impl Geo {
     pub const ALL: [Geo; 5] = [Geo::Dist, Geo::Sqdist, Geo::Dot, Geo::Xnorm, Geo::Znorm];
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Fun {
-    Neg,
-    Exp,
-    Log,
-    Sqrt,
-    Abs,
-    Tanh,
-    Sin,
-    Cos,
-    Sigmoid,
-    /// Only produced by differentiation (of `abs`).
-    Sign,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Op {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Pow,
-    Min,
-    Max,
-    /// 1 where a < b, else 0 (from differentiating `min` and `max`).
-    Less,
-    /// a / b, and 0 where |b| < 1e-10: the reference's convention for the
-    /// gradient of a kernel at `dist = 0` (see `Kernel::gradient_terms`).
-    SafeDiv,
-}
-
 pub type Id = u32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,74 +35,14 @@ pub enum Node {
     Geo(Geo),
     /// A hyperparameter, by position in the kernel's head.
     Hyper(u16),
-    Unary(Fun, Id),
-    Binary(Op, Id, Id),
+    Unary(Unary, Id),
+    Binary(Binary, Id, Id),
 }
-
-/// Below this, `SafeDiv` treats its divisor as zero (the reference's threshold).
-pub const ZERO_DIST: f64 = 1e-10;
 
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
     pub nodes: Vec<Node>,
     memo: HashMap<Node, Id>,
-}
-
-pub fn apply_fun(f: Fun, x: f64) -> f64 {
-    match f {
-        Fun::Neg => -x,
-        Fun::Exp => x.exp(),
-        Fun::Log => x.ln(),
-        Fun::Sqrt => x.sqrt(),
-        Fun::Abs => x.abs(),
-        Fun::Tanh => x.tanh(),
-        Fun::Sin => x.sin(),
-        Fun::Cos => x.cos(),
-        Fun::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-        Fun::Sign => {
-            if x > 0.0 {
-                1.0
-            } else if x < 0.0 {
-                -1.0
-            } else {
-                0.0
-            }
-        }
-    }
-}
-
-pub fn apply_op(op: Op, a: f64, b: f64) -> f64 {
-    match op {
-        Op::Add => a + b,
-        Op::Sub => a - b,
-        Op::Mul => a * b,
-        Op::Div => a / b,
-        Op::Pow => pow(a, b),
-        Op::Min => a.min(b),
-        Op::Max => a.max(b),
-        Op::Less => (a < b) as u8 as f64,
-        Op::SafeDiv => {
-            if b.abs() < ZERO_DIST {
-                0.0
-            } else {
-                a / b
-            }
-        }
-    }
-}
-
-/// `a ^ b`, exact for small integer exponents (as NumPy's `x ** 2` is).
-#[inline]
-pub fn pow(a: f64, b: f64) -> f64 {
-    if b == 2.0 {
-        a * a
-    } else if b == 1.0 {
-        a
-    } else if b.fract() == 0.0 && b.abs() <= 64.0 {
-        a.powi(b as i32)
-    } else {
-        a.powf(b)
-    }
 }
 
 impl Graph {
@@ -147,9 +60,8 @@ impl Graph {
         id
     }
 
+    /// A constant, with its sign of zero: `1 / -0.0` is `-inf`.
     pub fn constant(&mut self, x: f64) -> Id {
-        // One zero: -0.0 and 0.0 behave alike in every simplification below.
-        let x = if x == 0.0 { 0.0 } else { x };
         self.intern(Node::Const(x.to_bits()))
     }
 
@@ -168,64 +80,87 @@ impl Graph {
         }
     }
 
+    /// Whether `id` is the constant `x` (either zero for `x = 0`).
     fn is(&self, id: Id, x: f64) -> bool {
         self.as_const(id) == Some(x)
     }
 
-    pub fn unary(&mut self, f: Fun, a: Id) -> Id {
+    /// Whether `id` is the constant `x`, bit for bit.
+    fn is_exactly(&self, id: Id, x: f64) -> bool {
+        self.as_const(id)
+            .is_some_and(|c| c.to_bits() == x.to_bits())
+    }
+
+    pub fn unary(&mut self, f: Unary, a: Id) -> Id {
         if let Some(x) = self.as_const(a) {
-            return self.constant(apply_fun(f, x));
+            return self.constant(f.apply(x));
         }
-        if f == Fun::Neg {
-            if let Node::Unary(Fun::Neg, inner) = self.node(a) {
+        if f == Unary::Neg {
+            if let Node::Unary(Unary::Neg, inner) = self.node(a) {
                 return inner;
             }
         }
         self.intern(Node::Unary(f, a))
     }
 
-    pub fn binary(&mut self, op: Op, a: Id, b: Id) -> Id {
+    /// `a op b`, with only the rewrites that hold for every IEEE value
+    /// (nan aside): constant folding, `x * 1`, `x / 1`, `x - 0`, `x * -1`,
+    /// `x ^ 1`, `x ^ 0`, and one order for commutative operands. A body built
+    /// with these computes what its formula computes elementwise, bit for bit.
+    pub fn binary(&mut self, op: Binary, a: Id, b: Id) -> Id {
         if let (Some(x), Some(y)) = (self.as_const(a), self.as_const(b)) {
-            return self.constant(apply_op(op, x, y));
+            return self.constant(op.apply(x, y));
         }
         match op {
-            Op::Add if self.is(a, 0.0) => return b,
-            Op::Add | Op::Sub if self.is(b, 0.0) => return a,
-            Op::Sub if self.is(a, 0.0) => return self.unary(Fun::Neg, b),
-            Op::Sub if a == b => return self.constant(0.0),
-            Op::Mul | Op::SafeDiv if self.is(a, 0.0) => return self.constant(0.0),
-            Op::Mul if self.is(b, 0.0) => return self.constant(0.0),
-            Op::Mul if self.is(a, 1.0) => return b,
-            Op::Mul | Op::Div if self.is(b, 1.0) => return a,
-            Op::Mul if self.is(a, -1.0) => return self.unary(Fun::Neg, b),
-            Op::Mul | Op::Div if self.is(b, -1.0) => return self.unary(Fun::Neg, a),
-            Op::Div if self.is(a, 0.0) => return self.constant(0.0),
-            Op::Pow if self.is(b, 1.0) => return a,
-            Op::Pow if self.is(b, 0.0) => return self.constant(1.0),
+            Binary::Sub if self.is_exactly(b, 0.0) => return a,
+            Binary::Mul if self.is(a, 1.0) => return b,
+            Binary::Mul | Binary::Div if self.is(b, 1.0) => return a,
+            Binary::Mul if self.is(a, -1.0) => return self.unary(Unary::Neg, b),
+            Binary::Mul | Binary::Div if self.is(b, -1.0) => return self.unary(Unary::Neg, a),
+            Binary::Pow if self.is(b, 1.0) => return a,
+            Binary::Pow if self.is(b, 0.0) => return self.constant(1.0),
             _ => {}
         }
         // Commutative operators in one canonical order, so `a*b` and `b*a` are shared.
-        let (a, b) = match op {
-            Op::Add | Op::Mul | Op::Min | Op::Max if b < a => (b, a),
-            _ => (a, b),
+        let (a, b) = if op.commutes() && b < a {
+            (b, a)
+        } else {
+            (a, b)
         };
         self.intern(Node::Binary(op, a, b))
     }
 
+    /// `a op b` in a derivative: also the rewrites that hold for finite
+    /// values (`0 * x`, `x + 0`, `0 - x`, `x - x`, `0 / x`), so that the terms
+    /// of a quantity the body does not read vanish, as they do in the
+    /// reference's hand-written gradients.
+    pub fn term(&mut self, op: Binary, a: Id, b: Id) -> Id {
+        let zero = |g: &Self, x| g.is(x, 0.0);
+        match op {
+            Binary::Add if zero(self, a) => b,
+            Binary::Add | Binary::Sub if zero(self, b) => a,
+            Binary::Sub if zero(self, a) => self.unary(Unary::Neg, b),
+            Binary::Sub if a == b => self.constant(0.0),
+            Binary::Mul | Binary::SafeDiv | Binary::Div if zero(self, a) => self.constant(0.0),
+            Binary::Mul if zero(self, b) => self.constant(0.0),
+            _ => self.binary(op, a, b),
+        }
+    }
+
     pub fn add(&mut self, a: Id, b: Id) -> Id {
-        self.binary(Op::Add, a, b)
+        self.term(Binary::Add, a, b)
     }
     pub fn sub(&mut self, a: Id, b: Id) -> Id {
-        self.binary(Op::Sub, a, b)
+        self.term(Binary::Sub, a, b)
     }
     pub fn mul(&mut self, a: Id, b: Id) -> Id {
-        self.binary(Op::Mul, a, b)
+        self.term(Binary::Mul, a, b)
     }
     pub fn div(&mut self, a: Id, b: Id) -> Id {
-        self.binary(Op::Div, a, b)
+        self.term(Binary::Div, a, b)
     }
     pub fn neg(&mut self, a: Id) -> Id {
-        self.unary(Fun::Neg, a)
+        self.unary(Unary::Neg, a)
     }
 
     /// The partial derivative of `id` with respect to the geometry quantity `wrt`.
@@ -243,41 +178,14 @@ impl Graph {
             Node::Geo(g) => self.constant(if g == wrt { 1.0 } else { 0.0 }),
             Node::Unary(f, a) => {
                 let da = self.diff(a, wrt, memo);
-                if self.is(da, 0.0) {
-                    da
-                } else {
-                    let outer = match f {
-                        Fun::Neg => self.constant(-1.0),
-                        Fun::Exp => id,
-                        Fun::Log => {
-                            let one = self.constant(1.0);
-                            self.div(one, a)
-                        }
-                        Fun::Sqrt => {
-                            let two = self.constant(2.0);
-                            let den = self.mul(two, id);
-                            let one = self.constant(1.0);
-                            self.div(one, den)
-                        }
-                        Fun::Abs => self.unary(Fun::Sign, a),
-                        Fun::Tanh => {
-                            let one = self.constant(1.0);
-                            let sq = self.mul(id, id);
-                            self.sub(one, sq)
-                        }
-                        Fun::Sin => self.unary(Fun::Cos, a),
-                        Fun::Cos => {
-                            let s = self.unary(Fun::Sin, a);
-                            self.neg(s)
-                        }
-                        Fun::Sigmoid => {
-                            let one = self.constant(1.0);
-                            let rest = self.sub(one, id);
-                            self.mul(id, rest)
-                        }
-                        Fun::Sign => self.constant(0.0),
-                    };
-                    self.mul(outer, da)
+                match f.derivative() {
+                    // Flat almost everywhere (`sign`, made by differentiating `abs`).
+                    None => self.constant(0.0),
+                    Some(_) if self.is(da, 0.0) => da,
+                    Some(d) => {
+                        let outer = self.derivative_of(d, a, id);
+                        self.mul(outer, da)
+                    }
                 }
             }
             Node::Binary(op, a, b) => {
@@ -290,47 +198,47 @@ impl Graph {
         d
     }
 
-    fn diff_binary(&mut self, id: Id, op: Op, a: Id, b: Id, da: Id, db: Id) -> Id {
+    fn diff_binary(&mut self, id: Id, op: Binary, a: Id, b: Id, da: Id, db: Id) -> Id {
         match op {
-            Op::Add => self.add(da, db),
-            Op::Sub => self.sub(da, db),
-            Op::Mul => {
+            Binary::Add => self.add(da, db),
+            Binary::Sub => self.sub(da, db),
+            Binary::Mul => {
                 let l = self.mul(da, b);
                 let r = self.mul(a, db);
                 self.add(l, r)
             }
-            Op::Div => {
+            Binary::Div => {
                 // (a/b)' = a'/b - (a/b) b'/b
                 let l = self.div(da, b);
                 let q = self.mul(id, db);
                 let r = self.div(q, b);
                 self.sub(l, r)
             }
-            Op::Pow => {
+            Binary::Pow => {
                 let mut d = self.constant(0.0);
                 if !self.is(da, 0.0) {
                     // b a^(b-1) a'
                     let one = self.constant(1.0);
                     let e = self.sub(b, one);
-                    let p = self.binary(Op::Pow, a, e);
+                    let p = self.term(Binary::Pow, a, e);
                     let t = self.mul(b, p);
                     d = self.mul(t, da);
                 }
                 if !self.is(db, 0.0) {
                     // a^b log(a) b'
-                    let l = self.unary(Fun::Log, a);
+                    let l = self.unary(Unary::Log, a);
                     let t = self.mul(id, l);
                     let t = self.mul(t, db);
                     d = self.add(d, t);
                 }
                 d
             }
-            Op::Min | Op::Max => {
+            Binary::Min | Binary::Max => {
                 // The derivative of the branch taken (the second one on ties).
-                let take_a = if op == Op::Min {
-                    self.binary(Op::Less, a, b)
+                let take_a = if op == Binary::Min {
+                    self.binary(Binary::Lt, a, b)
                 } else {
-                    self.binary(Op::Less, b, a)
+                    self.binary(Binary::Lt, b, a)
                 };
                 let one = self.constant(1.0);
                 let take_b = self.sub(one, take_a);
@@ -338,13 +246,58 @@ impl Graph {
                 let r = self.mul(take_b, db);
                 self.add(l, r)
             }
-            Op::Less => self.constant(0.0),
-            Op::SafeDiv => {
+            Binary::Eq | Binary::Ne | Binary::Lt | Binary::Le | Binary::Gt | Binary::Ge => {
+                self.constant(0.0)
+            }
+            Binary::Rem => {
+                // a % b = a - floor(a / b) b: a' - floor(a / b) b' almost everywhere.
+                let q = self.div(a, b);
+                let f = self.unary(Unary::Floor, q);
+                let r = self.mul(f, db);
+                self.sub(da, r)
+            }
+            Binary::SafeDiv => {
                 // Only built after differentiation; never differentiated itself.
-                let l = self.binary(Op::SafeDiv, da, b);
-                let q = self.binary(Op::SafeDiv, id, b);
+                let l = self.term(Binary::SafeDiv, da, b);
+                let q = self.term(Binary::SafeDiv, id, b);
                 let r = self.mul(q, db);
                 self.sub(l, r)
+            }
+        }
+    }
+
+    /// The nodes of a primitive's derivative at `x`, whose value is `y`.
+    fn derivative_of(&mut self, d: Derivative, x: Id, y: Id) -> Id {
+        match d {
+            Derivative::MinusOne => self.constant(-1.0),
+            Derivative::Value => y,
+            Derivative::Reciprocal => {
+                let one = self.constant(1.0);
+                self.div(one, x)
+            }
+            Derivative::HalfOverValue => {
+                let half = self.constant(0.5);
+                self.div(half, y)
+            }
+            Derivative::OneMinusValueSquared => {
+                let one = self.constant(1.0);
+                let sq = self.mul(y, y);
+                self.sub(one, sq)
+            }
+            Derivative::ValueTimesOneMinusValue => {
+                let one = self.constant(1.0);
+                let rest = self.sub(one, y);
+                self.mul(y, rest)
+            }
+            Derivative::Step => {
+                let zero = self.constant(0.0);
+                self.binary(Binary::Lt, zero, x)
+            }
+            Derivative::Sign => self.unary(Unary::Sign, x),
+            Derivative::Cos => self.unary(Unary::Cos, x),
+            Derivative::MinusSin => {
+                let s = self.unary(Unary::Sin, x);
+                self.neg(s)
             }
         }
     }
@@ -380,10 +333,8 @@ impl Graph {
             Node::Const(bits) => f64::from_bits(bits),
             Node::Geo(g) => geo[g as usize],
             Node::Hyper(h) => hyper[h as usize],
-            Node::Unary(f, a) => apply_fun(f, self.eval(a, geo, hyper)),
-            Node::Binary(op, a, b) => {
-                apply_op(op, self.eval(a, geo, hyper), self.eval(b, geo, hyper))
-            }
+            Node::Unary(f, a) => f.apply(self.eval(a, geo, hyper)),
+            Node::Binary(op, a, b) => op.apply(self.eval(a, geo, hyper), self.eval(b, geo, hyper)),
         }
     }
 
@@ -420,7 +371,7 @@ mod tests {
         let l = g.constant(10.0);
         let q = g.div(dist, l);
         let n = g.neg(q);
-        let k = g.unary(Fun::Exp, n);
+        let k = g.unary(Unary::Exp, n);
         let before = g.nodes.len();
         let d = g.derivative(k, Geo::Dist);
         // exp(-dist/10) * -0.1: the exponential is reused, one new operation.
@@ -430,7 +381,7 @@ mod tests {
             .count();
         assert_eq!(ops, 1, "{:?}", &g.nodes[before..]);
         let geo = [2.0, 4.0, 0.0, 0.0, 0.0];
-        assert!((g.eval(d, &geo, &[]) + (-0.2f64).exp() / 10.0).abs() < 1e-15);
+        assert!((g.eval(d, &geo, &[]) + crate::prim::math::exp(-0.2) / 10.0).abs() < 1e-15);
         assert_eq!(g.derivative(k, Geo::Dot), g.constant(0.0));
     }
 
@@ -438,7 +389,7 @@ mod tests {
     fn constants_fold_and_commutative_nodes_are_shared() {
         let mut g = Graph::default();
         let three = g.constant(3.0);
-        let s = g.unary(Fun::Sqrt, three);
+        let s = g.unary(Unary::Sqrt, three);
         assert_eq!(g.as_const(s), Some(3f64.sqrt()));
         let (a, b) = (g.geo(Geo::Dot), g.geo(Geo::Xnorm));
         assert_eq!(g.mul(a, b), g.mul(b, a));

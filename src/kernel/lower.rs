@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::expr::{Fun, Geo, Graph, Id, Op};
+use super::expr::{Geo, Graph, Id};
 use crate::diag::{Diag, Span};
-use crate::eval::builtins;
+use crate::prim::{Binary, Differentiable, Unary};
+use crate::signature::Builtins;
 use crate::syntax::ast::*;
 
 /// A kernel family as declared: hyperparameters and the body over them.
@@ -27,12 +28,14 @@ pub struct Family {
 const MAX_NODES: usize = 500;
 
 const ALLOWED: &str = "arithmetic (+ - * / ^), numbers, the hyperparameters, \
-    dist, sqdist, dot, xnorm, znorm and exp log sqrt abs pow min max tanh sin cos sigmoid";
+    dist, sqdist, dot, xnorm, znorm and exp log sqrt abs pow min max tanh sin cos sigmoid relu";
 
 impl Family {
-    pub fn lower(def: &FnDef) -> Result<Family, Vec<Diag>> {
+    /// `builtins` names the builtins that the body's calls resolved to.
+    pub fn lower(def: &FnDef, builtins: &Builtins) -> Result<Family, Vec<Diag>> {
         let np = def.params.len();
         let mut l = Lower {
+            builtins,
             graph: Graph::default(),
             np,
             lets: HashMap::new(),
@@ -88,7 +91,8 @@ impl Family {
     }
 }
 
-struct Lower {
+struct Lower<'a> {
+    builtins: &'a Builtins,
     graph: Graph,
     np: usize,
     /// Values of `let`s inside the body, by frame slot.
@@ -97,7 +101,7 @@ struct Lower {
     in_default: bool,
 }
 
-impl Lower {
+impl Lower<'_> {
     fn fail(&mut self, d: Diag) -> Id {
         self.errors.push(d);
         self.graph.constant(0.0)
@@ -124,18 +128,12 @@ impl Lower {
                 self.graph.neg(x)
             }
             ExprKind::Binary(op, a, b) => {
-                let o = match op {
-                    BinOp::Add => Op::Add,
-                    BinOp::Sub => Op::Sub,
-                    BinOp::Mul => Op::Mul,
-                    BinOp::Div => Op::Div,
-                    BinOp::Pow => Op::Pow,
-                    BinOp::Rem => return self.not_differentiable(e.span, "`%`"),
-                    BinOp::MatMul => return self.refuse(e.span, "`@`"),
-                    _ => {
-                        return self.refuse(e.span, &format!("`{}`", op.symbol()))
-                    }
+                let Some(o) = op.elementwise() else {
+                    return self.refuse(e.span, &format!("`{}`", op.symbol()));
                 };
+                if let Some(refused) = self.binary_refused(o, e.span) {
+                    return refused;
+                }
                 let (a, b) = (self.expr(a), self.expr(b));
                 self.graph.binary(o, a, b)
             }
@@ -244,17 +242,19 @@ impl Lower {
                 .help("write the formula inline; only elementwise math builtins are allowed"),
             );
         };
-        let name = builtins::get(b).name;
+        let name = self.builtins.name(b);
         if let Some(a) = args.iter().find(|a| a.name.is_some()) {
             return self.refuse(a.value.span, "a named argument");
         }
-        let arity = match name {
-            "pow" | "min" | "max" => 2,
-            "exp" | "log" | "sqrt" | "abs" | "tanh" | "sin" | "cos" | "sigmoid" | "relu" => 1,
-            "sign" | "floor" | "ceil" | "round" | "argmax" | "argmin" | "clip" | "where" => {
+        let prim = match (Unary::by_builtin(name), name) {
+            (Some(u), _) => Ok(u),
+            (None, "pow") => Err(Binary::Pow),
+            (None, "min") => Err(Binary::Min),
+            (None, "max") => Err(Binary::Max),
+            (None, "argmax" | "argmin" | "clip" | "where") => {
                 return self.not_differentiable(callee.span, &format!("`{name}`"))
             }
-            _ => {
+            (None, _) => {
                 return self.fail(
                     Diag::new(
                         "flx::kernel::body",
@@ -267,6 +267,12 @@ impl Lower {
                 )
             }
         };
+        if let Ok(u) = prim {
+            if !u.in_kernels() {
+                return self.not_differentiable(callee.span, &format!("`{name}`"));
+            }
+        }
+        let arity = if prim.is_ok() { 1 } else { 2 };
         if args.len() != arity {
             return self.fail(
                 Diag::new(
@@ -280,28 +286,22 @@ impl Lower {
             );
         }
         let a: Vec<Id> = args.iter().map(|a| self.expr(&a.value)).collect();
-        let g = &mut self.graph;
-        match name {
-            "pow" => g.binary(Op::Pow, a[0], a[1]),
-            "min" => g.binary(Op::Min, a[0], a[1]),
-            "max" => g.binary(Op::Max, a[0], a[1]),
-            "relu" => {
-                let zero = g.constant(0.0);
-                g.binary(Op::Max, a[0], zero)
-            }
-            _ => {
-                let f = match name {
-                    "exp" => Fun::Exp,
-                    "log" => Fun::Log,
-                    "sqrt" => Fun::Sqrt,
-                    "abs" => Fun::Abs,
-                    "tanh" => Fun::Tanh,
-                    "sin" => Fun::Sin,
-                    "cos" => Fun::Cos,
-                    _ => Fun::Sigmoid,
-                };
-                g.unary(f, a[0])
-            }
+        match prim {
+            Ok(u) => self.graph.unary(u, a[0]),
+            Err(op) => self.graph.binary(op, a[0], a[1]),
         }
+    }
+
+    /// The diagnostic for an operator a kernel body cannot write, if it is one.
+    fn binary_refused(&mut self, op: Binary, span: Span) -> Option<Id> {
+        if op.in_kernels() {
+            return None;
+        }
+        Some(match op.differentiable() {
+            Differentiable::No => self.not_differentiable(span, &format!("`{}`", op.name())),
+            Differentiable::Yes | Differentiable::Flat => {
+                self.refuse(span, &format!("`{}`", op.name()))
+            }
+        })
     }
 }

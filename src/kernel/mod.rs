@@ -20,10 +20,11 @@ use std::rc::Rc;
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 
-use self::expr::{Geo, Op};
+use self::expr::Geo;
 pub use self::lower::Family;
 use self::tape::{Rows, Tape};
 use crate::linalg::{gemm, gemm_into};
+use crate::prim::{Binary, Unary};
 
 /// A kernel family with values for its hyperparameters (`laplace(L: 5.0)`).
 /// The declaration itself is the instance with the defaults.
@@ -93,12 +94,12 @@ impl Kernel {
             let dist = g.geo(Geo::Dist);
             let xnorm = g.geo(Geo::Xnorm);
             let w1 = g.mul(two, k_sq);
-            let w2 = g.binary(Op::SafeDiv, k_dist, dist);
+            let w2 = g.term(Binary::SafeDiv, k_dist, dist);
             let w = g.add(w1, w2);
-            let v = g.binary(Op::SafeDiv, k_xn, xnorm);
+            let v = g.term(Binary::SafeDiv, k_xn, xnorm);
             let a = g.add(w, v);
             let b = g.sub(k_dot, w);
-            let b_is_neg_a = g.node(b) == expr::Node::Unary(expr::Fun::Neg, a);
+            let b_is_neg_a = g.node(b) == expr::Node::Unary(Unary::Neg, a);
             let outputs = if b_is_neg_a { vec![a] } else { vec![a, b] };
             Rc::new(Compiled {
                 value: Tape::compile(&g, &[k]),
@@ -114,9 +115,9 @@ impl Kernel {
 pub struct Predictor {
     pub kernel: Rc<Kernel>,
     /// The training rows (the centres), n × d.
-    pub centers: Rc<crate::eval::value::Tensor>,
+    pub centers: Rc<crate::tensor::Tensor>,
     /// The weights: a vector for a single output (Y was a vector), else n × c.
-    pub alpha: Rc<crate::eval::value::Tensor>,
+    pub alpha: Rc<crate::tensor::Tensor>,
     pub metric: Metric,
     pub reg: f64,
 }

@@ -9,8 +9,10 @@ use rayon::prelude::*;
 use std::sync::OnceLock;
 
 use crate::jit;
+use crate::jit::kernel::{Instr, RowProgram, Src};
+use crate::prim::{Binary, Unary};
 
-use super::expr::{apply_fun, apply_op, pow, Fun, Geo, Graph, Id, Node, Op};
+use super::expr::{Geo, Graph, Id, Node};
 
 #[cfg(target_arch = "x86_64")]
 static HAS_AVX2: std::sync::LazyLock<bool> =
@@ -19,24 +21,11 @@ static HAS_AVX2: std::sync::LazyLock<bool> =
 /// Columns per chunk: a few registers of this size stay in the L1 cache.
 const CHUNK: usize = 256;
 
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Src {
-    Reg(u16),
-    Const(f64),
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Instr {
-    Unary(Fun, u16, u16),
-    Binary(Op, Src, Src, u16),
-}
-
+/// A kernel expression as a program over registers (`jit::kernel::RowProgram`),
+/// run here a chunk of columns at a time, or as machine code.
 #[derive(Debug)]
 pub struct Tape {
-    pub(crate) instrs: Vec<Instr>,
-    /// Register of each geometry quantity the tape reads.
-    pub(crate) geo: [Option<u16>; 5],
-    pub(crate) outputs: Vec<Src>,
+    program: RowProgram,
     n_regs: usize,
     /// The same computation in machine code (`jit::kernel`), made on first use.
     native: OnceLock<Option<jit::Code>>,
@@ -70,9 +59,11 @@ impl Tape {
         }
         let mut src: Vec<Option<Src>> = vec![None; top];
         let mut tape = Tape {
-            instrs: Vec::new(),
-            geo: [None; 5],
-            outputs: Vec::new(),
+            program: RowProgram {
+                instrs: Vec::new(),
+                geo: [None; 5],
+                outputs: Vec::new(),
+            },
             n_regs: 0,
             native: OnceLock::new(),
         };
@@ -91,7 +82,7 @@ impl Tape {
                 Node::Hyper(_) => Src::Const(f64::NAN),
                 Node::Geo(q) => {
                     let r = reg(&mut tape);
-                    tape.geo[q as usize] = Some(r);
+                    tape.program.geo[q as usize] = Some(r);
                     Src::Reg(r)
                 }
                 Node::Unary(f, a) => {
@@ -99,18 +90,19 @@ impl Tape {
                         unreachable!("constants are folded")
                     };
                     let r = reg(&mut tape);
-                    tape.instrs.push(Instr::Unary(f, a, r));
+                    tape.program.instrs.push(Instr::Unary(f, a, r));
                     Src::Reg(r)
                 }
                 Node::Binary(op, a, b) => {
                     let r = reg(&mut tape);
-                    tape.instrs
+                    tape.program
+                        .instrs
                         .push(Instr::Binary(op, s(a, &src), s(b, &src), r));
                     Src::Reg(r)
                 }
             });
         }
-        tape.outputs = roots
+        tape.program.outputs = roots
             .iter()
             .map(|r| src[*r as usize].expect("root"))
             .collect();
@@ -118,7 +110,7 @@ impl Tape {
     }
 
     pub fn reads(&self, q: Geo) -> bool {
-        self.geo[q as usize].is_some()
+        self.program.geo[q as usize].is_some()
     }
 
     /// Overwrite `outs[0]` (n × m, holding `x M zᵀ` on entry) with the tape's
@@ -126,7 +118,7 @@ impl Tape {
     /// only the entries on and above the diagonal. Rows must be contiguous.
     pub fn run(&self, rows: &Rows, upper: bool, outs: &mut [ArrayViewMut2<f64>]) {
         let m = rows.zn2.len();
-        assert_eq!(outs.len(), self.outputs.len());
+        assert_eq!(outs.len(), self.program.outputs.len());
         if m == 0 {
             return;
         }
@@ -139,7 +131,7 @@ impl Tape {
         let native = if jit::enabled() {
             self.native
                 .get_or_init(|| {
-                    jit::kernel::compile(self)
+                    jit::kernel::compile(&self.program)
                         .map_err(|e| debug_assert!(false, "kernel JIT: {e}"))
                         .ok()
                 })
@@ -203,7 +195,7 @@ impl Tape {
             let cols = j0..j0 + len;
             self.load_geometry(xn2, &zn2[cols.clone()], &out[0][cols.clone()], regs, len);
             self.exec(regs, len);
-            for (o, dst) in self.outputs.iter().zip(out.iter_mut()) {
+            for (o, dst) in self.program.outputs.iter().zip(out.iter_mut()) {
                 let dst = &mut dst[cols.clone()];
                 match *o {
                     Src::Const(c) => dst.fill(c),
@@ -216,7 +208,7 @@ impl Tape {
 
     #[inline(always)]
     fn load_geometry(&self, xn2: f64, zn2: &[f64], dot: &[f64], regs: &mut [f64], len: usize) {
-        let [dist, sqdist, dotr, xnorm, znorm] = self.geo;
+        let [dist, sqdist, dotr, xnorm, znorm] = self.program.geo;
         if let Some(r) = dotr {
             reg_mut(regs, r)[..len].copy_from_slice(dot);
         }
@@ -251,7 +243,7 @@ impl Tape {
 
     #[inline(always)]
     fn exec(&self, regs: &mut [f64], len: usize) {
-        for ins in &self.instrs {
+        for ins in &self.program.instrs {
             match *ins {
                 Instr::Unary(f, a, r) => {
                     let (src, dst) = two_regs(regs, a, r);
@@ -295,26 +287,13 @@ fn pair_mut(regs: &mut [f64], a: u16, b: u16) -> (&mut [f64], &mut [f64]) {
 }
 
 #[inline(always)]
-fn unary(f: Fun, x: &[f64], out: &mut [f64]) {
-    macro_rules! each {
-        ($e:expr) => {
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = $e(v)
-            }
-        };
-    }
-    match f {
-        Fun::Neg => each!(|v: f64| -v),
-        Fun::Exp => exp_slice(x, out),
-        Fun::Sqrt => each!(f64::sqrt),
-        Fun::Abs => each!(f64::abs),
-        Fun::Log => each!(f64::ln),
-        other => each!(|v| apply_fun(other, v)),
-    }
+fn unary(f: Unary, x: &[f64], out: &mut [f64]) {
+    f.apply_slice(x, out)
 }
 
+/// One binary primitive over a chunk, each primitive's loop monomorphised.
 #[inline(always)]
-fn binary_chunk(op: Op, a: Src, b: Src, r: u16, regs: &mut [f64], len: usize) {
+fn binary_chunk(op: Binary, a: Src, b: Src, r: u16, regs: &mut [f64], len: usize) {
     let (lo, hi) = regs.split_at_mut(r as usize * CHUNK);
     let out = &mut hi[..len];
     macro_rules! each {
@@ -343,100 +322,12 @@ fn binary_chunk(op: Op, a: Src, b: Src, r: u16, regs: &mut [f64], len: usize) {
             }
         };
     }
-    match op {
-        Op::Add => each!(|x: f64, y: f64| x + y),
-        Op::Sub => each!(|x: f64, y: f64| x - y),
-        Op::Mul => each!(|x: f64, y: f64| x * y),
-        Op::Div => each!(|x: f64, y: f64| x / y),
-        Op::Pow => each!(pow),
-        other => each!(|x, y| apply_op(other, x, y)),
-    }
-}
-
-/// The constants of `exp_slice`, shared with the JIT (`jit::lanes`), which
-/// emits the same operations.
-pub mod exp_consts {
-    pub const LOG2E: f64 = std::f64::consts::LOG2_E;
-    // ln 2 split so that k * LN2_HI is exact for |k| < 2^21 (fdlibm's constants).
-    pub const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
-    pub const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
-    // Adding 1.5 * 2^52 rounds to an integer, which then sits in the low mantissa bits.
-    pub const SHIFTER: f64 = 6_755_399_441_055_744.0;
-    pub const C: [f64; 13] = [
-        1.0,
-        1.0,
-        1.0 / 2.0,
-        1.0 / 6.0,
-        1.0 / 24.0,
-        1.0 / 120.0,
-        1.0 / 720.0,
-        1.0 / 5040.0,
-        1.0 / 40320.0,
-        1.0 / 362880.0,
-        1.0 / 3628800.0,
-        1.0 / 39916800.0,
-        1.0 / 479001600.0,
-    ];
-}
-
-/// `exp` over a slice, branch-free so that it vectorises: Cody–Waite
-/// reduction x = k ln 2 + r with |r| ≤ ln2 / 2, a degree-12 Taylor polynomial
-/// for e^r (truncation error below 2e-16 relative), and 2^k put into the
-/// exponent bits. Within 2 ulp of the correctly rounded result; arguments
-/// outside [-708, 709] (overflow, subnormal results, nan) go to `f64::exp`.
-#[inline(always)]
-fn exp_slice(x: &[f64], out: &mut [f64]) {
-    use exp_consts::*;
-    for (o, &v) in out.iter_mut().zip(x) {
-        let v = v.clamp(-708.0, 709.0);
-        let t = v * LOG2E + SHIFTER;
-        let k = t - SHIFTER;
-        let r = (v - k * LN2_HI) - k * LN2_LO;
-        let mut p = C[12];
-        for c in C[..12].iter().rev() {
-            p = p * r + c;
-        }
-        let kbits = t.to_bits().wrapping_sub(SHIFTER.to_bits());
-        let scale = f64::from_bits(kbits.wrapping_add(1023) << 52);
-        *o = p * scale;
-    }
-    for (o, &v) in out.iter_mut().zip(x) {
-        if !(-708.0..=709.0).contains(&v) {
-            *o = v.exp();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::exp_slice;
-
-    #[test]
-    fn vectorised_exp_is_within_two_ulp() {
-        let xs: Vec<f64> = (0..200_001)
-            .map(|i| -745.0 + 1460.0 * i as f64 / 200_000.0)
-            .chain([
-                0.0,
-                -0.0,
-                1e-300,
-                -1e-300,
-                f64::NAN,
-                f64::INFINITY,
-                f64::NEG_INFINITY,
-                709.7,
-                -744.9,
-            ])
-            .collect();
-        let mut out = vec![0.0; xs.len()];
-        exp_slice(&xs, &mut out);
-        for (&x, &y) in xs.iter().zip(&out) {
-            let want = x.exp();
-            if want.is_nan() {
-                assert!(y.is_nan());
-                continue;
+    macro_rules! table {
+        ($($op:ident),*) => {
+            match op {
+                $(Binary::$op => each!(|x, y| Binary::$op.apply(x, y)),)*
             }
-            let ulp = (want.to_bits() as i64 - y.to_bits() as i64).abs();
-            assert!(ulp <= 2, "exp({x}) = {y}, libm {want}, {ulp} ulp");
-        }
+        };
     }
+    table!(Add, Sub, Mul, Div, Rem, Pow, Max, Min, Eq, Ne, Lt, Le, Gt, Ge, SafeDiv)
 }

@@ -17,7 +17,6 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Editor};
 
 use super::{find_command, history_path, Next, Repl, COMMANDS};
-use crate::eval::builtins;
 use crate::highlight;
 use crate::syntax::lex::KEYWORDS;
 use crate::syntax::{self};
@@ -217,7 +216,7 @@ impl Helper {
         let names = KEYWORDS
             .iter()
             .map(|k| k.to_string())
-            .chain(builtins::TABLE.iter().map(|b| b.name.to_string()))
+            .chain(session.builtins().names().map(String::from))
             .chain(session.bindings().into_iter().map(|(n, _)| n.to_string()));
         (start, candidates(prefix, names))
     }
@@ -232,11 +231,18 @@ impl Helper {
             });
         let path: Vec<&str> = text[path_start..].split('.').collect();
         if path == ["std"] && text[..path_start].trim_end().ends_with("use") {
-            return crate::STDLIB.iter().map(|(n, _)| n.to_string()).collect();
+            return crate::check::STDLIB
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect();
         }
         let session = self.session.borrow();
-        let builtin =
-            || builtins::lookup(path[0]).map(|i| crate::eval::value::Value::Builtin(i as u32));
+        let builtin = || {
+            session
+                .builtins()
+                .lookup(path[0])
+                .map(crate::eval::value::Value::Builtin)
+        };
         let Some(mut value) = session.get(path[0]).or_else(builtin) else {
             return Vec::new();
         };

@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::diag::{did_you_mean, Diag, SourceMap};
-use crate::eval::builtins;
-use crate::eval::format::{kernel_repr, repr, shape_str};
+use crate::eval::format::{kernel_repr, repr};
 use crate::eval::value::Value;
+use crate::format::shape_str;
 use crate::syntax::{self, ast::FnDef};
-use crate::{Options, Session};
+use crate::{Options, Session, StdHost};
 
 /// The meta-commands: name, argument, what it does. A unique prefix also works
 /// (`:t` is `:type`, the first that matches).
@@ -51,10 +51,8 @@ pub fn main(options: Options, file: Option<&Path>) -> u8 {
     let mut repl = Repl::new(
         options,
         !no_color && interactive && std::io::stderr().is_terminal(),
+        interactive,
     );
-    if interactive {
-        repl.catch_interrupts();
-    }
     if let Some(path) = file {
         repl.load(path);
     }
@@ -117,38 +115,18 @@ struct Repl {
 }
 
 impl Repl {
-    fn new(options: Options, color: bool) -> Repl {
+    /// On a terminal (`interactive`), Ctrl-C stops a computation.
+    fn new(options: Options, color: bool, interactive: bool) -> Repl {
         let interrupt = Arc::new(AtomicBool::new(false));
-        let session = new_session(&options, &interrupt, false);
+        let interruptible = interactive && catch_interrupts(&interrupt);
+        let session = new_session(&options, &interrupt, interruptible);
         Repl {
             session: Rc::new(RefCell::new(session)),
             options,
             interrupt,
-            interruptible: false,
+            interruptible,
             color,
             failed: false,
-        }
-    }
-
-    /// Ctrl-C sets the flag; a computation that has not stopped after two more
-    /// presses (one long factorisation, say) ends the process.
-    fn catch_interrupts(&mut self) {
-        static PRESSES: AtomicU32 = AtomicU32::new(0);
-        let flag = self.interrupt.clone();
-        let installed = ctrlc::set_handler(move || {
-            if !flag.swap(true, Ordering::Relaxed) {
-                PRESSES.store(0, Ordering::Relaxed);
-            } else if PRESSES.fetch_add(1, Ordering::Relaxed) >= 1 {
-                eprintln!("\nflx: interrupted three times without stopping; leaving");
-                std::process::exit(130);
-            }
-        });
-        match installed {
-            Ok(()) => {
-                self.interruptible = true;
-                self.session.borrow_mut().interp.interruptible = true;
-            }
-            Err(e) => eprintln!("flx: Ctrl-C will end flx, not just a computation ({e})"),
         }
     }
 
@@ -172,13 +150,10 @@ impl Repl {
         match result {
             Ok(Some(value)) => {
                 self.print(&repr(&value));
-                self.session.borrow_mut().bind("_", value);
+                self.session.borrow_mut().set("_", value);
                 true
             }
-            Ok(None) => {
-                self.flush();
-                true
-            }
+            Ok(None) => true,
             Err(diags) => {
                 self.report(&diags);
                 false
@@ -257,7 +232,7 @@ impl Repl {
         self.interrupt.store(false, Ordering::Relaxed);
         let result = self.session.borrow_mut().run_file(path);
         match result {
-            Ok(_) => self.flush(),
+            Ok(_) => {}
             Err(diags) => self.report(&diags),
         }
     }
@@ -280,7 +255,10 @@ impl Repl {
             return;
         }
         if topic == "builtins" {
-            let lines: Vec<String> = builtins::TABLE.iter().map(|b| b.heading()).collect();
+            let session = self.session.borrow();
+            let b = session.builtins();
+            let lines: Vec<String> = (0..b.len() as u32).map(|i| b.heading(i)).collect();
+            drop(session);
             self.print(&lines.join("\n"));
             return;
         }
@@ -295,9 +273,14 @@ impl Repl {
             self.print(&text);
             return;
         }
-        if let Some(i) = builtins::lookup(topic) {
-            let b = builtins::get(i as u32);
-            self.print(&format!("{}\n\n{}", b.heading(), b.doc));
+        let builtin = {
+            let session = self.session.borrow();
+            let b = session.builtins();
+            b.lookup(topic)
+                .map(|i| format!("{}\n\n{}", b.heading(i), b.entry(i).doc))
+        };
+        if let Some(text) = builtin {
+            self.print(&text);
             return;
         }
         if crate::syntax::lex::KEYWORDS.contains(&topic) {
@@ -306,9 +289,12 @@ impl Repl {
             ));
             return;
         }
-        let names: Vec<String> = builtins::TABLE
-            .iter()
-            .map(|b| b.name.to_string())
+        let names: Vec<String> = self
+            .session
+            .borrow()
+            .builtins()
+            .names()
+            .map(String::from)
             .chain(
                 self.session
                     .borrow()
@@ -368,10 +354,15 @@ impl Repl {
                     signature(&c.def, &session.interp.linker.sources)
                 )
             }
-            Value::Builtin(b) if builtins::is_group(*b) => {
-                format!("Group of builtins: {}", builtins::members(*b).join(", "))
+            Value::Builtin(b) => {
+                let session = self.session.borrow();
+                let table = session.builtins();
+                if table.is_group(*b) {
+                    format!("Group of builtins: {}", table.members(*b).join(", "))
+                } else {
+                    format!("Function {}", table.signature(*b).display())
+                }
             }
-            Value::Builtin(b) => format!("Function {}", builtins::get(*b).signature().display()),
             Value::Kernel(k) => format!("Kernel {}", kernel_repr(k)),
             Value::Predictor(_) | Value::Model(_) | Value::ModelDecl(_) => repr(v),
             Value::Record(r) => {
@@ -443,20 +434,14 @@ impl Repl {
         self.print(&lines.join("\n"));
     }
 
-    /// Write a line to the session's output (where `print` writes).
+    /// Write a line to the session's output (where `print` writes; flushed).
     fn print(&self, text: &str) {
-        let _ = writeln!(self.session.borrow_mut().interp.out, "{text}");
-        self.flush();
-    }
-
-    fn flush(&self) {
-        let _ = self.session.borrow_mut().interp.out.flush();
+        let _ = self.session.borrow_mut().interp.host.print(text);
     }
 
     fn report(&mut self, diags: &[Diag]) {
         self.failed = true;
         let text = self.session.borrow().render(diags, self.color);
-        self.flush();
         eprint!("{text}");
         let _ = std::io::stderr().flush();
     }
@@ -468,11 +453,35 @@ impl Repl {
     }
 }
 
+/// Ctrl-C raises `flag`; a computation that has not stopped after two more
+/// presses (one long factorisation, say) ends the process. Whether the
+/// handler could be installed.
+fn catch_interrupts(flag: &Arc<AtomicBool>) -> bool {
+    static PRESSES: AtomicU32 = AtomicU32::new(0);
+    let flag = flag.clone();
+    let installed = ctrlc::set_handler(move || {
+        if !flag.swap(true, Ordering::Relaxed) {
+            PRESSES.store(0, Ordering::Relaxed);
+        } else if PRESSES.fetch_add(1, Ordering::Relaxed) >= 1 {
+            eprintln!("\nflx: interrupted three times without stopping; leaving");
+            std::process::exit(130);
+        }
+    });
+    if let Err(e) = &installed {
+        eprintln!("flx: Ctrl-C will end flx, not just a computation ({e})");
+    }
+    installed.is_ok()
+}
+
 fn new_session(options: &Options, interrupt: &Arc<AtomicBool>, interruptible: bool) -> Session {
-    let mut session = Session::new(Box::new(std::io::stdout()), options);
+    let host = StdHost::new(std::io::stdout());
+    let host = if interruptible {
+        host.interrupted_by(interrupt.clone())
+    } else {
+        host
+    };
+    let mut session = Session::new(host, options);
     session.redefine = true;
-    session.interp.interrupt = interrupt.clone();
-    session.interp.interruptible = interruptible;
     session
 }
 

@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crate::diag::Span;
+use crate::prim::Binary;
 
 /// A name as written, with its span.
 #[derive(Clone, Debug)]
@@ -150,10 +151,26 @@ impl BinOp {
         }
     }
     pub fn is_comparison(self) -> bool {
-        matches!(
-            self,
-            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
-        )
+        self.elementwise().is_some_and(Binary::is_comparison)
+    }
+
+    /// The primitive an elementwise operator applies; `@`, `and` and `or` are not elementwise.
+    pub fn elementwise(self) -> Option<Binary> {
+        Some(match self {
+            BinOp::Add => Binary::Add,
+            BinOp::Sub => Binary::Sub,
+            BinOp::Mul => Binary::Mul,
+            BinOp::Div => Binary::Div,
+            BinOp::Rem => Binary::Rem,
+            BinOp::Pow => Binary::Pow,
+            BinOp::Eq => Binary::Eq,
+            BinOp::Ne => Binary::Ne,
+            BinOp::Lt => Binary::Lt,
+            BinOp::Le => Binary::Le,
+            BinOp::Gt => Binary::Gt,
+            BinOp::Ge => Binary::Ge,
+            BinOp::MatMul | BinOp::And | BinOp::Or => return None,
+        })
     }
 }
 

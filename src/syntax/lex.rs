@@ -478,6 +478,9 @@ mod tests {
         for dir in ["examples", "stdlib"] {
             for entry in std::fs::read_dir(root.join(dir)).expect("folder") {
                 let path = entry.expect("entry").path();
+                if path.extension().is_none_or(|e| e != "flx") {
+                    continue;
+                }
                 let text = std::fs::read_to_string(&path).expect("read");
                 let mut at = 0;
                 for t in tokens(&text, &|_| false) {

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
 
-use crate::linalg;
+use crate::format::shape_str;
+use crate::{linalg, prim};
 
 pub type Tensor = ArrayD<f64>;
 
@@ -34,7 +35,7 @@ pub fn check_elements(shape: &[usize]) -> Result<(), ShapeError> {
     if n > max_elements() {
         return Err(ShapeError(format!(
             "a tensor of shape {} is too large (flx allocates at most {} elements)",
-            crate::eval::format::shape_str(shape),
+            shape_str(shape),
             max_elements()
         )));
     }
@@ -78,8 +79,8 @@ pub fn zip_with(
     let shape = broadcast_shape(a.shape(), b.shape()).ok_or_else(|| {
         ShapeError(format!(
             "cannot broadcast shapes {} and {}",
-            crate::eval::format::shape_str(a.shape()),
-            crate::eval::format::shape_str(b.shape())
+            shape_str(a.shape()),
+            shape_str(b.shape())
         ))
     })?;
     check_elements(&shape)?;
@@ -98,8 +99,8 @@ pub fn zip_assign(
     let bv = b.broadcast(IxDyn(&shape)).ok_or_else(|| {
         ShapeError(format!(
             "cannot broadcast shape {} into {}",
-            crate::eval::format::shape_str(b.shape()),
-            crate::eval::format::shape_str(&shape)
+            shape_str(b.shape()),
+            shape_str(&shape)
         ))
     })?;
     Zip::from(a).and(&bv).for_each(|x, &y| *x = f(*x, y));
@@ -111,8 +112,8 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, ShapeError> {
     let err = || {
         ShapeError(format!(
             "cannot multiply shapes {} and {}",
-            crate::eval::format::shape_str(a.shape()),
-            crate::eval::format::shape_str(b.shape())
+            shape_str(a.shape()),
+            shape_str(b.shape())
         ))
     };
     match (a.ndim(), b.ndim()) {
@@ -163,8 +164,8 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, ShapeError> {
         }
         _ => Err(ShapeError(format!(
             "`@` needs 1-D or 2-D operands, found shapes {} and {}",
-            crate::eval::format::shape_str(a.shape()),
-            crate::eval::format::shape_str(b.shape())
+            shape_str(a.shape()),
+            shape_str(b.shape())
         ))),
     }
 }
@@ -217,37 +218,13 @@ pub fn reduce(x: &Tensor, axis: Option<usize>, f: impl Fn(&[f64]) -> f64) -> Ten
     Tensor::from_shape_vec(shape, values).expect("one value per lane")
 }
 
-/// Sum in pairwise blocks, as NumPy does, so large sums keep their accuracy
-/// and do not depend on thread count.
+/// `prim::math::pairwise_sum` of a view's elements in memory order.
 pub fn pairwise_sum(v: &ArrayViewD<f64>) -> f64 {
     if let Some(s) = v.as_slice_memory_order() {
-        return pairwise_slice(s);
+        return prim::math::pairwise_sum(s);
     }
     let owned: Vec<f64> = v.iter().copied().collect();
-    pairwise_slice(&owned)
-}
-
-pub fn pairwise_slice(s: &[f64]) -> f64 {
-    if s.len() <= 128 {
-        // Eight accumulators, like NumPy's unrolled base case.
-        let mut acc = [0.0f64; 8];
-        let chunks = s.chunks_exact(8);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for k in 0..8 {
-                acc[k] += c[k];
-            }
-        }
-        let mut total =
-            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-        for &x in rest {
-            total += x;
-        }
-        total
-    } else {
-        let mid = (s.len() / 2) / 8 * 8;
-        pairwise_slice(&s[..mid]) + pairwise_slice(&s[mid..])
-    }
+    prim::math::pairwise_sum(&owned)
 }
 
 #[cfg(test)]
@@ -289,12 +266,5 @@ mod tests {
         assert_eq!(matmul(&v, &a).unwrap(), array![4.0, 6.0].into_dyn());
         assert_eq!(matmul(&v, &v).unwrap(), ndarray::arr0(2.0).into_dyn());
         assert!(matmul(&a, &array![1.0, 2.0, 3.0].into_dyn()).is_err());
-    }
-
-    #[test]
-    fn pairwise_sum_is_accurate() {
-        let v = ndarray::Array1::from_elem(1_000_001, 0.1).into_dyn();
-        let s = pairwise_sum(&v.view());
-        assert!((s - 100_000.1).abs() < 1e-6, "{s}");
     }
 }

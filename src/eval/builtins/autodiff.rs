@@ -94,8 +94,8 @@ fn run_train(interp: &mut Interp, a: &mut Args) -> Result<Value, Diag> {
             "flx::shape::rows",
             format!(
                 "`train` needs X and y with the same number of rows, at least one, found {} and {}",
-                crate::eval::format::shape_str(x.shape()),
-                crate::eval::format::shape_str(y.shape())
+                crate::format::shape_str(x.shape()),
+                crate::format::shape_str(y.shape())
             ),
         ));
     }

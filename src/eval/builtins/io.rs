@@ -1,22 +1,21 @@
 //! Files, printing, the metrics table and small conversions. Relative paths
 //! are resolved against the running script's folder (the working directory
 //! in the REPL), except that files a run writes land in its output folder
-//! when it has one. Every write goes to a temporary file beside the target
-//! and is renamed into place, so a failure never leaves a half-written file.
+//! when it has one. Every read and write goes through the session's host
+//! (`host::Host`), which writes whole files or nothing.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::Instant;
 
 use ndarray::{ArrayD, IxDyn};
 
 use super::{Args, Builtin};
 use crate::diag::{Diag, Span};
-use crate::eval::format::{self, float_repr, shape_str};
+use crate::eval::format;
 use crate::eval::interp::Interp;
 use crate::eval::value::{Tensor, Value};
-use crate::outputs::{Metric, Outputs};
+use crate::format::{float_repr, shape_str};
+use crate::outputs::Metric;
 
 type R = Result<Value, Diag>;
 
@@ -62,14 +61,6 @@ pub static BUILTINS: &[Builtin] = &[
     Builtin { name: "save_npy", sig: "path, x", doc: "Write a tensor as a NumPy `.npy` file (float64).", run: save_npy },
 ];
 
-thread_local! {
-    static START: Instant = Instant::now();
-}
-
-pub fn start_clock() {
-    START.with(|_| ());
-}
-
 fn print(interp: &mut Interp, a: &mut Args) -> R {
     let line = a
         .rest
@@ -82,13 +73,15 @@ fn print(interp: &mut Interp, a: &mut Args) -> R {
 }
 
 fn write_out(interp: &mut Interp, line: &str, span: Span) -> Result<(), Diag> {
-    crate::progress::suspend(|| writeln!(interp.out, "{line}").and_then(|_| interp.out.flush()))
+    interp
+        .host
+        .print(line)
         .map_err(|e| Diag::new("flx::io::stdout", format!("cannot write output: {e}")).at(span))
 }
 
 fn log(interp: &mut Interp, a: &mut Args) -> R {
     match (a.is_none(0), a.kwargs.is_empty()) {
-        (false, true) => super::tensor::map(a, f64::ln),
+        (false, true) => super::tensor::map(a, crate::prim::Unary::Log),
         (true, false) => {
             let mut row = Vec::with_capacity(a.kwargs.len());
             for (n, v, s) in &a.kwargs {
@@ -112,7 +105,7 @@ fn log(interp: &mut Interp, a: &mut Args) -> R {
                 row.push((n.to_string(), metric));
             }
             print_row(interp, &row, a.call)?;
-            if let Some(o) = &mut interp.outputs {
+            if let Some(o) = interp.host.outputs() {
                 o.log(&row).map_err(|e| {
                     Diag::new(
                         "flx::io::file",
@@ -142,20 +135,20 @@ fn log(interp: &mut Interp, a: &mut Args) -> R {
 fn print_row(interp: &mut Interp, row: &[(String, Metric)], span: Span) -> Result<(), Diag> {
     let names: Vec<String> = row.iter().map(|(n, _)| n.clone()).collect();
     let mut out = String::new();
-    if interp.log.columns != names {
-        interp.log.widths = names.iter().map(|n| n.len().max(10)).collect();
+    if interp.run.log.columns != names {
+        interp.run.log.widths = names.iter().map(|n| n.len().max(10)).collect();
         let header: Vec<String> = names
             .iter()
-            .zip(&interp.log.widths)
+            .zip(&interp.run.log.widths)
             .map(|(n, w)| format!("{n:>w$}"))
             .collect();
-        interp.log.columns = names;
+        interp.run.log.columns = names;
         out.push_str(&header.join("  "));
         out.push('\n');
     }
     let cells: Vec<String> = row
         .iter()
-        .zip(&interp.log.widths)
+        .zip(&interp.run.log.widths)
         .map(|((_, m), w)| {
             let cell = match m {
                 Metric::Int(i) => format::apply_spec(&Value::Int(*i), ".6g").expect("valid spec"),
@@ -176,35 +169,33 @@ fn print_row(interp: &mut Interp, row: &[(String, Metric)], span: Span) -> Resul
 fn out(interp: &mut Interp, a: &mut Args) -> R {
     if !a.is_none(0) {
         let dir = resolve(interp, a, 0)?;
-        match &interp.outputs {
+        let fixed = interp.run.outputs_from_command_line;
+        match interp.host.outputs().map(|o| o.dir().to_path_buf()) {
             None => {
-                if !interp.allow_writes {
-                    return Err(a.error(
-                        0,
-                        "flx::io::disabled",
-                        "writing files is disabled in this session",
-                    ));
+                if !interp.host.may_write() {
+                    return Err(disabled(a, 0));
                 }
-                let info = interp.run_info.clone();
-                let o = Outputs::open(&dir, info)
+                let info = interp.run.info.clone();
+                interp
+                    .host
+                    .open_outputs(&dir, info)
                     .map_err(|e| io_error(a, 0, "create the output folder", &dir, e))?;
-                interp.outputs = Some(o);
             }
-            Some(o) if o.dir() == dir || interp.outputs_from_command_line => {}
-            Some(o) => {
+            Some(open) if open == dir || fixed => {}
+            Some(open) => {
                 return Err(a
                     .error(
                         0,
                         "flx::io::out",
-                        format!("this run already writes to {}", o.dir().display()),
+                        format!("this run already writes to {}", open.display()),
                     )
                     .help("a run has one output folder; call `out` once, before logging"))
             }
         }
     }
     Ok(interp
-        .outputs
-        .as_ref()
+        .host
+        .outputs()
         .map_or(Value::None, |o| Value::str(&o.dir().display().to_string())))
 }
 
@@ -220,8 +211,8 @@ fn progress(_: &mut Interp, a: &mut Args) -> R {
     Ok(Value::Progress(Rc::new((a.vals[0].clone(), label))))
 }
 
-fn time(_: &mut Interp, _: &mut Args) -> R {
-    Ok(Value::Float(START.with(|s| s.elapsed().as_secs_f64())))
+fn time(interp: &mut Interp, _: &mut Args) -> R {
+    Ok(Value::Float(interp.host.elapsed().as_secs_f64()))
 }
 
 fn assert(_: &mut Interp, a: &mut Args) -> R {
@@ -301,20 +292,23 @@ fn append(_: &mut Interp, a: &mut Args) -> R {
 }
 
 /// A path to write: relative to the run's output folder when it has one, else as `resolve`.
-pub(super) fn write_path(interp: &Interp, a: &Args, i: usize) -> Result<PathBuf, Diag> {
-    if !interp.allow_writes {
-        return Err(a.error(
-            i,
-            "flx::io::disabled",
-            "writing files is disabled in this session",
-        ));
+pub(super) fn write_path(interp: &mut Interp, a: &Args, i: usize) -> Result<PathBuf, Diag> {
+    if !interp.host.may_write() {
+        return Err(disabled(a, i));
     }
-    match &interp.outputs {
-        Some(o) if Path::new(a.str(i)?.as_ref()).is_relative() => {
-            Ok(o.dir().join(a.str(i)?.as_ref()))
-        }
+    let name = a.str(i)?;
+    match interp.host.outputs() {
+        Some(o) if Path::new(name.as_ref()).is_relative() => Ok(o.dir().join(name.as_ref())),
         _ => resolve(interp, a, i),
     }
+}
+
+pub(super) fn disabled(a: &Args, i: usize) -> Diag {
+    a.error(
+        i,
+        "flx::io::disabled",
+        "writing files is disabled in this session",
+    )
 }
 
 /// A path argument, resolved against the script's folder (the working directory in the REPL).
@@ -324,8 +318,18 @@ fn resolve(interp: &Interp, a: &Args, i: usize) -> Result<PathBuf, Diag> {
     Ok(if p.is_absolute() {
         p.to_path_buf()
     } else {
-        interp.script_dir.join(p)
+        interp.run.script_dir.join(p)
     })
+}
+
+/// The bytes of a file, through the host.
+fn read(interp: &mut Interp, a: &Args, i: usize) -> Result<(PathBuf, Vec<u8>), Diag> {
+    let path = resolve(interp, a, i)?;
+    let bytes = interp
+        .host
+        .read(&path)
+        .map_err(|e| io_error(a, i, "read", &path, e))?;
+    Ok((path, bytes))
 }
 
 fn io_error(a: &Args, i: usize, what: &str, path: &Path, e: impl std::fmt::Display) -> Diag {
@@ -337,8 +341,9 @@ fn io_error(a: &Args, i: usize, what: &str, path: &Path, e: impl std::fmt::Displ
 }
 
 fn load_csv(interp: &mut Interp, a: &mut Args) -> R {
-    let path = resolve(interp, a, 0)?;
-    let text = std::fs::read_to_string(&path).map_err(|e| io_error(a, 0, "read", &path, e))?;
+    let (path, bytes) = read(interp, a, 0)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| io_error(a, 0, "read", &path, "stream did not contain valid UTF-8"))?;
     let delim = a.str(2)?;
     let delim = match delim.as_bytes() {
         [b] => *b,
@@ -526,24 +531,27 @@ fn save_csv(interp: &mut Interp, a: &mut Args) -> R {
         }
         _ => return Err(a.expected(2, "a list of column names")),
     };
-    crate::write_atomic(&path, |w| {
-        let mut cw = csv::Writer::from_writer(w);
+    let bytes = (|| {
+        let mut cw = csv::Writer::from_writer(Vec::new());
         if let Some(h) = &header {
             cw.write_record(h)?;
         }
         for row in m.rows() {
             cw.write_record(row.iter().map(|&x| float_repr(x)))?;
         }
-        cw.flush()
-    })
-    .map_err(|e| io_error(a, 0, "write", &path, e))?;
+        cw.into_inner().map_err(|e| e.into_error().into())
+    })()
+    .map_err(|e: csv::Error| io_error(a, 0, "write", &path, e))?;
+    interp
+        .host
+        .write(&path, &bytes)
+        .map_err(|e| io_error(a, 0, "write", &path, e))?;
     Ok(Value::None)
 }
 
 fn load_npy(interp: &mut Interp, a: &mut Args) -> R {
     use ndarray_npy::ReadNpyExt;
-    let path = resolve(interp, a, 0)?;
-    let bytes = std::fs::read(&path).map_err(|e| io_error(a, 0, "read", &path, e))?;
+    let (path, bytes) = read(interp, a, 0)?;
     let t: Tensor = match ArrayD::<f64>::read_npy(bytes.as_slice()) {
         Ok(t) => t,
         Err(first) => {
@@ -565,36 +573,13 @@ fn save_npy(interp: &mut Interp, a: &mut Args) -> R {
     use ndarray_npy::WriteNpyExt;
     let path = write_path(interp, a, 0)?;
     let t = a.tensor(1)?;
-    crate::write_atomic(&path, |w| {
-        t.as_standard_layout()
-            .write_npy(w)
-            .map_err(std::io::Error::other)
-    })
-    .map_err(|e| io_error(a, 0, "write", &path, e))?;
+    let mut bytes = Vec::new();
+    t.as_standard_layout()
+        .write_npy(&mut bytes)
+        .map_err(|e| io_error(a, 0, "write", &path, e))?;
+    interp
+        .host
+        .write(&path, &bytes)
+        .map_err(|e| io_error(a, 0, "write", &path, e))?;
     Ok(Value::None)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn atomic_write_leaves_no_partial_file() {
-        let dir = std::env::temp_dir().join(format!("flx-atomic-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let target = dir.join("out.csv");
-        std::fs::write(&target, "old").unwrap();
-        let r = crate::write_atomic(&target, |w| {
-            w.write_all(b"partial")?;
-            Err(std::io::Error::other("disk full"))
-        });
-        assert!(r.is_err());
-        assert_eq!(std::fs::read_to_string(&target).unwrap(), "old");
-        assert_eq!(
-            std::fs::read_dir(&dir).unwrap().count(),
-            1,
-            "temporary file left behind"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

@@ -1,19 +1,17 @@
-//! Kernel builtins (`gram`, `krr`, `agop`, matrix alignment) and the
-//! behaviour of kernel and predictor values: calling them and their fields.
+//! Kernel builtins: `gram`, `krr`, `agop`, matrix alignment. What kernel and
+//! predictor values do when called is `eval::kernel_values`.
 
 use std::rc::Rc;
 
-use ndarray::{Array2, Ix2};
-
 use super::{check_size, mat, Args, Builtin};
-use crate::diag::{did_you_mean, Diag, Span};
-use crate::eval::format::{kernel_repr, shape_str};
+use crate::diag::Diag;
+use crate::eval::format::kernel_repr;
 use crate::eval::interp::Interp;
 use crate::eval::value::{Tensor, Value};
-use crate::kernel::{self, Agop, Family, Kernel, Metric, Predictor};
+use crate::format::shape_str;
+use crate::kernel::{self, Agop, Kernel, Metric, Predictor};
 use crate::linalg::{self, LinalgError};
 use crate::progress::Progress;
-use crate::syntax::ast::FnDef;
 
 type R = Result<Value, Diag>;
 
@@ -49,203 +47,6 @@ pub static BUILTINS: &[Builtin] = &[
         run: |_, a| similarity(a, true),
     },
 ];
-
-/// The value of a `kernel` declaration: the family with its default hyperparameters.
-pub fn declare(def: &FnDef) -> R {
-    let family = Family::lower(def).map_err(|mut e| e.remove(0))?;
-    let values = family.defaults.clone();
-    Ok(Value::Kernel(Rc::new(Kernel::new(Rc::new(family), values))))
-}
-
-/// `k(L: 2.0)`: the same kernel with some hyperparameters changed.
-pub fn with_hyper(k: &Kernel, pos: Vec<(Value, Span)>, named: Vec<(Rc<str>, Value, Span)>) -> R {
-    let params = &k.family.params;
-    let mut values = k.values.clone();
-    if let Some((_, span)) = pos.get(params.len()) {
-        return Err(Diag::new(
-            "flx::call::arity",
-            format!(
-                "kernel `{}` has {} hyperparameter{}",
-                k.name(),
-                params.len(),
-                if params.len() == 1 { "" } else { "s" }
-            ),
-        )
-        .at(*span)
-        .label("unexpected argument"));
-    }
-    let number = |v: &Value, span: Span, name: &str| {
-        v.as_f64()
-            .filter(|_| !matches!(v, Value::Bool(_)))
-            .ok_or_else(|| {
-                Diag::new(
-                    "flx::type::argument",
-                    format!(
-                        "hyperparameter `{name}` must be a number, found {}",
-                        v.describe()
-                    ),
-                )
-                .at(span)
-            })
-    };
-    for (i, (v, span)) in pos.iter().enumerate() {
-        values[i] = Some(number(v, *span, &params[i])?);
-    }
-    for (name, v, span) in &named {
-        if let Some(i) = params.iter().take(pos.len()).position(|p| p == name) {
-            return Err(Diag::new(
-                "flx::call::duplicate_arg",
-                format!("hyperparameter `{name}` is given both by position and by name"),
-            )
-            .at(*span)
-            .with_label(pos[i].1, "given by position here"));
-        }
-        let Some(i) = params.iter().position(|p| p == name) else {
-            let mut d = Diag::new(
-                "flx::call::unknown_arg",
-                format!("kernel `{}` has no hyperparameter `{name}`", k.name()),
-            )
-            .at(*span);
-            d = d.help(
-                match did_you_mean(name, params.iter().map(|p| p.as_ref())) {
-                    Some(m) => m,
-                    None if params.is_empty() => "it has no hyperparameters".to_string(),
-                    None => format!("its hyperparameters: {}", params.join(", ")),
-                },
-            );
-            return Err(d);
-        };
-        values[i] = Some(number(v, *span, name)?);
-    }
-    Ok(Value::Kernel(Rc::new(Kernel::new(
-        k.family.clone(),
-        values,
-    ))))
-}
-
-/// `f(Xnew)`: predictions of a fitted kernel machine.
-pub fn predict(
-    p: &Predictor,
-    pos: Vec<(Value, Span)>,
-    named: Vec<(Rc<str>, Value, Span)>,
-    span: Span,
-) -> R {
-    if let Some((name, _, s)) = named.first() {
-        return Err(Diag::new(
-            "flx::call::unknown_arg",
-            format!("a predictor takes its inputs only, not `{name}:`"),
-        )
-        .at(*s));
-    }
-    let [(x, xspan)] = <[_; 1]>::try_from(pos).map_err(|pos: Vec<_>| {
-        Diag::new(
-            "flx::call::arity",
-            format!(
-                "a predictor takes 1 argument (the inputs), but {} were given",
-                pos.len()
-            ),
-        )
-        .at(span)
-    })?;
-    let d = p.centers.shape()[1];
-    let Value::Tensor(x) = &x else {
-        return Err(Diag::new(
-            "flx::type::argument",
-            format!(
-                "a predictor takes a Tensor of inputs, found {}",
-                x.describe()
-            ),
-        )
-        .at(xspan));
-    };
-    let single = x.ndim() == 1;
-    let rows = match x.ndim() {
-        1 => x.view().into_shape_with_order((1, x.len())).ok(),
-        2 => x.view().into_dimensionality::<Ix2>().ok(),
-        _ => None,
-    };
-    let Some(rows) = rows.filter(|r| r.ncols() == d) else {
-        return Err(Diag::new(
-            "flx::shape::predict",
-            format!(
-                "the predictor was fitted on {d} features, but the inputs have shape {}",
-                shape_str(x.shape())
-            ),
-        )
-        .at(xspan)
-        .help(format!("pass an n × {d} matrix (or one row of length {d})")));
-    };
-    check_size(&[rows.nrows(), p.centers.shape()[0]], xspan)?;
-    let out = kernel::predict(
-        &p.kernel,
-        rows,
-        mat(&p.centers),
-        &p.metric,
-        p.alpha_columns(),
-    );
-    let out = if p.alpha.ndim() == 1 {
-        out.index_axis_move(ndarray::Axis(1), 0).into_dyn()
-    } else {
-        out.into_dyn()
-    };
-    let out = if single {
-        out.index_axis_move(ndarray::Axis(0), 0)
-    } else {
-        out
-    };
-    Ok(match out.ndim() {
-        0 => Value::Float(out.first().copied().unwrap_or(0.0)),
-        _ => Value::tensor(out),
-    })
-}
-
-/// The fields of a fitted predictor, in the order its help lists them.
-pub const PREDICTOR_FIELDS: [&str; 5] = ["alpha", "X", "M", "kernel", "reg"];
-
-/// Fields of kernels (`k.L`) and predictors (`f.alpha`, `f.X`, `f.M`, `f.kernel`, `f.reg`).
-pub fn field(v: &Value, name: &str, span: Span) -> Option<R> {
-    match v {
-        Value::Kernel(k) => {
-            let i = k.family.params.iter().position(|p| p.as_ref() == name);
-            Some(match i {
-                Some(i) => match k.values[i] {
-                    Some(x) => Ok(Value::Float(x)),
-                    None => Ok(Value::None),
-                },
-                None => Err(Diag::new(
-                    "flx::type::field",
-                    format!("kernel `{}` has no hyperparameter `{name}`", k.name()),
-                )
-                .at(span)
-                .help(format!(
-                    "its hyperparameters: {}",
-                    k.family.params.join(", ")
-                ))),
-            })
-        }
-        Value::Predictor(p) => Some(match name {
-            "alpha" => Ok(Value::Tensor(p.alpha.clone())),
-            "X" => Ok(Value::Tensor(p.centers.clone())),
-            "kernel" => Ok(Value::Kernel(p.kernel.clone())),
-            "reg" => Ok(Value::Float(p.reg)),
-            "M" => {
-                let d = p.centers.shape()[1];
-                Ok(Value::tensor(match &p.metric {
-                    Metric::Identity => Array2::<f64>::eye(d).into_dyn(),
-                    Metric::Diag(m) => m.clone().into_dyn(),
-                    Metric::Full(m) => m.clone().into_dyn(),
-                }))
-            }
-            _ => Err(Diag::new(
-                "flx::type::field",
-                format!("a predictor has no field `{name}`"),
-            )
-            .at(span)
-            .help(format!("its fields: {}", PREDICTOR_FIELDS.join(", ")))),
-        }),
-        _ => None,
-    }
-}
 
 fn kernel_arg(a: &Args, i: usize) -> Result<Rc<Kernel>, Diag> {
     let Value::Kernel(k) = &a.vals[i] else {
@@ -332,7 +133,7 @@ fn metric_arg(a: &Args, i: usize, d: usize) -> Result<Metric, Diag> {
                     .error(i, "flx::value::not_symmetric", "M must be symmetric")
                     .label(format!(
                         "entries differ from their transpose by up to {}",
-                        crate::eval::format::float_repr(asym)
+                        crate::format::float_repr(asym)
                     ))
                     .help("use (M + M.T) / 2"));
             }
@@ -442,7 +243,7 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
     for i in 0..n {
         kmat[(i, i)] += reg;
     }
-    let stop = interp.interruptible.then_some(&*interp.interrupt);
+    let stop = interp.interruptible.then(|| interp.interrupt_flag());
     phase("Cholesky factor and solve");
     let solved = linalg::cholesky_solve_in_place(kmat.as_mut(), &mut rhs, stop);
     linalg::give_back(kmat);
@@ -456,7 +257,7 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
         .label(format!("Cholesky failed at row {pivot}"))
         .help(format!(
             "use a larger `reg:` (it is {}), or check that the kernel is positive definite",
-            crate::eval::format::float_repr(reg)
+            crate::format::float_repr(reg)
         )),
         other => Diag::new("flx::linalg::krr", format!("{other:?}")).at(a.call),
     })?;

@@ -6,9 +6,9 @@ use ndarray::Array2;
 
 use super::{mat, Args, Builtin};
 use crate::diag::Diag;
-use crate::eval::format::shape_str;
 use crate::eval::interp::Interp;
 use crate::eval::value::{Tensor, Value};
+use crate::format::shape_str;
 use crate::linalg::{self, LinalgError};
 
 type R = Result<Value, Diag>;

@@ -6,9 +6,9 @@ use ndarray::{ArrayView1, Axis};
 
 use super::{mat, Args, Builtin};
 use crate::diag::Diag;
-use crate::eval::format::shape_str;
 use crate::eval::interp::Interp;
 use crate::eval::value::{Tensor, Value};
+use crate::format::shape_str;
 use crate::tensor::pairwise_sum;
 
 type R = Result<Value, Diag>;
@@ -115,7 +115,12 @@ fn xent(_: &mut Interp, a: &mut Args) -> R {
         .zip(mat(&targets).axis_iter(Axis(0)))
         .map(|(row, t)| {
             let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let lse = m + pairwise_sum(&row.mapv(|x| (x - m).exp()).into_dyn().view()).ln();
+            let lse = m + pairwise_sum(
+                &row.mapv(|x| crate::prim::math::exp(x - m))
+                    .into_dyn()
+                    .view(),
+            )
+            .ln();
             lse - row.dot(&t)
         })
         .collect();

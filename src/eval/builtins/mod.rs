@@ -1,10 +1,8 @@
 //! The builtin table. Each builtin is declared once, next to its
-//! implementation, with its name, signature and documentation; the resolver's
-//! arity checks, the REPL's `:help` and `docs/` all read this table.
-//!
-//! A signature is written like a parameter list: `x, axis=none` (defaults are
-//! literals), `*shape` collects extra positional arguments, parameters after it
-//! are keyword-only, and `**metrics` collects extra named arguments.
+//! implementation, with its name, signature (`signature::Signature`'s
+//! syntax) and documentation; `STATIC` is that table as the resolver, the
+//! REPL's `:help` and `docs/` read it (`signature::Builtins`), and its
+//! indices are the table's.
 
 mod autodiff;
 mod io;
@@ -14,16 +12,14 @@ pub mod metrics;
 mod plot;
 pub mod tensor;
 
-pub use io::start_clock;
-
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::LazyLock;
 
-use super::format::shape_str;
 use super::interp::Interp;
 use super::value::{Tensor, Value};
 use crate::diag::{did_you_mean, Diag, Span};
+use crate::format::shape_str;
+use crate::signature::{Builtins, Lit, Param, Signature};
 
 pub type BuiltinFn = fn(&mut Interp, &mut Args) -> Result<Value, Diag>;
 
@@ -37,16 +33,7 @@ pub struct Builtin {
 
 impl Builtin {
     pub fn signature(&self) -> &'static Signature {
-        &SIGNATURES[INDEX[self.name]]
-    }
-
-    /// How help shows it: its signature, or its name alone for a group (`plot`).
-    pub fn heading(&self) -> String {
-        if is_group(INDEX[self.name] as u32) {
-            self.name.to_string()
-        } else {
-            self.signature().display()
-        }
+        STATIC.signature(STATIC.lookup(self.name).expect("in the table"))
     }
 }
 
@@ -63,171 +50,28 @@ pub static TABLE: LazyLock<Vec<&'static Builtin>> = LazyLock::new(|| {
         .collect()
 });
 
-static SIGNATURES: LazyLock<Vec<Signature>> = LazyLock::new(|| {
-    TABLE
-        .iter()
-        .map(|b| Signature::parse(b.name, b.sig))
-        .collect()
+/// The table as the resolver sees it: builtin `i` of `TABLE` is entry `i`.
+pub static STATIC: LazyLock<Builtins> = LazyLock::new(|| {
+    let mut b = Builtins::default();
+    for t in TABLE.iter() {
+        b.add(t.name, t.sig, t.doc)
+            .unwrap_or_else(|e| panic!("builtin `{}`: {e}", t.name));
+    }
+    b
 });
-
-static INDEX: LazyLock<HashMap<&'static str, usize>> =
-    LazyLock::new(|| TABLE.iter().enumerate().map(|(i, b)| (b.name, i)).collect());
-
-pub fn lookup(name: &str) -> Option<usize> {
-    INDEX.get(name).copied()
-}
 
 pub fn get(i: u32) -> &'static Builtin {
     TABLE[i as usize]
 }
 
-/// The builtins of a group (`plot.line`, ... of `plot`): their names after the dot.
-pub fn members(group: u32) -> Vec<&'static str> {
-    let prefix = format!("{}.", get(group).name);
-    TABLE
-        .iter()
-        .filter_map(|b| b.name.strip_prefix(prefix.as_str()))
-        .collect()
-}
-
-/// `group.field`, when `group` is a group of builtins with that member.
-pub fn member(group: u32, field: &str) -> Option<u32> {
-    lookup(&format!("{}.{field}", get(group).name)).map(|i| i as u32)
-}
-
-pub fn is_group(i: u32) -> bool {
-    !members(i).is_empty()
-}
-
-#[derive(Clone, Debug)]
-pub enum Lit {
-    None,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-}
-
-impl Lit {
-    fn value(&self) -> Value {
-        match self {
-            Lit::None => Value::None,
-            Lit::Bool(b) => Value::Bool(*b),
-            Lit::Int(i) => Value::Int(*i),
-            Lit::Float(f) => Value::Float(*f),
-            Lit::Str(s) => Value::str(s),
-        }
-    }
-    fn parse(s: &str) -> Lit {
-        match s {
-            "none" => Lit::None,
-            "true" => Lit::Bool(true),
-            "false" => Lit::Bool(false),
-            _ if s.starts_with('"') => Lit::Str(s.trim_matches('"').to_string()),
-            _ => {
-                s.parse::<i64>().map(Lit::Int).unwrap_or_else(|_| {
-                    Lit::Float(s.parse::<f64>().unwrap_or_else(|_| {
-                        panic!("bad default literal `{s}` in a builtin signature")
-                    }))
-                })
-            }
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Param {
-    pub name: String,
-    pub default: Option<Lit>,
-}
-
-#[derive(Debug)]
-pub struct Signature {
-    pub name: &'static str,
-    pub positional: Vec<Param>,
-    pub variadic: Option<String>,
-    pub keyword: Vec<Param>,
-    pub kwargs: Option<String>,
-}
-
-impl Signature {
-    fn parse(name: &'static str, sig: &str) -> Signature {
-        let mut s = Signature {
-            name,
-            positional: Vec::new(),
-            variadic: None,
-            keyword: Vec::new(),
-            kwargs: None,
-        };
-        // Split on commas outside quotes (a default may be `","`).
-        let mut parts = Vec::new();
-        let (mut start, mut quoted) = (0, false);
-        for (i, c) in sig.char_indices() {
-            match c {
-                '"' => quoted = !quoted,
-                ',' if !quoted => {
-                    parts.push(&sig[start..i]);
-                    start = i + 1;
-                }
-                _ => {}
-            }
-        }
-        parts.push(&sig[start..]);
-        for part in parts.into_iter().map(str::trim).filter(|p| !p.is_empty()) {
-            if let Some(rest) = part.strip_prefix("**") {
-                s.kwargs = Some(rest.to_string());
-            } else if let Some(rest) = part.strip_prefix('*') {
-                s.variadic = Some(rest.to_string());
-            } else {
-                let (n, d) = match part.split_once('=') {
-                    Some((n, d)) => (n.trim(), Some(Lit::parse(d.trim()))),
-                    None => (part, None),
-                };
-                let p = Param {
-                    name: n.to_string(),
-                    default: d,
-                };
-                if s.variadic.is_some() {
-                    s.keyword.push(p);
-                } else {
-                    s.positional.push(p);
-                }
-            }
-        }
-        s
-    }
-
-    pub fn accepts_named(&self, name: &str) -> bool {
-        self.kwargs.is_some()
-            || self
-                .positional
-                .iter()
-                .chain(&self.keyword)
-                .any(|p| p.name == name)
-    }
-
-    pub fn named_params(&self) -> impl Iterator<Item = &str> {
-        self.positional
-            .iter()
-            .chain(&self.keyword)
-            .map(|p| p.name.as_str())
-    }
-
-    pub fn display(&self) -> String {
-        let show = |p: &Param| match &p.default {
-            None => p.name.clone(),
-            Some(Lit::Str(s)) => format!("{}: \"{s}\"", p.name),
-            Some(d) => format!("{}: {}", p.name, super::format::repr(&d.value())),
-        };
-        let mut parts: Vec<String> = self.positional.iter().map(show).collect();
-        if let Some(v) = &self.variadic {
-            parts.push(format!("{v}..."));
-        }
-        parts.extend(self.keyword.iter().map(show));
-        if let Some(k) = &self.kwargs {
-            parts.push(format!("{k}: value..."));
-        }
-        format!("{}({})", self.name, parts.join(", "))
+/// The value of a signature's default.
+pub fn lit_value(l: &Lit) -> Value {
+    match l {
+        Lit::None => Value::None,
+        Lit::Bool(b) => Value::Bool(*b),
+        Lit::Int(i) => Value::Int(*i),
+        Lit::Float(f) => Value::Float(*f),
+        Lit::Str(s) => Value::str(s),
     }
 }
 
@@ -256,24 +100,25 @@ pub fn array_like(v: &Value, span: Span) -> Option<Rc<Tensor>> {
 
 /// Arguments bound to a builtin's parameters: `vals[i]` is parameter `i`
 /// (positional parameters first, then keyword-only ones).
-pub struct Args {
-    pub name: &'static str,
+pub struct Args<'s> {
+    pub name: &'s str,
     pub vals: Vec<Value>,
     pub spans: Vec<Span>,
     pub rest: Vec<(Value, Span)>,
     pub kwargs: Vec<(Rc<str>, Value, Span)>,
     pub call: Span,
-    sig: &'static Signature,
+    sig: &'s Signature,
 }
 
-impl Args {
+impl<'s> Args<'s> {
+    /// Bind a call's arguments to the parameters of `sig`.
     pub fn bind(
-        b: &'static Builtin,
+        sig: &'s Signature,
         pos: Vec<(Value, Span)>,
         named: Vec<(Rc<str>, Value, Span)>,
         call: Span,
-    ) -> Result<Args, Diag> {
-        let sig = b.signature();
+    ) -> Result<Args<'s>, Diag> {
+        let b = sig;
         let params: Vec<&Param> = sig.positional.iter().chain(&sig.keyword).collect();
         let mut vals: Vec<Option<Value>> = vec![None; params.len()];
         let mut spans = vec![call; params.len()];
@@ -331,7 +176,7 @@ impl Args {
         for (p, v) in params.iter().zip(vals) {
             out.push(match (v, &p.default) {
                 (Some(v), _) => v,
-                (None, Some(d)) => d.value(),
+                (None, Some(d)) => lit_value(d),
                 (None, None) => {
                     return Err(Diag::new(
                         "flx::call::missing_arg",
@@ -343,7 +188,7 @@ impl Args {
             });
         }
         Ok(Args {
-            name: b.name,
+            name: &sig.name,
             vals: out,
             spans,
             rest,
@@ -527,7 +372,7 @@ pub fn reference_markdown() -> String {
         for b in table {
             out.push_str(&format!(
                 "| `{}` | {} |\n",
-                b.heading(),
+                STATIC.heading(STATIC.lookup(b.name).expect("in the table")),
                 b.doc.replace('|', "\\|")
             ));
         }
@@ -557,24 +402,10 @@ mod tests {
 
     #[test]
     fn every_builtin_has_a_parsable_signature_and_a_doc() {
-        for b in TABLE.iter() {
-            let s = b.signature();
-            assert_eq!(s.name, b.name);
+        assert_eq!(STATIC.len(), TABLE.len(), "duplicate builtin names");
+        for (i, b) in TABLE.iter().enumerate() {
+            assert_eq!(STATIC.name(i as u32), b.name);
             assert!(!b.doc.is_empty(), "{} has no doc", b.name);
         }
-        let names: std::collections::HashSet<_> = TABLE.iter().map(|b| b.name).collect();
-        assert_eq!(names.len(), TABLE.len(), "duplicate builtin names");
-    }
-
-    #[test]
-    fn signatures_display_readably() {
-        let s = Signature::parse("randn", "*shape, seed=none");
-        assert_eq!(s.display(), "randn(shape..., seed: none)");
-        let c = Signature::parse("load_csv", "path, header=none, delimiter=\",\"");
-        assert_eq!(
-            c.display(),
-            "load_csv(path, header: none, delimiter: \",\")"
-        );
-        assert!(s.accepts_named("seed") && !s.accepts_named("sed"));
     }
 }

@@ -1,15 +1,12 @@
 //! `plot.line`, `plot.scatter`, `plot.heatmap`, `plot.hist`: values to the
 //! plain data of `crate::plot`, and the file they land in.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use super::{Args, Builtin};
 use crate::diag::Diag;
-use crate::eval::format::shape_str;
 use crate::eval::interp::Interp;
 use crate::eval::value::Value;
-use crate::plot::{Chart, Labels, SaveError, Series};
+use crate::format::shape_str;
+use crate::plot::{Chart, Labels, RenderError, Series};
 
 type R = Result<Value, Diag>;
 
@@ -221,41 +218,29 @@ fn save(interp: &mut Interp, a: &Args, file: usize, chart: Chart) -> R {
         ylabel: text(file + 3)?,
     };
     let name = text(file)?;
-    let path = if name.is_none() {
-        if !interp.allow_writes {
-            return Err(a.error(
-                file,
-                "flx::io::disabled",
-                "writing files is disabled in this session",
-            ));
-        }
-        temporary_file()
-    } else {
-        super::io::write_path(interp, a, file)?
+    let path = match &name {
+        None if !interp.host.may_write() => return Err(super::io::disabled(a, file)),
+        None => interp.host.temporary_file("svg"),
+        Some(_) => super::io::write_path(interp, a, file)?,
     };
-    crate::plot::save(&path, &labels, &chart).map_err(|e| match e {
-        SaveError::Format => a
+    let bytes = crate::plot::render(&path, &labels, &chart).map_err(|e| match e {
+        RenderError::Format => a
             .error(
                 file,
                 "flx::plot::format",
                 format!("cannot tell the format of \"{}\"", name.unwrap_or_default()),
             )
             .help("a figure is written as SVG or PNG: end the file name in .svg or .png"),
-        SaveError::Figure(msg) => {
+        RenderError::Figure(msg) => {
             Diag::new("flx::plot", format!("cannot draw this figure: {msg}")).at(a.call)
         }
-        SaveError::Write(e) => a.error(
+    })?;
+    interp.host.write(&path, &bytes).map_err(|e| {
+        a.error(
             file,
             "flx::io::file",
             format!("cannot write {}: {e}", path.display()),
-        ),
+        )
     })?;
     Ok(Value::str(&path.display().to_string()))
-}
-
-/// A new file name in the system's temporary folder, unique in this process.
-fn temporary_file() -> PathBuf {
-    static COUNT: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNT.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("flx-{}-plot{}.svg", std::process::id(), n + 1))
 }

@@ -12,10 +12,11 @@ use rand_distr::StandardNormal;
 
 use super::{check_size, Args, Builtin};
 use crate::diag::Diag;
-use crate::eval::format::shape_str;
 use crate::eval::interp::Interp;
 use crate::eval::value::{Tensor, Value};
-use crate::tensor::{broadcast_shape, pairwise_slice, reduce};
+use crate::format::shape_str;
+use crate::prim::{Binary, Reduce, Unary};
+use crate::tensor::{broadcast_shape, reduce};
 
 type R = Result<Value, Diag>;
 
@@ -26,6 +27,21 @@ macro_rules! builtin {
             sig: $sig,
             doc: $doc,
             run: $f,
+        }
+    };
+}
+
+/// The builtin of an elementwise primitive: its name and doc come from the table.
+macro_rules! unary {
+    ($u:ident) => {
+        Builtin {
+            name: match Unary::$u.builtin() {
+                Some(n) => n,
+                None => panic!("a primitive with a builtin"),
+            },
+            sig: "x",
+            doc: Unary::$u.doc(),
+            run: |_, a| map(a, Unary::$u),
         }
     };
 }
@@ -55,85 +71,33 @@ pub static BUILTINS: &[Builtin] = &[
     builtin!("outer", "a, b", "Outer product of two vectors: `outer(a, b)[i, j] == a[i] * b[j]`.", outer),
     builtin!("where", "cond, a, b", "Elementwise choice: `a` where `cond` is non-zero (or true), else `b`; broadcasts.", where_),
     builtin!("clip", "x, lo=none, hi=none", "Limit values to [lo, hi].", clip),
-    builtin!("exp", "x", "Elementwise e^x.", |_, a| map(a, f64::exp)),
-    builtin!("sqrt", "x", "Elementwise square root.", |_, a| map(a, f64::sqrt)),
-    builtin!("abs", "x", "Elementwise absolute value.", |_, a| map(a, f64::abs)),
-    builtin!("sin", "x", "Elementwise sine.", |_, a| map(a, f64::sin)),
-    builtin!("cos", "x", "Elementwise cosine.", |_, a| map(a, f64::cos)),
-    builtin!("tanh", "x", "Elementwise hyperbolic tangent.", |_, a| map(a, f64::tanh)),
-    builtin!("sigmoid", "x", "Elementwise logistic function 1 / (1 + e^-x).", |_, a| map(a, sigmoid)),
-    builtin!("relu", "x", "Elementwise max(x, 0).", |_, a| map(a, relu)),
-    builtin!("sign", "x", "Elementwise sign: -1, 0 or 1.", |_, a| map(a, sign)),
-    builtin!("floor", "x", "Elementwise floor.", |_, a| map(a, f64::floor)),
-    builtin!("ceil", "x", "Elementwise ceiling.", |_, a| map(a, f64::ceil)),
-    builtin!("round", "x", "Elementwise rounding, halves to even (as NumPy).", |_, a| map(a, f64::round_ties_even)),
+    unary!(Exp),
+    unary!(Sqrt),
+    unary!(Abs),
+    unary!(Sin),
+    unary!(Cos),
+    unary!(Tanh),
+    unary!(Sigmoid),
+    unary!(Relu),
+    unary!(Sign),
+    unary!(Floor),
+    unary!(Ceil),
+    unary!(Round),
     builtin!("pow", "x, p", "Elementwise power, the same as `x ^ p`.", pow),
-    builtin!("sum", "x, axis=none", "Sum of all elements, or along `axis:` (pairwise summation, as NumPy).", |_, a| reduction(a, "sum", pairwise_slice)),
-    builtin!("mean", "x, axis=none", "Mean of all elements, or along `axis:`.", |_, a| reduction(a, "mean", |v| pairwise_slice(v) / v.len() as f64)),
+    builtin!("sum", "x, axis=none", "Sum of all elements, or along `axis:` (pairwise summation, as NumPy).", |_, a| reduction(a, Reduce::Sum)),
+    builtin!("mean", "x, axis=none", "Mean of all elements, or along `axis:`.", |_, a| reduction(a, Reduce::Mean)),
     builtin!("max", "x, y=none, axis=none", "Largest element (or along `axis:`); with two arguments, the elementwise maximum `max(x, 0)`.", |_, a| extreme(a, true)),
     builtin!("min", "x, y=none, axis=none", "Smallest element (or along `axis:`); with two arguments, the elementwise minimum.", |_, a| extreme(a, false)),
     builtin!("argmax", "x, axis=none", "Index of the largest element (of the flattened tensor, or along `axis:`).", |_, a| arg_extreme(a, true)),
     builtin!("argsort", "x", "Indices that sort a vector in ascending order (stable; nan last): `argsort(-x)[0:3]` are the three largest.", argsort),
     builtin!("argmin", "x, axis=none", "Index of the smallest element (of the flattened tensor, or along `axis:`).", |_, a| arg_extreme(a, false)),
-    builtin!("norm", "x, axis=none", "Euclidean norm (Frobenius for matrices), or along `axis:`.", |_, a| reduction(a, "norm", |v| pairwise_slice(&v.iter().map(|x| x * x).collect::<Vec<_>>()).sqrt())),
-    builtin!("var", "x, axis=none", "Variance (divides by n, as NumPy), or along `axis:`.", |_, a| reduction(a, "var", variance)),
-    builtin!("std", "x, axis=none", "Standard deviation (divides by n), or along `axis:`.", |_, a| reduction(a, "std", |v| variance(v).sqrt())),
-    builtin!("logsumexp", "x, axis=none", "log(sum(exp(x))) computed without overflow, or along `axis:`.", |_, a| reduction(a, "logsumexp", logsumexp)),
+    builtin!("norm", "x, axis=none", "Euclidean norm (Frobenius for matrices), or along `axis:`.", |_, a| reduction(a, Reduce::Norm)),
+    builtin!("var", "x, axis=none", "Variance (divides by n, as NumPy), or along `axis:`.", |_, a| reduction(a, Reduce::Var)),
+    builtin!("std", "x, axis=none", "Standard deviation (divides by n), or along `axis:`.", |_, a| reduction(a, Reduce::Std)),
+    builtin!("logsumexp", "x, axis=none", "log(sum(exp(x))) computed without overflow, or along `axis:`.", |_, a| reduction(a, Reduce::LogSumExp)),
     builtin!("any", "x, axis=none", "Whether any element is non-zero (along `axis:`: a 0/1 tensor).", |_, a| truth(a, true)),
     builtin!("all", "x, axis=none", "Whether every element is non-zero (along `axis:`: a 0/1 tensor).", |_, a| truth(a, false)),
 ];
-
-pub type Elementwise = fn(f64) -> f64;
-
-/// The elementwise functions of one number, by builtin name. The builtins
-/// apply exactly these functions and the JIT calls the same ones, which is
-/// what makes its results identical (a unit test holds the two together).
-pub static UNARY: &[(&str, Elementwise)] = &[
-    ("exp", f64::exp),
-    ("log", f64::ln),
-    ("sqrt", f64::sqrt),
-    ("abs", f64::abs),
-    ("sin", f64::sin),
-    ("cos", f64::cos),
-    ("tanh", f64::tanh),
-    ("sigmoid", sigmoid),
-    ("relu", relu),
-    ("sign", sign),
-    ("floor", f64::floor),
-    ("ceil", f64::ceil),
-    ("round", f64::round_ties_even),
-];
-
-pub fn unary(name: &str) -> Option<Elementwise> {
-    UNARY.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
-}
-
-fn relu(x: f64) -> f64 {
-    if x > 0.0 {
-        x
-    } else {
-        0.0
-    }
-}
-
-fn sign(x: f64) -> f64 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        x
-    }
-}
-
-fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
 
 /// The shape given as `3, 4`, as one tuple `(3, 4)`, or as one Int.
 fn shape_arg(a: &Args) -> Result<Vec<usize>, Diag> {
@@ -210,7 +174,7 @@ fn random(interp: &mut Interp, a: &mut Args, normal: bool) -> R {
             local = ChaCha8Rng::seed_from_u64(seed as u64);
             &mut local
         }
-        None => &mut interp.rng,
+        None => &mut interp.run.rng,
     };
     let data: Vec<f64> = if normal {
         (0..n).map(|_| rng.sample(StandardNormal)).collect()
@@ -540,15 +504,32 @@ fn clip(_: &mut Interp, a: &mut Args) -> R {
         )
         .at(a.call));
     }
-    map(a, move |x| x.clamp(lo, hi))
+    match &a.vals[0] {
+        Value::Int(_) | Value::Float(_) => Ok(Value::Float(a.f64(0)?.clamp(lo, hi))),
+        Value::Tensor(t) => Ok(Value::tensor(t.mapv(|x| x.clamp(lo, hi)))),
+        _ => Err(a.expected(0, "a number or a Tensor")),
+    }
 }
 
-/// Apply `f` to a number (giving a Float) or to each element of a tensor.
-pub fn map(a: &Args, f: impl Fn(f64) -> f64) -> R {
+/// Apply an elementwise primitive to a number (giving a Float) or to each
+/// element of a tensor.
+pub fn map(a: &Args, f: Unary) -> R {
     match &a.vals[0] {
-        Value::Int(_) | Value::Float(_) => Ok(Value::Float(f(a.f64(0)?))),
-        Value::Tensor(t) => Ok(Value::tensor(t.mapv(f))),
+        Value::Int(_) | Value::Float(_) => Ok(Value::Float(f.apply(a.f64(0)?))),
+        Value::Tensor(t) => Ok(Value::tensor(apply_unary(f, t))),
         _ => Err(a.expected(0, "a number or a Tensor")),
+    }
+}
+
+/// `f` of every element; contiguous data goes through `apply_slice`.
+pub fn apply_unary(f: Unary, t: &Tensor) -> Tensor {
+    match t.as_slice() {
+        Some(x) => {
+            let mut out = vec![0.0; x.len()];
+            f.apply_slice(x, &mut out);
+            Tensor::from_shape_vec(t.raw_dim(), out).expect("one per element")
+        }
+        None => t.mapv(|x| f.apply(x)),
     }
 }
 
@@ -562,20 +543,6 @@ fn pow(_: &mut Interp, a: &mut Args) -> R {
     )
 }
 
-fn variance(v: &[f64]) -> f64 {
-    let n = v.len() as f64;
-    let m = pairwise_slice(v) / n;
-    pairwise_slice(&v.iter().map(|x| (x - m) * (x - m)).collect::<Vec<_>>()) / n
-}
-
-fn logsumexp(v: &[f64]) -> f64 {
-    let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    if !m.is_finite() {
-        return m;
-    }
-    m + pairwise_slice(&v.iter().map(|x| (x - m).exp()).collect::<Vec<_>>()).ln()
-}
-
 fn scalar_or_tensor(t: Tensor) -> Value {
     if t.ndim() == 0 {
         Value::Float(t[[]])
@@ -584,14 +551,14 @@ fn scalar_or_tensor(t: Tensor) -> Value {
     }
 }
 
-fn reduction(a: &mut Args, what: &str, f: impl Fn(&[f64]) -> f64) -> R {
+fn reduction(a: &mut Args, r: Reduce) -> R {
     let t = a.tensor(0)?;
     let axis = a.axis(1, t.ndim())?;
-    if t.is_empty() && what != "sum" {
+    if t.is_empty() && !r.empty_ok() {
         return Err(a.error(
             0,
             "flx::value::empty",
-            format!("`{what}` of an empty tensor"),
+            format!("`{}` of an empty tensor", r.name()),
         ));
     }
     if let Some(ax) = axis {
@@ -600,63 +567,53 @@ fn reduction(a: &mut Args, what: &str, f: impl Fn(&[f64]) -> f64) -> R {
         out.remove(ax);
         check_size(&out, a.call)?;
     }
-    Ok(scalar_or_tensor(reduce(&t, axis, f)))
+    Ok(scalar_or_tensor(reduce(&t, axis, |v| r.apply(v))))
 }
 
+/// `max`/`min`: the elementwise primitive of two arguments, or the
+/// reduction of one (along `axis:`).
 fn extreme(a: &mut Args, largest: bool) -> R {
-    let pick = move |x: f64, y: f64| {
-        if x.is_nan() || y.is_nan() {
-            f64::NAN
-        } else if largest {
-            x.max(y)
-        } else {
-            x.min(y)
-        }
+    let (pair, lane) = if largest {
+        (Binary::Max, Reduce::Max)
+    } else {
+        (Binary::Min, Reduce::Min)
     };
-    if !a.is_none(1) {
-        if !a.is_none(2) {
+    if a.is_none(1) {
+        let t = a.tensor(0)?;
+        let axis = a.axis(2, t.ndim())?;
+        if t.is_empty() {
             return Err(a.error(
-                2,
-                "flx::call::conflict",
-                format!("`{}(x, y)` is elementwise and takes no `axis:`", a.name),
+                0,
+                "flx::value::empty",
+                format!("`{}` of an empty tensor", a.name),
             ));
         }
-        let op = if largest { "max" } else { "min" };
-        return match (&a.vals[0], &a.vals[1]) {
-            (x, y) if x.is_number() && y.is_number() => {
-                let (x, y) = (a.f64(0)?, a.f64(1)?);
-                Ok(Value::Float(pick(x, y)))
-            }
-            _ => {
-                let (x, y) = (a.tensor(0)?, a.tensor(1)?);
-                crate::tensor::zip_with(&x, &y, pick)
-                    .map(Value::tensor)
-                    .map_err(|e| {
-                        Diag::new("flx::shape::broadcast", format!("`{op}`: {}", e.0))
-                            .at(a.call)
-                            .with_label(a.spans[0], format!("shape {}", shape_str(x.shape())))
-                            .with_label(a.spans[1], format!("shape {}", shape_str(y.shape())))
-                    })
-            }
-        };
+        return Ok(scalar_or_tensor(reduce(&t, axis, |v| lane.apply(v))));
     }
-    let t = a.tensor(0)?;
-    let axis = a.axis(2, t.ndim())?;
-    if t.is_empty() {
+    if !a.is_none(2) {
         return Err(a.error(
-            0,
-            "flx::value::empty",
-            format!("`{}` of an empty tensor", a.name),
+            2,
+            "flx::call::conflict",
+            format!("`{}(x, y)` is elementwise and takes no `axis:`", a.name),
         ));
     }
-    let init = if largest {
-        f64::NEG_INFINITY
-    } else {
-        f64::INFINITY
-    };
-    Ok(scalar_or_tensor(reduce(&t, axis, |v| {
-        v.iter().cloned().fold(init, pick)
-    })))
+    match (&a.vals[0], &a.vals[1]) {
+        (x, y) if x.is_number() && y.is_number() => {
+            Ok(Value::Float(pair.apply(a.f64(0)?, a.f64(1)?)))
+        }
+        _ => {
+            let (x, y) = (a.tensor(0)?, a.tensor(1)?);
+            let f = pair.function();
+            crate::tensor::zip_with(&x, &y, f)
+                .map(Value::tensor)
+                .map_err(|e| {
+                    Diag::new("flx::shape::broadcast", format!("`{}`: {}", a.name, e.0))
+                        .at(a.call)
+                        .with_label(a.spans[0], format!("shape {}", shape_str(x.shape())))
+                        .with_label(a.spans[1], format!("shape {}", shape_str(y.shape())))
+                })
+        }
+    }
 }
 
 fn arg_extreme(a: &mut Args, largest: bool) -> R {
