@@ -144,7 +144,14 @@ fn draw<DB: DrawingBackend>(root: Area<DB>, labels: &Labels, chart: &Chart) -> R
             let ys = series.iter().flat_map(|s| s.y.iter().copied());
             let ys = axis_range(extent(ys, *logy, "y value")?, *logy, 0.05);
             let corner = legend_corner(x, series, (&xs, *logx), (&ys, *logy));
-            let draw = |xr, yr| xy(&root, labels, x, series, *points, corner, xr, yr);
+            let lines = Lines {
+                labels,
+                x,
+                series,
+                points: *points,
+                corner,
+            };
+            let draw = |xr, yr| xy(&root, &lines, xr, yr);
             match (*logx, *logy) {
                 (false, false) => draw(Axis::Linear(xs), Axis::Linear(ys)),
                 (true, false) => draw(Axis::Log(xs), Axis::Linear(ys)),
@@ -261,25 +268,24 @@ fn legend_corner(
     best.0.clone()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn xy<DB: DrawingBackend>(
-    root: &Area<DB>,
-    labels: &Labels,
-    x: &[f64],
-    series: &[Series],
+/// What a line or scatter chart draws, whatever its axes.
+struct Lines<'a> {
+    labels: &'a Labels,
+    x: &'a [f64],
+    series: &'a [Series],
     points: bool,
     corner: SeriesLabelPosition,
+}
+
+fn xy<DB: DrawingBackend>(
+    root: &Area<DB>,
+    lines: &Lines,
     xr: Axis,
     yr: Axis,
 ) -> Result<(), String> {
-    #[allow(clippy::too_many_arguments)]
     fn build<DB: DrawingBackend, X, Y>(
         root: &Area<DB>,
-        labels: &Labels,
-        x: &[f64],
-        series: &[Series],
-        points: bool,
-        corner: SeriesLabelPosition,
+        lines: &Lines,
         xr: X,
         yr: Y,
         log: (bool, bool),
@@ -290,6 +296,13 @@ fn xy<DB: DrawingBackend>(
         X::CoordDescType: ValueFormatter<f64>,
         Y::CoordDescType: ValueFormatter<f64>,
     {
+        let Lines {
+            labels,
+            x,
+            series,
+            points,
+            ref corner,
+        } = *lines;
         let mut chart = builder(root, labels)
             .build_cartesian_2d(xr, yr)
             .map_err(err)?;
@@ -329,15 +342,14 @@ fn xy<DB: DrawingBackend>(
                 });
             }
         }
-        legend(&mut chart, series, corner)
+        legend(&mut chart, series, corner.clone())
     }
     let log = (matches!(xr, Axis::Log(_)), matches!(yr, Axis::Log(_)));
-    let (r, l, x, s, p, c) = (root, labels, x, series, points, corner);
     match (xr, yr) {
-        (Axis::Linear(a), Axis::Linear(b)) => build(r, l, x, s, p, c, a, b, log),
-        (Axis::Log(a), Axis::Linear(b)) => build(r, l, x, s, p, c, a.log_scale(), b, log),
-        (Axis::Linear(a), Axis::Log(b)) => build(r, l, x, s, p, c, a, b.log_scale(), log),
-        (Axis::Log(a), Axis::Log(b)) => build(r, l, x, s, p, c, a.log_scale(), b.log_scale(), log),
+        (Axis::Linear(a), Axis::Linear(b)) => build(root, lines, a, b, log),
+        (Axis::Log(a), Axis::Linear(b)) => build(root, lines, a.log_scale(), b, log),
+        (Axis::Linear(a), Axis::Log(b)) => build(root, lines, a, b.log_scale(), log),
+        (Axis::Log(a), Axis::Log(b)) => build(root, lines, a.log_scale(), b.log_scale(), log),
     }
 }
 

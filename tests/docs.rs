@@ -74,6 +74,34 @@ fn readme_examples_run() {
     run_blocks("README.md");
 }
 
+/// The README's Rust block is the crate docs' example, which `cargo test`
+/// runs as a doctest.
+#[test]
+fn readme_embedding_example_is_the_tested_one() {
+    let readme = std::fs::read_to_string("README.md").expect("README.md");
+    let block = readme
+        .split("```rust\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a rust block in README.md");
+    let lib = std::fs::read_to_string("src/lib.rs").expect("src/lib.rs");
+    let doc: String = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("//!"))
+        .map(|l| l.strip_prefix(' ').unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let example = doc
+        .split("```")
+        .nth(1)
+        .expect("an example in the crate docs");
+    assert_eq!(
+        block.trim(),
+        example.trim(),
+        "README.md and src/lib.rs disagree"
+    );
+}
+
 #[test]
 fn builtin_reference_is_current() {
     let generated = flx::eval::builtins::reference_markdown();

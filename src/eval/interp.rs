@@ -135,6 +135,13 @@ impl Interp {
         doc: &str,
         f: HostFn,
     ) -> Result<(), String> {
+        let word = name.starts_with(|c: char| c.is_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+        if !word || crate::syntax::lex::KEYWORDS.contains(&name) {
+            return Err(format!(
+                "`{name}` cannot name a function (a word that is not a keyword)"
+            ));
+        }
         let i = self.linker.builtins.add(name, signature, doc)?;
         debug_assert_eq!(i as usize, builtins::TABLE.len() + self.host_fns.len());
         let sig = Rc::new(self.linker.builtins.signature(i).clone());

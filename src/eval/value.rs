@@ -154,11 +154,24 @@ impl Value {
     }
 
     /// The value as an ndarray array, where NumPy's `np.asarray` would make
-    /// one: a tensor, a number (0-d), or a list of numbers or of equal-shaped
-    /// tensors.
+    /// one: a tensor, a number (0-d), or a list or tuple of values that are
+    /// arrays of one shape (stacked along a new first axis).
     pub fn to_array(&self) -> Option<Tensor> {
-        let t = crate::eval::builtins::array_like(self, crate::diag::Span::default())?;
-        Some(Rc::try_unwrap(t).unwrap_or_else(|t| (*t).clone()))
+        match self {
+            Value::List(items) | Value::Tuple(items) if !items.is_empty() => {
+                let parts = items
+                    .iter()
+                    .map(Value::to_array)
+                    .collect::<Option<Vec<Tensor>>>()?;
+                let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+                ndarray::stack(ndarray::Axis(0), &views).ok()
+            }
+            Value::Tensor(t) => Some((**t).clone()),
+            _ => {
+                let t = crate::eval::builtins::array_like(self, crate::diag::Span::default())?;
+                Some(Rc::try_unwrap(t).unwrap_or_else(|t| (*t).clone()))
+            }
+        }
     }
 }
 

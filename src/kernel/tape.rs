@@ -153,13 +153,19 @@ impl Tape {
                     jit::kernel::run_row(code, xn2, zn2, from, out);
                     return;
                 }
+                let row = Row {
+                    xn2,
+                    zn2,
+                    from,
+                    out,
+                };
                 #[cfg(target_arch = "x86_64")]
                 if *HAS_AVX2 {
                     // SAFETY: the CPU supports AVX2 (checked at run time).
-                    unsafe { self.run_row_avx2(xn2, zn2, from, out, regs) };
+                    unsafe { self.run_row_avx2(row, regs) };
                     return;
                 }
-                self.run_row(xn2, zn2, from, out, regs)
+                self.run_row(row, regs)
             },
         );
     }
@@ -168,26 +174,18 @@ impl Tape {
     /// never fuses a multiply and an add), so the same results, 4 lanes wide.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn run_row_avx2(
-        &self,
-        xn2: f64,
-        zn2: &[f64],
-        from: usize,
-        out: &mut [&mut [f64]],
-        regs: &mut [f64],
-    ) {
-        self.run_row(xn2, zn2, from, out, regs)
+    unsafe fn run_row_avx2(&self, row: Row, regs: &mut [f64]) {
+        self.run_row(row, regs)
     }
 
     #[inline(always)]
-    fn run_row(
-        &self,
-        xn2: f64,
-        zn2: &[f64],
-        from: usize,
-        out: &mut [&mut [f64]],
-        regs: &mut [f64],
-    ) {
+    fn run_row(&self, row: Row, regs: &mut [f64]) {
+        let Row {
+            xn2,
+            zn2,
+            from,
+            out,
+        } = row;
         let m = zn2.len();
         let mut j0 = from;
         while j0 < m {
@@ -253,6 +251,14 @@ impl Tape {
             }
         }
     }
+}
+
+/// Columns `from..` of one row of the outputs (`out[0]` holds `x M zᵀ` on entry).
+struct Row<'a, 'b> {
+    xn2: f64,
+    zn2: &'a [f64],
+    from: usize,
+    out: &'a mut [&'b mut [f64]],
 }
 
 #[inline(always)]

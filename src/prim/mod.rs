@@ -350,25 +350,10 @@ impl Binary {
         }
     }
 
-    /// Whether a kernel body may write it (by operator or builtin).
+    /// Whether a kernel body may write it (by operator or builtin): the
+    /// differentiable ones, but `safe_div`, which only differentiation makes.
     pub const fn in_kernels(self) -> bool {
-        match self {
-            Binary::Add
-            | Binary::Sub
-            | Binary::Mul
-            | Binary::Div
-            | Binary::Pow
-            | Binary::Max
-            | Binary::Min => true,
-            Binary::Rem
-            | Binary::Eq
-            | Binary::Ne
-            | Binary::Lt
-            | Binary::Le
-            | Binary::Gt
-            | Binary::Ge
-            | Binary::SafeDiv => false,
-        }
+        matches!(self.differentiable(), Differentiable::Yes) && !matches!(self, Binary::SafeDiv)
     }
 }
 

@@ -12,51 +12,16 @@ use crate::eval::train::{self, Method, Optimizer, Plan, Problem};
 use crate::eval::value::Value;
 
 pub static BUILTINS: &[Builtin] = &[
-    Builtin {
-        name: "grad",
-        sig: "f",
-        doc: "The gradient of `f`, a function with a Float result, with respect to its first argument (a Float, a tensor, or a tuple, list or record of them): `grad(f)(x)` is shaped like `x`. Reverse mode: one pass back through what `f` computed. It follows arithmetic, `@`, `.T`, indexing, assignment into tensors, tensor literals, and exp, log, sqrt, tanh, sigmoid, relu, abs, sin, cos, pow, sum, mean, var, std, norm, logsumexp, max and min of two arguments, clip, where, reshape, concat, hstack, vstack, diag, outer, trace, solve, mse, xent and hinge; anything else that depends on `x` is an error.",
-        run: |_, a| derivative(a, DerivativeKind::Grad),
-    },
-    Builtin {
-        name: "value_and_grad",
-        sig: "f",
-        doc: "Like `grad`, but `value_and_grad(f)(x)` returns `(f(x), gradient)` from one evaluation.",
-        run: |_, a| derivative(a, DerivativeKind::ValueAndGrad),
-    },
-    Builtin {
-        name: "jacobian",
-        sig: "f",
-        doc: "The Jacobian of `f` at a Float or tensor `x`: `jacobian(f)(x)` has shape `shape(f(x)) + shape(x)`, entry [i, j] the derivative of output i with respect to input j. One reverse pass per output element; follows what `grad` follows.",
-        run: |_, a| derivative(a, DerivativeKind::Jacobian),
-    },
-    Builtin {
-        name: "train",
-        sig: "model, loss, X, y, opt=none, steps=none, epochs=none, batch=none, every=none, on_step=none, seed=none",
-        doc: "Fit a model's parameters to minimise `loss(model(X), y)` with the optimiser `opt` (`gd`, `sgd` or `adam`), for `steps:` updates or `epochs:` passes over the rows. `batch:` sets the rows per mini-batch (`sgd`: 32 unless given; `adam`: all unless given), drawn without replacement in an order shuffled each epoch from `seed:` (or the session's generator). Every `every:` steps (default: once per epoch) and after the last, it records the step and the loss on all of X, and calls `on_step(step, model)`; the fields of a record it returns become columns of the history. Returns `{model, step, loss, ...}`: the trained model and its history; the model passed in is unchanged. A non-finite loss stops the run.",
-        run: run_train,
-    },
-    Builtin {
-        name: "gd",
-        sig: "lr, momentum=0.0, weight_decay=0.0",
-        doc: "Full-batch gradient descent for `train`: `p -= lr · (g + weight_decay · p)`, with heavy-ball momentum as in `torch.optim.SGD`. Each parameter's `lr` scale in its model multiplies `lr`.",
-        run: |_, a| optimizer(a, Method::Gd),
-    },
-    Builtin {
-        name: "sgd",
-        sig: "lr, momentum=0.0, weight_decay=0.0",
-        doc: "Stochastic gradient descent for `train`: the `gd` update on shuffled mini-batches (`train(..., batch: 32)` by default).",
-        run: |_, a| optimizer(a, Method::Sgd),
-    },
-    Builtin {
-        name: "adam",
-        sig: "lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0",
-        doc: "Adam for `train`, as `torch.optim.Adam` (weight decay added to the gradient). Full batch unless `train` is given `batch:`.",
-        run: |_, a| {
+    builtin!("grad", "f", "The gradient of `f`, a function with a Float result, with respect to its first argument (a Float, a tensor, or a tuple, list or record of them): `grad(f)(x)` is shaped like `x`. Reverse mode: one pass back through what `f` computed. It follows arithmetic, `@`, `.T`, indexing, assignment into tensors, tensor literals, and exp, log, sqrt, tanh, sigmoid, relu, abs, sin, cos, pow, sum, mean, var, std, norm, logsumexp, max and min (of a tensor, along `axis:` or not, or of two arguments), clip, where, reshape, concat, hstack, vstack, diag, outer, trace, solve, mse, xent and hinge; anything else that depends on `x` is an error.", |_, a| derivative(a, DerivativeKind::Grad)),
+    builtin!("value_and_grad", "f", "Like `grad`, but `value_and_grad(f)(x)` returns `(f(x), gradient)` from one evaluation.", |_, a| derivative(a, DerivativeKind::ValueAndGrad)),
+    builtin!("jacobian", "f", "The Jacobian of `f` at a Float or tensor `x`: `jacobian(f)(x)` has shape `shape(f(x)) + shape(x)`, entry [i, j] the derivative of output i with respect to input j. One reverse pass per output element; follows what `grad` follows.", |_, a| derivative(a, DerivativeKind::Jacobian)),
+    builtin!("train", "model, loss, X, y, opt=none, steps=none, epochs=none, batch=none, every=none, on_step=none, seed=none", "Fit a model's parameters to minimise `loss(model(X), y)` with the optimiser `opt` (`gd`, `sgd` or `adam`), for `steps:` updates or `epochs:` passes over the rows. `batch:` sets the rows per mini-batch (`sgd`: 32 unless given; `adam`: all unless given), drawn without replacement in an order shuffled each epoch from `seed:` (or the session's generator). Every `every:` steps (default: once per epoch) and after the last, it records the step and the loss on all of X, and calls `on_step(step, model)`; the fields of a record it returns become columns of the history. Returns `{model, step, loss, ...}`: the trained model and its history; the model passed in is unchanged. A non-finite loss stops the run.", run_train),
+    builtin!("gd", "lr, momentum=0.0, weight_decay=0.0", "Full-batch gradient descent for `train`: `p -= lr · (g + weight_decay · p)`, with heavy-ball momentum as in `torch.optim.SGD`. Each parameter's `lr` scale in its model multiplies `lr`.", |_, a| optimizer(a, Method::Gd)),
+    builtin!("sgd", "lr, momentum=0.0, weight_decay=0.0", "Stochastic gradient descent for `train`: the `gd` update on shuffled mini-batches (`train(..., batch: 32)` by default).", |_, a| optimizer(a, Method::Sgd)),
+    builtin!("adam", "lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0", "Adam for `train`, as `torch.optim.Adam` (weight decay added to the gradient). Full batch unless `train` is given `batch:`.", |_, a| {
             let (beta1, beta2, eps) = (a.f64(1)?, a.f64(2)?, a.f64(3)?);
             optimizer(a, Method::Adam { beta1, beta2, eps })
-        },
-    },
+        }),
 ];
 
 fn optimizer(a: &mut Args, method: Method) -> Result<Value, Diag> {

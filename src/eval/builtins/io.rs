@@ -20,45 +20,20 @@ use crate::outputs::Metric;
 type R = Result<Value, Diag>;
 
 pub static BUILTINS: &[Builtin] = &[
-    Builtin { name: "print", sig: "*values", doc: "Print values separated by spaces; tensors print NumPy-style with their shape.", run: print },
-    Builtin {
-        name: "log",
-        sig: "x=none, **metrics",
-        doc: "`log(x)`: elementwise natural logarithm. `log(name: value, ...)`: one row of the run's metrics table, printed aligned, and appended to `metrics.csv` and `metrics.jsonl` in the run's output folder when it has one.",
-        run: log,
-    },
-    Builtin {
-        name: "out",
-        sig: "dir=none",
-        doc: "The run's output folder: `out(\"runs/rfm\")` opens it (relative to the script's folder) unless `flx run --out DIR` chose one; `out()` is its path, or none. Metrics rows, `run.json`, plots and files saved with a relative path land there.",
-        run: out,
-    },
-    Builtin {
-        name: "progress",
-        sig: "xs, label=none",
-        doc: "`xs` (a range, list, tuple, record or tensor), for a `for` loop to show a progress bar over: `for t in progress(0..iters, label: \"sweep\")`. Like tqdm, but the bar appears only on a terminal and only once the loop has taken a second.",
-        run: progress,
-    },
-    Builtin { name: "time", sig: "", doc: "Seconds since flx started (a monotonic clock): `let t0 = time()` ... `time() - t0`.", run: time },
-    Builtin { name: "assert", sig: "cond, message=none", doc: "Stop with an error unless `cond` is true.", run: assert },
-    Builtin { name: "str", sig: "x", doc: "The text `print` shows for a value.", run: |_, a| Ok(Value::str(&format::display(&a.vals[0]))) },
-    Builtin { name: "int", sig: "x", doc: "An Int from a number (truncating toward zero) or a string.", run: to_int },
-    Builtin { name: "float", sig: "x", doc: "A Float from a number, a string or a one-element tensor.", run: to_float },
-    Builtin { name: "append", sig: "xs, value", doc: "A new list: `xs` with `value` added at the end.", run: append },
-    Builtin {
-        name: "load_csv",
-        sig: "path, header=none, delimiter=\",\"",
-        doc: "Read a numeric CSV file into a tensor (one column or row gives a vector, as NumPy). `header:` true or false; by default a first row that is not numeric is taken as a header.",
-        run: load_csv,
-    },
-    Builtin {
-        name: "save_csv",
-        sig: "path, x, header=none",
-        doc: "Write a vector or matrix as CSV (full precision); `header:` a list of column names.",
-        run: save_csv,
-    },
-    Builtin { name: "load_npy", sig: "path", doc: "Read a NumPy `.npy` file (float64, float32 or integer) into a tensor.", run: load_npy },
-    Builtin { name: "save_npy", sig: "path, x", doc: "Write a tensor as a NumPy `.npy` file (float64).", run: save_npy },
+    builtin!("print", "*values", "Print values separated by spaces; tensors print NumPy-style with their shape.", print),
+    builtin!("log", "x=none, **metrics", "`log(x)`: elementwise natural logarithm. `log(name: value, ...)`: one row of the run's metrics table, printed aligned, and appended to `metrics.csv` and `metrics.jsonl` in the run's output folder when it has one.", log),
+    builtin!("out", "dir=none", "The run's output folder: `out(\"runs/rfm\")` opens it (relative to the script's folder) unless `flx run --out DIR` chose one; `out()` is its path, or none. Metrics rows, `run.json`, plots and files saved with a relative path land there.", out),
+    builtin!("progress", "xs, label=none", "`xs` (a range, list, tuple, record or tensor), for a `for` loop to show a progress bar over: `for t in progress(0..iters, label: \"sweep\")`. Like tqdm, but the bar appears only on a terminal and only once the loop has taken a second.", progress),
+    builtin!("time", "", "Seconds since flx started (a monotonic clock): `let t0 = time()` ... `time() - t0`.", time),
+    builtin!("assert", "cond, message=none", "Stop with an error unless `cond` is true.", assert),
+    builtin!("str", "x", "The text `print` shows for a value.", |_, a| Ok(Value::str(&format::display(&a.vals[0])))),
+    builtin!("int", "x", "An Int from a number (truncating toward zero) or a string.", to_int),
+    builtin!("float", "x", "A Float from a number, a string or a one-element tensor.", to_float),
+    builtin!("append", "xs, value", "A new list: `xs` with `value` added at the end.", append),
+    builtin!("load_csv", "path, header=none, delimiter=\",\"", "Read a numeric CSV file into a tensor (one column or row gives a vector, as NumPy). `header:` true or false; by default a first row that is not numeric is taken as a header.", load_csv),
+    builtin!("save_csv", "path, x, header=none", "Write a vector or matrix as CSV (full precision); `header:` a list of column names.", save_csv),
+    builtin!("load_npy", "path", "Read a NumPy `.npy` file (float64, float32 or integer) into a tensor.", load_npy),
+    builtin!("save_npy", "path, x", "Write a tensor as a NumPy `.npy` file (float64).", save_npy),
 ];
 
 fn print(interp: &mut Interp, a: &mut Args) -> R {

@@ -16,36 +16,11 @@ use crate::progress::Progress;
 type R = Result<Value, Diag>;
 
 pub static BUILTINS: &[Builtin] = &[
-    Builtin {
-        name: "gram",
-        sig: "k, X, Z=none, M=none",
-        doc: "Kernel matrix `K[i, j] = k(X[i], Z[j])` (Z defaults to X) under the matrix M: none for the identity, a d × d PSD matrix, or a length-d vector for a diagonal M.",
-        run: gram,
-    },
-    Builtin {
-        name: "krr",
-        sig: "X, Y, k, M=none, reg=0.001",
-        doc: "Kernel ridge regression: solves `(K + reg·I) alpha = Y` by Cholesky, K = gram(k, X, X, M: M). Returns a predictor `f` (call `f(Xnew)`) with fields `alpha`, `X`, `M`, `kernel`, `reg`. Y is a vector or an n × c matrix of outputs.",
-        run: krr,
-    },
-    Builtin {
-        name: "agop",
-        sig: "f, X, diag=false, centering=false",
-        doc: "Average gradient outer product `(1/n) Σᵢ Jᵢᵀ Jᵢ` of f over the rows of X (Jᵢ the outputs × d Jacobian at X[i]). For a predictor from `krr` it is exact, from the kernel's symbolic derivative; for a model or a differentiable function it comes from reverse-mode gradients, one pass per output over batches of rows (f must treat rows independently). `diag: true` gives the diagonal as a vector; `centering: true` subtracts the mean Jacobian first.",
-        run: agop,
-    },
-    Builtin {
-        name: "alignment",
-        sig: "A, B",
-        doc: "Cosine similarity of two tensors of the same shape, flattened: `sum(A * B) / (norm(A) * norm(B))`.",
-        run: |_, a| similarity(a, false),
-    },
-    Builtin {
-        name: "corr",
-        sig: "A, B",
-        doc: "Pearson correlation of the entries of two tensors of the same shape (the alignment of A and B after subtracting each one's mean).",
-        run: |_, a| similarity(a, true),
-    },
+    builtin!("gram", "k, X, Z=none, M=none", "Kernel matrix `K[i, j] = k(X[i], Z[j])` (Z defaults to X) under the matrix M: none for the identity, a d × d PSD matrix, or a length-d vector for a diagonal M.", gram),
+    builtin!("krr", "X, Y, k, M=none, reg=0.001", "Kernel ridge regression: solves `(K + reg·I) alpha = Y` by Cholesky, K = gram(k, X, X, M: M). Returns a predictor `f` (call `f(Xnew)`) with fields `alpha`, `X`, `M`, `kernel`, `reg`. Y is a vector or an n × c matrix of outputs.", krr),
+    builtin!("agop", "f, X, diag=false, centering=false", "Average gradient outer product `(1/n) Σᵢ Jᵢᵀ Jᵢ` of f over the rows of X (Jᵢ the outputs × d Jacobian at X[i]). For a predictor from `krr` it is exact, from the kernel's symbolic derivative; for a model or a differentiable function it comes from reverse-mode gradients, one pass per output over batches of rows (f must treat rows independently). `diag: true` gives the diagonal as a vector; `centering: true` subtracts the mean Jacobian first.", agop),
+    builtin!("alignment", "A, B", "Cosine similarity of two tensors of the same shape, flattened: `sum(A * B) / (norm(A) * norm(B))`.", |_, a| similarity(a, false)),
+    builtin!("corr", "A, B", "Pearson correlation of the entries of two tensors of the same shape (the alignment of A and B after subtracting each one's mean).", |_, a| similarity(a, true)),
 ];
 
 fn kernel_arg(a: &Args, i: usize) -> Result<Rc<Kernel>, Diag> {

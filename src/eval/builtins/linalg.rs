@@ -14,20 +14,15 @@ use crate::linalg::{self, LinalgError};
 type R = Result<Value, Diag>;
 
 pub static BUILTINS: &[Builtin] = &[
-    Builtin {
-        name: "solve",
-        sig: "A, b",
-        doc: "Solve `A x = b` for x (b a vector or a matrix of right-hand sides): Cholesky when A is symmetric positive definite, LU with partial pivoting otherwise.",
-        run: solve,
-    },
-    Builtin { name: "chol", sig: "A", doc: "The lower Cholesky factor L of a symmetric positive definite A, with A = L @ L.T.", run: chol },
-    Builtin { name: "inv", sig: "A", doc: "The inverse of a square matrix (prefer `solve` to multiplying by an inverse).", run: inv },
-    Builtin { name: "eigh", sig: "A", doc: "Eigen-decomposition of a symmetric matrix: `(values, vectors)`, values ascending, eigenvectors in the columns.", run: eigh },
-    Builtin { name: "svd", sig: "A", doc: "Thin singular value decomposition: `(U, S, Vt)` with `A == U @ diag(S) @ Vt`, S descending.", run: svd },
-    Builtin { name: "pinv", sig: "A", doc: "Moore–Penrose pseudo-inverse (singular values below max(m, n)·eps·s_max are cut).", run: pinv },
-    Builtin { name: "lstsq", sig: "A, b", doc: "Minimum-norm least-squares solution of `A x ≈ b`.", run: lstsq },
-    Builtin { name: "trace", sig: "A", doc: "Sum of the diagonal of a square matrix.", run: trace },
-    Builtin { name: "det", sig: "A", doc: "Determinant of a square matrix.", run: det },
+    builtin!("solve", "A, b", "Solve `A x = b` for x (b a vector or a matrix of right-hand sides): Cholesky when A is symmetric positive definite, LU with partial pivoting otherwise.", solve),
+    builtin!("chol", "A", "The lower Cholesky factor L of a symmetric positive definite A, with A = L @ L.T.", chol),
+    builtin!("inv", "A", "The inverse of a square matrix (prefer `solve` to multiplying by an inverse).", inv),
+    builtin!("eigh", "A", "Eigen-decomposition of a symmetric matrix: `(values, vectors)`, values ascending, eigenvectors in the columns.", eigh),
+    builtin!("svd", "A", "Thin singular value decomposition: `(U, S, Vt)` with `A == U @ diag(S) @ Vt`, S descending.", svd),
+    builtin!("pinv", "A", "Moore–Penrose pseudo-inverse (singular values below max(m, n)·eps·s_max are cut).", pinv),
+    builtin!("lstsq", "A, b", "Minimum-norm least-squares solution of `A x ≈ b`.", lstsq),
+    builtin!("trace", "A", "Sum of the diagonal of a square matrix.", trace),
+    builtin!("det", "A", "Determinant of a square matrix.", det),
 ];
 
 fn square(a: &Args, i: usize) -> Result<Rc<Tensor>, Diag> {

@@ -14,26 +14,11 @@ use crate::tensor::pairwise_sum;
 type R = Result<Value, Diag>;
 
 pub static BUILTINS: &[Builtin] = &[
-    Builtin { name: "mse", sig: "pred, y", doc: "Mean squared error over all entries; `pred` and `y` must have the same shape.", run: mse },
-    Builtin { name: "r2", sig: "pred, y", doc: "Coefficient of determination `1 - Σ(pred - y)² / Σ(y - mean(y))²` over all entries.", run: r2 },
-    Builtin {
-        name: "xent",
-        sig: "logits, y",
-        doc: "Softmax cross-entropy, the mean over rows of `logsumexp(logits[i]) - y[i] · logits[i]`: `logits` n × c, `y` one-hot (or probability) rows n × c or class indices (n). Differentiable in `logits`.",
-        run: xent,
-    },
-    Builtin {
-        name: "hinge",
-        sig: "pred, y",
-        doc: "Hinge loss `mean(max(0, 1 - y * pred))` for labels ±1; `pred` and `y` must have the same shape.",
-        run: hinge,
-    },
-    Builtin {
-        name: "accuracy",
-        sig: "pred, y",
-        doc: "Fraction of correct labels. `pred` an n × c matrix of scores: its row-wise argmax against `y`, one-hot rows (n × c) or class indices (n). `pred` a vector: signs against the signs of `y` (labels ±1).",
-        run: accuracy,
-    },
+    builtin!("mse", "pred, y", "Mean squared error over all entries; `pred` and `y` must have the same shape.", mse),
+    builtin!("r2", "pred, y", "Coefficient of determination `1 - Σ(pred - y)² / Σ(y - mean(y))²` over all entries.", r2),
+    builtin!("xent", "logits, y", "Softmax cross-entropy, the mean over rows of `logsumexp(logits[i]) - y[i] · logits[i]`: `logits` n × c, `y` one-hot (or probability) rows n × c or class indices (n). Differentiable in `logits`.", xent),
+    builtin!("hinge", "pred, y", "Hinge loss `mean(max(0, 1 - y * pred))` for labels ±1; `pred` and `y` must have the same shape.", hinge),
+    builtin!("accuracy", "pred, y", "Fraction of correct labels. `pred` an n × c matrix of scores: its row-wise argmax against `y`, one-hot rows (n × c) or class indices (n). `pred` a vector: signs against the signs of `y` (labels ±1).", accuracy),
 ];
 
 fn same_shape(a: &Args) -> Result<(std::rc::Rc<Tensor>, std::rc::Rc<Tensor>), Diag> {

@@ -4,6 +4,18 @@
 //! REPL's `:help` and `docs/` read it (`signature::Builtins`), and its
 //! indices are the table's.
 
+/// One entry of a builtin table: `builtin!(name, signature, doc, implementation)`.
+macro_rules! builtin {
+    ($name:literal, $sig:literal, $doc:literal, $f:expr) => {
+        Builtin {
+            name: $name,
+            sig: $sig,
+            doc: $doc,
+            run: $f,
+        }
+    };
+}
+
 mod autodiff;
 mod io;
 pub mod kernels;

@@ -11,36 +11,11 @@ use crate::plot::{Chart, Labels, RenderError, Series};
 type R = Result<Value, Diag>;
 
 pub static BUILTINS: &[Builtin] = &[
-    Builtin {
-        name: "plot",
-        sig: "",
-        doc: "Figures, written as SVG or PNG by the file's extension: `plot.line`, `plot.scatter`, `plot.heatmap`, `plot.hist`. Each takes `file:`, `title:`, `xlabel:` and `ylabel:` and returns the path it wrote. A relative `file` lands in the run's output folder when it has one (`--out`, `out(dir)`); without `file:` the figure goes to a new SVG file in the system's temporary folder (handy in the REPL, which prints the path).",
-        run: group,
-    },
-    Builtin {
-        name: "plot.line",
-        sig: "x, y=none, file=none, title=none, xlabel=none, ylabel=none, logx=false, logy=false",
-        doc: "Lines of `y` against `x`; `plot.line(y)` plots against 0, 1, 2, .... `y` is a vector, a matrix (a line per column) or a record of vectors (a line per field, named in the legend): `plot.line(steps, {train: a, test: b}, logy: true)`. A NaN breaks a line.",
-        run: line,
-    },
-    Builtin {
-        name: "plot.scatter",
-        sig: "x, y, file=none, title=none, xlabel=none, ylabel=none, logx=false, logy=false",
-        doc: "Points of `y` against `x`; `y` as in `plot.line`.",
-        run: scatter,
-    },
-    Builtin {
-        name: "plot.heatmap",
-        sig: "M, file=none, title=none, xlabel=none, ylabel=none",
-        doc: "A matrix as colours (viridis, with a colour bar), row 0 at the top, as matplotlib's `imshow`. A matrix over 256 on a side is drawn as the means of blocks.",
-        run: heatmap,
-    },
-    Builtin {
-        name: "plot.hist",
-        sig: "x, bins=30, file=none, title=none, xlabel=none, ylabel=\"count\"",
-        doc: "A histogram of the values of `x` in `bins` equal bins (as NumPy's); `x` a tensor or a record of them (overlaid, named in the legend).",
-        run: hist,
-    },
+    builtin!("plot", "", "Figures, written as SVG or PNG by the file's extension: `plot.line`, `plot.scatter`, `plot.heatmap`, `plot.hist`. Each takes `file:`, `title:`, `xlabel:` and `ylabel:` and returns the path it wrote. A relative `file` lands in the run's output folder when it has one (`--out`, `out(dir)`); without `file:` the figure goes to a new SVG file in the system's temporary folder (handy in the REPL, which prints the path).", group),
+    builtin!("plot.line", "x, y=none, file=none, title=none, xlabel=none, ylabel=none, logx=false, logy=false", "Lines of `y` against `x`; `plot.line(y)` plots against 0, 1, 2, .... `y` is a vector, a matrix (a line per column) or a record of vectors (a line per field, named in the legend): `plot.line(steps, {train: a, test: b}, logy: true)`. A NaN breaks a line.", line),
+    builtin!("plot.scatter", "x, y, file=none, title=none, xlabel=none, ylabel=none, logx=false, logy=false", "Points of `y` against `x`; `y` as in `plot.line`.", scatter),
+    builtin!("plot.heatmap", "M, file=none, title=none, xlabel=none, ylabel=none", "A matrix as colours (viridis, with a colour bar), row 0 at the top, as matplotlib's `imshow`. A matrix over 256 on a side is drawn as the means of blocks.", heatmap),
+    builtin!("plot.hist", "x, bins=30, file=none, title=none, xlabel=none, ylabel=\"count\"", "A histogram of the values of `x` in `bins` equal bins (as NumPy's); `x` a tensor or a record of them (overlaid, named in the legend).", hist),
 ];
 
 /// The members of the group `plot`, for `plot` on its own.

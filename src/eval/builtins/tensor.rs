@@ -20,17 +20,6 @@ use crate::tensor::{broadcast_shape, reduce};
 
 type R = Result<Value, Diag>;
 
-macro_rules! builtin {
-    ($name:literal, $sig:literal, $doc:literal, $f:expr) => {
-        Builtin {
-            name: $name,
-            sig: $sig,
-            doc: $doc,
-            run: $f,
-        }
-    };
-}
-
 /// The builtin of an elementwise primitive: its name and doc come from the table.
 macro_rules! unary {
     ($u:ident) => {
