@@ -70,7 +70,7 @@ pub struct Run {
 /// through which every effect goes, the run's state, and the machine code
 /// compiled so far.
 pub struct Interp {
-    pub linker: Linker,
+    pub(crate) linker: Linker,
     pub(crate) globals: Vec<Value>,
     modules_ready: Vec<bool>,
     pub(super) stack: Vec<Value>,
@@ -80,17 +80,17 @@ pub struct Interp {
     pub(super) steps: u64,
     pub(crate) step_limit: u64,
     /// Printing, files, the clock, the output folder.
-    pub host: Box<dyn Host>,
+    pub(crate) host: Box<dyn Host>,
     /// The host's interrupt flag, or one nothing raises.
     interrupt: Arc<AtomicBool>,
     /// Whether anything can raise `interrupt`: long factorisations then run
     /// in stoppable panels.
     pub(crate) interruptible: bool,
-    pub run: Run,
+    pub(crate) run: Run,
     /// Functions compiled to machine code, per argument types (`native`).
-    pub native: super::native::Cache,
+    pub(crate) native: super::native::Cache,
     /// Elementwise chains compiled to machine code (`fused`).
-    pub fused: super::fused::Cache,
+    pub(crate) fused: super::fused::Cache,
     /// The embedding program's functions: builtin `TABLE.len() + k` is `host_fns[k]`.
     host_fns: Vec<(Rc<Signature>, HostFn)>,
 }
