@@ -29,7 +29,7 @@ pub fn main() {
     // A host function: its signature is checked like a builtin's.
     s.define("clip01", "x, lo=0.0", "Clip a tensor into [lo, 1].", |a| {
         let lo = a.f64(1)?;
-        if !(lo <= 1.0) {
+        if lo.is_nan() || lo > 1.0 {
             return Err(a.error(1, "embed::clip01", "`lo` must be at most 1"));
         }
         Ok(Value::from(a.tensor(0)?.mapv(|v| v.clamp(lo, 1.0))))
