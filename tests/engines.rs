@@ -13,8 +13,10 @@ use std::path::Path;
 
 use flx::eval::value::{Tensor, Value};
 use flx::prim::Unary;
-use flx::{Options, Session};
+use flx::Session;
 use proptest::prelude::*;
+
+mod common;
 
 /// A formula over the pair geometry.
 #[derive(Clone, Debug)]
@@ -164,12 +166,7 @@ fn engines_agree(f: &F) -> Option<()> {
     let src = program(&body);
     let mut kernel_gram = Vec::new();
     for jit in [true, false] {
-        let options = Options {
-            seed: 0,
-            step_limit: None,
-            no_jit: !jit,
-        };
-        let mut s = Session::new(flx::StdHost::new(std::io::sink()), &options);
+        let mut s = common::quiet_session(jit);
         if let Err(d) = s.run_source("engines.flx", &src, Path::new(".")) {
             let text = s.render(&d, false);
             assert!(

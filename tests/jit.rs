@@ -266,12 +266,7 @@ fn kernel_agrees(body: &str) -> bool {
     let mut results = Vec::new();
     let mut computed = false;
     for jit in [true, false] {
-        let options = Options {
-            seed: 0,
-            step_limit: None,
-            no_jit: !jit,
-        };
-        let mut s = Session::new(flx::StdHost::new(std::io::sink()), &options);
+        let mut s = common::quiet_session(jit);
         let mut text = String::new();
         for (src, names) in [(setup.as_str(), &["G", "H"][..]), (fit, &["A"][..])] {
             match s.run_source("k.flx", src, Path::new(".")) {

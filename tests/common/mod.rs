@@ -1,4 +1,6 @@
-//! Shared by the test binaries (and the `run` fuzz target) that run sessions in-process.
+//! Shared by the test binaries (and the `run` fuzz target) that run sessions in-process;
+//! not every binary uses every item.
+#![allow(dead_code)]
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -16,4 +18,14 @@ impl Write for Captured {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A session that prints nowhere, with the JIT on or off.
+pub fn quiet_session(jit: bool) -> flx::Session {
+    let options = flx::Options {
+        seed: 0,
+        step_limit: None,
+        no_jit: !jit,
+    };
+    flx::Session::new(flx::StdHost::new(std::io::sink()), &options)
 }
