@@ -45,6 +45,10 @@ pub trait Host {
     fn interrupt(&self) -> Option<Arc<AtomicBool>>;
 }
 
+fn writes_disabled() -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, "writing is disabled")
+}
+
 /// The host of the command line and the REPL: output to a writer, the real
 /// file system, the wall clock.
 pub struct StdHost {
@@ -93,10 +97,7 @@ impl Host for StdHost {
 
     fn write(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         if !self.writes {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "writing is disabled",
-            ));
+            return Err(writes_disabled());
         }
         write_atomic(path, |w| w.write_all(bytes))
     }
@@ -125,10 +126,7 @@ impl Host for StdHost {
 
     fn open_outputs(&mut self, dir: &Path, info: RunInfo) -> io::Result<()> {
         if !self.writes {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "writing is disabled",
-            ));
+            return Err(writes_disabled());
         }
         self.outputs = Some(Outputs::open(dir, info)?);
         Ok(())

@@ -1035,14 +1035,14 @@ impl Interp {
             Value::Builtin(b) if *b as usize >= builtins::TABLE.len() => {
                 self.call_host_fn(*b as usize, pos, named, span)
             }
-            Value::Builtin(b) => {
-                let b = builtins::get(*b);
+            Value::Builtin(i) => {
+                let b = builtins::get(*i);
                 if pos.iter().any(|(v, _)| traced::holds_traced(v))
                     || named.iter().any(|(_, v, _)| traced::holds_traced(v))
                 {
-                    return traced::call_builtin(self, b, pos, named, span);
+                    return traced::call_builtin(self, *i, pos, named, span);
                 }
-                let mut args = Args::bind(b.signature(), pos, named, span)?;
+                let mut args = Args::bind(builtins::STATIC.signature(*i), pos, named, span)?;
                 if let Err(Flow::Error(d)) = self.tick(span) {
                     return Err(d);
                 }

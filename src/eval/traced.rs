@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use ndarray::arr0;
 
-use super::builtins::{Args, Builtin};
+use super::builtins::Args;
 use super::interp::Interp;
 use super::ops;
 use super::value::{Record, Tensor, Value};
@@ -235,14 +235,15 @@ pub fn index_assign(
 /// flows (`log` with named arguments records metrics).
 const INSPECT: &[&str] = &["shape", "rows", "cols", "len", "print", "str", "assert"];
 
-/// A builtin call with a traced argument.
+/// A call of builtin `index` (of the table) with a traced argument.
 pub fn call_builtin(
     interp: &mut Interp,
-    b: &'static Builtin,
+    index: u32,
     pos: Vec<(Value, Span)>,
     named: Vec<(Rc<str>, Value, Span)>,
     span: Span,
 ) -> Result<Value, Diag> {
+    let b = super::builtins::get(index);
     let primals: Vec<(Value, Span)> = pos.iter().map(|(v, s)| (primal(v), *s)).collect();
     let stripped_named: Vec<(Rc<str>, Value, Span)> = named
         .iter()
@@ -255,7 +256,8 @@ pub fn call_builtin(
             span,
         ));
     }
-    let bind = |args| Args::bind(b.signature(), args, stripped_named.clone(), span);
+    let sig = super::builtins::STATIC.signature(index);
+    let bind = |args| Args::bind(sig, args, stripped_named.clone(), span);
     let mut run = |args| (b.run)(&mut *interp, &mut bind(args)?);
     if inspect {
         return run(primals);

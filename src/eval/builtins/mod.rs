@@ -43,12 +43,6 @@ pub struct Builtin {
     pub run: BuiltinFn,
 }
 
-impl Builtin {
-    pub fn signature(&self) -> &'static Signature {
-        STATIC.signature(STATIC.lookup(self.name).expect("in the table"))
-    }
-}
-
 /// Every builtin, in documentation order.
 pub static TABLE: LazyLock<Vec<&'static Builtin>> = LazyLock::new(|| {
     tensor::BUILTINS
