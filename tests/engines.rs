@@ -11,9 +11,10 @@
 
 use std::path::Path;
 
-use flx::eval::value::{Tensor, Value};
+use flx::eval::value::Value;
 use flx::prim::Unary;
 use flx::Session;
+use ndarray::ArrayD;
 use proptest::prelude::*;
 
 mod common;
@@ -87,17 +88,16 @@ fn formula() -> impl Strategy<Value = F> {
 }
 
 /// A tensor's elements as bit patterns; every nan counts as one.
-fn bits(t: &Tensor) -> Vec<u64> {
+fn bits(t: &ArrayD<f64>) -> Vec<u64> {
     t.iter()
         .map(|x| if x.is_nan() { 1 } else { x.to_bits() })
         .collect()
 }
 
-fn tensor(s: &Session, name: &str) -> Tensor {
+fn tensor(s: &Session, name: &str) -> ArrayD<f64> {
     match s.get(name) {
-        Some(Value::Tensor(t)) => (*t).clone(),
-        Some(v @ (Value::Float(_) | Value::Int(_))) => {
-            ndarray::arr0(v.as_f64().expect("a number")).into_dyn()
+        Some(v @ (Value::Tensor(_) | Value::Float(_) | Value::Int(_))) => {
+            v.to_array().expect("an array")
         }
         other => panic!("`{name}` is {other:?}"),
     }
@@ -215,7 +215,7 @@ fn derivative_matches(s: &Session, body: &str) {
     let values: Vec<f64> = k.values.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
     let (mut g, roots) = family.graph.substitute(&[family.body], &values);
     let d = g.derivative(roots[0], flx::kernel::expr::Geo::Dist);
-    let geo: Vec<Tensor> = GEOMETRY.iter().map(|n| tensor(s, n)).collect();
+    let geo: Vec<ArrayD<f64>> = GEOMETRY.iter().map(|n| tensor(s, n)).collect();
     let (w, grad) = (tensor(s, "W"), tensor(s, "gdist"));
     // The two sum the chain rule's terms in different orders, so where terms
     // cancel they differ by more than rounding: nearly all must agree.

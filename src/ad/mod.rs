@@ -6,10 +6,13 @@
 
 use std::rc::Rc;
 
-use ndarray::{Axis, IxDyn};
+use ndarray::{Axis, Data, IxDyn};
 
 use crate::prim::{self, Reduce, Unary};
-use crate::tensor::{self, Tensor};
+use crate::tensor::{self, Floats, Tensor};
+
+/// A gradient: owned, in standard layout (values on the tape are shared `Tensor`s).
+pub type Grad = ndarray::ArrayD<f64>;
 
 /// A node of the tape.
 pub type Var = usize;
@@ -95,14 +98,14 @@ impl Tape {
 
     /// The gradient of the scalar `out` with respect to every node (`None`
     /// where no path leads from the node to `out`).
-    pub fn gradients(&self, out: Var) -> Vec<Option<Tensor>> {
-        self.pullback(out, Tensor::from_elem(self.nodes[out].value.raw_dim(), 1.0))
+    pub fn gradients(&self, out: Var) -> Vec<Option<Grad>> {
+        self.pullback(out, Grad::from_elem(self.nodes[out].value.raw_dim(), 1.0))
     }
 
     /// The vector–Jacobian product `seed`ᵀ ∂out/∂node for every node; `seed`
     /// has the shape of `out`.
-    pub fn pullback(&self, out: Var, seed: Tensor) -> Vec<Option<Tensor>> {
-        let mut grads: Vec<Option<Tensor>> = vec![None; out + 1];
+    pub fn pullback(&self, out: Var, seed: Grad) -> Vec<Option<Grad>> {
+        let mut grads: Vec<Option<Grad>> = vec![None; out + 1];
         grads[out] = Some(seed);
         for v in (0..=out).rev() {
             let node = &self.nodes[v];
@@ -124,7 +127,7 @@ impl Tape {
     }
 
     /// Hands each parent of `node` its share of the gradient `g` of `node`.
-    fn pull(&self, node: &Node, g: Tensor, give: &mut dyn FnMut(Var, Tensor)) {
+    fn pull(&self, node: &Node, g: Grad, give: &mut dyn FnMut(Var, Grad)) {
         let val = |v: Var| &*self.nodes[v].value;
         let live = |v: Var| self.nodes[v].live;
         match node.op {
@@ -234,9 +237,9 @@ impl Tape {
                 )
             }
             Op::Rearrange(ref parts, ref sources) => {
-                let mut outs: Vec<Tensor> = parts
+                let mut outs: Vec<Grad> = parts
                     .iter()
-                    .map(|&p| Tensor::zeros(val(p).raw_dim()))
+                    .map(|&p| Grad::zeros(val(p).raw_dim()))
                     .collect();
                 let offsets: Vec<usize> = parts
                     .iter()
@@ -296,7 +299,7 @@ impl Tape {
             Op::Solve(a, b) => {
                 // x = A⁻¹ b: gb = A⁻ᵀ g, gA = -gb xᵀ.
                 let at = transposed(val(a));
-                let as2 = |t: &Tensor| {
+                let as2 = |t: &Grad| {
                     let t = if t.ndim() == 1 {
                         t.clone().insert_axis(Axis(1))
                     } else {
@@ -348,7 +351,7 @@ impl Tape {
                 let logits = val(z);
                 let n = logits.shape()[0] as f64;
                 let scale = g.iter().next().copied().unwrap_or(0.0) / n;
-                let mut d = logits.clone();
+                let mut d = logits.to_owned();
                 for mut row in d.axis_iter_mut(Axis(0)) {
                     let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                     row.mapv_inplace(|x| prim::math::exp(x - m));
@@ -370,7 +373,7 @@ impl Tape {
                 give(p, d)
             }
             Op::Gather(a, ref positions) => {
-                let mut out = Tensor::zeros(val(a).raw_dim());
+                let mut out = Grad::zeros(val(a).raw_dim());
                 let flat = out.as_slice_mut().expect("a new tensor is contiguous");
                 for (&p, &x) in positions.iter().zip(g.as_standard_layout().iter()) {
                     flat[p] += x;
@@ -388,20 +391,20 @@ impl Tape {
         r: Reduce,
         x: &Tensor,
         out: &Tensor,
-        g: &Tensor,
+        g: &Grad,
         axis: Option<usize>,
-    ) -> Tensor {
+    ) -> Grad {
         let n = match axis {
             Some(k) => x.shape()[k],
             None => x.len(),
         } as f64;
-        let each = |g: &Tensor| spread(g, x.shape(), axis, 1.0);
+        let each = |g: ndarray::ArrayViewD<f64>| spread(&g, x.shape(), axis, 1.0);
         match r {
-            Reduce::Sum => each(g),
+            Reduce::Sum => each(g.view()),
             Reduce::Mean => spread(g, x.shape(), axis, 1.0 / n),
             Reduce::Max | Reduce::Min => {
                 // Split evenly between the elements that attain it, as JAX does.
-                let hit = tensor::zip_with(x, &each(out), |x, m| (x == m) as u8 as f64)
+                let hit = tensor::zip_with(x, &each(out.view()), |x, m| (x == m) as u8 as f64)
                     .expect("same shape");
                 let ties = spread(
                     &tensor::reduce(&hit, axis, prim::math::pairwise_sum),
@@ -409,12 +412,12 @@ impl Tape {
                     axis,
                     1.0,
                 );
-                hit / ties * each(g)
+                hit / ties * each(g.view())
             }
-            Reduce::Norm => x * &each(&(g / out)),
+            Reduce::Norm => x * &each((g / out).view()),
             Reduce::Var | Reduce::Std => {
                 let mean = tensor::reduce(x, axis, prim::math::mean);
-                let centred = x - &each(&mean);
+                let centred = x - &each(mean.view());
                 // d var = 2 (x - m) / n; d std = d var / (2 std).
                 let scale = match r {
                     Reduce::Std => out.mapv(|s| 1.0 / s),
@@ -423,8 +426,8 @@ impl Tape {
                 centred * spread(&(g * &scale), x.shape(), axis, 1.0 / n)
             }
             Reduce::LogSumExp => {
-                let weights = (x - &each(out)).mapv(prim::math::exp);
-                weights * each(g)
+                let weights = (x - &each(out.view())).mapv(prim::math::exp);
+                weights * each(g.view())
             }
         }
     }
@@ -456,8 +459,8 @@ fn parents(op: &Op) -> Vec<Var> {
 }
 
 /// Sums `g` down to `shape`, undoing NumPy broadcasting.
-fn unbroadcast(g: &Tensor, shape: &[usize]) -> Tensor {
-    let mut out = std::borrow::Cow::Borrowed(g);
+fn unbroadcast<S: Data<Elem = f64>>(g: &Floats<S>, shape: &[usize]) -> Grad {
+    let mut out: std::borrow::Cow<Grad> = std::borrow::Cow::Owned(g.to_owned());
     while out.ndim() > shape.len() {
         out = std::borrow::Cow::Owned(out.sum_axis(Axis(0)));
     }
@@ -470,7 +473,7 @@ fn unbroadcast(g: &Tensor, shape: &[usize]) -> Tensor {
 }
 
 /// `unbroadcast` that hands `g` on without a copy when no axis was broadcast.
-fn unbroadcast_owned(g: Tensor, shape: &[usize]) -> Tensor {
+fn unbroadcast_owned(g: Grad, shape: &[usize]) -> Grad {
     if g.shape() == shape {
         g
     } else {
@@ -479,10 +482,15 @@ fn unbroadcast_owned(g: Tensor, shape: &[usize]) -> Tensor {
 }
 
 /// The gradient of a sum (scaled by `scale`) back on the summed tensor's shape.
-fn spread(g: &Tensor, shape: &[usize], axis: Option<usize>, scale: f64) -> Tensor {
+fn spread<S: Data<Elem = f64>>(
+    g: &Floats<S>,
+    shape: &[usize],
+    axis: Option<usize>,
+    scale: f64,
+) -> Grad {
     let g = match axis {
-        Some(k) => g.clone().insert_axis(Axis(k)),
-        None => g.clone(),
+        Some(k) => g.view().insert_axis(Axis(k)),
+        None => g.view(),
     };
     let mut out = g
         .broadcast(IxDyn(shape))
@@ -494,23 +502,23 @@ fn spread(g: &Tensor, shape: &[usize], axis: Option<usize>, scale: f64) -> Tenso
     out
 }
 
-fn product(a: &Tensor, b: &Tensor) -> Tensor {
+fn product<S: Data<Elem = f64>, T: Data<Elem = f64>>(a: &Floats<S>, b: &Floats<T>) -> Grad {
     tensor::matmul(a, b).expect("shapes from a valid product")
 }
 
-fn transposed(t: &Tensor) -> Tensor {
+fn transposed<S: Data<Elem = f64>>(t: &Floats<S>) -> Grad {
     t.t().to_owned()
 }
 
 /// An outer product u vᵀ of two vectors.
-fn outer(u: &Tensor, v: &Tensor) -> Tensor {
-    let u = u.clone().insert_axis(Axis(1));
-    let v = v.clone().insert_axis(Axis(0));
+fn outer<S: Data<Elem = f64>, T: Data<Elem = f64>>(u: &Floats<S>, v: &Floats<T>) -> Grad {
+    let u = u.view().insert_axis(Axis(1));
+    let v = v.view().insert_axis(Axis(0));
     &u * &v
 }
 
 /// `a @ bᵀ`-style products of 2-d tensors, taking transposes as views.
-fn gemm(a: ndarray::ArrayViewD<f64>, b: ndarray::ArrayViewD<f64>) -> Tensor {
+fn gemm(a: ndarray::ArrayViewD<f64>, b: ndarray::ArrayViewD<f64>) -> Grad {
     fn two(t: ndarray::ArrayViewD<f64>) -> ndarray::ArrayView2<f64> {
         t.into_dimensionality().expect("a matrix")
     }
@@ -518,7 +526,7 @@ fn gemm(a: ndarray::ArrayViewD<f64>, b: ndarray::ArrayViewD<f64>) -> Tensor {
 }
 
 /// For out = x @ y: the gradient with respect to x.
-fn matmul_pull_left(g: &Tensor, x: &Tensor, y: &Tensor) -> Tensor {
+fn matmul_pull_left(g: &Grad, x: &Tensor, y: &Tensor) -> Grad {
     match (x.ndim(), y.ndim()) {
         (2, 2) => gemm(g.view(), y.t()),
         (2, 1) => outer(g, y),
@@ -528,7 +536,7 @@ fn matmul_pull_left(g: &Tensor, x: &Tensor, y: &Tensor) -> Tensor {
 }
 
 /// For out = x @ y: the gradient with respect to y.
-fn matmul_pull_right(g: &Tensor, x: &Tensor, y: &Tensor) -> Tensor {
+fn matmul_pull_right(g: &Grad, x: &Tensor, y: &Tensor) -> Grad {
     match (x.ndim(), y.ndim()) {
         (2, 2) => gemm(x.t(), g.view()),
         (2, 1) => product(&transposed(x), g),

@@ -7,7 +7,6 @@ use ndarray::{ArrayViewD, Axis};
 
 use super::value::Value;
 use crate::format::{float_repr, shape_str};
-use crate::tensor::Tensor;
 
 /// NumPy's `threshold` and `edgeitems` defaults.
 const THRESHOLD: usize = 1000;
@@ -189,7 +188,7 @@ fn format_element(x: f64, f: &ElementFormat) -> String {
 /// 0-d tensors print as a bare float; 1-D tensors that are not abbreviated
 /// print without the shape (their length is visible). Lines wrap at NumPy's
 /// 75 columns.
-pub fn tensor_str(t: &Tensor) -> String {
+pub fn tensor_str<S: ndarray::Data<Elem = f64>>(t: &crate::tensor::Floats<S>) -> String {
     if t.ndim() == 0 {
         return float_repr(t[[]]);
     }

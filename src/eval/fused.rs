@@ -374,7 +374,7 @@ fn layouts(shape: &[usize], inputs: &[Input]) -> (Vec<usize>, Vec<Layout>, Vec<O
             Input::Tensor(t) => {
                 let view = t.broadcast(shape).expect("checked");
                 let consecutive = matches!(view.strides().last(), Some(0 | 1));
-                (cols > 1 && !consecutive).then(|| t.as_standard_layout().into_owned())
+                (cols > 1 && !consecutive).then(|| t.as_standard_layout().into_owned().into())
             }
             Input::Number(_) => None,
         })

@@ -891,7 +891,7 @@ impl Interp {
                     .into()
                 })
             }
-            Value::Tensor(t) if name == "T" => Ok(Value::tensor(t.t().to_owned())),
+            Value::Tensor(t) if name == "T" => Ok(Value::tensor((**t).clone().reversed_axes())),
             Value::Traced(_) if name == "T" => Ok(traced::transpose(v, field.span)?),
             _ => Err(Diag::new(
                 "flx::type::field",

@@ -125,7 +125,11 @@ pub fn predict(
     };
     let single = x.ndim() == 1;
     let rows = match x.ndim() {
-        1 => x.view().into_shape_with_order((1, x.len())).ok(),
+        1 => x
+            .view()
+            .into_dimensionality::<ndarray::Ix1>()
+            .ok()
+            .map(|r| r.insert_axis(ndarray::Axis(0))),
         2 => x.view().into_dimensionality::<Ix2>().ok(),
         _ => None,
     };

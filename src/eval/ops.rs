@@ -47,7 +47,7 @@ fn float_op(op: BinOp) -> fn(f64, f64) -> f64 {
 /// Elementwise `a op b` with broadcasting; the four arithmetic operators are
 /// inlined, since a call through a function pointer per element costs
 /// several times the arithmetic.
-fn zip_op(op: BinOp, a: &Tensor, b: &Tensor) -> Result<Tensor, tensor::ShapeError> {
+fn zip_op(op: BinOp, a: &Tensor, b: &Tensor) -> Result<ArrayD<f64>, tensor::ShapeError> {
     match op {
         BinOp::Add => tensor::zip_with(a, b, |x, y| x + y),
         BinOp::Sub => tensor::zip_with(a, b, |x, y| x - y),
@@ -525,11 +525,8 @@ fn index_tensor(t: &Tensor, idx: &[Index]) -> Result<Value, Diag> {
         .iter()
         .any(|i| matches!(i, Index::At(v, _) if !matches!(v, Value::Int(_))));
     let out: Tensor = if !fancy {
-        let v = select(t.view(), idx, t.ndim())?;
-        if v.ndim() == 0 {
-            return Ok(Value::Float(v[[]]));
-        }
-        v.to_owned()
+        // Ints and slices make a view of the same storage.
+        select(t.clone(), idx, t.ndim())?
     } else {
         // Index lists copy (as in NumPy); take them one axis at a time.
         let mut cur = t.clone();
@@ -548,12 +545,12 @@ fn index_tensor(t: &Tensor, idx: &[Index]) -> Result<Value, Diag> {
                         .iter()
                         .map(|&i| normalize(i, len, *s, axis))
                         .collect::<Result<Vec<_>, _>>()?;
-                    cur = cur.select(Axis(axis), &picked);
+                    cur = cur.select(Axis(axis), &picked).into();
                     axis += 1;
                 }
                 other => {
                     let dropped = matches!(other, Index::At(..));
-                    cur = select_axis(cur.view(), other, axis)?.to_owned();
+                    cur = select_axis(cur, other, axis)?;
                     if !dropped {
                         axis += 1;
                     }
@@ -700,18 +697,13 @@ mod tests {
         Span::default()
     }
 
-    fn t(v: Value) -> Tensor {
-        match v {
-            Value::Tensor(t) => (*t).clone(),
-            Value::Float(f) => ndarray::arr0(f).into_dyn(),
-            other => panic!("not a tensor: {other:?}"),
-        }
+    fn t(v: Value) -> ArrayD<f64> {
+        v.to_array().expect("a tensor")
     }
 
     #[test]
     fn slicing_follows_python() {
-        let x = Rc::new(array![0.0, 1.0, 2.0, 3.0, 4.0].into_dyn());
-        let v = Value::Tensor(x.clone());
+        let v = Value::tensor(array![0.0, 1.0, 2.0, 3.0, 4.0].into_dyn());
         let s = |a, b, c| t(index(&v, &[Index::Slice(a, b, c, sp())], sp()).unwrap());
         assert_eq!(s(Some(1), Some(3), None), array![1.0, 2.0].into_dyn());
         assert_eq!(

@@ -86,7 +86,7 @@ pub fn primal(v: &Value) -> Value {
 fn as_tensor(v: &Value) -> Rc<Tensor> {
     match v {
         Value::Tensor(t) => t.clone(),
-        v => Rc::new(arr0(v.as_f64().expect("a number")).into_dyn()),
+        v => Rc::new(arr0(v.as_f64().expect("a number")).into_dyn().into()),
     }
 }
 
@@ -173,7 +173,7 @@ pub fn unary(op: UnOp, v: Value, span: Span) -> Result<Value, Diag> {
 pub fn transpose(v: Value, span: Span) -> Result<Value, Diag> {
     match primal(&v) {
         Value::Tensor(t) => {
-            let out = Value::tensor(t.t().to_owned());
+            let out = Value::tensor((*t).clone().reversed_axes());
             record(out, &[(&v, span)], |x| Op::Transpose(x[0]))
         }
         p => Err(Diag::new(
@@ -223,7 +223,7 @@ pub fn index_assign(
     };
     let written = match ops::index(&flat_positions(&t), idx, span)? {
         Value::Tensor(p) => p,
-        Value::Float(k) => Rc::new(arr0(k).into_dyn()),
+        Value::Float(k) => Rc::new(arr0(k).into_dyn().into()),
         _ => return Ok(out),
     };
     record(out, &[(target, span), (&rhs, rhs_span)], |v| {
@@ -326,7 +326,9 @@ pub fn call_builtin(
                 ((if largest { a > b } else { a < b }) as u8) as f64
             })
             .map_err(|e| Diag::new("flx::shape::broadcast", e.0).at(span))?;
-            return record(out, &both(), |v| Op::Select(v[0], v[1], Rc::new(mask)));
+            return record(out, &both(), |v| {
+                Op::Select(v[0], v[1], Rc::new(mask.into()))
+            });
         }
         "clip" if only_first => {
             let x = as_tensor(&primals[0].0);
@@ -336,7 +338,7 @@ pub fn call_builtin(
                     .expect("same shape");
             let zero = Value::Float(0.0);
             return record(out, &[first, (&zero, span)], |v| {
-                Op::Select(v[0], v[1], Rc::new(mask))
+                Op::Select(v[0], v[1], Rc::new(mask.into()))
             });
         }
         "where" if pos.len() == 3 && !is_traced(&pos[0].0) => {
@@ -349,7 +351,9 @@ pub fn call_builtin(
                     Diag::new("flx::shape::broadcast", "`where`: shapes do not broadcast").at(span)
                 })?;
             let (a, b2) = ((&pos[1].0, pos[1].1), (&pos[2].0, pos[2].1));
-            return record(out, &[a, b2], |v| Op::Select(v[0], v[1], Rc::new(mask)));
+            return record(out, &[a, b2], |v| {
+                Op::Select(v[0], v[1], Rc::new(mask.into()))
+            });
         }
         "concat" | "hstack" | "vstack" | "diag" => return track_moves(&pos, run),
         _ => {}
@@ -383,7 +387,7 @@ impl Positions {
         let p = primal(v);
         let t = match &p {
             Value::Tensor(t) => (**t).clone(),
-            p if p.is_number() => arr0(0.0).into_dyn(),
+            p if p.is_number() => arr0(0.0).into_dyn().into(),
             Value::List(items) => {
                 return Value::List(Rc::new(
                     items.iter().map(|x| self.encode(x, span)).collect(),
@@ -629,8 +633,8 @@ fn jacobian(
             for i in 0..m {
                 let mut seed = vec![0.0; m];
                 seed[i] = 1.0;
-                let seed =
-                    Tensor::from_shape_vec(out_shape.clone(), seed).expect("one per element");
+                let seed = crate::ad::Grad::from_shape_vec(out_shape.clone(), seed)
+                    .expect("one per element");
                 if let Some(Some(g)) = tape.pullback(out, seed).get(*input) {
                     for (j, &v) in g.iter().enumerate() {
                         rows[i * n + j] = v;
@@ -713,7 +717,7 @@ fn gradient_like(
     x: &Value,
     inputs: &[Var],
     at: &mut usize,
-    grads: Option<&[Option<Tensor>]>,
+    grads: Option<&[Option<crate::ad::Grad>]>,
 ) -> Value {
     match x {
         Value::Float(_) | Value::Tensor(_) => {
@@ -801,7 +805,7 @@ pub fn agop(
             sums.resize(outputs, ndarray::Array1::zeros(d));
             for (k, sum) in sums.iter_mut().enumerate() {
                 let Some(out) = out else { break };
-                let mut seed = Tensor::zeros(shape.clone());
+                let mut seed = crate::ad::Grad::zeros(shape.clone());
                 match shape.len() {
                     1 => seed.fill(1.0),
                     _ => seed.index_axis_mut(ndarray::Axis(1), k).fill(1.0),

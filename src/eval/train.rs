@@ -250,8 +250,8 @@ pub fn train(interp: &mut Interp, p: &Problem, mut plan: Plan) -> Result<Value, 
                 let rows = &order[next_row..(next_row + b).min(n)];
                 next_row += rows.len();
                 (
-                    Rc::new(p.x.select(Axis(0), rows)),
-                    Rc::new(p.y.select(Axis(0), rows)),
+                    Rc::new(p.x.select(Axis(0), rows).into()),
+                    Rc::new(p.y.select(Axis(0), rows).into()),
                 )
             }
         };

@@ -5,11 +5,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use ndarray::ArrayD;
-
 use crate::syntax::ast::FnDef;
 
-pub type Tensor = ArrayD<f64>;
+pub use crate::tensor::Tensor;
 
 #[derive(Clone, Debug)]
 pub enum Value {
@@ -84,8 +82,8 @@ impl Value {
         Value::Str(Rc::new(s.to_string()))
     }
 
-    pub fn tensor(t: Tensor) -> Value {
-        Value::Tensor(Rc::new(t))
+    pub fn tensor(t: impl Into<Tensor>) -> Value {
+        Value::Tensor(Rc::new(t.into()))
     }
 
     /// The kind of value, as a user reads it in a message.
@@ -156,20 +154,20 @@ impl Value {
     /// The value as an ndarray array, where NumPy's `np.asarray` would make
     /// one: a tensor, a number (0-d), or a list or tuple of values that are
     /// arrays of one shape (stacked along a new first axis).
-    pub fn to_array(&self) -> Option<Tensor> {
+    pub fn to_array(&self) -> Option<ndarray::ArrayD<f64>> {
         match self {
             Value::List(items) | Value::Tuple(items) if !items.is_empty() => {
                 let parts = items
                     .iter()
                     .map(Value::to_array)
-                    .collect::<Option<Vec<Tensor>>>()?;
+                    .collect::<Option<Vec<_>>>()?;
                 let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
                 ndarray::stack(ndarray::Axis(0), &views).ok()
             }
-            Value::Tensor(t) => Some((**t).clone()),
+            Value::Tensor(t) => Some((**t).to_owned()),
             _ => {
                 let t = crate::eval::builtins::array_like(self, crate::diag::Span::default())?;
-                Some(Rc::try_unwrap(t).unwrap_or_else(|t| (*t).clone()))
+                Some((*t).to_owned())
             }
         }
     }

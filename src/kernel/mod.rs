@@ -128,8 +128,9 @@ impl Predictor {
         let a = self.alpha.view();
         match a.ndim() {
             1 => a
-                .into_shape_with_order((self.alpha.len(), 1))
-                .expect("column"),
+                .into_dimensionality::<ndarray::Ix1>()
+                .expect("1-d")
+                .insert_axis(ndarray::Axis(1)),
             _ => a.into_dimensionality().expect("2-d"),
         }
     }

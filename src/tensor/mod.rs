@@ -4,12 +4,18 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
+use ndarray::{ArcArray, ArrayBase, ArrayD, ArrayViewD, Data, IxDyn, Zip};
 
 use crate::format::shape_str;
 use crate::{linalg, prim};
 
-pub type Tensor = ArrayD<f64>;
+/// A Float tensor: shared storage with its own shape, strides and offset, so
+/// that `.T`, slices and reshapes are views; writing to one whose storage is
+/// shared copies it first (`ArcArray`'s copy on write).
+pub type Tensor = ArcArray<f64, IxDyn>;
+
+/// Any Float array the functions here read: a `Tensor`, an owned array or a view.
+pub type Floats<S> = ArrayBase<S, IxDyn>;
 
 #[derive(Debug)]
 pub struct ShapeError(pub String);
@@ -68,11 +74,11 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 }
 
 /// Elementwise `f(a, b)` with broadcasting.
-pub fn zip_with(
-    a: &Tensor,
-    b: &Tensor,
+pub fn zip_with<S: Data<Elem = f64>, T: Data<Elem = f64>>(
+    a: &Floats<S>,
+    b: &Floats<T>,
     f: impl Fn(f64, f64) -> f64 + Sync + Send,
-) -> Result<Tensor, ShapeError> {
+) -> Result<ArrayD<f64>, ShapeError> {
     if a.shape() == b.shape() {
         return Ok(Zip::from(a).and(b).map_collect(|&x, &y| f(x, y)));
     }
@@ -90,9 +96,9 @@ pub fn zip_with(
 }
 
 /// In place `a = f(a, b)` when `b` broadcasts to `a`'s shape.
-pub fn zip_assign(
+pub fn zip_assign<S: Data<Elem = f64>>(
     a: &mut Tensor,
-    b: &Tensor,
+    b: &Floats<S>,
     f: impl Fn(f64, f64) -> f64,
 ) -> Result<(), ShapeError> {
     let shape = a.shape().to_vec();
@@ -108,7 +114,10 @@ pub fn zip_assign(
 }
 
 /// `a @ b` with NumPy's rules for 1-D operands. A 1-D @ 1-D product is a 0-d tensor.
-pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, ShapeError> {
+pub fn matmul<S: Data<Elem = f64>, T: Data<Elem = f64>>(
+    a: &Floats<S>,
+    b: &Floats<T>,
+) -> Result<ArrayD<f64>, ShapeError> {
     let err = || {
         ShapeError(format!(
             "cannot multiply shapes {} and {}",
@@ -132,8 +141,9 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, ShapeError> {
             }
             let b2 = b
                 .view()
-                .into_shape_with_order((b.len(), 1))
-                .map_err(|_| err())?;
+                .into_dimensionality::<ndarray::Ix1>()
+                .expect("1-d")
+                .insert_axis(ndarray::Axis(1));
             let a2 = a.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
             let c = linalg::gemm(a2, b2);
             Ok(c.into_shape_with_order(a.shape()[0])
@@ -146,8 +156,9 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, ShapeError> {
             }
             let a2 = a
                 .view()
-                .into_shape_with_order((1, a.len()))
-                .map_err(|_| err())?;
+                .into_dimensionality::<ndarray::Ix1>()
+                .expect("1-d")
+                .insert_axis(ndarray::Axis(0));
             let b2 = b.view().into_dimensionality::<ndarray::Ix2>().expect("2-d");
             let c = linalg::gemm(a2, b2);
             Ok(c.into_shape_with_order(b.shape()[1])
@@ -171,7 +182,11 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, ShapeError> {
 }
 
 /// Reduce along `axis` (or over everything when `None`) with `f` over each lane.
-pub fn reduce(x: &Tensor, axis: Option<usize>, f: impl Fn(&[f64]) -> f64) -> Tensor {
+pub fn reduce<S: Data<Elem = f64>>(
+    x: &Floats<S>,
+    axis: Option<usize>,
+    f: impl Fn(&[f64]) -> f64,
+) -> ArrayD<f64> {
     let Some(ax) = axis else {
         // All elements in memory order, as NumPy reduces them.
         let value = match x.as_slice_memory_order() {
@@ -215,7 +230,7 @@ pub fn reduce(x: &Tensor, axis: Option<usize>, f: impl Fn(&[f64]) -> f64) -> Ten
     } else {
         lanes.chunks_exact(n).map(&f).collect()
     };
-    Tensor::from_shape_vec(shape, values).expect("one value per lane")
+    ArrayD::from_shape_vec(shape, values).expect("one value per lane")
 }
 
 /// `prim::math::pairwise_sum` of a view's elements in memory order.

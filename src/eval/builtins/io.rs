@@ -472,8 +472,9 @@ fn save_csv(interp: &mut Interp, a: &mut Args) -> R {
     let m = match t.ndim() {
         1 => t
             .view()
-            .into_shape_with_order((t.len(), 1))
-            .expect("column")
+            .into_dimensionality::<ndarray::Ix1>()
+            .expect("1-d")
+            .insert_axis(ndarray::Axis(1))
             .to_owned(),
         2 => t
             .view()
@@ -528,14 +529,14 @@ fn load_npy(interp: &mut Interp, a: &mut Args) -> R {
     use ndarray_npy::ReadNpyExt;
     let (path, bytes) = read(interp, a, 0)?;
     let t: Tensor = match ArrayD::<f64>::read_npy(bytes.as_slice()) {
-        Ok(t) => t,
+        Ok(t) => t.into(),
         Err(first) => {
             if let Ok(t) = ArrayD::<f32>::read_npy(bytes.as_slice()) {
-                t.mapv(f64::from)
+                t.mapv(f64::from).into()
             } else if let Ok(t) = ArrayD::<i64>::read_npy(bytes.as_slice()) {
-                t.mapv(|x| x as f64)
+                t.mapv(|x| x as f64).into()
             } else if let Ok(t) = ArrayD::<i32>::read_npy(bytes.as_slice()) {
-                t.mapv(f64::from)
+                t.mapv(f64::from).into()
             } else {
                 return Err(io_error(a, 0, "read", &path, first));
             }

@@ -153,8 +153,9 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
     let (mut rhs, vector) = match y.ndim() {
         1 => (
             y.view()
-                .into_shape_with_order((y.len(), 1))
-                .expect("column")
+                .into_dimensionality::<ndarray::Ix1>()
+                .expect("1-d")
+                .insert_axis(ndarray::Axis(1))
                 .to_owned(),
             true,
         ),
@@ -244,7 +245,7 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
     Ok(Value::Predictor(Rc::new(Predictor {
         kernel: k,
         centers: x,
-        alpha: Rc::new(alpha),
+        alpha: Rc::new(alpha.into()),
         metric: m,
         reg,
     })))

@@ -78,8 +78,9 @@ fn rhs(a: &Args, i: usize, rows: usize, lhs_shape: &[usize]) -> Result<(Array2<f
     let (m, vector) = match b.ndim() {
         1 => (
             b.view()
-                .into_shape_with_order((b.len(), 1))
-                .expect("column")
+                .into_dimensionality::<ndarray::Ix1>()
+                .expect("1-d")
+                .insert_axis(ndarray::Axis(1))
                 .to_owned(),
             true,
         ),

@@ -88,10 +88,10 @@ pub fn array_like(v: &Value, span: Span) -> Option<Rc<Tensor>> {
     match v {
         Value::Tensor(t) => Some(t.clone()),
         Value::Int(_) | Value::Float(_) => Some(Rc::new(
-            ndarray::arr0(v.as_f64().expect("number")).into_dyn(),
+            ndarray::arr0(v.as_f64().expect("number")).into_dyn().into(),
         )),
         Value::List(items) if items.is_empty() => {
-            Some(Rc::new(ndarray::Array1::<f64>::zeros(0).into_dyn()))
+            Some(Rc::new(ndarray::Array1::<f64>::zeros(0).into_dyn().into()))
         }
         Value::List(items) => {
             let vals = items.iter().map(|v| (v.clone(), span)).collect();

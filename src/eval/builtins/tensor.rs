@@ -309,7 +309,7 @@ fn stack_like(a: &mut Args, horizontal: bool) -> R {
             .iter()
             .map(|t| {
                 if t.ndim() == 1 {
-                    t.view().insert_axis(Axis(0)).to_owned()
+                    t.view().insert_axis(Axis(0)).to_owned().into()
                 } else {
                     (**t).clone()
                 }
@@ -376,10 +376,11 @@ fn reshape(_: &mut Interp, a: &mut Args) -> R {
     if shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) != Some(t.len()) {
         return Err(bad());
     }
-    let out = t
-        .to_shape((IxDyn(&shape), ndarray::Order::RowMajor))
-        .map_err(|_| bad())?
-        .into_owned();
+    // A view of the same storage where the strides allow (as NumPy), else a copy.
+    let out = (*t)
+        .clone()
+        .into_shape_clone(IxDyn(&shape))
+        .map_err(|_| bad())?;
     Ok(Value::tensor(out))
 }
 
@@ -518,7 +519,7 @@ pub fn apply_unary(f: Unary, t: &Tensor) -> Tensor {
             f.apply_slice(x, &mut out);
             Tensor::from_shape_vec(t.raw_dim(), out).expect("one per element")
         }
-        None => t.mapv(|x| f.apply(x)),
+        None => t.mapv(|x| f.apply(x)).into(),
     }
 }
 
@@ -532,7 +533,8 @@ fn pow(_: &mut Interp, a: &mut Args) -> R {
     )
 }
 
-fn scalar_or_tensor(t: Tensor) -> Value {
+fn scalar_or_tensor(t: impl Into<Tensor>) -> Value {
+    let t = t.into();
     if t.ndim() == 0 {
         Value::Float(t[[]])
     } else {
