@@ -23,7 +23,7 @@ fn session() -> Session {
 
 fn tensor(s: &Session, name: &str) -> ndarray::ArrayD<f64> {
     match s.get(name) {
-        Some(Value::Tensor(t)) => (*t).clone(),
+        Some(v @ Value::Tensor(_)) => v.to_array().expect("an array"),
         other => panic!("{name} is not a tensor: {other:?}"),
     }
 }

@@ -60,9 +60,8 @@ fn kernel_pass(c: &mut Criterion) {
     let Value::Tensor(n2) = run(&mut s, "n2") else {
         panic!("a tensor")
     };
-    let d = d
-        .as_ref()
-        .clone()
+    let d = (*d)
+        .to_owned()
         .into_dimensionality::<Ix2>()
         .expect("matrix");
     let n2: Vec<f64> = n2.iter().copied().collect();
