@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use flx::eval::value::{Tensor, Value};
+use flx::eval::value::Value;
 use flx::{Options, Session};
 use proptest::prelude::*;
 
@@ -30,7 +30,7 @@ fn run(src: &str, jit: bool) -> (String, usize) {
 }
 
 /// A tensor's elements as bit patterns; every nan counts as one.
-fn bits(t: &Tensor) -> String {
+fn bits(t: &ndarray::ArrayD<f64>) -> String {
     let bits: Vec<String> = t
         .iter()
         .map(|x| format!("{:x}", if x.is_nan() { 1 } else { x.to_bits() }))
@@ -200,7 +200,10 @@ fn chain_result(setup: &str, expr: &str, jit: bool) -> (String, usize) {
     let text = match s.run_source("chain.flx", &src, Path::new(".")) {
         Err(d) => s.render(&d, false),
         Ok(_) => match s.get("y") {
-            Some(Value::Tensor(t)) => format!("{:?} {}", t.shape(), bits(&t)),
+            Some(v) if v.is_tensor() => {
+                let t = v.to_array().expect("a tensor");
+                format!("{:?} {:?} {}", v.dtype(), t.shape(), bits(&t))
+            }
             other => format!("{other:?}"),
         },
     };
@@ -277,7 +280,7 @@ fn kernel_agrees(body: &str) -> bool {
                 Ok(_) => {
                     computed = true;
                     for n in names {
-                        let Some(Value::Tensor(t)) = s.get(n) else {
+                        let Some(t) = s.get(n).and_then(|v| v.to_array()) else {
                             panic!("{n} is a tensor")
                         };
                         text += &bits(&t);

@@ -29,6 +29,8 @@ pub fn repr(v: &Value) -> String {
         Value::Float(f) => float_repr(*f),
         Value::Str(s) => format!("{s:?}"),
         Value::Tensor(t) => tensor_str(t),
+        Value::IntTensor(t) => int_tensor_str(t),
+        Value::BoolTensor(t) => bool_tensor_str(t),
         Value::Tuple(items) => {
             let inner: Vec<String> = items.iter().map(repr).collect();
             if items.len() == 1 {
@@ -199,10 +201,42 @@ pub fn tensor_str<S: ndarray::Data<Elem = f64>>(t: &crate::tensor::Floats<S>) ->
         t.iter().cloned().collect()
     };
     let f = choose_format(&shown);
+    let word = |x: &f64| format!("{:>w$}", format_element(*x, &f), w = f.width);
+    with_shape(t.view(), &word, abbreviate)
+}
+
+/// An Int tensor as NumPy prints one: every element right-aligned to the
+/// widest shown, e.g. `[ 0  4 16]`.
+pub fn int_tensor_str(t: &crate::tensor::IntTensor) -> String {
+    if t.ndim() == 0 {
+        return t[[]].to_string();
+    }
+    let abbreviate = t.len() > THRESHOLD;
+    let shown: Vec<i64> = if abbreviate {
+        edge_values(&t.view())
+    } else {
+        t.iter().cloned().collect()
+    };
+    let width = shown.iter().map(|x| x.to_string().len()).max().unwrap_or(1);
+    let word = |x: &i64| format!("{x:>width$}");
+    with_shape(t.view(), &word, abbreviate)
+}
+
+/// A Bool tensor as NumPy prints one: `[ True False]`.
+pub fn bool_tensor_str(t: &crate::tensor::BoolTensor) -> String {
+    if t.ndim() == 0 {
+        return t[[]].to_string();
+    }
+    let word = |b: &bool| if *b { " True" } else { "False" }.to_string();
+    with_shape(t.view(), &word, t.len() > THRESHOLD)
+}
+
+/// The array's text, followed by its shape where NumPy's would not show it.
+fn with_shape<T>(t: ArrayViewD<T>, word: &dyn Fn(&T) -> String, abbreviate: bool) -> String {
     let mut out = if t.is_empty() {
         "[]".to_string()
     } else {
-        format_array(&t.view(), &f, abbreviate, " ", LINE_WIDTH)
+        format_array(&t, word, abbreviate, " ", LINE_WIDTH)
     };
     if t.ndim() >= 2 || abbreviate {
         out.push(' ');
@@ -214,7 +248,7 @@ pub fn tensor_str<S: ndarray::Data<Elem = f64>>(t: &crate::tensor::Floats<S>) ->
 /// NumPy's `linewidth`.
 const LINE_WIDTH: usize = 75;
 
-fn edge_values(v: &ArrayViewD<f64>) -> Vec<f64> {
+fn edge_values<T: Copy>(v: &ArrayViewD<T>) -> Vec<T> {
     if v.ndim() == 0 {
         return vec![v[[]]];
     }
@@ -232,9 +266,9 @@ fn edge_values(v: &ArrayViewD<f64>) -> Vec<f64> {
 /// NumPy's `_formatArray` for a non-empty array of at least one axis: rows
 /// of the last axis wrap before `width` columns, continuing under `hanging`;
 /// outer axes put their parts on new lines (a blank line per extra axis).
-fn format_array(
-    v: &ArrayViewD<f64>,
-    f: &ElementFormat,
+fn format_array<T>(
+    v: &ArrayViewD<T>,
+    word: &dyn Fn(&T) -> String,
     abbreviate: bool,
     hanging: &str,
     width: usize,
@@ -257,7 +291,7 @@ fn format_array(
         let mut line = hanging.to_string();
         for (k, item) in shown.iter().enumerate() {
             let word = match item {
-                Some(i) => format!("{:>w$}", format_element(v[*i], f), w = f.width),
+                Some(i) => word(&v[*i]),
                 None => "...".to_string(),
             };
             // Wrap unless the line holds nothing yet.
@@ -280,7 +314,7 @@ fn format_array(
             match item {
                 Some(i) => s.push_str(&format_array(
                     &v.index_axis(Axis(0), *i),
-                    f,
+                    word,
                     abbreviate,
                     &inner,
                     width - 1,

@@ -11,6 +11,11 @@
 //! usual. A chain whose result has at least `FUSE_MIN` elements runs as
 //! machine code, in parallel chunks; a smaller one runs operator by operator.
 //! Either way every element is the interpreter's, bit for bit.
+//!
+//! A chain computes in Floats: an operation joins one only where `prim`
+//! says it computes in Float (its tensors are Float, or a comparison's Bool
+//! result feeds Float arithmetic); a chain whose last operation is a
+//! comparison gives a Bool tensor. Int tensors run operator by operator.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -26,7 +31,7 @@ use super::value::{Tensor, Value};
 use crate::diag::{Diag, Span};
 use crate::jit::fused::{self as native, Step};
 use crate::jit::Code;
-use crate::prim::Unary;
+use crate::prim::{Dtype, Unary};
 use crate::syntax::ast::{Arg, BinOp, Expr, ExprKind, Slot, UnOp};
 use crate::tensor;
 
@@ -64,6 +69,8 @@ pub enum Lazy {
 
 pub struct Chain {
     shape: Vec<usize>,
+    /// Float, or Bool for a comparison (computed as 0 and 1).
+    dtype: Dtype,
     op: Op,
 }
 
@@ -91,6 +98,13 @@ impl Lazy {
 
     fn is_number(&self) -> bool {
         matches!(self, Lazy::Value(Value::Int(_) | Value::Float(_)))
+    }
+
+    fn dtype(&self) -> Option<Dtype> {
+        match self {
+            Lazy::Value(v) => v.dtype(),
+            Lazy::Chain(c) => Some(c.dtype),
+        }
     }
 }
 
@@ -159,11 +173,15 @@ impl Interp {
                 self.lazy_binary(*op, l, r, a, b)
             }
             ExprKind::Unary(UnOp::Neg, x) => match self.lazy(x)? {
-                Lazy::Value(v) if !matches!(v, Value::Tensor(_)) => Ok(Lazy::Value(
-                    ops::unary(UnOp::Neg, v).map_err(|d| d.or_at(e.span))?,
-                )),
+                x if !floats(&x) => {
+                    let v = self.force(x)?;
+                    Ok(Lazy::Value(
+                        ops::unary(UnOp::Neg, v).map_err(|d| d.or_at(e.span))?,
+                    ))
+                }
                 x => Ok(chain(
                     x.shape().expect("a tensor").to_vec(),
+                    Dtype::Float,
                     Op::Unary(Unary::Neg, x),
                 )),
             },
@@ -173,13 +191,20 @@ impl Interp {
                 };
                 let arg = &args[0].value;
                 match self.lazy(arg)? {
-                    Lazy::Value(v) if !matches!(v, Value::Tensor(_)) => Ok(Lazy::Value(
-                        self.call_value(&Value::Builtin(b), vec![(v, arg.span)], vec![], e.span)?,
-                    )),
+                    x if !floats(&x) => {
+                        let v = self.force(x)?;
+                        Ok(Lazy::Value(self.call_value(
+                            &Value::Builtin(b),
+                            vec![(v, arg.span)],
+                            vec![],
+                            e.span,
+                        )?))
+                    }
                     x => {
                         self.tick(e.span)?;
                         Ok(chain(
                             x.shape().expect("a tensor").to_vec(),
+                            Dtype::Float,
                             Op::Unary(u, x),
                         ))
                     }
@@ -207,7 +232,15 @@ impl Interp {
             (None, Some(t)) if l.is_number() => Some(t.to_vec()),
             _ => None,
         };
-        if let Some(shape) = shape {
+        // Only operations that compute in Float join a chain.
+        let prim = op.elementwise().expect("an elementwise operator");
+        let dtype = match (l.dtype(), r.dtype()) {
+            (Some(a), Some(b)) if prim.compute_dtype(a, b) == Dtype::Float => {
+                Some(prim.result_dtype(a, b))
+            }
+            _ => None,
+        };
+        if let (Some(shape), Some(dtype)) = (shape, dtype) {
             let literal_power = match (&r, &b.kind) {
                 (Lazy::Value(p), ExprKind::Int(_) | ExprKind::Float(_)) if op == BinOp::Pow => {
                     p.as_f64()
@@ -217,6 +250,7 @@ impl Interp {
             let spans = (a.span, b.span);
             return Ok(chain(
                 shape,
+                dtype,
                 Op::Binary {
                     op,
                     l,
@@ -242,7 +276,10 @@ impl Interp {
         };
         if c.shape.iter().product::<usize>() >= FUSE_MIN_NOW.load(Ordering::Relaxed) {
             if let Some(t) = self.run_native(&c) {
-                return Ok(Value::tensor(t));
+                return Ok(match c.dtype {
+                    Dtype::Bool => Value::from(t.mapv(|x| x != 0.0)),
+                    _ => Value::tensor(t),
+                });
             }
         }
         match c.op {
@@ -282,8 +319,13 @@ impl Interp {
     }
 }
 
-fn chain(shape: Vec<usize>, op: Op) -> Lazy {
-    Lazy::Chain(Box::new(Chain { shape, op }))
+fn chain(shape: Vec<usize>, dtype: Dtype, op: Op) -> Lazy {
+    Lazy::Chain(Box::new(Chain { shape, dtype, op }))
+}
+
+/// Whether a unary primitive of `x` joins a chain: a Float tensor or chain.
+fn floats(x: &Lazy) -> bool {
+    x.shape().is_some() && x.dtype() == Some(Dtype::Float)
 }
 
 /// An input of a compiled chain.

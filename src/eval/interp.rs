@@ -16,10 +16,11 @@ use rand_chacha::ChaCha8Rng;
 
 use super::builtins::{self, Args};
 use super::format;
+use super::index;
 use super::model::Model;
 use super::ops;
 use super::traced;
-use super::value::{Closure, FnKind, Record, Value};
+use super::value::{any_tensor, Closure, Elem, FnKind, Record, Value};
 use crate::check::Linker;
 use crate::diag::{Diag, Span};
 use crate::host::Host;
@@ -398,8 +399,10 @@ impl Interp {
             Pattern::Tuple(parts, span) => {
                 let items: Vec<Value> = match &v {
                     Value::Tuple(t) | Value::List(t) => t.as_ref().clone(),
-                    Value::Tensor(t) if t.ndim() >= 1 => {
-                        (0..t.shape()[0]).map(|i| ops::tensor_item(t, i)).collect()
+                    v if v.shape().is_some_and(|s| !s.is_empty()) => {
+                        let n = v.shape().expect("a tensor")[0];
+                        any_tensor!(v, t => (0..n).map(|i| index::tensor_item(t, i)).collect())
+                            .expect("a tensor")
                     }
                     other => {
                         return Err(Diag::new(
@@ -507,7 +510,7 @@ impl Interp {
             ExprKind::Index(x, items) => {
                 let v = self.eval(x)?;
                 let idx = self.eval_index(items)?;
-                Ok(ops::index(&v, &idx, x.span)?)
+                Ok(index::index(&v, &idx, x.span)?)
             }
             ExprKind::Field(x, field) => {
                 let v = self.eval(x)?;
@@ -623,7 +626,7 @@ impl Interp {
             )
             .at(cond.span)
             .help(match other {
-                Value::Tensor(_) => "reduce it first, e.g. `all(x > 0)` or `any(x > 0)`",
+                v if v.is_tensor() => "reduce it first, e.g. `all(x > 0)` or `any(x > 0)`",
                 _ => "compare it, e.g. `n > 0` or `x != none`",
             })
             .into()),
@@ -632,11 +635,16 @@ impl Interp {
 
     fn eval_binary(&mut self, op: BinOp, a: &Expr, b: &Expr) -> Eval {
         if matches!(op, BinOp::And | BinOp::Or) {
+            // Numbers short-circuit; Bool tensors combine elementwise.
             let l = self.logic_operand(op, a)?;
-            if (op == BinOp::And) != l {
-                return Ok(Value::Bool(l));
+            if let Value::Bool(x) = l {
+                if (op == BinOp::And) != x {
+                    return Ok(l);
+                }
+                return self.logic_operand(op, b);
             }
-            return Ok(Value::Bool(self.logic_operand(op, b)?));
+            let r = self.logic_operand(op, b)?;
+            return ops::logic(op, &l, &r, a.span, b.span).map_err(Flow::from);
         }
         let l = self.eval(a)?;
         let r = self.eval(b)?;
@@ -647,9 +655,9 @@ impl Interp {
     }
 
     #[inline(never)]
-    fn logic_operand(&mut self, op: BinOp, e: &Expr) -> Result<bool, Flow> {
+    fn logic_operand(&mut self, op: BinOp, e: &Expr) -> Result<Value, Flow> {
         match self.eval(e)? {
-            Value::Bool(b) => Ok(b),
+            v @ (Value::Bool(_) | Value::BoolTensor(_)) => Ok(v),
             other => Err(Diag::new(
                 "flx::type::logic",
                 format!(
@@ -659,8 +667,8 @@ impl Interp {
                 ),
             )
             .at(e.span)
-            .help(if matches!(other, Value::Tensor(_)) {
-                "for tensors of 0/1 use `*` for and, `max(a, b)` for or"
+            .help(if other.is_tensor() {
+                "`and`, `or` and `not` are elementwise on Bool tensors: compare first, e.g. `(x > 0) and (x < 1)`"
             } else {
                 "compare it first, e.g. `n > 0`"
             })
@@ -693,7 +701,9 @@ impl Interp {
             let v = match &it {
                 Value::Range(r) => Value::Int(r.0 + i as i64),
                 Value::List(items) | Value::Tuple(items) => items[i as usize].clone(),
-                Value::Tensor(t) => ops::tensor_item(t, i as usize),
+                Value::Tensor(t) => index::tensor_item(t, i as usize),
+                Value::IntTensor(t) => index::tensor_item(t, i as usize),
+                Value::BoolTensor(t) => index::tensor_item(t, i as usize),
                 Value::Record(r) => {
                     let (k, v) = &r.fields[i as usize];
                     Value::Tuple(Rc::new(vec![Value::str(k), v.clone()]))
@@ -743,11 +753,11 @@ impl Interp {
     }
 
     #[inline(never)]
-    fn eval_index(&mut self, items: &[IndexItem]) -> Result<Vec<ops::Index>, Flow> {
+    fn eval_index(&mut self, items: &[IndexItem]) -> Result<Vec<index::Index>, Flow> {
         let mut out = Vec::with_capacity(items.len());
         for it in items {
             out.push(match it {
-                IndexItem::At(x) => ops::Index::At(self.eval(x)?, x.span),
+                IndexItem::At(x) => index::Index::At(self.eval(x)?, x.span),
                 IndexItem::Slice {
                     start,
                     stop,
@@ -775,7 +785,7 @@ impl Interp {
                             .at(*span)
                             .into());
                     }
-                    ops::Index::Slice(a, b, c, *span)
+                    index::Index::Slice(a, b, c, *span)
                 }
             });
         }
@@ -792,7 +802,7 @@ impl Interp {
                 .map(|n| n.to_string())
                 .collect(),
             Value::Tuple(t) => (0..t.len()).map(|i| i.to_string()).collect(),
-            Value::Tensor(_) => vec!["T".into()],
+            v if v.is_tensor() => vec!["T".into()],
             Value::Kernel(k) => k.family.params.iter().map(|p| p.to_string()).collect(),
             Value::Predictor(_) => super::kernel_values::PREDICTOR_FIELDS
                 .iter()
@@ -891,14 +901,16 @@ impl Interp {
                     .into()
                 })
             }
-            Value::Tensor(t) if name == "T" => Ok(Value::tensor((**t).clone().reversed_axes())),
+            v if name == "T" && v.is_tensor() => Ok(
+                any_tensor!(v, t => Elem::tensor((**t).clone().reversed_axes())).expect("a tensor"),
+            ),
             Value::Traced(_) if name == "T" => Ok(traced::transpose(v, field.span)?),
             _ => Err(Diag::new(
                 "flx::type::field",
                 format!("{} has no field `{name}`", v.describe()),
             )
             .at(field.span)
-            .help(if matches!(v, Value::Tensor(_)) {
+            .help(if v.is_tensor() {
                 "tensors have `.T`; use `shape(x)`, `rows(x)`, `cols(x)`"
             } else if matches!(v, Value::Model(_)) {
                 "models have `.params`, `.with(params)` and `.lr`"
@@ -1225,7 +1237,7 @@ fn fn_kind(kind: &ExprKind) -> FnKind {
     }
 }
 
-type PlaceStepValue<'a> = (Option<Vec<ops::Index>>, Option<&'a Ident>, Span);
+type PlaceStepValue<'a> = (Option<Vec<index::Index>>, Option<&'a Ident>, Span);
 
 fn assign_path(
     target: &mut Value,
@@ -1280,15 +1292,15 @@ fn assign_path(
         let rhs = match op {
             None => rhs,
             Some(op) => {
-                let cur = ops::index(target, index, *span)?;
+                let cur = index::index(target, index, *span)?;
                 ops::binary(op, cur, rhs, *span, rhs_span)?
             }
         };
-        return ops::index_assign(target, index, rhs, *span, rhs_span);
+        return index::index_assign(target, index, rhs, *span, rhs_span);
     }
     match target {
         Value::List(items) => {
-            let i = ops::list_position(index, items.len(), *span)?;
+            let i = index::list_position(index, items.len(), *span)?;
             assign_path(&mut Rc::make_mut(items)[i], &steps[1..], op, rhs, rhs_span)
         }
         other => Err(Diag::new(
@@ -1346,7 +1358,7 @@ pub fn iteration_count(v: &Value) -> Option<u64> {
     Some(match v {
         Value::Range(r) => r.1.saturating_sub(r.0).max(0) as u64,
         Value::List(items) | Value::Tuple(items) => items.len() as u64,
-        Value::Tensor(t) if t.ndim() >= 1 => t.shape()[0] as u64,
+        v if v.shape().is_some_and(|s| !s.is_empty()) => v.shape().expect("a tensor")[0] as u64,
         Value::Record(r) => r.fields.len() as u64,
         _ => return None,
     })

@@ -1,8 +1,10 @@
-//! Evaluation: values, the interpreter, operators, formatting and builtins.
+//! Evaluation: values, the interpreter, operators, indexing, formatting and builtins.
 
 pub mod builtins;
+pub mod dtype;
 pub mod format;
 pub mod fused;
+pub mod index;
 pub mod interp;
 pub mod kernel_values;
 pub mod model;

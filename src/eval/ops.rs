@@ -1,17 +1,20 @@
-//! Operators, indexing and literals over values. Arithmetic follows Python for
-//! scalars (Int stays Int except under `/`; `%` takes the divisor's sign; Int
-//! overflow is an error, never a wrap) and NumPy for tensors (broadcasting,
-//! comparisons give 0/1 tensors).
+//! Operators and literals over values. Arithmetic follows Python for
+//! numbers (Int stays Int except under `/`; `%` takes the divisor's sign;
+//! Int overflow is an error, never a wrap) and NumPy for tensors
+//! (broadcasting; dtypes by `prim`'s rules: comparisons give Bool tensors,
+//! `/` Floats, Ints stay Ints, still never wrapping).
 
 use std::rc::Rc;
 
-use ndarray::{ArrayBase, ArrayD, ArrayViewD, Axis, IxDyn, Slice};
+use ndarray::{ArcArray, Array1, ArrayBase, ArrayD, Axis, IxDyn};
 
-use super::value::{Tensor, Value};
+use super::dtype;
+use super::value::{Elem, Tensor, Value};
 use crate::diag::{Diag, Span};
 use crate::format::shape_str;
+use crate::prim::{Binary, Dtype, IntError, Unary};
 use crate::syntax::ast::{BinOp, UnOp};
-use crate::tensor;
+use crate::tensor::{self, ShapeError};
 
 pub fn unary(op: UnOp, v: Value) -> Result<Value, Diag> {
     match (op, v) {
@@ -19,8 +22,11 @@ pub fn unary(op: UnOp, v: Value) -> Result<Value, Diag> {
         (op, v @ Value::Traced(_)) => super::traced::unary(op, v, Span::default()),
         (UnOp::Neg, Value::Int(i)) => i.checked_neg().map(Value::Int).ok_or_else(overflow),
         (UnOp::Neg, Value::Float(f)) => Ok(Value::Float(-f)),
-        (UnOp::Neg, Value::Tensor(t)) => Ok(Value::tensor(t.mapv(crate::prim::math::neg))),
+        (UnOp::Neg, v @ (Value::Tensor(_) | Value::IntTensor(_) | Value::BoolTensor(_))) => {
+            map_unary(Unary::Neg, &v)
+        }
         (UnOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
+        (UnOp::Not, Value::BoolTensor(t)) => Ok(Value::from(t.mapv(|b| !b))),
         (op, v) => Err(Diag::new(
             "flx::type::operator",
             format!(
@@ -28,7 +34,56 @@ pub fn unary(op: UnOp, v: Value) -> Result<Value, Diag> {
                 if op == UnOp::Neg { "-" } else { "not" },
                 v.describe()
             ),
-        )),
+        )
+        .help(if op == UnOp::Not && v.is_tensor() {
+            "`not` is elementwise on Bool tensors; compare first, e.g. `not (x > 0)`"
+        } else {
+            "`not` takes a Bool, `-` a number or tensor"
+        })),
+    }
+}
+
+/// An elementwise primitive of a tensor or number of any dtype, with the
+/// dtype `prim` gives it: Ints stay Ints where the primitive keeps them.
+pub fn map_unary(u: Unary, v: &Value) -> Result<Value, Diag> {
+    let from = v.dtype().expect("a tensor or number");
+    match (u.result_dtype(from), u.int_function()) {
+        (Dtype::Int, Some(f)) => {
+            let x = dtype::ints(v).expect("an Int or Bool operand");
+            let out = checked(x.view(), |x| f(x), u.name())?;
+            Ok(match v {
+                Value::Int(_) | Value::Bool(_) => Value::Int(out[[]]),
+                _ => Value::from(out),
+            })
+        }
+        _ => {
+            let x = dtype::floats(v).expect("a number or tensor");
+            let out = crate::eval::builtins::tensor::apply_unary(u, &x.view());
+            Ok(if v.is_number() {
+                Value::Float(out[[]])
+            } else {
+                Value::from(out)
+            })
+        }
+    }
+}
+
+/// `f` of every element, stopping at the first Int error.
+fn checked<A: Copy>(
+    x: ndarray::ArrayViewD<A>,
+    f: impl Fn(A) -> Result<i64, IntError>,
+    name: &str,
+) -> Result<ArrayD<i64>, Diag> {
+    let mut err = None;
+    let out = x.mapv(|a| {
+        f(a).unwrap_or_else(|e| {
+            err.get_or_insert(e);
+            0
+        })
+    });
+    match err {
+        Some(e) => Err(int_error(e, name)),
+        None => Ok(out),
     }
 }
 
@@ -37,64 +92,185 @@ fn overflow() -> Diag {
         .help("Int is 64-bit; convert to Float with `float(x)` for larger values")
 }
 
-/// The primitive of an elementwise operator (the caller has ruled out `@`, `and`, `or`).
-fn float_op(op: BinOp) -> fn(f64, f64) -> f64 {
-    op.elementwise()
-        .expect("an elementwise operator")
-        .function()
-}
-
-/// Elementwise `a op b` with broadcasting; the four arithmetic operators are
-/// inlined, since a call through a function pointer per element costs
-/// several times the arithmetic.
-fn zip_op(op: BinOp, a: &Tensor, b: &Tensor) -> Result<ArrayD<f64>, tensor::ShapeError> {
-    match op {
-        BinOp::Add => tensor::zip_with(a, b, |x, y| x + y),
-        BinOp::Sub => tensor::zip_with(a, b, |x, y| x - y),
-        BinOp::Mul => tensor::zip_with(a, b, |x, y| x * y),
-        BinOp::Div => tensor::zip_with(a, b, |x, y| x / y),
-        _ => tensor::zip_with(a, b, float_op(op)),
+fn int_error(e: IntError, op: &str) -> Diag {
+    match e {
+        IntError::Overflow => {
+            Diag::new("flx::math::overflow", format!("integer overflow in `{op}`"))
+                .help("Int is 64-bit; convert to Float with `float(x)` for larger values")
+        }
+        IntError::ZeroDivision => Diag::new(
+            "flx::math::zero_division",
+            format!("integer `{op}` by zero"),
+        )
+        .help("Floats divide by zero to inf or nan: `float(x)`"),
+        IntError::NegativePower => Diag::new(
+            "flx::math::negative_power",
+            "an Int tensor to a negative Int power is not an Int (as in NumPy)",
+        )
+        .help("make the base Float: `float(x) ^ p`"),
     }
 }
 
-fn int_op(op: BinOp, a: i64, b: i64) -> Result<Value, Diag> {
-    Ok(match op {
-        BinOp::Add => Value::Int(a.checked_add(b).ok_or_else(overflow)?),
-        BinOp::Sub => Value::Int(a.checked_sub(b).ok_or_else(overflow)?),
-        BinOp::Mul => Value::Int(a.checked_mul(b).ok_or_else(overflow)?),
-        BinOp::Div => Value::Float(a as f64 / b as f64),
-        BinOp::Rem => {
-            if b == 0 {
-                return Err(Diag::new(
-                    "flx::math::zero_division",
-                    "integer modulo by zero",
-                ));
-            }
-            Value::Int(
-                a.checked_rem_euclid(b)
-                    .map(|r| if b < 0 && r != 0 { r + b } else { r })
-                    .ok_or_else(overflow)?,
-            )
-        }
-        BinOp::Pow => {
-            if b >= 0 {
-                let e = u32::try_from(b).map_err(|_| overflow())?;
-                Value::Int(a.checked_pow(e).ok_or_else(overflow)?)
+/// Elementwise `a op b` on Float tensors with broadcasting; the four
+/// arithmetic operators are inlined, since a call through a function
+/// pointer per element costs several times the arithmetic.
+fn zip_op<S, T>(
+    op: Binary,
+    a: &ArrayBase<S, IxDyn>,
+    b: &ArrayBase<T, IxDyn>,
+) -> Result<ArrayD<f64>, ShapeError>
+where
+    S: ndarray::Data<Elem = f64>,
+    T: ndarray::Data<Elem = f64>,
+{
+    match op {
+        Binary::Add => tensor::zip_with(a, b, |x, y| x + y),
+        Binary::Sub => tensor::zip_with(a, b, |x, y| x - y),
+        Binary::Mul => tensor::zip_with(a, b, |x, y| x * y),
+        Binary::Div => tensor::zip_with(a, b, |x, y| x / y),
+        _ => tensor::zip_with(a, b, op.function()),
+    }
+}
+
+/// A Float tensor `op` a number, the inlined operators as in `zip_op`.
+fn map_op(op: Binary, a: &Tensor, y: f64, swap: bool) -> ArrayD<f64> {
+    macro_rules! each {
+        ($f:expr) => {
+            if swap {
+                a.mapv(|x| $f(y, x))
             } else {
-                Value::Float((a as f64).powf(b as f64))
+                a.mapv(|x| $f(x, y))
             }
+        };
+    }
+    match op {
+        Binary::Add => each!(|x, y| x + y),
+        Binary::Sub => each!(|x, y| x - y),
+        Binary::Mul => each!(|x, y| x * y),
+        Binary::Div => each!(|x, y| x / y),
+        _ => each!(op.function()),
+    }
+}
+
+/// A comparison of two Float or two Int arrays, as Bools.
+fn compare<A: Copy + PartialOrd, S, T>(
+    op: Binary,
+    a: &ArrayBase<S, IxDyn>,
+    b: &ArrayBase<T, IxDyn>,
+) -> Result<ArrayD<bool>, ShapeError>
+where
+    S: ndarray::Data<Elem = A>,
+    T: ndarray::Data<Elem = A>,
+{
+    match op {
+        Binary::Eq => tensor::zip_with(a, b, |x, y| x == y),
+        Binary::Ne => tensor::zip_with(a, b, |x, y| x != y),
+        Binary::Lt => tensor::zip_with(a, b, |x, y| x < y),
+        Binary::Le => tensor::zip_with(a, b, |x, y| x <= y),
+        Binary::Gt => tensor::zip_with(a, b, |x, y| x > y),
+        Binary::Ge => tensor::zip_with(a, b, |x, y| x >= y),
+        _ => unreachable!("a comparison"),
+    }
+}
+
+/// Why an elementwise operation on tensors failed.
+enum Failure {
+    Shape(ShapeError),
+    Int(IntError),
+}
+
+/// `l op r` for tensors and numbers of any dtype (at least one a tensor),
+/// computed in the dtype `prim` says and given the dtype it says.
+fn elementwise(op: Binary, l: &Value, r: &Value) -> Result<Value, Failure> {
+    let (dl, dr) = (
+        l.dtype().expect("an operand"),
+        r.dtype().expect("an operand"),
+    );
+    let out = op.result_dtype(dl, dr);
+    if op.compute_dtype(dl, dr) == Dtype::Float {
+        if op.is_comparison() {
+            let (a, b) = (dtype::floats(l).expect("a"), dtype::floats(r).expect("b"));
+            return compare(op, &a, &b).map(Value::from).map_err(Failure::Shape);
         }
-        BinOp::Eq => Value::Bool(a == b),
-        BinOp::Ne => Value::Bool(a != b),
-        BinOp::Lt => Value::Bool(a < b),
-        BinOp::Le => Value::Bool(a <= b),
-        BinOp::Gt => Value::Bool(a > b),
-        BinOp::Ge => Value::Bool(a >= b),
-        BinOp::MatMul | BinOp::And | BinOp::Or => unreachable!("handled by the caller"),
+        let t = match (l, r) {
+            (Value::Tensor(a), Value::Tensor(b)) => zip_op(op, &**a, &**b),
+            (Value::Tensor(a), n) if n.is_number() => {
+                Ok(map_op(op, a, n.as_f64().expect("a number"), false))
+            }
+            (n, Value::Tensor(b)) if n.is_number() => {
+                Ok(map_op(op, b, n.as_f64().expect("a number"), true))
+            }
+            _ => zip_op(
+                op,
+                &dtype::floats(l).expect("a"),
+                &dtype::floats(r).expect("b"),
+            ),
+        };
+        return t.map(Value::from).map_err(Failure::Shape);
+    }
+    let (a, b) = (dtype::ints(l).expect("a"), dtype::ints(r).expect("b"));
+    if op.is_comparison() {
+        return compare(op, &a, &b).map(Value::from).map_err(Failure::Shape);
+    }
+    let mut err = None;
+    let t = tensor::zip_with(&a, &b, |x, y| {
+        op.apply_int(x, y).unwrap_or_else(|e| {
+            err.get_or_insert(e);
+            0
+        })
+    })
+    .map_err(Failure::Shape)?;
+    if let Some(e) = err {
+        return Err(Failure::Int(e));
+    }
+    Ok(match out {
+        // `max`/`min` of two Bools.
+        Dtype::Bool => Value::from(t.mapv(|x| x != 0)),
+        _ => Value::from(t),
     })
 }
 
-fn scalar_result(op: BinOp, x: f64) -> Value {
+/// `a @ b`: Floats by GEMM; two Int (or Bool) operands by checked Int
+/// arithmetic, as NumPy keeps them Int.
+fn matmul(l: &Value, r: &Value) -> Result<Value, Failure> {
+    let t = match (l, r) {
+        (Value::Tensor(a), Value::Tensor(b)) => tensor::matmul(&**a, &**b),
+        _ if l.dtype().max(r.dtype()) == Some(Dtype::Float) => {
+            tensor::matmul(&dtype::floats(l).expect("a"), &dtype::floats(r).expect("b"))
+        }
+        _ => {
+            let (a, b) = (dtype::ints(l).expect("a"), dtype::ints(r).expect("b"));
+            let out = tensor::int_matmul(&a, &b).map_err(|e| match e {
+                Ok(s) => Failure::Shape(s),
+                Err(e) => Failure::Int(e),
+            })?;
+            return Ok(if out.ndim() == 0 {
+                Value::Int(out[[]])
+            } else {
+                Value::from(out)
+            });
+        }
+    }
+    .map_err(Failure::Shape)?;
+    Ok(if t.ndim() == 0 {
+        Value::Float(t[[]])
+    } else {
+        Value::from(t)
+    })
+}
+
+/// Two Ints (or Bools, which count as Ints), by Python's rules: `/` and a
+/// negative power give Floats, comparisons Bools.
+fn int_op(op: Binary, a: i64, b: i64) -> Result<Value, Diag> {
+    Ok(match op {
+        Binary::Div => Value::Float(a as f64 / b as f64),
+        Binary::Pow if b < 0 => Value::Float((a as f64).powf(b as f64)),
+        _ if op.is_comparison() => Value::Bool(op.apply_int(a, b).expect("a comparison") != 0),
+        _ => Value::Int(op.apply_int(a, b).map_err(|e| int_error(e, op.name()))?),
+    })
+}
+
+fn scalar_result(op: Binary, x: f64) -> Value {
     if op.is_comparison() {
         Value::Bool(x != 0.0)
     } else {
@@ -117,8 +293,9 @@ pub fn values_equal(a: &Value, b: &Value) -> bool {
                     .iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| values_equal(v, w)))
         }
-        (Value::Tensor(x), Value::Tensor(y)) => {
-            x.shape() == y.shape() && x.iter().zip(y.iter()).all(|(a, b)| a == b)
+        (x, y) if x.is_tensor() && y.is_tensor() => {
+            let (p, q) = (dtype::floats(x).expect("a"), dtype::floats(y).expect("b"));
+            p.shape() == q.shape() && p.iter().zip(q.iter()).all(|(a, b)| a == b)
         }
         (Value::Range(a), Value::Range(b)) => a == b,
         (Value::Func(f), Value::Func(g)) => Rc::ptr_eq(f, g),
@@ -193,47 +370,30 @@ pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result
         .label(l.describe())
         .with_label(rspan, r.describe())
     };
-    let at = |d: Diag| d.at(lspan.to(rspan));
-    let prim = op.elementwise();
+    let numeric = |v: &Value| v.is_tensor() || matches!(v, Value::Int(_) | Value::Float(_));
+    let either_tensor = l.is_tensor() || r.is_tensor();
     match (&l, &r) {
-        (Value::Int(a), Value::Int(b)) if prim.is_some() => int_op(op, *a, *b).map_err(at),
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) if prim.is_some() => {
-            let (a, b) = (l.as_f64().expect("number"), r.as_f64().expect("number"));
-            Ok(scalar_result(op, float_op(op)(a, b)))
-        }
-        (Value::Tensor(a), Value::Tensor(b)) if op == BinOp::MatMul => tensor::matmul(a, b)
-            .map(|t| {
-                if t.ndim() == 0 {
-                    Value::Float(t[[]])
-                } else {
-                    Value::tensor(t)
-                }
-            })
-            .map_err(|e| {
-                Diag::new("flx::shape::matmul", e.0)
-                    .at(lspan)
-                    .label(format!("shape {}", shape_str(a.shape())))
-                    .with_label(rspan, format!("shape {}", shape_str(b.shape())))
-                    .help("`A @ B` needs cols(A) == rows(B)")
-            }),
-        (Value::Tensor(a), Value::Tensor(b)) if prim.is_some() => zip_op(op, a, b)
-            .map(Value::tensor)
-            .map_err(|e| {
-                Diag::new("flx::shape::broadcast", e.0)
-                    .at(lspan)
-                    .label(format!("shape {}", shape_str(a.shape())))
-                    .with_label(rspan, format!("shape {}", shape_str(b.shape())))
-                    .help("shapes broadcast when, from the last axis back, each pair of lengths is equal or one of them is 1")
-            }),
-        (Value::Tensor(a), Value::Int(_) | Value::Float(_)) if prim.is_some() => {
-            let b = r.as_f64().expect("number");
-            let f = float_op(op);
-            Ok(Value::tensor(a.mapv(|x| f(x, b))))
-        }
-        (Value::Int(_) | Value::Float(_), Value::Tensor(b)) if prim.is_some() => {
-            let a = l.as_f64().expect("number");
-            let f = float_op(op);
-            Ok(Value::tensor(b.mapv(|y| f(a, y))))
+        _ if op == BinOp::MatMul && l.is_tensor() && r.is_tensor() => matmul(&l, &r).map_err(|f| {
+            failure(
+                f,
+                op.symbol(),
+                &l,
+                &r,
+                lspan,
+                rspan,
+                "flx::shape::matmul",
+                "`A @ B` needs cols(A) == rows(B)",
+            )
+        }),
+        _ if numeric(&l) && numeric(&r)
+            || either_tensor
+                && (l.is_number() || l.is_tensor())
+                && (r.is_number() || r.is_tensor()) =>
+        {
+            match op.elementwise() {
+                Some(p) => apply_binary(p, &l, &r, lspan, rspan),
+                None => Err(fail(&l, &r)),
+            }
         }
         (Value::Str(a), Value::Str(b)) => match op {
             BinOp::Add => {
@@ -265,6 +425,76 @@ pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result
     }
 }
 
+/// `l and r`, `l or r` where one side is a Bool tensor: elementwise, broadcast.
+pub fn logic(op: BinOp, l: &Value, r: &Value, lspan: Span, rspan: Span) -> Result<Value, Diag> {
+    let bools = |v: &Value| match v {
+        Value::BoolTensor(t) => t.view().into_owned(),
+        Value::Bool(b) => ndarray::arr0(*b).into_dyn(),
+        _ => unreachable!("checked Bool operands"),
+    };
+    let (a, b) = (bools(l), bools(r));
+    let out = if op == BinOp::And {
+        tensor::zip_with(&a, &b, |x, y| x && y)
+    } else {
+        tensor::zip_with(&a, &b, |x, y| x || y)
+    };
+    out.map(Value::from).map_err(|e| {
+        Diag::new("flx::shape::broadcast", e.0)
+            .at(lspan)
+            .label(l.describe())
+            .with_label(rspan, r.describe())
+    })
+}
+
+/// The diagnostic for a failed operation on tensors, at its operands.
+fn failure(
+    f: Failure,
+    name: &str,
+    l: &Value,
+    r: &Value,
+    lspan: Span,
+    rspan: Span,
+    code: &'static str,
+    help: &str,
+) -> Diag {
+    match f {
+        Failure::Shape(e) => {
+            let shape = |v: &Value| match v.shape() {
+                Some(s) => format!("shape {}", shape_str(s)),
+                None => v.describe(),
+            };
+            Diag::new(code, e.0)
+                .at(lspan)
+                .label(shape(l))
+                .with_label(rspan, shape(r))
+                .help(help.to_string())
+        }
+        Failure::Int(e) => int_error(e, name).at(lspan.to(rspan)),
+    }
+}
+
+/// An elementwise primitive of two numbers or tensors (any dtypes), as the
+/// operators and `max`/`min` apply it: numbers by Python's rules, tensors by
+/// NumPy's.
+pub fn apply_binary(
+    p: Binary,
+    l: &Value,
+    r: &Value,
+    lspan: Span,
+    rspan: Span,
+) -> Result<Value, Diag> {
+    match (l, r) {
+        (Value::Int(a), Value::Int(b)) => int_op(p, *a, *b).map_err(|d| d.at(lspan.to(rspan))),
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            let (a, b) = (l.as_f64().expect("number"), r.as_f64().expect("number"));
+            Ok(scalar_result(p, p.apply(a, b)))
+        }
+        _ => elementwise(p, l, r).map_err(|f| {
+            failure(f, p.name(), l, r, lspan, rspan, "flx::shape::broadcast", "shapes broadcast when, from the last axis back, each pair of lengths is equal or one of them is 1")
+        }),
+    }
+}
+
 /// Strings and lists obey the same size limit as tensors.
 fn too_long(n: usize, span: Span) -> Result<(), Diag> {
     if n > tensor::max_elements() {
@@ -277,8 +507,9 @@ fn too_long(n: usize, span: Span) -> Result<(), Diag> {
     Ok(())
 }
 
-/// A literal `[a, b, ...]`: numbers make a 1-D tensor, equal-shaped tensors
-/// stack along a new first axis (as `np.array` does), anything else is a list.
+/// A literal `[a, b, ...]`: numbers make a 1-D tensor of their largest
+/// dtype, equal-shaped tensors stack along a new first axis (as `np.array`
+/// does, promoted to the largest dtype), anything else is a list.
 pub fn list_literal(vals: Vec<(Value, Span)>, span: Span) -> Result<Value, Diag> {
     if vals.iter().any(|(v, _)| matches!(v, Value::Traced(_))) {
         return super::traced::list_literal(vals, span);
@@ -286,476 +517,88 @@ pub fn list_literal(vals: Vec<(Value, Span)>, span: Span) -> Result<Value, Diag>
     if vals.is_empty() {
         return Ok(Value::List(Rc::new(Vec::new())));
     }
-    if vals
+    let to = vals.iter().filter_map(|(v, _)| v.dtype()).max();
+    if vals.iter().all(|(v, _)| v.is_number()) {
+        return Ok(match to.expect("numbers") {
+            Dtype::Float => Value::from(Array1::from_iter(
+                vals.iter().map(|(v, _)| v.as_f64().expect("number")),
+            )),
+            Dtype::Int => Value::from(Array1::from_iter(vals.iter().map(|(v, _)| match v {
+                Value::Int(i) => *i,
+                Value::Bool(b) => *b as i64,
+                _ => unreachable!("Ints and Bools"),
+            }))),
+            Dtype::Bool => Value::from(Array1::from_iter(
+                vals.iter().map(|(v, _)| matches!(v, Value::Bool(true))),
+            )),
+        });
+    }
+    let Some(shape) = vals[0].0.shape().map(<[usize]>::to_vec) else {
+        return Ok(Value::List(Rc::new(
+            vals.into_iter().map(|(v, _)| v).collect(),
+        )));
+    };
+    if let Some((v, s)) = vals
         .iter()
-        .all(|(v, _)| matches!(v, Value::Int(_) | Value::Float(_)))
+        .find(|(v, _)| v.shape() != Some(shape.as_slice()))
+        .filter(|(v, _)| v.is_tensor() || v.is_number())
     {
-        let data: Vec<f64> = vals
-            .iter()
-            .map(|(v, _)| v.as_f64().expect("number"))
-            .collect();
-        return Ok(Value::tensor(
-            ArrayD::from_shape_vec(IxDyn(&[data.len()]), data).expect("1-d"),
+        return Err(Diag::new(
+            "flx::shape::literal",
+            "rows of a tensor literal must have equal shapes",
+        )
+        .at(*s)
+        .label(format!("this is {}", v.describe()))
+        .with_label(
+            vals[0].1,
+            format!("the first is shape {}", shape_str(&shape)),
         ));
     }
-    if let (Value::Tensor(first), _) = &vals[0] {
-        let shape = first.shape().to_vec();
-        if vals
-            .iter()
-            .all(|(v, _)| matches!(v, Value::Tensor(t) if t.shape() == shape.as_slice()))
-        {
-            let views: Vec<ArrayViewD<f64>> = vals
-                .iter()
-                .map(|(v, _)| {
-                    if let Value::Tensor(t) = v {
-                        t.view()
-                    } else {
-                        unreachable!()
-                    }
-                })
-                .collect();
-            return ndarray::stack(Axis(0), &views)
-                .map(Value::tensor)
-                .map_err(|e| Diag::new("flx::shape::stack", e.to_string()).at(span));
-        }
-        if let Some((v, s)) = vals.iter().find(|(v, _)| {
-            matches!(v, Value::Tensor(t) if t.shape() != shape.as_slice()) || v.is_number()
-        }) {
-            return Err(Diag::new(
-                "flx::shape::literal",
-                "rows of a tensor literal must have equal shapes",
-            )
-            .at(*s)
-            .label(format!("this is {}", v.describe()))
-            .with_label(
-                vals[0].1,
-                format!("the first is shape {}", shape_str(&shape)),
-            ));
-        }
+    if !vals.iter().all(|(v, _)| v.is_tensor()) {
+        return Ok(Value::List(Rc::new(
+            vals.into_iter().map(|(v, _)| v).collect(),
+        )));
     }
-    Ok(Value::List(Rc::new(
-        vals.into_iter().map(|(v, _)| v).collect(),
-    )))
-}
-
-/// Row `i` of a tensor: a Float for 1-D, a tensor otherwise.
-pub fn tensor_item(t: &Tensor, i: usize) -> Value {
-    let row = t.index_axis(Axis(0), i);
-    if row.ndim() == 0 {
-        Value::Float(row[[]])
-    } else {
-        Value::tensor(row.to_owned())
+    fn stack<T: Elem>(parts: Vec<ArcArray<T, IxDyn>>, span: Span) -> Result<Value, Diag> {
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        ndarray::stack(Axis(0), &views)
+            .map(Value::from)
+            .map_err(|e| Diag::new("flx::shape::stack", e.to_string()).at(span))
     }
-}
-
-/// One evaluated index item.
-pub enum Index {
-    At(Value, Span),
-    Slice(Option<i64>, Option<i64>, Option<i64>, Span),
-}
-
-fn index_span(i: &Index) -> Span {
-    match i {
-        Index::At(_, s) | Index::Slice(.., s) => *s,
-    }
-}
-
-fn normalize(i: i64, len: usize, span: Span, axis: usize) -> Result<usize, Diag> {
-    let n = len as i64;
-    let k = if i < 0 { i + n } else { i };
-    if k < 0 || k >= n {
-        return Err(Diag::new(
-            "flx::index::range",
-            format!("index {i} is out of range for axis {axis} with length {len}"),
-        )
-        .at(span)
-        .label(format!("valid: {} to {}", -n, n - 1)));
-    }
-    Ok(k as usize)
-}
-
-/// Python's slice semantics, as an ndarray `Slice` (which reverses negative steps from the end).
-fn python_slice(len: usize, start: Option<i64>, stop: Option<i64>, step: Option<i64>) -> Slice {
-    let n = len as i64;
-    let step = step.unwrap_or(1);
-    let clamp = |v: i64, lo: i64, hi: i64| v.clamp(lo, hi);
-    if step > 0 {
-        let s = start.map_or(0, |s| clamp(if s < 0 { s + n } else { s }, 0, n));
-        let t = stop.map_or(n, |t| clamp(if t < 0 { t + n } else { t }, 0, n));
-        Slice::new(s as isize, Some(t.max(s) as isize), step as isize)
-    } else {
-        let s = start.map_or(n - 1, |s| clamp(if s < 0 { s + n } else { s }, -1, n - 1));
-        let t = stop.map_or(-1, |t| clamp(if t < 0 { t + n } else { t }, -1, n - 1));
-        if s <= t {
-            Slice::new(0, Some(0), 1)
-        } else {
-            Slice::new((t + 1) as isize, Some((s + 1) as isize), step as isize)
-        }
-    }
-}
-
-fn int_list(v: &Value) -> Option<Vec<i64>> {
-    match v {
-        Value::Tensor(t) if t.ndim() == 1 && t.iter().all(|x| x.fract() == 0.0) => {
-            Some(t.iter().map(|&x| x as i64).collect())
-        }
-        Value::List(items) if items.iter().all(|x| matches!(x, Value::Int(_))) => Some(
+    let items = vals.iter().map(|(v, _)| v);
+    match to.expect("tensors") {
+        Dtype::Float => stack(
             items
-                .iter()
-                .map(|x| if let Value::Int(i) = x { *i } else { 0 })
+                .map(|v| (*dtype::float_tensor(v).expect("a tensor")).clone())
                 .collect(),
+            span,
         ),
-        Value::Range(r) if (r.1.saturating_sub(r.0) as u64) <= tensor::max_elements() as u64 => {
-            Some((r.0..r.1).collect())
-        }
-        _ => None,
-    }
-}
-
-fn too_many(ndim: usize, given: usize, span: Span) -> Diag {
-    Diag::new(
-        "flx::index::too_many",
-        format!("too many indices: the tensor has {ndim} axes but {given} were given"),
-    )
-    .at(span)
-}
-
-fn bad_index(v: &Value, span: Span) -> Diag {
-    Diag::new(
-        "flx::index::type",
-        format!(
-            "an index must be an Int, a slice or a list of Ints, found {}",
-            v.describe()
+        Dtype::Int => stack(
+            items
+                .map(|v| {
+                    dtype::ints(v)
+                        .expect("Int or Bool")
+                        .into_owned()
+                        .into_shared()
+                })
+                .collect(),
+            span,
         ),
-    )
-    .at(span)
-    .help(if matches!(v, Value::Float(_)) {
-        "convert with `int(x)`"
-    } else {
-        "write `x[i]`, `x[a:b]` or `x[:, j]`"
-    })
-}
-
-pub fn index(v: &Value, idx: &[Index], span: Span) -> Result<Value, Diag> {
-    match v {
-        Value::Traced(_) => super::traced::index(v, idx, span),
-        Value::Tensor(t) => index_tensor(t, idx),
-        Value::List(items) | Value::Tuple(items) => {
-            let tuple = matches!(v, Value::Tuple(_));
-            if idx.len() != 1 {
-                return Err(Diag::new(
-                    "flx::index::too_many",
-                    format!("a {} takes one index", v.kind()),
-                )
-                .at(index_span(&idx[1])));
-            }
-            match &idx[0] {
-                Index::At(Value::Int(i), s) => {
-                    Ok(items[normalize(*i, items.len(), *s, 0)?].clone())
-                }
-                Index::At(other, s) => Err(bad_index(other, *s)),
-                Index::Slice(a, b, c, _) => {
-                    let sl = python_slice(items.len(), *a, *b, *c);
-                    let picked = slice_positions(items.len(), sl)
-                        .into_iter()
-                        .map(|i| items[i].clone())
-                        .collect();
-                    Ok(if tuple {
-                        Value::Tuple(Rc::new(picked))
-                    } else {
-                        Value::List(Rc::new(picked))
-                    })
-                }
-            }
-        }
-        Value::Str(s) => {
-            let chars: Vec<char> = s.chars().collect();
-            match idx {
-                [Index::At(Value::Int(i), sp)] => Ok(Value::str(
-                    &chars[normalize(*i, chars.len(), *sp, 0)?].to_string(),
-                )),
-                [Index::Slice(a, b, c, _)] => {
-                    let sl = python_slice(chars.len(), *a, *b, *c);
-                    Ok(Value::str(
-                        &slice_positions(chars.len(), sl)
-                            .into_iter()
-                            .map(|i| chars[i])
-                            .collect::<String>(),
-                    ))
-                }
-                _ => Err(Diag::new(
-                    "flx::index::type",
-                    "a string takes one Int index or a slice",
-                )
-                .at(span)),
-            }
-        }
-        Value::Record(r) => match idx {
-            [Index::At(Value::Str(k), sp)] => r.get(k).cloned().ok_or_else(|| {
-                Diag::new("flx::record::field", format!("record has no field `{k}`")).at(*sp)
-            }),
-            _ => Err(Diag::new(
-                "flx::index::type",
-                "a record is indexed by a field name: `r[\"name\"]` or `r.name`",
-            )
-            .at(span)),
-        },
-        other => Err(Diag::new(
-            "flx::index::type",
-            format!("{} cannot be indexed", other.describe()),
-        )
-        .at(span)),
-    }
-}
-
-fn slice_positions(len: usize, sl: Slice) -> Vec<usize> {
-    let end = sl.end.unwrap_or(len as isize) as usize;
-    let start = sl.start as usize;
-    let step = sl.step.unsigned_abs();
-    let mut v: Vec<usize> = (start..end).step_by(step.max(1)).collect();
-    if sl.step < 0 {
-        // ndarray semantics: a negative step walks from the end of [start, end).
-        v = (start..end).rev().step_by(step).collect();
-    }
-    v
-}
-
-fn index_tensor(t: &Tensor, idx: &[Index]) -> Result<Value, Diag> {
-    let fancy = idx
-        .iter()
-        .any(|i| matches!(i, Index::At(v, _) if !matches!(v, Value::Int(_))));
-    let out: Tensor = if !fancy {
-        // Ints and slices make a view of the same storage.
-        select(t.clone(), idx, t.ndim())?
-    } else {
-        // Index lists copy (as in NumPy); take them one axis at a time.
-        let mut cur = t.clone();
-        let mut axis = 0;
-        for item in idx {
-            if axis >= cur.ndim() {
-                return Err(too_many(t.ndim(), idx.len(), index_span(item)));
-            }
-            match item {
-                Index::At(v, s) if !matches!(v, Value::Int(_)) => {
-                    let Some(list) = int_list(v) else {
-                        return Err(bad_index(v, *s));
-                    };
-                    let len = cur.shape()[axis];
-                    let picked = list
-                        .iter()
-                        .map(|&i| normalize(i, len, *s, axis))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    cur = cur.select(Axis(axis), &picked).into();
-                    axis += 1;
-                }
-                other => {
-                    let dropped = matches!(other, Index::At(..));
-                    cur = select_axis(cur, other, axis)?;
-                    if !dropped {
-                        axis += 1;
-                    }
-                }
-            }
-        }
-        cur
-    };
-    Ok(if out.ndim() == 0 {
-        Value::Float(out[[]])
-    } else {
-        Value::tensor(out)
-    })
-}
-
-/// Apply one Int or slice item at `axis` (an Int drops the axis).
-fn select_axis<S: ndarray::RawData<Elem = f64>>(
-    mut view: ArrayBase<S, IxDyn>,
-    item: &Index,
-    axis: usize,
-) -> Result<ArrayBase<S, IxDyn>, Diag> {
-    match item {
-        Index::At(Value::Int(i), s) => {
-            let k = normalize(*i, view.shape()[axis], *s, axis)?;
-            Ok(view.index_axis_move(Axis(axis), k))
-        }
-        Index::At(v, s) => Err(if int_list(v).is_some() {
-            Diag::new(
-                "flx::index::assign",
-                "assigning through a list of indices is not supported",
-            )
-            .at(*s)
-            .help("assign each index in a loop, or build the tensor with `where`")
-        } else {
-            bad_index(v, *s)
-        }),
-        Index::Slice(a, b, c, _) => {
-            let sl = python_slice(view.shape()[axis], *a, *b, *c);
-            view.slice_axis_inplace(Axis(axis), sl);
-            Ok(view)
-        }
-    }
-}
-
-/// Select with Int and slice items only, without copying (a view in, a view out).
-fn select<S: ndarray::RawData<Elem = f64>>(
-    mut view: ArrayBase<S, IxDyn>,
-    idx: &[Index],
-    ndim: usize,
-) -> Result<ArrayBase<S, IxDyn>, Diag> {
-    let mut axis = 0;
-    for item in idx {
-        if axis >= view.ndim() {
-            return Err(too_many(ndim, idx.len(), index_span(item)));
-        }
-        let dropped = matches!(item, Index::At(..));
-        view = select_axis(view, item, axis)?;
-        if !dropped {
-            axis += 1;
-        }
-    }
-    Ok(view)
-}
-
-/// The element position a single-index assignment into a list targets.
-pub fn list_position(idx: &[Index], len: usize, span: Span) -> Result<usize, Diag> {
-    match idx {
-        [Index::At(Value::Int(i), s)] => normalize(*i, len, *s, 0),
-        _ => Err(Diag::new(
-            "flx::index::type",
-            "a list element is assigned by one Int index",
-        )
-        .at(span)),
-    }
-}
-
-/// `target[idx] = rhs`, broadcasting `rhs` over the selected part.
-pub fn index_assign(
-    target: &mut Value,
-    idx: &[Index],
-    rhs: Value,
-    span: Span,
-    rhs_span: Span,
-) -> Result<(), Diag> {
-    let tensor = matches!(target, Value::Tensor(_) | Value::Traced(_));
-    if tensor && (matches!(target, Value::Traced(_)) || matches!(rhs, Value::Traced(_))) {
-        *target = super::traced::index_assign(target, idx, rhs, span, rhs_span)?;
-        return Ok(());
-    }
-    match target {
-        Value::Tensor(t) => {
-            let t = Rc::make_mut(t);
-            let ndim = t.ndim();
-            let mut part = select(t.view_mut(), idx, ndim)?;
-            match &rhs {
-                v if v.is_number() && !matches!(v, Value::Bool(_)) => {
-                    part.fill(v.as_f64().expect("number"))
-                }
-                Value::Tensor(r) => {
-                    let Some(b) = r.broadcast(part.raw_dim()) else {
-                        return Err(Diag::new(
-                            "flx::shape::assign",
-                            format!(
-                                "cannot assign shape {} into a part of shape {}",
-                                shape_str(r.shape()),
-                                shape_str(part.shape())
-                            ),
-                        )
-                        .at(rhs_span)
-                        .with_label(span, format!("shape {}", shape_str(part.shape()))));
-                    };
-                    part.assign(&b);
-                }
-                other => {
-                    return Err(Diag::new(
-                        "flx::type::assign",
-                        format!("cannot store {} in a tensor", other.describe()),
-                    )
-                    .at(rhs_span))
-                }
-            }
-            Ok(())
-        }
-        Value::List(items) => {
-            let i = list_position(idx, items.len(), span)?;
-            Rc::make_mut(items)[i] = rhs;
-            Ok(())
-        }
-        other => Err(Diag::new(
-            "flx::type::index",
-            format!("cannot assign into {}", other.describe()),
-        )
-        .at(span)
-        .help("tuples and strings are immutable")),
+        Dtype::Bool => stack(
+            items
+                .map(|v| (**bool::of_tensor(v).expect("Bool")).clone())
+                .collect(),
+            span,
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::array;
 
     fn sp() -> Span {
         Span::default()
-    }
-
-    fn t(v: Value) -> ArrayD<f64> {
-        v.to_array().expect("a tensor")
-    }
-
-    #[test]
-    fn slicing_follows_python() {
-        let v = Value::tensor(array![0.0, 1.0, 2.0, 3.0, 4.0].into_dyn());
-        let s = |a, b, c| t(index(&v, &[Index::Slice(a, b, c, sp())], sp()).unwrap());
-        assert_eq!(s(Some(1), Some(3), None), array![1.0, 2.0].into_dyn());
-        assert_eq!(
-            s(None, None, Some(-1)),
-            array![4.0, 3.0, 2.0, 1.0, 0.0].into_dyn()
-        );
-        assert_eq!(s(Some(-2), None, None), array![3.0, 4.0].into_dyn());
-        assert_eq!(s(Some(3), Some(0), Some(-2)), array![3.0, 1.0].into_dyn());
-        assert_eq!(s(Some(10), Some(20), None).len(), 0);
-        assert_eq!(s(None, None, Some(2)), array![0.0, 2.0, 4.0].into_dyn());
-        assert!(index(&v, &[Index::At(Value::Int(5), sp())], sp()).is_err());
-        assert_eq!(
-            t(index(&v, &[Index::At(Value::Int(-1), sp())], sp()).unwrap()),
-            ndarray::arr0(4.0).into_dyn()
-        );
-    }
-
-    #[test]
-    fn two_dimensional_indexing_drops_axes() {
-        let m = Value::tensor(array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]].into_dyn());
-        let col = index(
-            &m,
-            &[
-                Index::Slice(None, None, None, sp()),
-                Index::At(Value::Int(1), sp()),
-            ],
-            sp(),
-        )
-        .unwrap();
-        assert_eq!(t(col), array![2.0, 5.0].into_dyn());
-        let row = index(&m, &[Index::At(Value::Int(-1), sp())], sp()).unwrap();
-        assert_eq!(t(row), array![4.0, 5.0, 6.0].into_dyn());
-        let pick = index(
-            &m,
-            &[Index::At(
-                Value::List(Rc::new(vec![Value::Int(1), Value::Int(0)])),
-                sp(),
-            )],
-            sp(),
-        )
-        .unwrap();
-        assert_eq!(t(pick), array![[4.0, 5.0, 6.0], [1.0, 2.0, 3.0]].into_dyn());
-        assert!(index(
-            &m,
-            &[
-                Index::At(Value::Int(0), sp()),
-                Index::At(Value::Int(0), sp()),
-                Index::At(Value::Int(0), sp())
-            ],
-            sp()
-        )
-        .is_err());
     }
 
     #[test]
@@ -782,27 +625,31 @@ mod tests {
     }
 
     #[test]
-    fn assignment_broadcasts_into_a_slice() {
-        let mut m = Value::tensor(ndarray::Array2::<f64>::zeros((2, 3)).into_dyn());
-        index_assign(
-            &mut m,
-            &[
-                Index::Slice(None, None, None, sp()),
-                Index::At(Value::Int(0), sp()),
-            ],
-            Value::Float(7.0),
+    fn tensor_arithmetic_follows_numpy_dtypes() {
+        let b = |op, l, r| binary(op, l, r, sp(), sp()).unwrap();
+        let ints = || Value::from(ndarray::array![-7i64, 7]);
+        // np.array([-7, 7]) // 2 == [-4, 3]; % 3 == [2, 1]; / 2 is Float.
+        assert!(
+            matches!(b(BinOp::FloorDiv, ints(), Value::Int(2)), Value::IntTensor(t) if t.iter().eq([-4, 3].iter()))
+        );
+        assert!(
+            matches!(b(BinOp::Rem, ints(), Value::Int(3)), Value::IntTensor(t) if t.iter().eq([2, 1].iter()))
+        );
+        assert!(matches!(
+            b(BinOp::Div, ints(), Value::Int(2)),
+            Value::Tensor(_)
+        ));
+        assert!(
+            matches!(b(BinOp::Lt, ints(), Value::Float(0.5)), Value::BoolTensor(t) if t.iter().eq([true, false].iter()))
+        );
+        assert!(binary(
+            BinOp::Mul,
+            Value::from(ndarray::array![i64::MAX]),
+            Value::Int(2),
             sp(),
-            sp(),
+            sp()
         )
-        .unwrap();
-        index_assign(
-            &mut m,
-            &[Index::At(Value::Int(1), sp())],
-            Value::tensor(array![1.0, 2.0, 3.0].into_dyn()),
-            sp(),
-            sp(),
-        )
-        .unwrap();
-        assert_eq!(t(m), array![[7.0, 0.0, 0.0], [1.0, 2.0, 3.0]].into_dyn());
+        .is_err());
+        assert!(binary(BinOp::FloorDiv, ints(), Value::Int(0), sp(), sp()).is_err());
     }
 }

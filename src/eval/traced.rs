@@ -11,6 +11,7 @@ use std::rc::Rc;
 use ndarray::arr0;
 
 use super::builtins::Args;
+use super::index;
 use super::interp::Interp;
 use super::ops;
 use super::value::{Record, Tensor, Value};
@@ -83,11 +84,10 @@ pub fn primal(v: &Value) -> Value {
     }
 }
 
+/// A constant operand as a Float tensor (Int and Bool tensors are constants under `grad`).
 fn as_tensor(v: &Value) -> Rc<Tensor> {
-    match v {
-        Value::Tensor(t) => t.clone(),
-        v => Rc::new(arr0(v.as_f64().expect("a number")).into_dyn().into()),
-    }
+    super::dtype::float_tensor(v)
+        .unwrap_or_else(|| Rc::new(arr0(v.as_f64().expect("a number")).into_dyn().into()))
 }
 
 fn leaked(span: Span) -> Diag {
@@ -186,21 +186,21 @@ pub fn transpose(v: Value, span: Span) -> Result<Value, Diag> {
 
 /// A tensor shaped like `t` holding each element's flat (row-major) position.
 fn flat_positions(t: &Tensor) -> Value {
-    let positions = (0..t.len()).map(|k| k as f64).collect();
-    Value::tensor(Tensor::from_shape_vec(t.raw_dim(), positions).expect("one per element"))
+    let positions = (0..t.len() as i64).collect();
+    Value::from(ndarray::ArrayD::from_shape_vec(t.raw_dim(), positions).expect("one per element"))
 }
 
 /// `v[idx]` where `v` is traced: the interpreter's indexing, and for the
 /// pullback the same indexing of a tensor of flat positions.
-pub fn index(v: &Value, idx: &[ops::Index], span: Span) -> Result<Value, Diag> {
+pub fn index(v: &Value, idx: &[index::Index], span: Span) -> Result<Value, Diag> {
     let x = primal(v);
-    let out = ops::index(&x, idx, span)?;
+    let out = index::index(&x, idx, span)?;
     let Value::Tensor(t) = &x else {
-        return ops::index(&x, idx, span);
+        return index::index(&x, idx, span);
     };
-    let picked = match ops::index(&flat_positions(t), idx, span)? {
-        Value::Tensor(p) => p.iter().map(|&k| k as usize).collect(),
-        Value::Float(k) => vec![k as usize],
+    let picked = match index::index(&flat_positions(t), idx, span)? {
+        Value::IntTensor(p) => p.iter().map(|&k| k as usize).collect(),
+        Value::Int(k) => vec![k as usize],
         _ => return Ok(out),
     };
     record(out, &[(v, span)], |x| Op::Gather(x[0], Rc::new(picked)))
@@ -211,19 +211,19 @@ pub fn index(v: &Value, idx: &[ops::Index], span: Span) -> Result<Value, Diag> {
 /// it wrote.
 pub fn index_assign(
     target: &Value,
-    idx: &[ops::Index],
+    idx: &[index::Index],
     rhs: Value,
     span: Span,
     rhs_span: Span,
 ) -> Result<Value, Diag> {
     let mut out = primal(target);
-    ops::index_assign(&mut out, idx, primal(&rhs), span, rhs_span)?;
+    index::index_assign(&mut out, idx, primal(&rhs), span, rhs_span)?;
     let Value::Tensor(t) = primal(target) else {
         return Ok(out);
     };
-    let written = match ops::index(&flat_positions(&t), idx, span)? {
-        Value::Tensor(p) => p,
-        Value::Float(k) => Rc::new(arr0(k).into_dyn().into()),
+    let written = match index::index(&flat_positions(&t), idx, span)? {
+        Value::IntTensor(p) => Rc::new(p.mapv(|k| k as f64).into_shared()),
+        Value::Int(k) => Rc::new(arr0(k as f64).into_dyn().into()),
         _ => return Ok(out),
     };
     record(out, &[(target, span), (&rhs, rhs_span)], |v| {

@@ -7,7 +7,25 @@ use std::rc::Rc;
 
 use crate::syntax::ast::FnDef;
 
-pub use crate::tensor::Tensor;
+use ndarray::{ArcArray, IxDyn};
+
+use crate::prim::Dtype;
+pub use crate::tensor::{BoolTensor, IntTensor, Tensor};
+
+/// `Some($body)` for a tensor of any dtype, with `$t` bound to its
+/// `&Rc<ArcArray<T, IxDyn>>` (`T: Elem`); `None` for other values. The body
+/// is compiled once per dtype, so it calls code generic over `Elem`.
+macro_rules! any_tensor {
+    ($v:expr, $t:ident => $body:expr) => {
+        match $v {
+            $crate::eval::value::Value::Tensor($t) => Some($body),
+            $crate::eval::value::Value::IntTensor($t) => Some($body),
+            $crate::eval::value::Value::BoolTensor($t) => Some($body),
+            _ => None,
+        }
+    };
+}
+pub(crate) use any_tensor;
 
 #[derive(Clone, Debug)]
 pub enum Value {
@@ -17,7 +35,10 @@ pub enum Value {
     Float(f64),
     /// A thin pointer, so that a `Value` is two words.
     Str(Rc<String>),
+    /// A Float tensor.
     Tensor(Rc<Tensor>),
+    IntTensor(Rc<IntTensor>),
+    BoolTensor(Rc<BoolTensor>),
     Tuple(Rc<Vec<Value>>),
     List(Rc<Vec<Value>>),
     Record(Rc<Record>),
@@ -94,7 +115,7 @@ impl Value {
             Value::Int(_) => "Int",
             Value::Float(_) => "Float",
             Value::Str(_) => "Str",
-            Value::Tensor(_) => "Tensor",
+            Value::Tensor(_) | Value::IntTensor(_) | Value::BoolTensor(_) => "Tensor",
             Value::Tuple(_) => "Tuple",
             Value::List(_) => "List",
             Value::Record(_) => "Record",
@@ -116,10 +137,13 @@ impl Value {
         }
     }
 
-    /// Kind plus shape for tensors, e.g. `Tensor (3, 4)`.
+    /// Kind plus shape for tensors, e.g. `Tensor (3, 4)` (Float) or `Int tensor (3,)`.
     pub fn describe(&self) -> String {
+        use crate::format::shape_str;
         match self {
-            Value::Tensor(t) => format!("Tensor {}", crate::format::shape_str(t.shape())),
+            Value::Tensor(t) => format!("Tensor {}", shape_str(t.shape())),
+            Value::IntTensor(t) => format!("Int tensor {}", shape_str(t.shape())),
+            Value::BoolTensor(t) => format!("Bool tensor {}", shape_str(t.shape())),
             Value::Tuple(t) => format!("Tuple of {}", t.len()),
             Value::List(t) => format!("List of {}", t.len()),
             Value::Traced(t) => t.primal.describe(),
@@ -138,6 +162,29 @@ impl Value {
 
     pub fn is_number(&self) -> bool {
         matches!(self, Value::Int(_) | Value::Float(_) | Value::Bool(_))
+    }
+
+    pub fn is_tensor(&self) -> bool {
+        matches!(
+            self,
+            Value::Tensor(_) | Value::IntTensor(_) | Value::BoolTensor(_)
+        )
+    }
+
+    /// The dtype of a number or tensor.
+    pub fn dtype(&self) -> Option<Dtype> {
+        Some(match self {
+            Value::Float(_) | Value::Tensor(_) => Dtype::Float,
+            Value::Int(_) | Value::IntTensor(_) => Dtype::Int,
+            Value::Bool(_) | Value::BoolTensor(_) => Dtype::Bool,
+            Value::Traced(t) => return t.primal.dtype(),
+            _ => return None,
+        })
+    }
+
+    /// A tensor's shape (`None` for other values).
+    pub fn shape(&self) -> Option<&[usize]> {
+        any_tensor!(self, t => t.shape())
     }
 
     /// A record of these fields, in order.
@@ -173,9 +220,103 @@ impl Value {
     }
 }
 
-impl<D: ndarray::Dimension> From<ndarray::Array<f64, D>> for Value {
-    fn from(a: ndarray::Array<f64, D>) -> Value {
-        Value::tensor(a.into_dyn())
+/// An element type of tensors: how its tensors and numbers are values.
+pub trait Elem: Copy + PartialEq + std::fmt::Debug + Send + Sync + 'static {
+    const DTYPE: Dtype;
+    fn tensor(t: ArcArray<Self, IxDyn>) -> Value;
+    fn scalar(self) -> Value;
+    /// The element as a Float (Bools are 0 and 1).
+    fn to_f64(self) -> f64;
+    /// A tensor value of this dtype.
+    fn of_tensor(v: &Value) -> Option<&Rc<ArcArray<Self, IxDyn>>>;
+    /// A number of this dtype.
+    fn of_scalar(v: &Value) -> Option<Self>;
+}
+
+impl Elem for f64 {
+    const DTYPE: Dtype = Dtype::Float;
+    fn tensor(t: Tensor) -> Value {
+        Value::Tensor(Rc::new(t))
+    }
+    fn scalar(self) -> Value {
+        Value::Float(self)
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn of_tensor(v: &Value) -> Option<&Rc<Tensor>> {
+        match v {
+            Value::Tensor(t) => Some(t),
+            _ => None,
+        }
+    }
+    fn of_scalar(v: &Value) -> Option<f64> {
+        match v {
+            Value::Float(x) => Some(*x),
+            _ => None,
+        }
+    }
+}
+
+impl Elem for i64 {
+    const DTYPE: Dtype = Dtype::Int;
+    fn tensor(t: IntTensor) -> Value {
+        Value::IntTensor(Rc::new(t))
+    }
+    fn scalar(self) -> Value {
+        Value::Int(self)
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn of_tensor(v: &Value) -> Option<&Rc<IntTensor>> {
+        match v {
+            Value::IntTensor(t) => Some(t),
+            _ => None,
+        }
+    }
+    fn of_scalar(v: &Value) -> Option<i64> {
+        match v {
+            Value::Int(x) => Some(*x),
+            _ => None,
+        }
+    }
+}
+
+impl Elem for bool {
+    const DTYPE: Dtype = Dtype::Bool;
+    fn tensor(t: BoolTensor) -> Value {
+        Value::BoolTensor(Rc::new(t))
+    }
+    fn scalar(self) -> Value {
+        Value::Bool(self)
+    }
+    fn to_f64(self) -> f64 {
+        self as u8 as f64
+    }
+    fn of_tensor(v: &Value) -> Option<&Rc<BoolTensor>> {
+        match v {
+            Value::BoolTensor(t) => Some(t),
+            _ => None,
+        }
+    }
+    fn of_scalar(v: &Value) -> Option<bool> {
+        match v {
+            Value::Bool(x) => Some(*x),
+            _ => None,
+        }
+    }
+}
+
+impl<A: Elem> From<ArcArray<A, IxDyn>> for Value {
+    fn from(a: ArcArray<A, IxDyn>) -> Value {
+        A::tensor(a)
+    }
+}
+
+impl<A: Elem, D: ndarray::Dimension> From<ndarray::Array<A, D>> for Value {
+    fn from(a: ndarray::Array<A, D>) -> Value {
+        A::tensor(a.into_dyn().into_shared())
     }
 }
 

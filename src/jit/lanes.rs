@@ -227,7 +227,7 @@ impl<'a, 'b> Lanes<'a, 'b> {
                 let (tiny, zero) = (self.c(prim::math::ZERO_DIST), self.c(0.0));
                 self.choose(FloatCC::LessThan, &ay, &tiny, &zero, &q)
             }
-            Binary::Rem | Binary::Pow | Binary::Max | Binary::Min => {
+            Binary::Rem | Binary::FloorDiv | Binary::Pow | Binary::Max | Binary::Min => {
                 self.call2(op.function(), x, y)
             }
         }

@@ -493,6 +493,7 @@ impl<'a, 'b> Fx<'a, 'b> {
                         }
                         _ => Ok((self.int_rem(x, y), Ty::Int)),
                     },
+                    BinOp::FloorDiv => Ok((self.int_floor_div(x, y), Ty::Int)),
                     BinOp::Pow => self.int_pow(x, y),
                     BinOp::Eq => cmp(self, IntCC::Equal),
                     BinOp::Ne => cmp(self, IntCC::NotEqual),
@@ -514,6 +515,7 @@ impl<'a, 'b> Fx<'a, 'b> {
                     BinOp::Mul => l.mul(&vec![x], &vec![y]),
                     BinOp::Div => l.div(&vec![x], &vec![y]),
                     BinOp::Rem => l.call2(math::rem, &vec![x], &vec![y]),
+                    BinOp::FloorDiv => l.call2(math::floor_div, &vec![x], &vec![y]),
                     BinOp::Pow => match rhs.and_then(literal) {
                         Some(p) => l.pow_const(&vec![x], p),
                         None => l.call2(math::pow, &vec![x], &vec![y]),
@@ -537,15 +539,33 @@ impl<'a, 'b> Fx<'a, 'b> {
         }
     }
 
-    /// Python's `%` on Ints (the divisor's sign); bails on a zero divisor and
-    /// on `i64::MIN % -1` (which overflows).
-    fn int_rem(&mut self, x: Value, y: Value) -> Value {
+    /// Bail on a zero divisor and on `i64::MIN` by -1 (which overflows).
+    fn check_divisor(&mut self, x: Value, y: Value) {
         let zero = self.b.ins().icmp_imm_s(IntCC::Equal, y, 0);
         self.bail_if(zero);
         let m1 = self.b.ins().icmp_imm_s(IntCC::Equal, y, -1);
         let min = self.b.ins().icmp_imm_s(IntCC::Equal, x, i64::MIN);
         let over = self.b.ins().band(m1, min);
         self.bail_if(over);
+    }
+
+    /// Python's `//` on Ints: the truncated quotient, one less where the
+    /// remainder is not zero and its sign differs from the divisor's.
+    fn int_floor_div(&mut self, x: Value, y: Value) -> Value {
+        self.check_divisor(x, y);
+        let q = self.b.ins().sdiv(x, y);
+        let r = self.b.ins().srem(x, y);
+        let nonzero = self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
+        let signs = self.b.ins().bxor(r, y);
+        let differ = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, signs, 0);
+        let fix = self.b.ins().band(nonzero, differ);
+        let less = self.b.ins().iadd_imm_s(q, -1);
+        self.b.ins().select(fix, less, q)
+    }
+
+    /// Python's `%` on Ints (the divisor's sign).
+    fn int_rem(&mut self, x: Value, y: Value) -> Value {
+        self.check_divisor(x, y);
         let r = self.b.ins().srem(x, y);
         // r + y where r != 0 and its sign differs from y's.
         let nonzero = self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);

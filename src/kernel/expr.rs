@@ -246,9 +246,13 @@ impl Graph {
                 let r = self.mul(take_b, db);
                 self.add(l, r)
             }
-            Binary::Eq | Binary::Ne | Binary::Lt | Binary::Le | Binary::Gt | Binary::Ge => {
-                self.constant(0.0)
-            }
+            Binary::Eq
+            | Binary::Ne
+            | Binary::Lt
+            | Binary::Le
+            | Binary::Gt
+            | Binary::Ge
+            | Binary::FloorDiv => self.constant(0.0),
             Binary::Rem => {
                 // a % b = a - floor(a / b) b: a' - floor(a / b) b' almost everywhere.
                 let q = self.div(a, b);

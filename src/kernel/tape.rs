@@ -335,5 +335,5 @@ fn binary_chunk(op: Binary, a: Src, b: Src, r: u16, regs: &mut [f64], len: usize
             }
         };
     }
-    table!(Add, Sub, Mul, Div, Rem, Pow, Max, Min, Eq, Ne, Lt, Le, Gt, Ge, SafeDiv)
+    table!(Add, Sub, Mul, Div, Rem, FloorDiv, Pow, Max, Min, Eq, Ne, Lt, Le, Gt, Ge, SafeDiv)
 }

@@ -170,6 +170,29 @@ pub fn rem(a: f64, b: f64) -> f64 {
     }
 }
 
+/// Python's float `//`: the quotient whose remainder is `rem(a, b)`,
+/// rounded to the nearest whole number (exact where `floor(a / b)` is not,
+/// e.g. `1 // 0.1 == 9`); ±inf or nan where `b` is 0, as NumPy.
+pub fn floor_div(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        return (a / b).floor();
+    }
+    let m = a % b;
+    let mut div = (a - m) / b;
+    if m != 0.0 && (b < 0.0) != (m < 0.0) {
+        div -= 1.0;
+    }
+    if div == 0.0 {
+        return 0.0f64.copysign(a / b);
+    }
+    let f = div.floor();
+    if div - f > 0.5 {
+        f + 1.0
+    } else {
+        f
+    }
+}
+
 /// `x ^ p`, with the common small powers by multiplication (exact for
 /// squares, and fast) and `powf` otherwise. `jit::lanes::pow_const` emits
 /// the same cases for a constant exponent.

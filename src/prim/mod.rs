@@ -8,10 +8,44 @@
 //! exhaustively, with no catch-all arm: a new primitive does not compile
 //! until every engine handles it. Nothing here knows of values or syntax.
 //!
-//! Primitives are on f64 today; dtype rules (Int and Bool operands) will be
-//! methods here beside `apply`, so that every engine keeps reading one table.
+//! The dtype rules are here too (`Dtype`, `result_dtype`, the Int
+//! functions): tensors are Float (f64), Int (i64) or Bool, and every engine
+//! gives an operation the dtype this table says.
 
 pub mod math;
+
+/// The element types, in NumPy's promotion order: Bool < Int < Float.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dtype {
+    Bool,
+    Int,
+    Float,
+}
+
+impl Dtype {
+    /// What `dtype(x)` says.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Dtype::Bool => "bool",
+            Dtype::Int => "int",
+            Dtype::Float => "float",
+        }
+    }
+
+    /// The dtype arithmetic computes in: a Bool counts as an Int (0 or 1),
+    /// as Python's `True + True == 2`.
+    pub fn arithmetic(self) -> Dtype {
+        self.max(Dtype::Int)
+    }
+}
+
+/// Why an Int operation has no Int result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntError {
+    Overflow,
+    ZeroDivision,
+    NegativePower,
+}
 
 /// Elementwise functions of one number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -211,6 +245,34 @@ impl Unary {
         })
     }
 
+    /// The Int function, for the primitives that keep Ints (`-`, `abs`,
+    /// `sign`, `relu`, and the roundings, which leave an Int as it is);
+    /// `None` for those that give Floats.
+    pub const fn int_function(self) -> Option<fn(i64) -> Result<i64, IntError>> {
+        Some(match self {
+            Unary::Neg => |x| x.checked_neg().ok_or(IntError::Overflow),
+            Unary::Abs => |x| x.checked_abs().ok_or(IntError::Overflow),
+            Unary::Sign => |x| Ok(x.signum()),
+            Unary::Relu => |x| Ok(x.max(0)),
+            Unary::Floor | Unary::Ceil | Unary::Round => Ok,
+            Unary::Exp
+            | Unary::Log
+            | Unary::Sqrt
+            | Unary::Sin
+            | Unary::Cos
+            | Unary::Tanh
+            | Unary::Sigmoid => return None,
+        })
+    }
+
+    /// The dtype of its result for an operand of dtype `a`.
+    pub const fn result_dtype(self, a: Dtype) -> Dtype {
+        match (a, self.int_function()) {
+            (Dtype::Bool | Dtype::Int, Some(_)) => Dtype::Int,
+            _ => Dtype::Float,
+        }
+    }
+
     /// Whether a kernel body may use it: the body's derivative must exist.
     pub const fn in_kernels(self) -> bool {
         self.derivative().is_some()
@@ -227,6 +289,8 @@ pub enum Binary {
     Div,
     /// Python's `%` (the divisor's sign).
     Rem,
+    /// `//`: floor division, Python's (`floor((a - a % b) / b)`).
+    FloorDiv,
     Pow,
     /// The builtins `max(x, y)` and `min(x, y)`: nan if either is nan.
     Max,
@@ -254,12 +318,13 @@ pub enum Differentiable {
 }
 
 impl Binary {
-    pub const ALL: [Binary; 15] = [
+    pub const ALL: [Binary; 16] = [
         Binary::Add,
         Binary::Sub,
         Binary::Mul,
         Binary::Div,
         Binary::Rem,
+        Binary::FloorDiv,
         Binary::Pow,
         Binary::Max,
         Binary::Min,
@@ -280,6 +345,7 @@ impl Binary {
             Binary::Mul => "*",
             Binary::Div => "/",
             Binary::Rem => "%",
+            Binary::FloorDiv => "//",
             Binary::Pow => "^",
             Binary::Max => "max",
             Binary::Min => "min",
@@ -300,6 +366,7 @@ impl Binary {
             Binary::Mul => math::mul,
             Binary::Div => math::div,
             Binary::Rem => math::rem,
+            Binary::FloorDiv => math::floor_div,
             Binary::Pow => math::pow,
             Binary::Max => math::max,
             Binary::Min => math::min,
@@ -343,10 +410,73 @@ impl Binary {
             | Binary::Max
             | Binary::Min
             | Binary::SafeDiv => Differentiable::Yes,
-            Binary::Eq | Binary::Ne | Binary::Lt | Binary::Le | Binary::Gt | Binary::Ge => {
-                Differentiable::Flat
-            }
+            Binary::Eq
+            | Binary::Ne
+            | Binary::Lt
+            | Binary::Le
+            | Binary::Gt
+            | Binary::Ge
+            | Binary::FloorDiv => Differentiable::Flat,
             Binary::Rem => Differentiable::No,
+        }
+    }
+
+    /// The dtype of `a ⊕ b` for operands of dtypes `a` and `b` (NumPy's
+    /// rules): comparisons give Bool, `/` Float, `max`/`min` the larger
+    /// dtype, the rest the larger dtype of arithmetic (Bool counts as Int).
+    pub fn result_dtype(self, a: Dtype, b: Dtype) -> Dtype {
+        match self {
+            _ if self.is_comparison() => Dtype::Bool,
+            Binary::Div | Binary::SafeDiv => Dtype::Float,
+            Binary::Max | Binary::Min => a.max(b),
+            _ => a.arithmetic().max(b.arithmetic()),
+        }
+    }
+
+    /// The dtype `a ⊕ b` computes in: Float for `/` and wherever an operand
+    /// is Float, else Int (Bools count as Ints, also in comparisons).
+    pub fn compute_dtype(self, a: Dtype, b: Dtype) -> Dtype {
+        match self {
+            Binary::Div | Binary::SafeDiv => Dtype::Float,
+            _ => a.arithmetic().max(b.arithmetic()),
+        }
+    }
+
+    /// `a ⊕ b` on two Ints, for the primitives whose Int result is an Int
+    /// (`result_dtype` is Int): checked, never wrapping.
+    pub fn apply_int(self, a: i64, b: i64) -> Result<i64, IntError> {
+        use IntError::*;
+        match self {
+            Binary::Add => a.checked_add(b).ok_or(Overflow),
+            Binary::Sub => a.checked_sub(b).ok_or(Overflow),
+            Binary::Mul => a.checked_mul(b).ok_or(Overflow),
+            Binary::Rem | Binary::FloorDiv if b == 0 => Err(ZeroDivision),
+            // Python's: the remainder has the divisor's sign.
+            Binary::Rem => match a.checked_rem(b).ok_or(Overflow)? {
+                r if r != 0 && (r < 0) != (b < 0) => Ok(r + b),
+                r => Ok(r),
+            },
+            Binary::FloorDiv => {
+                let q = a.checked_div(b).ok_or(Overflow)?;
+                Ok(if q * b != a && (a < 0) != (b < 0) {
+                    q - 1
+                } else {
+                    q
+                })
+            }
+            Binary::Pow if b < 0 => Err(NegativePower),
+            Binary::Pow => a
+                .checked_pow(u32::try_from(b).map_err(|_| Overflow)?)
+                .ok_or(Overflow),
+            Binary::Max => Ok(a.max(b)),
+            Binary::Min => Ok(a.min(b)),
+            Binary::Eq => Ok((a == b) as i64),
+            Binary::Ne => Ok((a != b) as i64),
+            Binary::Lt => Ok((a < b) as i64),
+            Binary::Le => Ok((a <= b) as i64),
+            Binary::Gt => Ok((a > b) as i64),
+            Binary::Ge => Ok((a >= b) as i64),
+            Binary::Div | Binary::SafeDiv => unreachable!("`/` gives Floats"),
         }
     }
 

@@ -32,6 +32,7 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
         .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
         .op(Op::infix(Rule::mul, Assoc::Left)
             | Op::infix(Rule::div, Assoc::Left)
+            | Op::infix(Rule::floordiv, Assoc::Left)
             | Op::infix(Rule::rem, Assoc::Left)
             | Op::infix(Rule::matmul, Assoc::Left))
         .op(Op::prefix(Rule::neg))
@@ -404,6 +405,7 @@ impl Lowerer {
                     Rule::sub => BinOp::Sub,
                     Rule::mul => BinOp::Mul,
                     Rule::div => BinOp::Div,
+                    Rule::floordiv => BinOp::FloorDiv,
                     Rule::rem => BinOp::Rem,
                     Rule::matmul => BinOp::MatMul,
                     Rule::pow => BinOp::Pow,

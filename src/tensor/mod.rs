@@ -17,6 +17,12 @@ pub type Tensor = ArcArray<f64, IxDyn>;
 /// Any Float array the functions here read: a `Tensor`, an owned array or a view.
 pub type Floats<S> = ArrayBase<S, IxDyn>;
 
+/// An Int tensor (i64), shared like `Tensor`.
+pub type IntTensor = ArcArray<i64, IxDyn>;
+
+/// A Bool tensor (comparisons, masks), shared like `Tensor`.
+pub type BoolTensor = ArcArray<bool, IxDyn>;
+
 #[derive(Debug)]
 pub struct ShapeError(pub String);
 
@@ -73,12 +79,12 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     Some(out)
 }
 
-/// Elementwise `f(a, b)` with broadcasting.
-pub fn zip_with<S: Data<Elem = f64>, T: Data<Elem = f64>>(
-    a: &Floats<S>,
-    b: &Floats<T>,
-    f: impl Fn(f64, f64) -> f64 + Sync + Send,
-) -> Result<ArrayD<f64>, ShapeError> {
+/// Elementwise `f(a, b)` with broadcasting, for elements of any types.
+pub fn zip_with<A: Copy, B: Copy, C, S: Data<Elem = A>, T: Data<Elem = B>>(
+    a: &ArrayBase<S, IxDyn>,
+    b: &ArrayBase<T, IxDyn>,
+    mut f: impl FnMut(A, B) -> C,
+) -> Result<ArrayD<C>, ShapeError> {
     if a.shape() == b.shape() {
         return Ok(Zip::from(a).and(b).map_collect(|&x, &y| f(x, y)));
     }
@@ -93,24 +99,6 @@ pub fn zip_with<S: Data<Elem = f64>, T: Data<Elem = f64>>(
     let av = a.broadcast(IxDyn(&shape)).expect("checked broadcast");
     let bv = b.broadcast(IxDyn(&shape)).expect("checked broadcast");
     Ok(Zip::from(&av).and(&bv).map_collect(|&x, &y| f(x, y)))
-}
-
-/// In place `a = f(a, b)` when `b` broadcasts to `a`'s shape.
-pub fn zip_assign<S: Data<Elem = f64>>(
-    a: &mut Tensor,
-    b: &Floats<S>,
-    f: impl Fn(f64, f64) -> f64,
-) -> Result<(), ShapeError> {
-    let shape = a.shape().to_vec();
-    let bv = b.broadcast(IxDyn(&shape)).ok_or_else(|| {
-        ShapeError(format!(
-            "cannot broadcast shape {} into {}",
-            shape_str(b.shape()),
-            shape_str(&shape)
-        ))
-    })?;
-    Zip::from(a).and(&bv).for_each(|x, &y| *x = f(*x, y));
-    Ok(())
 }
 
 /// `a @ b` with NumPy's rules for 1-D operands. A 1-D @ 1-D product is a 0-d tensor.
@@ -179,6 +167,54 @@ pub fn matmul<S: Data<Elem = f64>, T: Data<Elem = f64>>(
             shape_str(b.shape())
         ))),
     }
+}
+
+/// `a @ b` for Int matrices and vectors (NumPy's shapes, as `matmul`),
+/// with checked arithmetic: an overflow is an error, never a wrap.
+pub fn int_matmul<S: Data<Elem = i64>, T: Data<Elem = i64>>(
+    a: &ArrayBase<S, IxDyn>,
+    b: &ArrayBase<T, IxDyn>,
+) -> Result<ArrayD<i64>, Result<ShapeError, prim::IntError>> {
+    let err = || {
+        Ok(ShapeError(format!(
+            "cannot multiply shapes {} and {}",
+            shape_str(a.shape()),
+            shape_str(b.shape())
+        )))
+    };
+    let (m, k) = match a.shape() {
+        [k] => (None, *k),
+        [m, k] => (Some(*m), *k),
+        _ => return Err(err()),
+    };
+    let (k2, n) = match b.shape() {
+        [k] => (*k, None),
+        [k, n] => (*k, Some(*n)),
+        _ => return Err(err()),
+    };
+    if k != k2 {
+        return Err(err());
+    }
+    let (rows, cols) = (m.unwrap_or(1), n.unwrap_or(1));
+    check_elements(&[rows, cols]).map_err(Ok)?;
+    let a2 = a.to_shape((rows, k)).expect("same size");
+    let b2 = b.to_shape((k, cols)).expect("same size");
+    let mut out = ndarray::Array2::<i64>::zeros((rows, cols));
+    for i in 0..rows {
+        for l in 0..k {
+            let x = a2[[i, l]];
+            for j in 0..cols {
+                let p = x
+                    .checked_mul(b2[[l, j]])
+                    .ok_or(Err(prim::IntError::Overflow))?;
+                out[[i, j]] = out[[i, j]]
+                    .checked_add(p)
+                    .ok_or(Err(prim::IntError::Overflow))?;
+            }
+        }
+    }
+    let shape: Vec<usize> = m.into_iter().chain(n).collect();
+    Ok(out.into_shape_with_order(IxDyn(&shape)).expect("same size"))
 }
 
 /// Reduce along `axis` (or over everything when `None`) with `f` over each lane.

@@ -36,7 +36,7 @@ syn match flxImport /\w\@<!use\w\@!/ nextgroup=flxModule skipwhite
 syn match flxModule /\h\w*/ contained
 syn match flxLogical /\w\@<!\%(and\|or\|not\)\w\@!/
 syn match flxConstant /\w\@<!\%(true\|false\|none\)\w\@!/
-syn match flxBuiltin /\w\@<!\%(abs\|accuracy\|adam\|agop\|alignment\|all\|any\|append\|arange\|argmax\|argmin\|argsort\|assert\|ceil\|chol\|clip\|cols\|concat\|corr\|cos\|det\|diag\|eigh\|exp\|eye\|float\|floor\|full\|gd\|grad\|gram\|hinge\|hstack\|int\|inv\|jacobian\|krr\|len\|linspace\|load_csv\|load_npy\|log\|logsumexp\|lstsq\|max\|mean\|min\|mse\|norm\|onehot\|ones\|out\|outer\|pinv\|plot\|pow\|print\|progress\|r2\|rand\|randn\|relu\|reshape\|round\|rows\|save_csv\|save_npy\|sgd\|shape\|sigmoid\|sign\|sin\|solve\|sqrt\|std\|str\|sum\|svd\|tanh\|time\|trace\|train\|value_and_grad\|var\|vstack\|where\|xent\|zeros\)\w\@!/
+syn match flxBuiltin /\w\@<!\%(abs\|accuracy\|adam\|agop\|alignment\|all\|any\|append\|arange\|argmax\|argmin\|argsort\|assert\|bool\|ceil\|chol\|clip\|cols\|concat\|corr\|cos\|det\|diag\|dtype\|eigh\|exp\|eye\|float\|floor\|full\|gd\|grad\|gram\|hinge\|hstack\|int\|inv\|jacobian\|krr\|len\|linspace\|load_csv\|load_npy\|log\|logsumexp\|lstsq\|max\|mean\|min\|mse\|norm\|onehot\|ones\|out\|outer\|pinv\|plot\|pow\|print\|progress\|r2\|rand\|randn\|relu\|reshape\|round\|rows\|save_csv\|save_npy\|sgd\|shape\|sigmoid\|sign\|sin\|solve\|sqrt\|std\|str\|sum\|svd\|tanh\|time\|trace\|train\|value_and_grad\|var\|vstack\|where\|xent\|zeros\)\w\@!/
 
 " Declarations and the names they define.
 syn match flxDeclaration /\w\@<!\%(fn\|loss\|proc\)\w\@!/ nextgroup=flxDefinition skipwhite

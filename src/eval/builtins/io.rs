@@ -11,11 +11,13 @@ use ndarray::{ArrayD, IxDyn};
 
 use super::{Args, Builtin};
 use crate::diag::{Diag, Span};
+use crate::eval::dtype::CastError;
 use crate::eval::format;
 use crate::eval::interp::Interp;
 use crate::eval::value::{Tensor, Value};
 use crate::format::{float_repr, shape_str};
 use crate::outputs::Metric;
+use crate::prim::Dtype;
 
 type R = Result<Value, Diag>;
 
@@ -27,8 +29,10 @@ pub static BUILTINS: &[Builtin] = &[
     builtin!("time", "", "Seconds since flx started (a monotonic clock): `let t0 = time()` ... `time() - t0`.", time),
     builtin!("assert", "cond, message=none", "Stop with an error unless `cond` is true.", assert),
     builtin!("str", "x", "The text `print` shows for a value.", |_, a| Ok(Value::str(&format::display(&a.vals[0])))),
-    builtin!("int", "x", "An Int from a number (truncating toward zero) or a string.", to_int),
-    builtin!("float", "x", "A Float from a number, a string or a one-element tensor.", to_float),
+    builtin!("int", "x", "Ints from a number or tensor (truncating toward zero; Bools are 0 and 1) or a string: `int(2.7) == 2`, `int(x > 0)`.", to_int),
+    builtin!("float", "x", "Floats from a number or tensor (Bools are 0 and 1) or a string: `float(\"nan\")`, `float([1, 2])`.", to_float),
+    builtin!("bool", "x", "Bools from a number or tensor (`x != 0`).", to_bool),
+    builtin!("dtype", "x", "The element type of a number or tensor: `\"float\"`, `\"int\"` or `\"bool\"`.", dtype_of),
     builtin!("append", "xs, value", "A new list: `xs` with `value` added at the end.", append),
     builtin!("load_csv", "path, header=none, delimiter=\",\"", "Read a numeric CSV file into a tensor (one column or row gives a vector, as NumPy). `header:` true or false; by default a first row that is not numeric is taken as a header.", load_csv),
     builtin!("save_csv", "path, x, header=none", "Write a vector or matrix as CSV (full precision); `header:` a list of column names.", save_csv),
@@ -205,45 +209,42 @@ fn assert(_: &mut Interp, a: &mut Args) -> R {
     Err(Diag::new("flx::assert", msg).at(a.spans[0]))
 }
 
+/// `int(x)`, `float(x)`, `bool(x)` of a number or tensor.
+fn cast(a: &Args, to: Dtype) -> R {
+    crate::eval::dtype::cast(&a.vals[0], to).map_err(|e| match e {
+        CastError::NotFinite(x) => a.error(
+            0,
+            "flx::value::int",
+            format!("cannot convert {} to Int", float_repr(x)),
+        ),
+        CastError::NotANumber => a.expected(0, "a number, a tensor or a string"),
+    })
+}
+
+fn to_bool(_: &mut Interp, a: &mut Args) -> R {
+    cast(a, Dtype::Bool)
+}
+
+fn dtype_of(_: &mut Interp, a: &mut Args) -> R {
+    match a.vals[0].dtype() {
+        Some(d) => Ok(Value::str(d.name())),
+        None => Err(a.expected(0, "a number or a tensor")),
+    }
+}
+
 fn to_int(_: &mut Interp, a: &mut Args) -> R {
     match &a.vals[0] {
-        Value::Int(i) => Ok(Value::Int(*i)),
-        Value::Bool(b) => Ok(Value::Int(*b as i64)),
-        Value::Float(f) => {
-            if !f.is_finite() || f.abs() >= 9.2e18 {
-                return Err(a.error(
-                    0,
-                    "flx::value::int",
-                    format!("cannot convert {} to Int", float_repr(*f)),
-                ));
-            }
-            Ok(Value::Int(f.trunc() as i64))
-        }
         Value::Str(s) => s
             .trim()
             .parse::<i64>()
             .map(Value::Int)
             .map_err(|_| a.error(0, "flx::value::int", format!("cannot read {s:?} as an Int"))),
-        _ => Err(a.expected(0, "a number or a string")),
+        _ => cast(a, Dtype::Int),
     }
 }
 
 fn to_float(_: &mut Interp, a: &mut Args) -> R {
     match &a.vals[0] {
-        Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
-            Ok(Value::Float(a.vals[0].as_f64().expect("number")))
-        }
-        Value::Tensor(t) if t.len() == 1 => {
-            Ok(Value::Float(*t.iter().next().expect("one element")))
-        }
-        Value::Tensor(t) => Err(a.error(
-            0,
-            "flx::value::float",
-            format!(
-                "only a one-element tensor converts to Float, found shape {}",
-                shape_str(t.shape())
-            ),
-        )),
         Value::Str(s) => s.trim().parse::<f64>().map(Value::Float).map_err(|_| {
             a.error(
                 0,
@@ -251,7 +252,7 @@ fn to_float(_: &mut Interp, a: &mut Args) -> R {
                 format!("cannot read {s:?} as a Float"),
             )
         }),
-        _ => Err(a.expected(0, "a number, a string or a one-element tensor")),
+        _ => cast(a, Dtype::Float),
     }
 }
 

@@ -86,7 +86,9 @@ pub fn lit_value(l: &Lit) -> Value {
 /// `append` builds); `[]` is the empty vector.
 pub fn array_like(v: &Value, span: Span) -> Option<Rc<Tensor>> {
     match v {
-        Value::Tensor(t) => Some(t.clone()),
+        Value::Tensor(_) | Value::IntTensor(_) | Value::BoolTensor(_) => {
+            crate::eval::dtype::float_tensor(v)
+        }
         Value::Int(_) | Value::Float(_) => Some(Rc::new(
             ndarray::arr0(v.as_f64().expect("number")).into_dyn().into(),
         )),
@@ -96,7 +98,7 @@ pub fn array_like(v: &Value, span: Span) -> Option<Rc<Tensor>> {
         Value::List(items) => {
             let vals = items.iter().map(|v| (v.clone(), span)).collect();
             match crate::eval::ops::list_literal(vals, span) {
-                Ok(Value::Tensor(t)) => Some(t),
+                Ok(v) if v.is_tensor() => crate::eval::dtype::float_tensor(&v),
                 _ => None,
             }
         }
@@ -257,6 +259,14 @@ impl<'s> Args<'s> {
     /// A tensor argument; numbers become 0-d tensors.
     pub fn tensor(&self, i: usize) -> Result<Rc<Tensor>, Diag> {
         array_like(&self.vals[i], self.spans[i]).ok_or_else(|| self.expected(i, "a Tensor"))
+    }
+
+    /// The shape of a tensor argument of any dtype (numbers and lists as `tensor` takes them).
+    pub fn shape(&self, i: usize) -> Result<Vec<usize>, Diag> {
+        match self.vals[i].shape() {
+            Some(s) => Ok(s.to_vec()),
+            None => Ok(self.tensor(i)?.shape().to_vec()),
+        }
     }
 
     /// A 2-D tensor argument.

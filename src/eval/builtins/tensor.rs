@@ -13,8 +13,9 @@ use rand_distr::StandardNormal;
 use super::{check_size, Args, Builtin};
 use crate::diag::Diag;
 use crate::eval::interp::Interp;
-use crate::eval::value::{Tensor, Value};
+use crate::eval::value::{any_tensor, Elem, Tensor, Value};
 use crate::format::shape_str;
+use crate::prim::Dtype;
 use crate::prim::{Binary, Reduce, Unary};
 use crate::tensor::{broadcast_shape, reduce};
 
@@ -50,8 +51,8 @@ pub static BUILTINS: &[Builtin] = &[
     builtin!("vstack", "*tensors", "Stack as rows: 1-D tensors become rows of a matrix, matrices join along rows.", |_, a| stack_like(a, false)),
     builtin!("reshape", "x, *shape", "The same elements (row-major) in a new shape; one length may be -1 and is inferred.", reshape),
     builtin!("shape", "x", "The shape of a tensor, as a tuple of Ints.", |_, a| {
-        let t = a.tensor(0)?;
-        Ok(Value::Tuple(Rc::new(t.shape().iter().map(|&d| Value::Int(d as i64)).collect())))
+        let shape = a.shape(0)?;
+        Ok(Value::Tuple(Rc::new(shape.iter().map(|&d| Value::Int(d as i64)).collect())))
     }),
     builtin!("rows", "x", "Length of the first axis.", |_, a| axis_len(a, 0)),
     builtin!("cols", "x", "Length of the second axis.", |_, a| axis_len(a, 1)),
@@ -137,7 +138,12 @@ fn full(_: &mut Interp, a: &mut Args) -> R {
         _ => return Err(a.expected(0, "an Int or a tuple of Ints")),
     };
     check_size(&shape, a.call)?;
-    Ok(Value::tensor(ArrayD::from_elem(IxDyn(&shape), a.f64(1)?)))
+    let d = IxDyn(&shape);
+    Ok(match &a.vals[1] {
+        Value::Int(i) => Value::from(ArrayD::from_elem(d, *i)),
+        Value::Bool(b) => Value::from(ArrayD::from_elem(d, *b)),
+        _ => Value::tensor(ArrayD::from_elem(d, a.f64(1)?)),
+    })
 }
 
 fn eye(_: &mut Interp, a: &mut Args) -> R {
@@ -187,6 +193,31 @@ fn linspace(_: &mut Interp, a: &mut Args) -> R {
 }
 
 fn arange(_: &mut Interp, a: &mut Args) -> R {
+    if let (Value::Int(x), y @ (Value::Int(_) | Value::None), Value::Int(step)) =
+        (&a.vals[0], &a.vals[1], &a.vals[2])
+    {
+        // As NumPy: Int arguments give an Int tensor.
+        let (start, stop) = match y {
+            Value::Int(y) => (*x, *y),
+            _ => (0, *x),
+        };
+        if *step == 0 {
+            return Err(a.error(2, "flx::value::step", "`arange` needs a non-zero step"));
+        }
+        let n = (stop as i128 - start as i128 + *step as i128 - step.signum() as i128)
+            .div_euclid(*step as i128)
+            .max(0);
+        if n > crate::tensor::max_elements() as i128 {
+            return Err(Diag::new(
+                "flx::shape::too_large",
+                "`arange` would make too many values",
+            )
+            .at(a.call));
+        }
+        return Ok(Value::from(Array1::from_shape_fn(n as usize, |i| {
+            start + step * i as i64
+        })));
+    }
     let (start, stop) = match a.opt_f64(1)? {
         Some(stop) => (a.f64(0)?, stop),
         None => (0.0, a.f64(0)?),
@@ -240,8 +271,9 @@ fn onehot(_: &mut Interp, a: &mut Args) -> R {
     Ok(Value::tensor(out.into_dyn()))
 }
 
-/// The tensors of a variadic call, or of one list argument.
-fn tensor_list(a: &Args) -> Result<Vec<Rc<Tensor>>, Diag> {
+/// The tensors of a variadic call, or of one list argument, in their
+/// common dtype (the largest; numbers join as 0-d tensors would not).
+fn tensor_list(a: &Args) -> Result<Common, Diag> {
     let items: Vec<(Value, crate::diag::Span)> = match a.rest.as_slice() {
         [(Value::List(t) | Value::Tuple(t), s)] => t.iter().map(|v| (v.clone(), *s)).collect(),
         other => other.to_vec(),
@@ -253,20 +285,62 @@ fn tensor_list(a: &Args) -> Result<Vec<Rc<Tensor>>, Diag> {
         )
         .at(a.call));
     }
-    items
-        .into_iter()
-        .map(|(v, s)| match v {
-            Value::Tensor(t) => Ok(t),
-            other => Err(Diag::new(
-                "flx::type::argument",
-                format!("`{}` joins tensors, found {}", a.name, other.describe()),
-            )
-            .at(s)),
-        })
-        .collect()
+    if let Some((other, s)) = items.iter().find(|(v, _)| !v.is_tensor()) {
+        return Err(Diag::new(
+            "flx::type::argument",
+            format!("`{}` joins tensors, found {}", a.name, other.describe()),
+        )
+        .at(*s));
+    }
+    let values: Vec<Value> = items.into_iter().map(|(v, _)| v).collect();
+    Ok(Common::of(&values))
 }
 
-fn join(a: &Args, tensors: &[ArrayViewD<f64>], axis: usize) -> R {
+/// Tensors converted to their largest dtype.
+pub enum Common {
+    Float(Vec<Tensor>),
+    Int(Vec<crate::tensor::IntTensor>),
+    Bool(Vec<crate::tensor::BoolTensor>),
+}
+
+impl Common {
+    pub fn of(values: &[Value]) -> Common {
+        use crate::eval::dtype;
+        match values.iter().filter_map(Value::dtype).max() {
+            Some(Dtype::Bool) => Common::Bool(
+                values
+                    .iter()
+                    .map(|v| (**bool::of_tensor(v).expect("Bool tensors")).clone())
+                    .collect(),
+            ),
+            Some(Dtype::Int) => Common::Int(
+                values
+                    .iter()
+                    .map(|v| dtype::ints(v).expect("Ints").into_owned().into_shared())
+                    .collect(),
+            ),
+            _ => Common::Float(
+                values
+                    .iter()
+                    .map(|v| (*dtype::float_tensor(v).expect("tensors")).clone())
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Run `$f` (generic over `Elem`) on the tensors of a `Common`.
+macro_rules! each_common {
+    ($c:expr, $ts:ident => $body:expr) => {
+        match $c {
+            Common::Float($ts) => $body,
+            Common::Int($ts) => $body,
+            Common::Bool($ts) => $body,
+        }
+    };
+}
+
+fn join<T: Elem>(a: &Args, tensors: &[ArrayViewD<T>], axis: usize) -> R {
     let shapes: Vec<String> = tensors.iter().map(|t| shape_str(t.shape())).collect();
     if tensors.iter().any(|t| t.ndim() <= axis) {
         return Err(Diag::new(
@@ -279,7 +353,7 @@ fn join(a: &Args, tensors: &[ArrayViewD<f64>], axis: usize) -> R {
         .at(a.call));
     }
     ndarray::concatenate(Axis(axis), tensors)
-        .map(Value::tensor)
+        .map(Value::from)
         .map_err(|_| {
             Diag::new(
                 "flx::shape::concat",
@@ -292,36 +366,39 @@ fn join(a: &Args, tensors: &[ArrayViewD<f64>], axis: usize) -> R {
 
 fn concat(_: &mut Interp, a: &mut Args) -> R {
     let ts = tensor_list(a)?;
-    let views: Vec<ArrayViewD<f64>> = ts.iter().map(|t| t.view()).collect();
-    let ndim = views[0].ndim();
-    let axis = a.axis(0, ndim.max(1))?.unwrap_or(0);
-    join(a, &views, axis)
+    each_common!(&ts, ts => {
+        let views: Vec<ArrayViewD<_>> = ts.iter().map(|t| t.view()).collect();
+        let ndim = views[0].ndim();
+        let axis = a.axis(0, ndim.max(1))?.unwrap_or(0);
+        join(a, &views, axis)
+    })
 }
 
 fn stack_like(a: &mut Args, horizontal: bool) -> R {
     let ts = tensor_list(a)?;
-    let all_1d = ts.iter().all(|t| t.ndim() == 1);
-    if horizontal {
-        let views: Vec<ArrayViewD<f64>> = ts.iter().map(|t| t.view()).collect();
-        join(a, &views, if all_1d { 0 } else { 1 })
-    } else {
-        let rows: Vec<Tensor> = ts
+    each_common!(&ts, ts => {
+        let all_1d = ts.iter().all(|t| t.ndim() == 1);
+        let views: Vec<ArrayViewD<_>> = ts
             .iter()
             .map(|t| {
-                if t.ndim() == 1 {
-                    t.view().insert_axis(Axis(0)).to_owned().into()
+                if !horizontal && t.ndim() == 1 {
+                    t.view().insert_axis(Axis(0))
                 } else {
-                    (**t).clone()
+                    t.view()
                 }
             })
             .collect();
-        let views: Vec<ArrayViewD<f64>> = rows.iter().map(|t| t.view()).collect();
-        join(a, &views, 0)
-    }
+        join(a, &views, if horizontal && !all_1d { 1 } else { 0 })
+    })
 }
 
 fn reshape(_: &mut Interp, a: &mut Args) -> R {
-    let t = a.tensor(0)?;
+    let v = match &a.vals[0] {
+        v if v.is_tensor() => v.clone(),
+        _ => Value::Tensor(a.tensor(0)?),
+    };
+    let from = v.shape().expect("a tensor").to_vec();
+    let len: usize = from.iter().product();
     let items: Vec<(Value, crate::diag::Span)> = match a.rest.as_slice() {
         [(Value::Tuple(t) | Value::List(t), s)] => t.iter().map(|v| (v.clone(), *s)).collect(),
         other => other.to_vec(),
@@ -353,8 +430,8 @@ fn reshape(_: &mut Interp, a: &mut Args) -> R {
             "flx::shape::reshape",
             format!(
                 "cannot reshape {} elements (shape {}) into {:?}",
-                t.len(),
-                shape_str(t.shape()),
+                len,
+                shape_str(&from),
                 dims
             ),
         )
@@ -364,29 +441,30 @@ fn reshape(_: &mut Interp, a: &mut Args) -> R {
         return Err(bad().help("only one length may be -1"));
     }
     let shape: Vec<usize> = if inferred == 1 {
-        if known == 0 || t.len() % known != 0 {
+        if known == 0 || len % known != 0 {
             return Err(bad());
         }
         dims.iter()
-            .map(|&d| if d == -1 { t.len() / known } else { d as usize })
+            .map(|&d| if d == -1 { len / known } else { d as usize })
             .collect()
     } else {
         dims.iter().map(|&d| d as usize).collect()
     };
-    if shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) != Some(t.len()) {
+    if shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) != Some(len) {
         return Err(bad());
     }
     // A view of the same storage where the strides allow (as NumPy), else a copy.
-    let out = (*t)
+    any_tensor!(&v, t => (**t)
         .clone()
         .into_shape_clone(IxDyn(&shape))
-        .map_err(|_| bad())?;
-    Ok(Value::tensor(out))
+        .map(Elem::tensor)
+        .map_err(|_| bad()))
+    .expect("a tensor")
 }
 
 fn axis_len(a: &mut Args, axis: usize) -> R {
-    let t = a.tensor(0)?;
-    if t.ndim() <= axis {
+    let t = a.shape(0)?;
+    if t.len() <= axis {
         return Err(a.error(
             0,
             "flx::index::axis",
@@ -394,16 +472,16 @@ fn axis_len(a: &mut Args, axis: usize) -> R {
                 "`{}` needs at least {} axes, found shape {}",
                 a.name,
                 axis + 1,
-                shape_str(t.shape())
+                shape_str(&t)
             ),
         ));
     }
-    Ok(Value::Int(t.shape()[axis] as i64))
+    Ok(Value::Int(t[axis] as i64))
 }
 
 fn len(_: &mut Interp, a: &mut Args) -> R {
     Ok(Value::Int(match &a.vals[0] {
-        Value::Tensor(t) if t.ndim() >= 1 => t.shape()[0] as i64,
+        v if v.shape().is_some_and(|s| !s.is_empty()) => v.shape().expect("a tensor")[0] as i64,
         Value::List(l) | Value::Tuple(l) => l.len() as i64,
         Value::Str(s) => s.chars().count() as i64,
         Value::Record(r) => r.fields.len() as i64,
@@ -454,7 +532,45 @@ fn where_(_: &mut Interp, a: &mut Args) -> R {
     if let Value::Bool(c) = a.vals[0] {
         return Ok(a.vals[if c { 1 } else { 2 }].clone());
     }
-    let (c, x, y) = (a.tensor(0)?, a.tensor(1)?, a.tensor(2)?);
+    let c = match &a.vals[0] {
+        Value::BoolTensor(c) => c.view().into_owned(),
+        _ => a.tensor(0)?.mapv(|x| x != 0.0),
+    };
+    // The branches' common dtype, as NumPy's `where`.
+    let int = |i: usize| matches!(a.vals[i].dtype(), Some(Dtype::Int | Dtype::Bool));
+    if int(1) && int(2) && a.vals[1].dtype() != a.vals[2].dtype()
+        || int(1) && int(2) && a.vals[1].dtype() == Some(Dtype::Int)
+    {
+        let (x, y) = (
+            crate::eval::dtype::ints(&a.vals[1]).expect("Ints"),
+            crate::eval::dtype::ints(&a.vals[2]).expect("Ints"),
+        );
+        return choose(a, &c, &x, &y);
+    }
+    if a.vals[1].dtype() == Some(Dtype::Bool) && a.vals[2].dtype() == Some(Dtype::Bool) {
+        let bools = |v: &Value| match v {
+            Value::BoolTensor(t) => t.view().into_owned(),
+            Value::Bool(b) => ndarray::arr0(*b).into_dyn(),
+            _ => unreachable!("Bools"),
+        };
+        return choose(a, &c, &bools(&a.vals[1]), &bools(&a.vals[2]));
+    }
+    let (x, y) = (a.tensor(1)?, a.tensor(2)?);
+    choose(a, &c, &x, &y)
+}
+
+/// `x` where `c`, else `y`, broadcast.
+fn choose<T: Elem, S1, S2, S3>(
+    a: &Args,
+    c: &ndarray::ArrayBase<S1, IxDyn>,
+    x: &ndarray::ArrayBase<S2, IxDyn>,
+    y: &ndarray::ArrayBase<S3, IxDyn>,
+) -> R
+where
+    S1: ndarray::Data<Elem = bool>,
+    S2: ndarray::Data<Elem = T>,
+    S3: ndarray::Data<Elem = T>,
+{
     let shape = broadcast_shape(c.shape(), x.shape())
         .and_then(|s| broadcast_shape(&s, y.shape()))
         .ok_or_else(|| {
@@ -476,11 +592,11 @@ fn where_(_: &mut Interp, a: &mut Args) -> R {
         x.broadcast(d.clone()).expect("checked"),
         y.broadcast(d).expect("checked"),
     );
-    Ok(Value::tensor(
+    Ok(Value::from(
         Zip::from(&cv)
             .and(&xv)
             .and(&yv)
-            .map_collect(|&c, &x, &y| if c != 0.0 { x } else { y }),
+            .map_collect(|&c, &x, &y| if c { x } else { y }),
     ))
 }
 
@@ -494,9 +610,21 @@ fn clip(_: &mut Interp, a: &mut Args) -> R {
         )
         .at(a.call));
     }
+    let int_bound = |i: usize| matches!(a.vals[i], Value::Int(_) | Value::None);
     match &a.vals[0] {
+        // Ints clipped by Int bounds stay Ints.
+        Value::Int(x) if int_bound(1) && int_bound(2) => {
+            Ok(Value::Int((*x as f64).clamp(lo, hi) as i64))
+        }
+        Value::IntTensor(t) if int_bound(1) && int_bound(2) => {
+            let (lo, hi) = (
+                a.opt_int(1)?.unwrap_or(i64::MIN),
+                a.opt_int(2)?.unwrap_or(i64::MAX),
+            );
+            Ok(Value::from(t.mapv(|x| x.clamp(lo, hi))))
+        }
         Value::Int(_) | Value::Float(_) => Ok(Value::Float(a.f64(0)?.clamp(lo, hi))),
-        Value::Tensor(t) => Ok(Value::tensor(t.mapv(|x| x.clamp(lo, hi)))),
+        v if v.is_tensor() => Ok(Value::tensor(a.tensor(0)?.mapv(|x| x.clamp(lo, hi)))),
         _ => Err(a.expected(0, "a number or a Tensor")),
     }
 }
@@ -505,21 +633,25 @@ fn clip(_: &mut Interp, a: &mut Args) -> R {
 /// element of a tensor.
 pub fn map(a: &Args, f: Unary) -> R {
     match &a.vals[0] {
-        Value::Int(_) | Value::Float(_) => Ok(Value::Float(f.apply(a.f64(0)?))),
-        Value::Tensor(t) => Ok(Value::tensor(apply_unary(f, t))),
+        v if v.is_tensor() || matches!(v, Value::Int(_) | Value::Float(_)) => {
+            crate::eval::ops::map_unary(f, v).map_err(|d| d.at(a.call))
+        }
         _ => Err(a.expected(0, "a number or a Tensor")),
     }
 }
 
 /// `f` of every element; contiguous data goes through `apply_slice`.
-pub fn apply_unary(f: Unary, t: &Tensor) -> Tensor {
+pub fn apply_unary<S: ndarray::Data<Elem = f64>>(
+    f: Unary,
+    t: &crate::tensor::Floats<S>,
+) -> ArrayD<f64> {
     match t.as_slice() {
         Some(x) => {
             let mut out = vec![0.0; x.len()];
             f.apply_slice(x, &mut out);
-            Tensor::from_shape_vec(t.raw_dim(), out).expect("one per element")
+            ArrayD::from_shape_vec(t.raw_dim(), out).expect("one per element")
         }
-        None => t.mapv(|x| f.apply(x)).into(),
+        None => t.mapv(|x| f.apply(x)),
     }
 }
 
@@ -543,6 +675,11 @@ fn scalar_or_tensor(t: impl Into<Tensor>) -> Value {
 }
 
 fn reduction(a: &mut Args, r: Reduce) -> R {
+    if r == Reduce::Sum {
+        if let Some(v) = int_reduction(a, r)? {
+            return Ok(v);
+        }
+    }
     let t = a.tensor(0)?;
     let axis = a.axis(1, t.ndim())?;
     if t.is_empty() && !r.empty_ok() {
@@ -579,6 +716,9 @@ fn extreme(a: &mut Args, largest: bool) -> R {
                 format!("`{}` of an empty tensor", a.name),
             ));
         }
+        if let Some(v) = int_reduction(a, lane)? {
+            return Ok(v);
+        }
         return Ok(scalar_or_tensor(reduce(&t, axis, |v| lane.apply(v))));
     }
     if !a.is_none(2) {
@@ -588,23 +728,79 @@ fn extreme(a: &mut Args, largest: bool) -> R {
             format!("`{}(x, y)` is elementwise and takes no `axis:`", a.name),
         ));
     }
-    match (&a.vals[0], &a.vals[1]) {
-        (x, y) if x.is_number() && y.is_number() => {
-            Ok(Value::Float(pair.apply(a.f64(0)?, a.f64(1)?)))
-        }
-        _ => {
-            let (x, y) = (a.tensor(0)?, a.tensor(1)?);
-            let f = pair.function();
-            crate::tensor::zip_with(&x, &y, f)
-                .map(Value::tensor)
-                .map_err(|e| {
-                    Diag::new("flx::shape::broadcast", format!("`{}`: {}", a.name, e.0))
-                        .at(a.call)
-                        .with_label(a.spans[0], format!("shape {}", shape_str(x.shape())))
-                        .with_label(a.spans[1], format!("shape {}", shape_str(y.shape())))
-                })
-        }
+    let operand =
+        |v: &Value| v.is_tensor() || matches!(v, Value::Int(_) | Value::Float(_) | Value::Bool(_));
+    if !operand(&a.vals[0]) {
+        return Err(a.expected(0, "a number or a Tensor"));
     }
+    if !operand(&a.vals[1]) {
+        return Err(a.expected(1, "a number or a Tensor"));
+    }
+    // The elementwise primitive, with the operators' dtype rules (`min(3, 5)` is 3).
+    crate::eval::ops::apply_binary(pair, &a.vals[0], &a.vals[1], a.spans[0], a.spans[1])
+}
+
+/// `sum`, `max` or `min` of an Int or Bool tensor, with NumPy's dtypes: the
+/// sum of either is an Int (checked), the extremes keep the dtype. `None`
+/// for Float operands.
+fn int_reduction(a: &Args, r: Reduce) -> Result<Option<Value>, Diag> {
+    let dt = a.vals[0].dtype();
+    if !matches!(dt, Some(Dtype::Int | Dtype::Bool)) || !a.vals[0].is_tensor() {
+        return Ok(None);
+    }
+    let x = crate::eval::dtype::ints(&a.vals[0]).expect("Ints");
+    let axis = a.axis(if r == Reduce::Sum { 1 } else { 2 }, x.ndim())?;
+    if x.is_empty() && r != Reduce::Sum {
+        return Err(a.error(
+            0,
+            "flx::value::empty",
+            format!("`{}` of an empty tensor", a.name),
+        ));
+    }
+    let lane = |v: ndarray::ArrayViewD<i64>| -> Option<i64> {
+        match r {
+            Reduce::Sum => v.iter().try_fold(0i64, |s, &x| s.checked_add(x)),
+            Reduce::Max => v.iter().copied().max(),
+            _ => v.iter().copied().min(),
+        }
+    };
+    let overflow = || {
+        Diag::new(
+            "flx::math::overflow",
+            format!("integer overflow in `{}`", a.name),
+        )
+        .at(a.call)
+        .help("Int is 64-bit; sum Floats with `sum(float(x))`")
+    };
+    let keep_bool = dt == Some(Dtype::Bool) && r != Reduce::Sum;
+    let out = match axis {
+        None => {
+            let v = lane(x.view()).ok_or_else(overflow)?;
+            return Ok(Some(if keep_bool {
+                Value::Bool(v != 0)
+            } else {
+                Value::Int(v)
+            }));
+        }
+        Some(ax) => {
+            let mut bad = false;
+            let out = x.map_axis(Axis(ax), |l| {
+                lane(l.into_dyn()).unwrap_or_else(|| {
+                    bad = true;
+                    0
+                })
+            });
+            if bad {
+                return Err(overflow());
+            }
+            out
+        }
+    };
+    Ok(Some(if keep_bool {
+        Value::from(out.mapv(|v| v != 0))
+    } else {
+        Value::from(out)
+    }))
 }
 
 fn arg_extreme(a: &mut Args, largest: bool) -> R {
@@ -622,18 +818,18 @@ fn arg_extreme(a: &mut Args, largest: bool) -> R {
         let mut bv = f64::NAN;
         for (i, &x) in v.iter().enumerate() {
             if x.is_nan() {
-                return i as f64;
+                return i as i64;
             }
             if i == 0 || (largest && x > bv) || (!largest && x < bv) {
                 bi = i;
                 bv = x;
             }
         }
-        bi as f64
+        bi as i64
     };
     match axis {
-        None => Ok(Value::Int(best(t.view()) as i64)),
-        Some(ax) => Ok(Value::tensor(
+        None => Ok(Value::Int(best(t.view()))),
+        Some(ax) => Ok(Value::from(
             t.map_axis(Axis(ax), |lane| best(lane.into_dyn())),
         )),
     }
@@ -646,18 +842,15 @@ fn truth(a: &mut Args, any: bool) -> R {
     let t = a.tensor(0)?;
     let axis = a.axis(1, t.ndim())?;
     let f = |v: ArrayViewD<f64>| {
-        let r = if any {
+        if any {
             v.iter().any(|&x| x != 0.0)
         } else {
             v.iter().all(|&x| x != 0.0)
-        };
-        r as i64 as f64
+        }
     };
     match axis {
-        None => Ok(Value::Bool(f(t.view()) != 0.0)),
-        Some(ax) => Ok(Value::tensor(
-            t.map_axis(Axis(ax), |lane| f(lane.into_dyn())),
-        )),
+        None => Ok(Value::Bool(f(t.view()))),
+        Some(ax) => Ok(Value::from(t.map_axis(Axis(ax), |lane| f(lane.into_dyn())))),
     }
 }
 
@@ -677,7 +870,7 @@ fn argsort(_: &mut Interp, a: &mut Args) -> R {
     idx.sort_by(|&i, &j| t[i].total_cmp(&t[j]).then(i.cmp(&j)));
     // total_cmp puts -nan first; NumPy puts every nan last.
     idx.sort_by_key(|&i| t[i].is_nan());
-    Ok(Value::tensor(
-        Array1::from_iter(idx.into_iter().map(|i| i as f64)).into_dyn(),
-    ))
+    Ok(Value::from(Array1::from_iter(
+        idx.into_iter().map(|i| i as i64),
+    )))
 }
