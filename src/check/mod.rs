@@ -497,6 +497,10 @@ impl<'a> Resolver<'a, '_> {
             name.slot.set(Slot::Builtin(i));
             return Some(Callee::Builtin(i));
         }
+        if let Some(k) = CONSTANTS.iter().position(|(c, _)| *c == &*ident.name) {
+            name.slot.set(Slot::Constant(k as u8));
+            return Some(Callee::Unknown);
+        }
         let mut d = Diag::new(
             "flx::name::unknown",
             format!("unknown name `{}`", ident.name),

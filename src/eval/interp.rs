@@ -319,6 +319,7 @@ impl Interp {
                 .cloned()
                 .unwrap_or(Value::Undefined),
             Slot::Builtin(b) => Value::Builtin(b),
+            Slot::Constant(k) => Value::Float(CONSTANTS[k as usize].1),
             Slot::Unresolved => {
                 return Err(
                     Diag::new("flx::internal", format!("`{}` was not resolved", name.name))
@@ -345,7 +346,7 @@ impl Interp {
                 self.stack[self.base + i as usize] = Value::Cell(Rc::new(RefCell::new(v)))
             }
             Slot::Global(g) => self.globals[g as usize] = v,
-            Slot::Capture(_) | Slot::Builtin(_) | Slot::Unresolved => {}
+            Slot::Capture(_) | Slot::Builtin(_) | Slot::Constant(_) | Slot::Unresolved => {}
         }
     }
 
@@ -364,7 +365,7 @@ impl Interp {
                 }
             }
             Slot::Global(g) => self.globals[g as usize] = v,
-            Slot::Builtin(_) | Slot::Unresolved => {}
+            Slot::Builtin(_) | Slot::Constant(_) | Slot::Unresolved => {}
         }
     }
 
@@ -385,7 +386,7 @@ impl Interp {
                 }
                 None => Value::Undefined,
             },
-            Slot::Builtin(_) | Slot::Unresolved => Value::Undefined,
+            Slot::Builtin(_) | Slot::Constant(_) | Slot::Unresolved => Value::Undefined,
         }
     }
 

@@ -355,7 +355,42 @@ pub fn call_builtin(
                 Op::Select(v[0], v[1], Rc::new(mask.into()))
             });
         }
-        "concat" | "hstack" | "vstack" | "diag" => return track_moves(&pos, run),
+        "concat" | "hstack" | "vstack" | "diag" | "stack" => return track_moves(&pos, run),
+        // One tensor moved; the other arguments say how.
+        "squeeze" | "expand_dims" | "tile" | "repeat" | "flip" | "roll" | "tril" | "triu"
+            if only_first =>
+        {
+            let rest = primals[1..].to_vec();
+            return track_moves(&pos[..1], |first| {
+                run(first.into_iter().chain(rest.iter().cloned()).collect())
+            });
+        }
+        "softmax" | "log_softmax" if only_first => {
+            // x - logsumexp(x) along the axis, through the differentiable builtins.
+            let args = bind(primals.clone())?;
+            let x = &pos[0];
+            let n = ndim(&primals[0].0);
+            if n == 0 {
+                return run(primals);
+            }
+            let axis = args.axis(1, n)?.unwrap_or(n - 1);
+            let mut kept: Vec<Value> = match &primals[0].0 {
+                Value::Tensor(t) => t.shape().iter().map(|&d| Value::Int(d as i64)).collect(),
+                _ => unreachable!("a tensor"),
+            };
+            kept[axis] = Value::Int(1);
+            let by_name = |name: &str| super::builtins::STATIC.lookup(name).expect("a builtin");
+            let axis_arg = vec![(Rc::from("axis"), Value::Int(axis as i64), span)];
+            let lse = call_builtin(interp, by_name("logsumexp"), vec![x.clone()], axis_arg, span)?;
+            let shape = (Value::Tuple(Rc::new(kept)), span);
+            let lse = call_builtin(interp, by_name("reshape"), vec![(lse, span), shape], vec![], span)?;
+            let out = binary(BinOp::Sub, x.0.clone(), lse, x.1, span)?;
+            return if b.name == "log_softmax" {
+                Ok(out)
+            } else {
+                call_builtin(interp, by_name("exp"), vec![(out, span)], vec![], span)
+            };
+        }
         _ => {}
     }
     let at = pos

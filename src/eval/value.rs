@@ -221,7 +221,7 @@ impl Value {
 }
 
 /// An element type of tensors: how its tensors and numbers are values.
-pub trait Elem: Copy + PartialEq + std::fmt::Debug + Send + Sync + 'static {
+pub trait Elem: Copy + PartialOrd + std::fmt::Debug + Send + Sync + 'static {
     const DTYPE: Dtype;
     fn tensor(t: ArcArray<Self, IxDyn>) -> Value;
     fn scalar(self) -> Value;
@@ -231,6 +231,8 @@ pub trait Elem: Copy + PartialEq + std::fmt::Debug + Send + Sync + 'static {
     fn of_tensor(v: &Value) -> Option<&Rc<ArcArray<Self, IxDyn>>>;
     /// A number of this dtype.
     fn of_scalar(v: &Value) -> Option<Self>;
+    /// 0, or false.
+    fn zero() -> Self;
 }
 
 impl Elem for f64 {
@@ -255,6 +257,9 @@ impl Elem for f64 {
             Value::Float(x) => Some(*x),
             _ => None,
         }
+    }
+    fn zero() -> f64 {
+        0.0
     }
 }
 
@@ -281,6 +286,9 @@ impl Elem for i64 {
             _ => None,
         }
     }
+    fn zero() -> i64 {
+        0
+    }
 }
 
 impl Elem for bool {
@@ -305,6 +313,9 @@ impl Elem for bool {
             Value::Bool(x) => Some(*x),
             _ => None,
         }
+    }
+    fn zero() -> bool {
+        false
     }
 }
 

@@ -366,6 +366,10 @@ impl<'a, 'b> Fx<'a, 'b> {
                     let (v, ty) = self.read(s)?;
                     Out::Val(v, ty)
                 }
+                Slot::Constant(k) => Out::Val(
+                    self.b.ins().f64const(crate::syntax::ast::CONSTANTS[k as usize].1),
+                    Ty::Float,
+                ),
                 _ => return Err("non-local name"),
             },
             ExprKind::Unary(op, x) => {

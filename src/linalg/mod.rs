@@ -448,6 +448,14 @@ pub fn eigh(a: ArrayView2<f64>) -> Result<(Array1<f64>, Array2<f64>), LinalgErro
     Ok((values, to_array(evd.U())))
 }
 
+/// Thin QR: `A = Q R` with Q (m × min(m, n)) orthonormal columns and R upper triangular.
+pub fn qr(a: ArrayView2<f64>) -> (Array2<f64>, Array2<f64>) {
+    let f = view(&a).qr();
+    let (q, r) = (f.compute_thin_Q(), f.thin_R().to_owned());
+    clean_avx_state();
+    (to_array(q.as_ref()), to_array(r.as_ref()))
+}
+
 /// `(U, S, Vt)` of a thin SVD.
 pub type SvdFactors = (Array2<f64>, Array1<f64>, Array2<f64>);
 

@@ -33,7 +33,16 @@ pub enum Slot {
     Global(u32),
     /// A builtin function, by index into the builtin table.
     Builtin(u32),
+    /// A named constant, by index into `CONSTANTS`.
+    Constant(u8),
 }
+
+/// The names that stand for numbers unless a program binds them itself.
+pub const CONSTANTS: [(&str, f64); 3] = [
+    ("nan", f64::NAN),
+    ("inf", f64::INFINITY),
+    ("pi", std::f64::consts::PI),
+];
 
 #[derive(Debug)]
 pub struct Name {

@@ -16,6 +16,7 @@ macro_rules! builtin {
     };
 }
 
+mod arrays;
 mod autodiff;
 mod io;
 pub mod kernels;
@@ -47,6 +48,7 @@ pub struct Builtin {
 pub static TABLE: LazyLock<Vec<&'static Builtin>> = LazyLock::new(|| {
     tensor::BUILTINS
         .iter()
+        .chain(arrays::BUILTINS)
         .chain(linalg::BUILTINS)
         .chain(kernels::BUILTINS)
         .chain(metrics::BUILTINS)
@@ -377,6 +379,7 @@ pub fn reference_markdown() -> String {
     );
     for (title, table) in [
         ("Tensors", tensor::BUILTINS),
+        ("Arrays", arrays::BUILTINS),
         ("Linear algebra", linalg::BUILTINS),
         ("Kernels", kernels::BUILTINS),
         ("Metrics", metrics::BUILTINS),
