@@ -278,12 +278,16 @@ impl Session {
         &mut self,
         overrides: &[String],
     ) -> Result<Vec<(Rc<str>, Value)>, String> {
-        let params: Vec<String> = match self.main_proc() {
+        // Each parameter with its default's value, where that is a literal.
+        let (params, defaults): (Vec<String>, Vec<Option<Value>>) = match self.main_proc() {
             Some((def, _)) => def
                 .params
                 .iter()
-                .map(|p| p.name.ident.name.to_string())
-                .collect(),
+                .map(|p| {
+                    let default = p.default.as_ref().and_then(literal_value);
+                    (p.name.ident.name.to_string(), default)
+                })
+                .unzip(),
             None if overrides.is_empty() => return Ok(Vec::new()),
             None => {
                 return Err(
@@ -296,18 +300,20 @@ impl Session {
             let Some((name, text)) = o.split_once('=') else {
                 return Err(format!("override `{o}` is not of the form name=value"));
             };
-            if !params.iter().any(|p| p == name) {
+            let Some(at) = params.iter().position(|p| p == name) else {
                 let hint = did_you_mean(name, params.iter().map(String::as_str))
                     .map_or(String::new(), |m| format!("; {m}"));
                 return Err(format!(
                     "`main` has no parameter `{name}` (its parameters: {}){hint}",
                     params.join(", ")
                 ));
-            }
-            out.push((
-                Rc::from(name),
-                parse_literal(text).map_err(|e| format!("override `{name}`: {e}"))?,
-            ));
+            };
+            let v = parse_literal(text).map_err(|e| format!("override `{name}`: {e}"))?;
+            let v = match &defaults[at] {
+                Some(d) => typed_override(name, text, v, d)?,
+                None => v,
+            };
+            out.push((Rc::from(name), v));
         }
         Ok(out)
     }
@@ -390,41 +396,45 @@ fn script_dir(path: &Path) -> PathBuf {
 
 /// A command-line value: an flx literal (number, string, bool, none, or a
 /// list/tuple of them); a bare word is taken as a string.
-pub fn parse_literal(text: &str) -> Result<Value, String> {
-    fn lit(e: &syntax::ast::Expr) -> Option<Value> {
-        Some(match &e.kind {
-            ExprKind::Int(i) => Value::Int(*i),
-            ExprKind::Float(f) => Value::Float(*f),
-            ExprKind::Bool(b) => Value::Bool(*b),
-            ExprKind::None => Value::None,
-            ExprKind::Str(parts) => match parts.as_slice() {
-                [syntax::ast::StrPart::Text(t)] => Value::str(t),
-                _ => return None,
-            },
-            ExprKind::Unary(syntax::ast::UnOp::Neg, x) => match lit(x)? {
-                Value::Int(i) => Value::Int(i.checked_neg()?),
-                Value::Float(f) => Value::Float(-f),
-                _ => return None,
-            },
-            ExprKind::Tuple(items) => {
-                Value::Tuple(Rc::new(items.iter().map(lit).collect::<Option<Vec<_>>>()?))
-            }
-            ExprKind::List(items) => {
-                let vals: Vec<(Value, diag::Span)> = items
-                    .iter()
-                    .map(|i| lit(i).map(|v| (v, i.span)))
-                    .collect::<Option<Vec<_>>>()?;
-                eval::ops::list_literal(vals, e.span).ok()?
-            }
-            _ => return None,
-        })
+/// An override's value as the type of the parameter's default `d`: an Int
+/// takes only Ints, a Float also Ints (as Floats), a Str any word, a Bool
+/// `true` or `false`; a default of none or another kind takes anything.
+fn typed_override(name: &str, text: &str, v: Value, d: &Value) -> Result<Value, String> {
+    let fits = match (d, &v) {
+        (Value::Int(_), Value::Int(_))
+        | (Value::Float(_), Value::Float(_))
+        | (Value::Bool(_), Value::Bool(_))
+        | (Value::Str(_), Value::Str(_)) => true,
+        (Value::Float(_), Value::Int(i)) => return Ok(Value::Float(*i as f64)),
+        (Value::Str(_), _) => return Ok(Value::str(text)),
+        (Value::Int(_) | Value::Float(_) | Value::Bool(_), _) => false,
+        _ => true,
+    };
+    if fits {
+        return Ok(v);
     }
+    let shown = eval::format::repr(d);
+    Err(format!(
+        "override `{name}`: `main`'s `{name}` is {} (its default is {shown}), but `{text}` is {}",
+        article(d.kind()),
+        article(v.kind())
+    ))
+}
+
+fn article(kind: &str) -> String {
+    match kind.chars().next() {
+        Some('I') => format!("an {kind}"),
+        _ => format!("a {kind}"),
+    }
+}
+
+pub fn parse_literal(text: &str) -> Result<Value, String> {
     if let Ok(m) = syntax::parse_module(text, 0) {
         if let [e] = m.stmts.as_slice() {
             if let ExprKind::Name(n) = &e.kind {
                 return Ok(Value::str(&n.ident.name));
             }
-            if let Some(v) = lit(e) {
+            if let Some(v) = literal_value(e) {
                 return Ok(v);
             }
         }
@@ -439,4 +449,38 @@ pub fn parse_literal(text: &str) -> Result<Value, String> {
     Err(format!(
         "`{text}` is not a literal (a number, a \"string\", true/false, none, or a list of them)"
     ))
+}
+
+/// The value of a literal expression (a number, string, Bool, none, or a
+/// tuple or list of them), as an override or a default is written.
+fn literal_value(e: &syntax::ast::Expr) -> Option<Value> {
+    Some(match &e.kind {
+        ExprKind::Int(i) => Value::Int(*i),
+        ExprKind::Float(f) => Value::Float(*f),
+        ExprKind::Bool(b) => Value::Bool(*b),
+        ExprKind::None => Value::None,
+        ExprKind::Str(parts) => match parts.as_slice() {
+            [syntax::ast::StrPart::Text(t)] => Value::str(t),
+            _ => return None,
+        },
+        ExprKind::Unary(syntax::ast::UnOp::Neg, x) => match literal_value(x)? {
+            Value::Int(i) => Value::Int(i.checked_neg()?),
+            Value::Float(f) => Value::Float(-f),
+            _ => return None,
+        },
+        ExprKind::Tuple(items) => Value::Tuple(Rc::new(
+            items
+                .iter()
+                .map(literal_value)
+                .collect::<Option<Vec<_>>>()?,
+        )),
+        ExprKind::List(items) => {
+            let vals: Vec<(Value, diag::Span)> = items
+                .iter()
+                .map(|i| literal_value(i).map(|v| (v, i.span)))
+                .collect::<Option<Vec<_>>>()?;
+            eval::ops::list_literal(vals, e.span).ok()?
+        }
+        _ => return None,
+    })
 }

@@ -227,14 +227,15 @@ fn sweep(
             return 2;
         }
     };
-    // The parameter names, checked against `main` before anything runs.
-    let first: Vec<String> = axes
-        .iter()
-        .map(|a| format!("{}={}", a.name, a.values[0]))
-        .collect();
-    if let Err(msg) = session.parse_overrides(&first) {
-        eprintln!("error: {msg}");
-        return 2;
+    // Every value of every axis, checked against `main`'s parameters and
+    // their types before anything runs.
+    for axis in &axes {
+        for v in &axis.values {
+            if let Err(msg) = session.parse_overrides(&[format!("{}={v}", axis.name)]) {
+                eprintln!("error: {msg}");
+                return 2;
+            }
+        }
     }
     let runs = sweep::grid(&axes);
     let cores = flx::default_threads();

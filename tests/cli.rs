@@ -1,4 +1,4 @@
-//! The `flx` binary end to end: exit codes, `flx check`, overrides, threads, `--no-jit`,
+//! The `flx` binary end to end: exit codes, `flx check`, overrides and their types, threads, `--no-jit`,
 //! `flx highlight`.
 
 use std::process::{Command, Output};
@@ -64,6 +64,40 @@ fn usage_errors_exit_2() {
     let malformed = flx(&["run", "tests/scripts/core/proc_main.flx", "iters"]);
     assert_eq!(malformed.status.code(), Some(2));
     assert_eq!(flx(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn overrides_are_checked_against_the_type_of_each_default() {
+    let script = "tests/cli/typed_main.flx";
+    for (arg, words) in [
+        ("n=2.5", ["`n` is an Int", "`2.5` is a Float"]),
+        ("n=abc", ["`n` is an Int", "`abc` is a Str"]),
+        ("lr=x", ["`lr` is a Float", "`x` is a Str"]),
+        ("fast=1", ["`fast` is a Bool", "`1` is an Int"]),
+    ] {
+        let out = flx(&["run", script, arg]);
+        assert_eq!(out.status.code(), Some(2), "{arg}");
+        let err = text(&out.stderr);
+        assert!(words.iter().all(|w| err.contains(w)), "{arg}: {err}");
+        assert!(out.stdout.is_empty(), "{arg}: nothing runs");
+    }
+    // A Float takes an Int, a Str a bare word or a number, none anything.
+    let out = flx(&["run", script, "lr=3", "name=7", "extra=2.5", "n=-4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "-4 3.0 7 false 2.5\n");
+    // A sweep checks every value of every axis before it starts.
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let out_dir = dir.path().join("sweep");
+    let sweep = flx(&[
+        "sweep",
+        script,
+        "n=1,2.5",
+        "--out",
+        out_dir.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(sweep.status.code(), Some(2));
+    assert!(text(&sweep.stderr).contains("`2.5` is a Float"));
+    assert!(!out_dir.exists(), "nothing ran");
 }
 
 #[test]

@@ -381,9 +381,21 @@ pub fn call_builtin(
             kept[axis] = Value::Int(1);
             let by_name = |name: &str| super::builtins::STATIC.lookup(name).expect("a builtin");
             let axis_arg = vec![(Rc::from("axis"), Value::Int(axis as i64), span)];
-            let lse = call_builtin(interp, by_name("logsumexp"), vec![x.clone()], axis_arg, span)?;
+            let lse = call_builtin(
+                interp,
+                by_name("logsumexp"),
+                vec![x.clone()],
+                axis_arg,
+                span,
+            )?;
             let shape = (Value::Tuple(Rc::new(kept)), span);
-            let lse = call_builtin(interp, by_name("reshape"), vec![(lse, span), shape], vec![], span)?;
+            let lse = call_builtin(
+                interp,
+                by_name("reshape"),
+                vec![(lse, span), shape],
+                vec![],
+                span,
+            )?;
             let out = binary(BinOp::Sub, x.0.clone(), lse, x.1, span)?;
             return if b.name == "log_softmax" {
                 Ok(out)

@@ -367,7 +367,9 @@ impl<'a, 'b> Fx<'a, 'b> {
                     Out::Val(v, ty)
                 }
                 Slot::Constant(k) => Out::Val(
-                    self.b.ins().f64const(crate::syntax::ast::CONSTANTS[k as usize].1),
+                    self.b
+                        .ins()
+                        .f64const(crate::syntax::ast::CONSTANTS[k as usize].1),
                     Ty::Float,
                 ),
                 _ => return Err("non-local name"),

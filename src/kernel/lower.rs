@@ -211,7 +211,9 @@ impl Lower<'_> {
                 )),
             ),
             Slot::Builtin(_) => self.refuse(n.ident.span, "a function used as a value"),
-            Slot::Constant(k) => self.graph.constant(crate::syntax::ast::CONSTANTS[k as usize].1),
+            Slot::Constant(k) => self
+                .graph
+                .constant(crate::syntax::ast::CONSTANTS[k as usize].1),
         }
     }
 

@@ -77,20 +77,24 @@ fn stack(_: &mut Interp, a: &mut Args) -> R {
         other => other.iter().map(|(v, _)| v.clone()).collect(),
     };
     if items.is_empty() || items.iter().any(|v| !v.is_tensor()) {
-        return Err(Diag::new("flx::type::argument", "`stack` needs one or more tensors").at(a.call));
+        return Err(
+            Diag::new("flx::type::argument", "`stack` needs one or more tensors").at(a.call),
+        );
     }
     let ndim = items[0].shape().expect("a tensor").len();
     let axis = axis_in(a, 0, ndim + 1)?;
     fn join<T: Elem>(a: &Args, ts: &[ArcArray<T, IxDyn>], axis: usize) -> R {
         let views: Vec<ArrayViewD<T>> = ts.iter().map(|t| t.view()).collect();
-        ndarray::stack(Axis(axis), &views).map(Value::from).map_err(|_| {
-            let shapes: Vec<String> = ts.iter().map(|t| shape_str(t.shape())).collect();
-            Diag::new(
-                "flx::shape::stack",
-                format!("`stack` needs equal shapes, found {}", shapes.join(", ")),
-            )
-            .at(a.call)
-        })
+        ndarray::stack(Axis(axis), &views)
+            .map(Value::from)
+            .map_err(|_| {
+                let shapes: Vec<String> = ts.iter().map(|t| shape_str(t.shape())).collect();
+                Diag::new(
+                    "flx::shape::stack",
+                    format!("`stack` needs equal shapes, found {}", shapes.join(", ")),
+                )
+                .at(a.call)
+            })
     }
     match Common::of(&items) {
         Common::Float(ts) => join(a, &ts, axis),
@@ -107,7 +111,11 @@ fn squeeze(_: &mut Interp, a: &mut Args) -> R {
             return Err(a.error(
                 1,
                 "flx::shape::squeeze",
-                format!("axis {k} of shape {} has length {}, not 1", shape_str(&shape), shape.get(k).copied().unwrap_or(0)),
+                format!(
+                    "axis {k} of shape {} has length {}, not 1",
+                    shape_str(&shape),
+                    shape.get(k).copied().unwrap_or(0)
+                ),
             ))
         }
         k => k,
@@ -154,7 +162,11 @@ fn tile(_: &mut Interp, a: &mut Args) -> R {
     let shape = v.shape().expect("a tensor").to_vec();
     // As NumPy: the shorter of shape and reps is padded with leading 1s.
     let n = shape.len().max(reps.len());
-    let pad = |s: &[usize]| -> Vec<usize> { std::iter::repeat_n(1, n - s.len()).chain(s.iter().copied()).collect() };
+    let pad = |s: &[usize]| -> Vec<usize> {
+        std::iter::repeat_n(1, n - s.len())
+            .chain(s.iter().copied())
+            .collect()
+    };
     let (shape, reps) = (pad(&shape), pad(&reps));
     let out: Vec<usize> = shape.iter().zip(&reps).map(|(s, r)| s * r).collect();
     check_size(&out, a.call)?;
@@ -301,20 +313,33 @@ fn nonzero(_: &mut Interp, a: &mut Args) -> R {
     let ndim = v.shape().expect("a tensor").len();
     Ok(match ndim {
         1 => Value::from(Array1::from_iter(hits.iter().map(|i| i[0] as i64))),
-        _ => Value::from(Array2::from_shape_fn((hits.len(), ndim), |(r, c)| hits[r][c] as i64)),
+        _ => Value::from(Array2::from_shape_fn((hits.len(), ndim), |(r, c)| {
+            hits[r][c] as i64
+        })),
     })
 }
 
 /// A running or whole reduction's lanes: the flattened tensor, or each lane along `axis`.
-fn lanes_of<T: Copy>(t: &ArcArray<T, IxDyn>, axis: Option<usize>) -> (Vec<Vec<T>>, Vec<usize>, Option<usize>) {
+fn lanes_of<T: Copy>(
+    t: &ArcArray<T, IxDyn>,
+    axis: Option<usize>,
+) -> (Vec<Vec<T>>, Vec<usize>, Option<usize>) {
     match axis {
         None => (vec![t.iter().copied().collect()], vec![t.len()], None),
         Some(k) => {
             let mut order: Vec<usize> = (0..t.ndim()).filter(|&d| d != k).collect();
             order.push(k);
             let moved = t.view().permuted_axes(order.clone());
-            let lanes = moved.lanes(Axis(t.ndim() - 1)).into_iter().map(|l| l.iter().copied().collect()).collect();
-            (lanes, order.iter().map(|&d| t.shape()[d]).collect(), Some(k))
+            let lanes = moved
+                .lanes(Axis(t.ndim() - 1))
+                .into_iter()
+                .map(|l| l.iter().copied().collect())
+                .collect();
+            (
+                lanes,
+                order.iter().map(|&d| t.shape()[d]).collect(),
+                Some(k),
+            )
         }
     }
 }
@@ -330,15 +355,23 @@ fn from_lanes<T: Elem>(lanes: Vec<Vec<T>>, moved_shape: Vec<usize>, axis: Option
             let n = moved_shape.len();
             let mut inverse: Vec<usize> = (0..n - 1).collect();
             inverse.insert(k, n - 1);
-            Value::from(moved.permuted_axes(inverse).as_standard_layout().into_owned())
+            Value::from(
+                moved
+                    .permuted_axes(inverse)
+                    .as_standard_layout()
+                    .into_owned(),
+            )
         }
     }
 }
 
 fn overflow(a: &Args) -> Diag {
-    Diag::new("flx::math::overflow", format!("integer overflow in `{}`", a.name))
-        .at(a.call)
-        .help("Int is 64-bit; convert with `float(x)`")
+    Diag::new(
+        "flx::math::overflow",
+        format!("integer overflow in `{}`", a.name),
+    )
+    .at(a.call)
+    .help("Int is 64-bit; convert with `float(x)`")
 }
 
 fn cumulative(a: &mut Args, product: bool) -> R {
@@ -350,7 +383,12 @@ fn cumulative(a: &mut Args, product: bool) -> R {
         for lane in &mut lanes {
             let mut acc: i64 = if product { 1 } else { 0 };
             for x in lane.iter_mut() {
-                acc = if product { acc.checked_mul(*x) } else { acc.checked_add(*x) }.ok_or_else(|| overflow(a))?;
+                acc = if product {
+                    acc.checked_mul(*x)
+                } else {
+                    acc.checked_add(*x)
+                }
+                .ok_or_else(|| overflow(a))?;
                 *x = acc;
             }
         }
@@ -372,7 +410,9 @@ fn prod(_: &mut Interp, a: &mut Args) -> R {
     let v = any(a, 0)?;
     let axis = a.axis(1, v.shape().expect("a tensor").len().max(1))?;
     let whole = |x: Value| match (axis, x) {
-        (None, x) => any_tensor!(&x, t => t.iter().next().expect("one element").scalar()).expect("a tensor"),
+        (None, x) => {
+            any_tensor!(&x, t => t.iter().next().expect("one element").scalar()).expect("a tensor")
+        }
         (_, x) => x,
     };
     if matches!(v.dtype(), Some(Dtype::Int | Dtype::Bool)) {
@@ -380,21 +420,32 @@ fn prod(_: &mut Interp, a: &mut Args) -> R {
         let (lanes, mut shape, ax) = lanes_of(&t, axis);
         let out = lanes
             .iter()
-            .map(|l| l.iter().try_fold(1i64, |p, &x| p.checked_mul(x)).ok_or_else(|| overflow(a)))
+            .map(|l| {
+                l.iter()
+                    .try_fold(1i64, |p, &x| p.checked_mul(x))
+                    .ok_or_else(|| overflow(a))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         *shape.last_mut().expect("an axis") = 1;
-        return Ok(whole(squeeze_last(from_lanes(out.into_iter().map(|x| vec![x]).collect(), shape, ax), ax)));
+        return Ok(whole(squeeze_last(
+            from_lanes(out.into_iter().map(|x| vec![x]).collect(), shape, ax),
+            ax,
+        )));
     }
     let t = (*a.tensor(0)?).clone();
     let (lanes, mut shape, ax) = lanes_of(&t, axis);
     let out: Vec<f64> = lanes.iter().map(|l| l.iter().product()).collect();
     *shape.last_mut().expect("an axis") = 1;
-    Ok(whole(squeeze_last(from_lanes(out.into_iter().map(|x| vec![x]).collect(), shape, ax), ax)))
+    Ok(whole(squeeze_last(
+        from_lanes(out.into_iter().map(|x| vec![x]).collect(), shape, ax),
+        ax,
+    )))
 }
 
 /// A reduced lane's axis (of length 1) removed.
 fn squeeze_last(v: Value, axis: Option<usize>) -> Value {
-    any_tensor!(&v, t => Elem::tensor((**t).clone().index_axis_move(Axis(axis.unwrap_or(0)), 0))).expect("a tensor")
+    any_tensor!(&v, t => Elem::tensor((**t).clone().index_axis_move(Axis(axis.unwrap_or(0)), 0)))
+        .expect("a tensor")
 }
 
 fn classify(a: &mut Args, test: fn(f64) -> bool) -> R {
@@ -423,7 +474,12 @@ fn softmax(a: &mut Args, log: bool) -> R {
 }
 
 /// The generator a `seed:` argument asks for, or the session's.
-fn rng_of<'a>(interp: &'a mut Interp, a: &Args, i: usize, local: &'a mut Option<ChaCha8Rng>) -> Result<&'a mut ChaCha8Rng, Diag> {
+fn rng_of<'a>(
+    interp: &'a mut Interp,
+    a: &Args,
+    i: usize,
+    local: &'a mut Option<ChaCha8Rng>,
+) -> Result<&'a mut ChaCha8Rng, Diag> {
     Ok(match a.opt_int(i)? {
         Some(seed) => local.insert(ChaCha8Rng::seed_from_u64(seed as u64)),
         None => &mut interp.run.rng,
@@ -433,13 +489,23 @@ fn rng_of<'a>(interp: &'a mut Interp, a: &Args, i: usize, local: &'a mut Option<
 fn randint(interp: &mut Interp, a: &mut Args) -> R {
     let (lo, hi) = (a.int(0)?, a.int(1)?);
     if lo >= hi {
-        return Err(a.error(1, "flx::value::range", format!("`randint` needs lo < hi, found {lo} and {hi}")));
+        return Err(a.error(
+            1,
+            "flx::value::range",
+            format!("`randint` needs lo < hi, found {lo} and {hi}"),
+        ));
     }
     let mut shape = Vec::new();
     for (v, s) in &a.rest {
         match v {
             Value::Int(n) if *n >= 0 => shape.push(*n as usize),
-            other => return Err(Diag::new("flx::type::argument", format!("a shape is made of Ints, found {}", other.describe())).at(*s)),
+            other => {
+                return Err(Diag::new(
+                    "flx::type::argument",
+                    format!("a shape is made of Ints, found {}", other.describe()),
+                )
+                .at(*s))
+            }
         }
     }
     check_size(&shape, a.call)?;
@@ -447,7 +513,9 @@ fn randint(interp: &mut Interp, a: &mut Args) -> R {
     let rng = rng_of(interp, a, 2, &mut local)?;
     let n: usize = shape.iter().product();
     let data: Vec<i64> = (0..n).map(|_| rng.random_range(lo..hi)).collect();
-    Ok(Value::from(ArrayD::from_shape_vec(IxDyn(&shape), data).expect("one per element")))
+    Ok(Value::from(
+        ArrayD::from_shape_vec(IxDyn(&shape), data).expect("one per element"),
+    ))
 }
 
 fn permutation(interp: &mut Interp, a: &mut Args) -> R {
@@ -457,7 +525,10 @@ fn permutation(interp: &mut Interp, a: &mut Args) -> R {
         _ => return Err(a.expected(0, "an Int or a tensor")),
     };
     let n = match &rows {
-        Some(v) => v.shape().and_then(|s| s.first().copied()).ok_or_else(|| a.expected(0, "a tensor with rows"))?,
+        Some(v) => v
+            .shape()
+            .and_then(|s| s.first().copied())
+            .ok_or_else(|| a.expected(0, "a tensor with rows"))?,
         None => a.count(0)?,
     };
     check_size(&[n], a.call)?;
@@ -481,7 +552,13 @@ fn choice(interp: &mut Interp, a: &mut Args) -> R {
     let k = a.count(1)?;
     let replace = a.bool(2)?;
     if !replace && k > n {
-        return Err(a.error(1, "flx::value::choice", format!("cannot draw {k} of {n} without replacement")).help("pass `replace: true`"));
+        return Err(a
+            .error(
+                1,
+                "flx::value::choice",
+                format!("cannot draw {k} of {n} without replacement"),
+            )
+            .help("pass `replace: true`"));
     }
     if replace && n == 0 && k > 0 {
         return Err(a.error(0, "flx::value::empty", "`choice` from nothing"));
@@ -521,10 +598,18 @@ fn quantile_of(a: &mut Args, fixed: Option<f64>) -> R {
         None => (a.f64(1)?, 2),
     };
     if !(0.0..=1.0).contains(&q) {
-        return Err(a.error(1, "flx::value::quantile", format!("a quantile is in [0, 1], found {q}")));
+        return Err(a.error(
+            1,
+            "flx::value::quantile",
+            format!("a quantile is in [0, 1], found {q}"),
+        ));
     }
     if t.is_empty() {
-        return Err(a.error(0, "flx::value::empty", format!("`{}` of an empty tensor", a.name)));
+        return Err(a.error(
+            0,
+            "flx::value::empty",
+            format!("`{}` of an empty tensor", a.name),
+        ));
     }
     let axis = a.axis(axis_at, t.ndim().max(1))?;
     let lane = |v: &[f64]| {
@@ -533,14 +618,23 @@ fn quantile_of(a: &mut Args, fixed: Option<f64>) -> R {
         linear_quantile(&s, q)
     };
     let out = crate::tensor::reduce(&*t, axis, lane);
-    Ok(if out.ndim() == 0 { Value::Float(out[[]]) } else { Value::from(out) })
+    Ok(if out.ndim() == 0 {
+        Value::Float(out[[]])
+    } else {
+        Value::from(out)
+    })
 }
 
 fn kron(_: &mut Interp, a: &mut Args) -> R {
     let as2 = |i: usize| -> Result<Array2<f64>, Diag> {
         let t = a.tensor(i)?;
         match t.ndim() {
-            1 => Ok(t.view().into_dimensionality::<ndarray::Ix1>().expect("1-d").insert_axis(Axis(0)).to_owned()),
+            1 => Ok(t
+                .view()
+                .into_dimensionality::<ndarray::Ix1>()
+                .expect("1-d")
+                .insert_axis(Axis(0))
+                .to_owned()),
             2 => Ok(mat(&t).to_owned()),
             _ => Err(a.expected(i, "a vector or a matrix")),
         }
@@ -561,7 +655,11 @@ fn kron(_: &mut Interp, a: &mut Args) -> R {
 fn qr(_: &mut Interp, a: &mut Args) -> R {
     let m = a.matrix(0)?;
     if m.iter().any(|x| !x.is_finite()) {
-        return Err(a.error(0, "flx::linalg::not_finite", "`qr` of a matrix with nan or inf entries"));
+        return Err(a.error(
+            0,
+            "flx::linalg::not_finite",
+            "`qr` of a matrix with nan or inf entries",
+        ));
     }
     let (q, r) = crate::linalg::qr(mat(&m));
     Ok(Value::Tuple(Rc::new(vec![Value::from(q), Value::from(r)])))
@@ -574,12 +672,22 @@ fn mpow(_: &mut Interp, a: &mut Args) -> R {
         1 => Ok(Value::from(g.mapv(|x| math::pow(x.max(0.0), p)))),
         2 if g.shape()[0] == g.shape()[1] => {
             if g.iter().any(|x| !x.is_finite()) {
-                return Err(a.error(0, "flx::linalg::not_finite", "`mpow` of a matrix with nan or inf entries"));
+                return Err(a.error(
+                    0,
+                    "flx::linalg::not_finite",
+                    "`mpow` of a matrix with nan or inf entries",
+                ));
             }
             if p == 1.0 {
                 return Ok(Value::Tensor(g));
             }
-            let (w, v) = crate::linalg::eigh(mat(&g)).map_err(|_| a.error(0, "flx::linalg::no_convergence", "the eigen-decomposition did not converge"))?;
+            let (w, v) = crate::linalg::eigh(mat(&g)).map_err(|_| {
+                a.error(
+                    0,
+                    "flx::linalg::no_convergence",
+                    "the eigen-decomposition did not converge",
+                )
+            })?;
             let scaled = &v * &w.mapv(|x| math::pow(x.max(0.0), p));
             Ok(Value::from(crate::linalg::gemm(scaled.view(), v.t())))
         }
