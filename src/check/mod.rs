@@ -787,6 +787,21 @@ impl<'a> Resolver<'a, '_> {
                 f.loops -= 1;
                 f.scopes.pop();
             }
+            ExprKind::Comprehension(elem, clauses) => {
+                // Each `for` binds names for the clauses after it and the element.
+                self.fns.last_mut().expect("fn").scopes.push(HashMap::new());
+                for c in clauses {
+                    match c {
+                        Clause::For(pat, iter) => {
+                            self.expr(iter);
+                            self.bind_loop_var(pat);
+                        }
+                        Clause::If(cond) => self.expr(cond),
+                    }
+                }
+                self.expr(elem);
+                self.fns.last_mut().expect("fn").scopes.pop();
+            }
             ExprKind::While(c, body) => {
                 self.expr(c);
                 self.fns.last_mut().expect("fn").loops += 1;

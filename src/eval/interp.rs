@@ -575,6 +575,11 @@ impl Interp {
             }
             ExprKind::Block(b) => self.exec_block(b),
             ExprKind::For(pat, iter, body) => self.eval_for(pat, iter, body),
+            ExprKind::Comprehension(elem, clauses) => {
+                let mut out = Vec::new();
+                self.comprehension(elem, clauses, &mut out)?;
+                Ok(ops::list_literal(out, e.span)?)
+            }
             ExprKind::While(cond, body) => {
                 loop {
                     self.tick(e.span)?;
@@ -699,18 +704,7 @@ impl Interp {
             )
         });
         for i in 0..n {
-            let v = match &it {
-                Value::Range(r) => Value::Int(r.0 + i as i64),
-                Value::List(items) | Value::Tuple(items) => items[i as usize].clone(),
-                Value::Tensor(t) => index::tensor_item(t, i as usize),
-                Value::IntTensor(t) => index::tensor_item(t, i as usize),
-                Value::BoolTensor(t) => index::tensor_item(t, i as usize),
-                Value::Record(r) => {
-                    let (k, v) = &r.fields[i as usize];
-                    Value::Tuple(Rc::new(vec![Value::str(k), v.clone()]))
-                }
-                _ => unreachable!("counted above"),
-            };
+            let v = iteration_item(&it, i);
             self.tick(iter.span)?;
             match pat {
                 Pattern::Bind(name) => self.bind_slot(name.slot.get(), v),
@@ -726,6 +720,43 @@ impl Interp {
             }
         }
         Ok(Value::None)
+    }
+
+    /// The elements of `[elem clauses...]`, depth first, into `out`.
+    #[inline(never)]
+    fn comprehension(
+        &mut self,
+        elem: &Expr,
+        clauses: &[Clause],
+        out: &mut Vec<(Value, Span)>,
+    ) -> Result<(), Flow> {
+        match clauses {
+            [] => {
+                out.push((self.eval(elem)?, elem.span));
+                ops::too_long(out.len(), elem.span)?;
+            }
+            [Clause::If(c), rest @ ..] => {
+                if self.condition(c)? {
+                    self.comprehension(elem, rest, out)?;
+                }
+            }
+            [Clause::For(pat, iter), rest @ ..] => {
+                let it = self.eval(iter)?;
+                let n = iteration_count(&it).ok_or_else(|| {
+                    Diag::new(
+                        "flx::type::iterate",
+                        format!("cannot iterate over {}", it.describe()),
+                    )
+                    .at(iter.span)
+                })?;
+                for i in 0..n {
+                    self.tick(iter.span)?;
+                    self.bind_pattern(pat, iteration_item(&it, i))?;
+                    self.comprehension(elem, rest, out)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     #[inline(never)]
@@ -1355,6 +1386,19 @@ pub(super) fn too_deep(span: Span) -> Diag {
 }
 
 /// How many items `for` takes from a value it can iterate over.
+/// Item `i` of an iterable that `iteration_count` counted.
+fn iteration_item(it: &Value, i: u64) -> Value {
+    match it {
+        Value::Range(r) => Value::Int(r.0 + i as i64),
+        Value::List(items) | Value::Tuple(items) => items[i as usize].clone(),
+        Value::Record(r) => {
+            let (k, v) = &r.fields[i as usize];
+            Value::Tuple(Rc::new(vec![Value::str(k), v.clone()]))
+        }
+        v => any_tensor!(v, t => index::tensor_item(t, i as usize)).expect("counted"),
+    }
+}
+
 pub fn iteration_count(v: &Value) -> Option<u64> {
     Some(match v {
         Value::Range(r) => r.1.saturating_sub(r.0).max(0) as u64,

@@ -495,8 +495,8 @@ pub fn apply_binary(
     }
 }
 
-/// Strings and lists obey the same size limit as tensors.
-fn too_long(n: usize, span: Span) -> Result<(), Diag> {
+/// Strings and lists (also while a comprehension builds one) obey the same size limit as tensors.
+pub fn too_long(n: usize, span: Span) -> Result<(), Diag> {
     if n > tensor::max_elements() {
         return Err(Diag::new(
             "flx::value::too_long",

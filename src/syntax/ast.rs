@@ -93,6 +93,8 @@ pub enum ExprKind {
     /// `place = value`, or `place op= value` with the operator (`x += 1`: `Some(Add)`).
     Assign(Place, Option<BinOp>, Box<Expr>),
     For(Pattern, Box<Expr>, Block),
+    /// `[elem for x in xs if c ...]`: the element, then the clauses in order.
+    Comprehension(Box<Expr>, Vec<Clause>),
     While(Box<Expr>, Block),
     Break,
     Continue,
@@ -112,6 +114,13 @@ pub enum StrPart {
         expr: Expr,
         spec: Option<(String, Span)>,
     },
+}
+
+/// A clause of a list comprehension.
+#[derive(Debug)]
+pub enum Clause {
+    For(Pattern, Expr),
+    If(Expr),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

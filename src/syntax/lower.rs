@@ -598,14 +598,46 @@ impl Lowerer {
                     }
                     ExprKind::Tuple(items)
                 }
-                Rule::list => ExprKind::List(
-                    pair.into_inner()
-                        .map(|p| self.lower_expr(p))
-                        .collect::<R<Vec<_>>>()?,
-                ),
+                Rule::list => {
+                    let parts: Vec<Pair<Rule>> = pair.into_inner().collect();
+                    match parts.as_slice() {
+                        [elem, comp] if comp.as_rule() == Rule::comprehension => {
+                            let elem = self.lower_expr(elem.clone())?;
+                            let clauses = self.lower_clauses(comp.clone())?;
+                            ExprKind::Comprehension(Box::new(elem), clauses)
+                        }
+                        _ => ExprKind::List(
+                            parts
+                                .into_iter()
+                                .map(|p| self.lower_expr(p))
+                                .collect::<R<Vec<_>>>()?,
+                        ),
+                    }
+                }
                 other => return Err(internal(span, other)),
             };
         Ok(self.expr(kind, span))
+    }
+
+    /// The `for` and `if` clauses of a comprehension, in order.
+    fn lower_clauses(&self, pair: Pair<Rule>) -> R<Vec<Clause>> {
+        let mut out = Vec::new();
+        for f in pair.into_inner() {
+            let span = self.span(&f);
+            let mut inner = f.into_inner();
+            inner.next(); // kw_for
+            let pat = self.lower_pattern(next(&mut inner, span)?)?;
+            inner.next(); // kw_in
+            let iter = self.lower_expr(next(&mut inner, span)?)?;
+            out.push(Clause::For(pat, iter));
+            for c in inner {
+                let span = self.span(&c);
+                let mut parts = c.into_inner();
+                parts.next(); // kw_if
+                out.push(Clause::If(self.lower_expr(next(&mut parts, span)?)?));
+            }
+        }
+        Ok(out)
     }
 
     fn lower_if(&self, pair: Pair<Rule>) -> R<Expr> {
