@@ -212,22 +212,70 @@ fn elementwise(op: Binary, l: &Value, r: &Value) -> Result<Value, Failure> {
     if op.is_comparison() {
         return compare(op, &a, &b).map(Value::from).map_err(Failure::Shape);
     }
-    let mut err = None;
-    let t = tensor::zip_with(&a, &b, |x, y| {
-        op.apply_int(x, y).unwrap_or_else(|e| {
-            err.get_or_insert(e);
-            0
-        })
-    })
-    .map_err(Failure::Shape)?;
-    if let Some(e) = err {
-        return Err(Failure::Int(e));
-    }
+    let t = int_zip(op, &a, &b)?;
     Ok(match out {
         // `max`/`min` of two Bools.
         Dtype::Bool => Value::from(t.mapv(|x| x != 0)),
         _ => Value::from(t),
     })
+}
+
+/// `a op b` on Int arrays with broadcasting, checked. `+ - *` are inlined
+/// and branch-free (an overflow flag per element, tested once), with a
+/// number operand mapped rather than broadcast, so that they vectorise.
+fn int_zip(op: Binary, a: &ndarray::CowArray<i64, IxDyn>, b: &ndarray::CowArray<i64, IxDyn>) -> Result<ArrayD<i64>, Failure> {
+    macro_rules! inline {
+        ($f:ident) => {{
+            let mut over = false;
+            let t = match (a.ndim(), b.ndim()) {
+                (_, 0) => {
+                    let y = b[[]];
+                    a.mapv(|x| {
+                        let (r, o) = x.$f(y);
+                        over |= o;
+                        r
+                    })
+                }
+                (0, _) => {
+                    let x = a[[]];
+                    b.mapv(|y| {
+                        let (r, o) = x.$f(y);
+                        over |= o;
+                        r
+                    })
+                }
+                _ => tensor::zip_with(a, b, |x, y| {
+                    let (r, o) = x.$f(y);
+                    over |= o;
+                    r
+                })
+                .map_err(Failure::Shape)?,
+            };
+            if over {
+                return Err(Failure::Int(IntError::Overflow));
+            }
+            Ok(t)
+        }};
+    }
+    match op {
+        Binary::Add => inline!(overflowing_add),
+        Binary::Sub => inline!(overflowing_sub),
+        Binary::Mul => inline!(overflowing_mul),
+        _ => {
+            let mut err = None;
+            let t = tensor::zip_with(a, b, |x, y| {
+                op.apply_int(x, y).unwrap_or_else(|e| {
+                    err.get_or_insert(e);
+                    0
+                })
+            })
+            .map_err(Failure::Shape)?;
+            match err {
+                Some(e) => Err(Failure::Int(e)),
+                None => Ok(t),
+            }
+        }
+    }
 }
 
 /// `a @ b`: Floats by GEMM; two Int (or Bool) operands by checked Int
