@@ -50,7 +50,7 @@ pub fn map_unary(u: Unary, v: &Value) -> Result<Value, Diag> {
     match (u.result_dtype(from), u.int_function()) {
         (Dtype::Int, Some(f)) => {
             let x = dtype::ints(v).expect("an Int or Bool operand");
-            let out = checked(x.view(), |x| f(x), u.name())?;
+            let out = checked(x.view(), f, u.name())?;
             Ok(match v {
                 Value::Int(_) | Value::Bool(_) => Value::Int(out[[]]),
                 _ => Value::from(out),
@@ -223,7 +223,11 @@ fn elementwise(op: Binary, l: &Value, r: &Value) -> Result<Value, Failure> {
 /// `a op b` on Int arrays with broadcasting, checked. `+ - *` are inlined
 /// and branch-free (an overflow flag per element, tested once), with a
 /// number operand mapped rather than broadcast, so that they vectorise.
-fn int_zip(op: Binary, a: &ndarray::CowArray<i64, IxDyn>, b: &ndarray::CowArray<i64, IxDyn>) -> Result<ArrayD<i64>, Failure> {
+fn int_zip(
+    op: Binary,
+    a: &ndarray::CowArray<i64, IxDyn>,
+    b: &ndarray::CowArray<i64, IxDyn>,
+) -> Result<ArrayD<i64>, Failure> {
     macro_rules! inline {
         ($f:ident) => {{
             let mut over = false;
@@ -425,10 +429,7 @@ pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result
             failure(
                 f,
                 op.symbol(),
-                &l,
-                &r,
-                lspan,
-                rspan,
+                [(&l, lspan), (&r, rspan)],
                 "flx::shape::matmul",
                 "`A @ B` needs cols(A) == rows(B)",
             )
@@ -498,10 +499,7 @@ pub fn logic(op: BinOp, l: &Value, r: &Value, lspan: Span, rspan: Span) -> Resul
 fn failure(
     f: Failure,
     name: &str,
-    l: &Value,
-    r: &Value,
-    lspan: Span,
-    rspan: Span,
+    [(l, lspan), (r, rspan)]: [(&Value, Span); 2],
     code: &'static str,
     help: &str,
 ) -> Diag {
@@ -538,7 +536,7 @@ pub fn apply_binary(
             Ok(scalar_result(p, p.apply(a, b)))
         }
         _ => elementwise(p, l, r).map_err(|f| {
-            failure(f, p.name(), l, r, lspan, rspan, "flx::shape::broadcast", "shapes broadcast when, from the last axis back, each pair of lengths is equal or one of them is 1")
+            failure(f, p.name(), [(l, lspan), (r, rspan)], "flx::shape::broadcast", "shapes broadcast when, from the last axis back, each pair of lengths is equal or one of them is 1")
         }),
     }
 }

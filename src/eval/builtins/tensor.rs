@@ -441,7 +441,7 @@ fn reshape(_: &mut Interp, a: &mut Args) -> R {
         return Err(bad().help("only one length may be -1"));
     }
     let shape: Vec<usize> = if inferred == 1 {
-        if known == 0 || len % known != 0 {
+        if known == 0 || !len.is_multiple_of(known) {
             return Err(bad());
         }
         dims.iter()
