@@ -767,6 +767,14 @@ impl<'a> Resolver<'a, '_> {
                 }
             }
             ExprKind::Block(b) => self.block(b),
+            ExprKind::Try(body, name, handler) => {
+                self.block(body);
+                self.fns.last_mut().expect("fn").scopes.push(HashMap::new());
+                let i = self.declare_local(&name.ident, false, None);
+                self.bind_local_slot(&name.slot, i);
+                self.block(handler);
+                self.fns.last_mut().expect("fn").scopes.pop();
+            }
             ExprKind::Let(pat, value) => {
                 self.expr(value);
                 self.bind(pat);

@@ -574,6 +574,14 @@ impl Interp {
                 }
             }
             ExprKind::Block(b) => self.exec_block(b),
+            ExprKind::Try(body, name, handler) => match self.exec_block(body) {
+                Err(Flow::Error(d)) if caught(&d) => {
+                    let e = self.error_record(&d);
+                    self.bind_slot(name.slot.get(), e);
+                    self.exec_block(handler)
+                }
+                other => other,
+            },
             ExprKind::For(pat, iter, body) => self.eval_for(pat, iter, body),
             ExprKind::Comprehension(elem, clauses) => {
                 let mut out = Vec::new();
@@ -720,6 +728,18 @@ impl Interp {
             }
         }
         Ok(Value::None)
+    }
+
+    /// What `catch e` binds: `{code, message, line}` (line 0 when the error has no place).
+    fn error_record(&self, d: &Diag) -> Value {
+        let line = d
+            .span
+            .map_or(0, |s| self.linker.sources.line_col(s.file, s.start).0);
+        Value::record([
+            ("code", Value::str(d.code)),
+            ("message", Value::str(&d.message)),
+            ("line", Value::Int(line as i64)),
+        ])
     }
 
     /// The elements of `[elem clauses...]`, depth first, into `out`.
@@ -1386,6 +1406,18 @@ pub(super) fn too_deep(span: Span) -> Diag {
 }
 
 /// How many items `for` takes from a value it can iterate over.
+/// Whether `try` catches an error: not an interrupt, nor a resource limit
+/// (steps, call depth, the allocation limit), which stop the run.
+fn caught(d: &Diag) -> bool {
+    !matches!(
+        d.code,
+        "flx::run::interrupted"
+            | "flx::run::step_limit"
+            | "flx::run::recursion"
+            | "flx::shape::too_large"
+    )
+}
+
 /// Item `i` of an iterable that `iteration_count` counted.
 fn iteration_item(it: &Value, i: u64) -> Value {
     match it {

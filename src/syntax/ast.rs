@@ -93,6 +93,8 @@ pub enum ExprKind {
     /// `place = value`, or `place op= value` with the operator (`x += 1`: `Some(Add)`).
     Assign(Place, Option<BinOp>, Box<Expr>),
     For(Pattern, Box<Expr>, Block),
+    /// `try { body } catch e { handler }`.
+    Try(Block, Name, Block),
     /// `[elem for x in xs if c ...]`: the element, then the clauses in order.
     Comprehension(Box<Expr>, Vec<Clause>),
     While(Box<Expr>, Block),

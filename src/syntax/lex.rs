@@ -45,7 +45,8 @@ pub enum Class {
 /// keeps the two the same).
 pub const KEYWORDS: &[&str] = &[
     "let", "fn", "if", "else", "for", "in", "while", "break", "continue", "return", "true",
-    "false", "none", "use", "as", "kernel", "model", "loss", "proc", "and", "or", "not",
+    "false", "none", "use", "as", "kernel", "model", "loss", "proc", "and", "or", "not", "try",
+    "catch",
 ];
 
 /// Words that are keywords only directly inside a `model` body.

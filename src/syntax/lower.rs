@@ -543,6 +543,15 @@ impl Lowerer {
                 Rule::ident => ExprKind::Name(Name::new(self.ident(pair))),
                 Rule::block => ExprKind::Block(self.lower_block(pair)?),
                 Rule::if_expr => return self.lower_if(pair),
+                Rule::try_expr => {
+                    let mut it = pair
+                        .into_inner()
+                        .filter(|p| !matches!(p.as_rule(), Rule::kw_try | Rule::kw_catch));
+                    let body = self.lower_block(next(&mut it, span)?)?;
+                    let name = Name::new(self.ident(next(&mut it, span)?));
+                    let handler = self.lower_block(next(&mut it, span)?)?;
+                    ExprKind::Try(body, name, handler)
+                }
                 Rule::lambda => {
                     let mut params = Vec::new();
                     let mut body = None;

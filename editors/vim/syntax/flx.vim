@@ -28,7 +28,7 @@ syn match flxNumber /\d[0-9_]*\w\@!/
 syn match flxFloat /\d[0-9_]*\.\.\@!\%(\d[0-9_]*\)\=\%([eE][+-]\=\d[0-9_]*\)\=\|\d[0-9_]*[eE][+-]\=\d[0-9_]*\|\.\d[0-9_]*\%([eE][+-]\=\d[0-9_]*\)\=/
 syn match flxContinuation /\\$/
 
-syn match flxConditional /\w\@<!\%(if\|else\)\w\@!/
+syn match flxConditional /\w\@<!\%(if\|else\|try\|catch\)\w\@!/
 syn match flxRepeat /\w\@<!\%(for\|in\|while\|break\|continue\)\w\@!/
 syn match flxKeyword /\w\@<!\%(let\|return\)\w\@!/
 syn match flxImport /\w\@<!as\w\@!/

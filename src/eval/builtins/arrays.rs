@@ -168,8 +168,14 @@ fn tile(_: &mut Interp, a: &mut Args) -> R {
             .collect()
     };
     let (shape, reps) = (pad(&shape), pad(&reps));
-    let out: Vec<usize> = shape.iter().zip(&reps).map(|(s, r)| s * r).collect();
+    let out: Vec<usize> = shape
+        .iter()
+        .zip(&reps)
+        .map(|(s, r)| s.saturating_mul(*r))
+        .collect();
     check_size(&out, a.call)?;
+    // An empty tensor tiled many times is still bounded work.
+    check_size(&reps, a.call)?;
     Ok(any_tensor!(&v, t => {
         let mut cur = t.view().into_shape_with_order(IxDyn(&shape)).map(|x| x.to_owned()).unwrap_or_else(|_| {
             t.to_shape(IxDyn(&shape)).expect("same size").into_owned()
@@ -192,6 +198,9 @@ fn repeat(_: &mut Interp, a: &mut Args) -> R {
     let axis = a.axis(2, shape.len().max(1))?;
     let total = shape.iter().product::<usize>().saturating_mul(n);
     check_size(&[total], a.call)?;
+    if let Some(k) = axis {
+        check_size(&[shape[k].saturating_mul(n)], a.call)?;
+    }
     Ok(any_tensor!(&v, t => {
         match axis {
             None => Value::from(Array1::from_iter(t.iter().flat_map(|&x| std::iter::repeat_n(x, n)))),
@@ -544,7 +553,11 @@ fn permutation(interp: &mut Interp, a: &mut Args) -> R {
 
 fn choice(interp: &mut Interp, a: &mut Args) -> R {
     let from = match &a.vals[0] {
-        Value::Int(_) => Value::from(Array1::from_iter(0..a.count(0)? as i64)),
+        Value::Int(_) => {
+            let n = a.count(0)?;
+            check_size(&[n], a.call)?;
+            Value::from(Array1::from_iter(0..n as i64))
+        }
         v if v.shape().is_some_and(|s| s.len() == 1) => v.clone(),
         _ => return Err(a.expected(0, "a vector or an Int")),
     };
