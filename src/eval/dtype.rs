@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use ndarray::{arr0, CowArray, IxDyn};
 
-use super::value::{Elem, Tensor, Value};
+use super::value::{BoolTensor, Elem, IntTensor, Tensor, Value};
 use crate::prim::Dtype;
 
 /// The value's elements as Floats (Bools are 0 and 1): a tensor of any
@@ -105,3 +105,47 @@ fn float_to_int(x: f64) -> Result<i64, CastError> {
         Err(CastError::NotFinite(x))
     }
 }
+
+/// Tensors (any dtypes) converted to their largest dtype, as NumPy joins them.
+pub enum Common {
+    Float(Vec<Tensor>),
+    Int(Vec<IntTensor>),
+    Bool(Vec<BoolTensor>),
+}
+
+impl Common {
+    pub fn of(values: &[Value]) -> Common {
+        match values.iter().filter_map(Value::dtype).max() {
+            Some(Dtype::Bool) => Common::Bool(
+                values
+                    .iter()
+                    .map(|v| (**bool::of_tensor(v).expect("Bool tensors")).clone())
+                    .collect(),
+            ),
+            Some(Dtype::Int) => Common::Int(
+                values
+                    .iter()
+                    .map(|v| ints(v).expect("Ints").into_owned().into_shared())
+                    .collect(),
+            ),
+            _ => Common::Float(
+                values
+                    .iter()
+                    .map(|v| (*float_tensor(v).expect("tensors")).clone())
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// `$body` (generic over `Elem`) with `$ts` bound to the tensors of a `Common`.
+macro_rules! each_common {
+    ($c:expr, $ts:ident => $body:expr) => {
+        match $c {
+            $crate::eval::dtype::Common::Float($ts) => $body,
+            $crate::eval::dtype::Common::Int($ts) => $body,
+            $crate::eval::dtype::Common::Bool($ts) => $body,
+        }
+    };
+}
+pub(crate) use each_common;

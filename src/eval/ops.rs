@@ -611,32 +611,8 @@ pub fn list_literal(vals: Vec<(Value, Span)>, span: Span) -> Result<Value, Diag>
             .map(Value::from)
             .map_err(|e| Diag::new("flx::shape::stack", e.to_string()).at(span))
     }
-    let items = vals.iter().map(|(v, _)| v);
-    match to.expect("tensors") {
-        Dtype::Float => stack(
-            items
-                .map(|v| (*dtype::float_tensor(v).expect("a tensor")).clone())
-                .collect(),
-            span,
-        ),
-        Dtype::Int => stack(
-            items
-                .map(|v| {
-                    dtype::ints(v)
-                        .expect("Int or Bool")
-                        .into_owned()
-                        .into_shared()
-                })
-                .collect(),
-            span,
-        ),
-        Dtype::Bool => stack(
-            items
-                .map(|v| (**bool::of_tensor(v).expect("Bool")).clone())
-                .collect(),
-            span,
-        ),
-    }
+    let items: Vec<Value> = vals.into_iter().map(|(v, _)| v).collect();
+    dtype::each_common!(dtype::Common::of(&items), ts => stack(ts, span))
 }
 
 #[cfg(test)]

@@ -10,10 +10,11 @@ use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::tensor::Common;
+use super::tensor::{int_lanes, scalar_or_tensor};
 use super::{check_size, mat, Args, Builtin};
 use crate::diag::Diag;
 use crate::eval::dtype;
+use crate::eval::dtype::{each_common, Common};
 use crate::eval::interp::Interp;
 use crate::eval::value::{any_tensor, Elem, Value};
 use crate::format::shape_str;
@@ -51,15 +52,6 @@ pub static BUILTINS: &[Builtin] = &[
     builtin!("mpow", "A, p", "A symmetric positive semi-definite matrix to the power `p` (`mpow(G, 0.5)` is its square root), through its eigenvalues clipped at 0; a vector is a diagonal.", mpow),
 ];
 
-/// The tensor argument `i` as a value of its own dtype (numbers and lists as
-/// Float tensors, as `Args::tensor` reads them).
-fn any(a: &Args, i: usize) -> Result<Value, Diag> {
-    Ok(match &a.vals[i] {
-        v if v.is_tensor() => v.clone(),
-        _ => Value::Tensor(a.tensor(i)?),
-    })
-}
-
 /// An axis argument that may be negative, for `ndim` axes.
 fn axis_in(a: &Args, i: usize, ndim: usize) -> Result<usize, Diag> {
     a.axis(i, ndim)?.ok_or_else(|| a.expected(i, "an Int axis"))
@@ -96,15 +88,11 @@ fn stack(_: &mut Interp, a: &mut Args) -> R {
                 .at(a.call)
             })
     }
-    match Common::of(&items) {
-        Common::Float(ts) => join(a, &ts, axis),
-        Common::Int(ts) => join(a, &ts, axis),
-        Common::Bool(ts) => join(a, &ts, axis),
-    }
+    each_common!(Common::of(&items), ts => join(a, &ts, axis))
 }
 
 fn squeeze(_: &mut Interp, a: &mut Args) -> R {
-    let v = any(a, 0)?;
+    let v = a.any_tensor(0)?;
     let shape = v.shape().expect("a tensor").to_vec();
     let only = match a.axis(1, shape.len().max(1))? {
         Some(k) if shape.get(k) != Some(&1) => {
@@ -133,7 +121,7 @@ fn squeeze(_: &mut Interp, a: &mut Args) -> R {
 }
 
 fn expand_dims(_: &mut Interp, a: &mut Args) -> R {
-    let v = any(a, 0)?;
+    let v = a.any_tensor(0)?;
     let ndim = v.shape().expect("a tensor").len();
     let k = axis_in(a, 1, ndim + 1)?;
     Ok(any_tensor!(&v, t => Elem::tensor((**t).clone().insert_axis(Axis(k)))).expect("a tensor"))
@@ -157,7 +145,7 @@ fn counts(a: &Args, i: usize) -> Result<Vec<usize>, Diag> {
 }
 
 fn tile(_: &mut Interp, a: &mut Args) -> R {
-    let v = any(a, 0)?;
+    let v = a.any_tensor(0)?;
     let reps = counts(a, 1)?;
     let shape = v.shape().expect("a tensor").to_vec();
     // As NumPy: the shorter of shape and reps is padded with leading 1s.
@@ -192,7 +180,7 @@ fn tile(_: &mut Interp, a: &mut Args) -> R {
 }
 
 fn repeat(_: &mut Interp, a: &mut Args) -> R {
-    let v = any(a, 0)?;
+    let v = a.any_tensor(0)?;
     let n = a.count(1)?;
     let shape = v.shape().expect("a tensor").to_vec();
     let axis = a.axis(2, shape.len().max(1))?;
@@ -214,7 +202,7 @@ fn repeat(_: &mut Interp, a: &mut Args) -> R {
 }
 
 fn flip(_: &mut Interp, a: &mut Args) -> R {
-    let v = any(a, 0)?;
+    let v = a.any_tensor(0)?;
     let ndim = v.shape().expect("a tensor").len();
     let axis = a.axis(1, ndim.max(1))?;
     Ok(any_tensor!(&v, t => {
@@ -230,7 +218,7 @@ fn flip(_: &mut Interp, a: &mut Args) -> R {
 }
 
 fn roll(_: &mut Interp, a: &mut Args) -> R {
-    let v = any(a, 0)?;
+    let v = a.any_tensor(0)?;
     let shift = a.int(1)?;
     let shape = v.shape().expect("a tensor").to_vec();
     let axis = a.axis(2, shape.len().max(1))?;
@@ -250,7 +238,7 @@ fn roll(_: &mut Interp, a: &mut Args) -> R {
 }
 
 fn triangle(a: &mut Args, lower: bool) -> R {
-    let v = any(a, 0)?;
+    let v = a.any_tensor(0)?;
     let k = a.int(1)?;
     match v.shape() {
         Some([_, _]) => {}
@@ -281,7 +269,7 @@ fn ascending<T: Elem>(x: &T, y: &T) -> std::cmp::Ordering {
 }
 
 fn sort(_: &mut Interp, a: &mut Args) -> R {
-    let v = any(a, 0)?;
+    let v = a.any_tensor(0)?;
     let ndim = v.shape().expect("a tensor").len();
     if ndim == 0 {
         return Ok(v);
@@ -300,7 +288,7 @@ fn sort(_: &mut Interp, a: &mut Args) -> R {
 }
 
 fn unique(_: &mut Interp, a: &mut Args) -> R {
-    let v = any(a, 0)?;
+    let v = a.any_tensor(0)?;
     Ok(any_tensor!(&v, t => {
         let mut items: Vec<_> = t.iter().copied().collect();
         items.sort_by(ascending);
@@ -312,7 +300,7 @@ fn unique(_: &mut Interp, a: &mut Args) -> R {
 }
 
 fn nonzero(_: &mut Interp, a: &mut Args) -> R {
-    let v = any(a, 0)?;
+    let v = a.any_tensor(0)?;
     let hits: Vec<IxDyn> = any_tensor!(&v, t => t
         .indexed_iter()
         .filter(|(_, x)| x.to_f64() != 0.0)
@@ -374,17 +362,8 @@ fn from_lanes<T: Elem>(lanes: Vec<Vec<T>>, moved_shape: Vec<usize>, axis: Option
     }
 }
 
-fn overflow(a: &Args) -> Diag {
-    Diag::new(
-        "flx::math::overflow",
-        format!("integer overflow in `{}`", a.name),
-    )
-    .at(a.call)
-    .help("Int is 64-bit; convert with `float(x)`")
-}
-
 fn cumulative(a: &mut Args, product: bool) -> R {
-    let v = any(a, 0)?;
+    let v = a.any_tensor(0)?;
     let axis = a.axis(1, v.shape().expect("a tensor").len().max(1))?;
     if matches!(v.dtype(), Some(Dtype::Int | Dtype::Bool)) {
         let t = dtype::ints(&v).expect("Ints").into_owned().into_shared();
@@ -397,7 +376,7 @@ fn cumulative(a: &mut Args, product: bool) -> R {
                 } else {
                     acc.checked_add(*x)
                 }
-                .ok_or_else(|| overflow(a))?;
+                .ok_or_else(|| a.overflow())?;
                 *x = acc;
             }
         }
@@ -416,45 +395,15 @@ fn cumulative(a: &mut Args, product: bool) -> R {
 }
 
 fn prod(_: &mut Interp, a: &mut Args) -> R {
-    let v = any(a, 0)?;
-    let axis = a.axis(1, v.shape().expect("a tensor").len().max(1))?;
-    let whole = |x: Value| match (axis, x) {
-        (None, x) => {
-            any_tensor!(&x, t => t.iter().next().expect("one element").scalar()).expect("a tensor")
-        }
-        (_, x) => x,
-    };
-    if matches!(v.dtype(), Some(Dtype::Int | Dtype::Bool)) {
-        let t = dtype::ints(&v).expect("Ints").into_owned().into_shared();
-        let (lanes, mut shape, ax) = lanes_of(&t, axis);
-        let out = lanes
-            .iter()
-            .map(|l| {
-                l.iter()
-                    .try_fold(1i64, |p, &x| p.checked_mul(x))
-                    .ok_or_else(|| overflow(a))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        *shape.last_mut().expect("an axis") = 1;
-        return Ok(whole(squeeze_last(
-            from_lanes(out.into_iter().map(|x| vec![x]).collect(), shape, ax),
-            ax,
-        )));
+    let lane = |v: ArrayViewD<i64>| v.iter().try_fold(1i64, |p, &x| p.checked_mul(x));
+    if let Some(v) = int_lanes(a, 1, false, true, lane)? {
+        return Ok(v);
     }
-    let t = (*a.tensor(0)?).clone();
-    let (lanes, mut shape, ax) = lanes_of(&t, axis);
-    let out: Vec<f64> = lanes.iter().map(|l| l.iter().product()).collect();
-    *shape.last_mut().expect("an axis") = 1;
-    Ok(whole(squeeze_last(
-        from_lanes(out.into_iter().map(|x| vec![x]).collect(), shape, ax),
-        ax,
-    )))
-}
-
-/// A reduced lane's axis (of length 1) removed.
-fn squeeze_last(v: Value, axis: Option<usize>) -> Value {
-    any_tensor!(&v, t => Elem::tensor((**t).clone().index_axis_move(Axis(axis.unwrap_or(0)), 0)))
-        .expect("a tensor")
+    let t = a.tensor(0)?;
+    let axis = a.axis(1, t.ndim().max(1))?;
+    Ok(scalar_or_tensor(crate::tensor::reduce(&*t, axis, |v| {
+        v.iter().product()
+    })))
 }
 
 fn classify(a: &mut Args, test: fn(f64) -> bool) -> R {

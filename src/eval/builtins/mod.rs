@@ -263,6 +263,25 @@ impl<'s> Args<'s> {
         array_like(&self.vals[i], self.spans[i]).ok_or_else(|| self.expected(i, "a Tensor"))
     }
 
+    /// A tensor argument of its own dtype (numbers and lists as Float
+    /// tensors, as `tensor` reads them).
+    pub fn any_tensor(&self, i: usize) -> Result<Value, Diag> {
+        match &self.vals[i] {
+            v if v.is_tensor() => Ok(v.clone()),
+            _ => Ok(Value::Tensor(self.tensor(i)?)),
+        }
+    }
+
+    /// The error of an Int result that does not fit in 64 bits.
+    pub fn overflow(&self) -> Diag {
+        Diag::new(
+            "flx::math::overflow",
+            format!("integer overflow in `{}`", self.name),
+        )
+        .at(self.call)
+        .help("Int is 64-bit; compute in Floats with `float(x)`")
+    }
+
     /// The shape of a tensor argument of any dtype (numbers and lists as `tensor` takes them).
     pub fn shape(&self, i: usize) -> Result<Vec<usize>, Diag> {
         match self.vals[i].shape() {

@@ -12,6 +12,7 @@ use rand_distr::StandardNormal;
 
 use super::{check_size, Args, Builtin};
 use crate::diag::Diag;
+use crate::eval::dtype::{each_common, Common};
 use crate::eval::interp::Interp;
 use crate::eval::value::{any_tensor, Elem, Tensor, Value};
 use crate::format::shape_str;
@@ -296,50 +297,6 @@ fn tensor_list(a: &Args) -> Result<Common, Diag> {
     Ok(Common::of(&values))
 }
 
-/// Tensors converted to their largest dtype.
-pub enum Common {
-    Float(Vec<Tensor>),
-    Int(Vec<crate::tensor::IntTensor>),
-    Bool(Vec<crate::tensor::BoolTensor>),
-}
-
-impl Common {
-    pub fn of(values: &[Value]) -> Common {
-        use crate::eval::dtype;
-        match values.iter().filter_map(Value::dtype).max() {
-            Some(Dtype::Bool) => Common::Bool(
-                values
-                    .iter()
-                    .map(|v| (**bool::of_tensor(v).expect("Bool tensors")).clone())
-                    .collect(),
-            ),
-            Some(Dtype::Int) => Common::Int(
-                values
-                    .iter()
-                    .map(|v| dtype::ints(v).expect("Ints").into_owned().into_shared())
-                    .collect(),
-            ),
-            _ => Common::Float(
-                values
-                    .iter()
-                    .map(|v| (*dtype::float_tensor(v).expect("tensors")).clone())
-                    .collect(),
-            ),
-        }
-    }
-}
-
-/// Run `$f` (generic over `Elem`) on the tensors of a `Common`.
-macro_rules! each_common {
-    ($c:expr, $ts:ident => $body:expr) => {
-        match $c {
-            Common::Float($ts) => $body,
-            Common::Int($ts) => $body,
-            Common::Bool($ts) => $body,
-        }
-    };
-}
-
 fn join<T: Elem>(a: &Args, tensors: &[ArrayViewD<T>], axis: usize) -> R {
     let shapes: Vec<String> = tensors.iter().map(|t| shape_str(t.shape())).collect();
     if tensors.iter().any(|t| t.ndim() <= axis) {
@@ -393,10 +350,7 @@ fn stack_like(a: &mut Args, horizontal: bool) -> R {
 }
 
 fn reshape(_: &mut Interp, a: &mut Args) -> R {
-    let v = match &a.vals[0] {
-        v if v.is_tensor() => v.clone(),
-        _ => Value::Tensor(a.tensor(0)?),
-    };
+    let v = a.any_tensor(0)?;
     let from = v.shape().expect("a tensor").to_vec();
     let len: usize = from.iter().product();
     let items: Vec<(Value, crate::diag::Span)> = match a.rest.as_slice() {
@@ -537,23 +491,22 @@ fn where_(_: &mut Interp, a: &mut Args) -> R {
         _ => a.tensor(0)?.mapv(|x| x != 0.0),
     };
     // The branches' common dtype, as NumPy's `where`.
-    let int = |i: usize| matches!(a.vals[i].dtype(), Some(Dtype::Int | Dtype::Bool));
-    if int(1) && int(2) && a.vals[1].dtype() != a.vals[2].dtype()
-        || int(1) && int(2) && a.vals[1].dtype() == Some(Dtype::Int)
-    {
-        let (x, y) = (
-            crate::eval::dtype::ints(&a.vals[1]).expect("Ints"),
-            crate::eval::dtype::ints(&a.vals[2]).expect("Ints"),
-        );
-        return choose(a, &c, &x, &y);
-    }
-    if a.vals[1].dtype() == Some(Dtype::Bool) && a.vals[2].dtype() == Some(Dtype::Bool) {
+    let common = a.vals[1].dtype().max(a.vals[2].dtype());
+    let numbers = a.vals[1].dtype().is_some() && a.vals[2].dtype().is_some();
+    if numbers && common == Some(Dtype::Bool) {
         let bools = |v: &Value| match v {
             Value::BoolTensor(t) => t.view().into_owned(),
             Value::Bool(b) => ndarray::arr0(*b).into_dyn(),
             _ => unreachable!("Bools"),
         };
         return choose(a, &c, &bools(&a.vals[1]), &bools(&a.vals[2]));
+    }
+    if numbers && common == Some(Dtype::Int) {
+        let (x, y) = (
+            crate::eval::dtype::ints(&a.vals[1]).expect("Ints"),
+            crate::eval::dtype::ints(&a.vals[2]).expect("Ints"),
+        );
+        return choose(a, &c, &x, &y);
     }
     let (x, y) = (a.tensor(1)?, a.tensor(2)?);
     choose(a, &c, &x, &y)
@@ -665,7 +618,7 @@ fn pow(_: &mut Interp, a: &mut Args) -> R {
     )
 }
 
-fn scalar_or_tensor(t: impl Into<Tensor>) -> Value {
+pub(super) fn scalar_or_tensor(t: impl Into<Tensor>) -> Value {
     let t = t.into();
     if t.ndim() == 0 {
         Value::Float(t[[]])
@@ -744,38 +697,42 @@ fn extreme(a: &mut Args, largest: bool) -> R {
 /// sum of either is an Int (checked), the extremes keep the dtype. `None`
 /// for Float operands.
 fn int_reduction(a: &Args, r: Reduce) -> Result<Option<Value>, Diag> {
+    let keep_bool = r != Reduce::Sum;
+    let axis_at = if r == Reduce::Sum { 1 } else { 2 };
+    int_lanes(a, axis_at, keep_bool, r == Reduce::Sum, |v| match r {
+        Reduce::Sum => v.iter().try_fold(0i64, |s, &x| s.checked_add(x)),
+        Reduce::Max => v.iter().copied().max(),
+        _ => v.iter().copied().min(),
+    })
+}
+
+/// An Int or Bool tensor reduced by `lane` (`None`: an overflow), whole or
+/// along the axis argument `axis_at`; a Bool result stays Bool where
+/// `keep_bool`. `None` for Float operands.
+pub(super) fn int_lanes(
+    a: &Args,
+    axis_at: usize,
+    keep_bool: bool,
+    empty_ok: bool,
+    lane: impl Fn(ndarray::ArrayViewD<i64>) -> Option<i64>,
+) -> Result<Option<Value>, Diag> {
     let dt = a.vals[0].dtype();
     if !matches!(dt, Some(Dtype::Int | Dtype::Bool)) || !a.vals[0].is_tensor() {
         return Ok(None);
     }
     let x = crate::eval::dtype::ints(&a.vals[0]).expect("Ints");
-    let axis = a.axis(if r == Reduce::Sum { 1 } else { 2 }, x.ndim())?;
-    if x.is_empty() && r != Reduce::Sum {
+    let axis = a.axis(axis_at, x.ndim())?;
+    if x.is_empty() && !empty_ok {
         return Err(a.error(
             0,
             "flx::value::empty",
             format!("`{}` of an empty tensor", a.name),
         ));
     }
-    let lane = |v: ndarray::ArrayViewD<i64>| -> Option<i64> {
-        match r {
-            Reduce::Sum => v.iter().try_fold(0i64, |s, &x| s.checked_add(x)),
-            Reduce::Max => v.iter().copied().max(),
-            _ => v.iter().copied().min(),
-        }
-    };
-    let overflow = || {
-        Diag::new(
-            "flx::math::overflow",
-            format!("integer overflow in `{}`", a.name),
-        )
-        .at(a.call)
-        .help("Int is 64-bit; sum Floats with `sum(float(x))`")
-    };
-    let keep_bool = dt == Some(Dtype::Bool) && r != Reduce::Sum;
+    let keep_bool = keep_bool && dt == Some(Dtype::Bool);
     let out = match axis {
         None => {
-            let v = lane(x.view()).ok_or_else(overflow)?;
+            let v = lane(x.view()).ok_or_else(|| a.overflow())?;
             return Ok(Some(if keep_bool {
                 Value::Bool(v != 0)
             } else {
@@ -791,7 +748,7 @@ fn int_reduction(a: &Args, r: Reduce) -> Result<Option<Value>, Diag> {
                 })
             });
             if bad {
-                return Err(overflow());
+                return Err(a.overflow());
             }
             out
         }
