@@ -611,6 +611,7 @@ pub fn list_literal(vals: Vec<(Value, Span)>, span: Span) -> Result<Value, Diag>
             .map(Value::from)
             .map_err(|e| Diag::new("flx::shape::stack", e.to_string()).at(span))
     }
+    super::builtins::check_axes(shape.len() + 1, span)?;
     let items: Vec<Value> = vals.into_iter().map(|(v, _)| v).collect();
     dtype::each_common!(dtype::Common::of(&items), ts => stack(ts, span))
 }

@@ -148,6 +148,8 @@ pub struct Plan {
     pub on_step: Option<(Value, Span)>,
     /// Shuffles mini-batches.
     pub rng: ChaCha8Rng,
+    /// A nan or inf loss ends training (`diverged: true`) rather than the run.
+    pub stop_on_nonfinite: bool,
 }
 
 impl Plan {
@@ -202,6 +204,7 @@ impl Plan {
             every,
             on_step,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            stop_on_nonfinite: false,
         })
     }
 }
@@ -238,6 +241,10 @@ pub fn train(interp: &mut Interp, p: &Problem, mut plan: Plan) -> Result<Value, 
         &p.model.def.name.name,
     );
     let mut model = p.model.clone();
+    // The model before the last update: what a diverged run returns.
+    let mut last_finite = model.clone();
+    let stop = plan.stop_on_nonfinite;
+    let diverged = move |loss: f64| stop && !loss.is_finite();
     for s in 0..plan.steps {
         // The rows of this step.
         let (xb, yb) = match plan.batch {
@@ -263,14 +270,20 @@ pub fn train(interp: &mut Interp, p: &Problem, mut plan: Plan) -> Result<Value, 
             span,
             |interp, traced| loss_of(interp, p, &traced, xb, yb),
         )?;
+        if diverged(value) {
+            return Ok(history.into_value(last_finite, true));
+        }
         let value = finite(value, s, span)?;
         if s % plan.every == 0 {
             // A full-batch step's loss is the loss on all of X already.
             let loss = match plan.batch {
                 None => value,
-                Some(_) => full_loss(interp, p, &model, s)?,
+                Some(_) => full_loss(interp, p, &model)?,
             };
-            history.observe(interp, &plan, s, &model, loss)?;
+            if diverged(loss) {
+                return Ok(history.into_value(last_finite, true));
+            }
+            history.observe(interp, &plan, s, &model, finite(loss, s, span)?)?;
         }
         let Value::Record(grads) = grads else {
             unreachable!("a model's gradient is a record")
@@ -279,14 +292,18 @@ pub fn train(interp: &mut Interp, p: &Problem, mut plan: Plan) -> Result<Value, 
             let lr = plan.opt.lr * p.model.lr[k];
             update(&plan.opt, s + 1, lr, param, tensor_of(g), &mut state[k]);
         }
+        last_finite = model;
         model = Rc::new(with_params(p.model, &params, span)?);
         progress.message(format!("{value:.4e}"));
         progress.set(s as u64 + 1);
         interp.poll_interrupt(span)?;
     }
-    let loss = full_loss(interp, p, &model, plan.steps)?;
-    history.observe(interp, &plan, plan.steps, &model, loss)?;
-    Ok(history.into_value(model))
+    let loss = full_loss(interp, p, &model)?;
+    if diverged(loss) {
+        return Ok(history.into_value(last_finite, true));
+    }
+    history.observe(interp, &plan, plan.steps, &model, finite(loss, plan.steps, span)?)?;
+    Ok(history.into_value(model, false))
 }
 
 /// A parameter or its gradient as a tensor (a Float as a 0-d one).
@@ -300,7 +317,7 @@ fn tensor_of(v: &Value) -> Tensor {
 /// The recorded steps, their losses, and the columns `on_step` returned.
 #[derive(Default)]
 struct History {
-    steps: Vec<f64>,
+    steps: Vec<i64>,
     losses: Vec<f64>,
     columns: Vec<(Rc<str>, Vec<Value>)>,
 }
@@ -316,7 +333,7 @@ impl History {
         model: &Rc<Model>,
         loss: f64,
     ) -> Result<(), Diag> {
-        self.steps.push(s as f64);
+        self.steps.push(s as i64);
         self.losses.push(loss);
         let Some((f, span)) = &plan.on_step else {
             return Ok(());
@@ -350,7 +367,7 @@ impl History {
         };
         let row = self.steps.len() - 1;
         for (name, v) in &r.fields {
-            if matches!(name.as_ref(), "model" | "step" | "loss") {
+            if matches!(name.as_ref(), "model" | "step" | "loss" | "diverged") {
                 return Err(Diag::new(
                     "flx::train::on_step",
                     format!("`on_step` returned a field `{name}`, which the history already has"),
@@ -370,18 +387,21 @@ impl History {
         Ok(())
     }
 
-    /// `{model, step, loss, ...}`: numeric columns as tensors, others as lists.
-    fn into_value(self, model: Rc<Model>) -> Value {
-        let tensor = |v: Vec<f64>| Value::tensor(ndarray::Array1::from(v).into_dyn());
+    /// `{model, step, loss, diverged, ...}`: numeric columns as tensors of
+    /// their common dtype (as a list literal of them would be), others as lists.
+    fn into_value(self, model: Rc<Model>, diverged: bool) -> Value {
         let mut fields: Vec<(Rc<str>, Value)> = vec![
             ("model".into(), Value::Model(model)),
-            ("step".into(), tensor(self.steps)),
-            ("loss".into(), tensor(self.losses)),
+            ("step".into(), Value::from(ndarray::Array1::from(self.steps))),
+            ("loss".into(), Value::from(ndarray::Array1::from(self.losses))),
+            ("diverged".into(), Value::Bool(diverged)),
         ];
         for (name, vals) in self.columns {
-            let column = match vals.iter().map(Value::as_f64).collect::<Option<Vec<f64>>>() {
-                Some(xs) => tensor(xs),
-                None => Value::List(Rc::new(vals)),
+            let column = if vals.iter().all(Value::is_number) {
+                let numbers = vals.into_iter().map(|v| (v, Span::default())).collect();
+                super::ops::list_literal(numbers, Span::default()).expect("numbers stack")
+            } else {
+                Value::List(Rc::new(vals))
             };
             fields.push((name, column));
         }
@@ -399,7 +419,7 @@ fn finite(loss: f64, s: usize, span: Span) -> Result<f64, Diag> {
         format!("the training loss became {loss} at step {s}"),
     )
     .at(span)
-    .help("lower the learning rate"))
+    .help("lower the learning rate, or pass `on_nonfinite: \"stop\"` to end training there"))
 }
 
 /// `loss(model(x), y)`, the thing `train` minimises.
@@ -420,8 +440,8 @@ fn loss_of(
     )
 }
 
-/// The loss at step `s` on the whole training set, with no tape.
-fn full_loss(interp: &mut Interp, p: &Problem, model: &Rc<Model>, s: usize) -> Result<f64, Diag> {
+/// The loss on the whole training set, with no tape.
+fn full_loss(interp: &mut Interp, p: &Problem, model: &Rc<Model>) -> Result<f64, Diag> {
     let model = Value::Model(model.clone());
     let loss = loss_of(interp, p, &model, p.x.clone(), p.y.clone())?;
     let Some(loss) = loss.as_f64() else {
@@ -434,7 +454,7 @@ fn full_loss(interp: &mut Interp, p: &Problem, model: &Rc<Model>, s: usize) -> R
         )
         .at(p.span));
     };
-    finite(loss, s, p.span)
+    Ok(loss)
 }
 
 fn with_params(model: &Model, params: &[Tensor], span: Span) -> Result<Model, Diag> {

@@ -38,6 +38,20 @@ pub fn max_elements() -> usize {
     MAX_ELEMENTS.load(Ordering::Relaxed)
 }
 
+/// Most axes a tensor has, as in NumPy (`NPY_MAXDIMS`): a bound that keeps
+/// nesting a list literal in itself (`x = [x]`) from building ever-longer shapes.
+pub const MAX_AXES: usize = 64;
+
+/// Refuse shapes with more than `MAX_AXES` axes.
+pub fn check_axes(ndim: usize) -> Result<(), ShapeError> {
+    if ndim > MAX_AXES {
+        return Err(ShapeError(format!(
+            "a tensor of {ndim} axes: flx, like NumPy, allows at most {MAX_AXES}"
+        )));
+    }
+    Ok(())
+}
+
 /// Refuse shapes whose element count exceeds `max_elements()`.
 pub fn check_elements(shape: &[usize]) -> Result<(), ShapeError> {
     let n = shape

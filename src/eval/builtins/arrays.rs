@@ -74,6 +74,7 @@ fn stack(_: &mut Interp, a: &mut Args) -> R {
         );
     }
     let ndim = items[0].shape().expect("a tensor").len();
+    super::check_axes(ndim + 1, a.call)?;
     let axis = axis_in(a, 0, ndim + 1)?;
     fn join<T: Elem>(a: &Args, ts: &[ArcArray<T, IxDyn>], axis: usize) -> R {
         let views: Vec<ArrayViewD<T>> = ts.iter().map(|t| t.view()).collect();
@@ -123,6 +124,7 @@ fn squeeze(_: &mut Interp, a: &mut Args) -> R {
 fn expand_dims(_: &mut Interp, a: &mut Args) -> R {
     let v = a.any_tensor(0)?;
     let ndim = v.shape().expect("a tensor").len();
+    super::check_axes(ndim + 1, a.call)?;
     let k = axis_in(a, 1, ndim + 1)?;
     Ok(any_tensor!(&v, t => Elem::tensor((**t).clone().insert_axis(Axis(k)))).expect("a tensor"))
 }

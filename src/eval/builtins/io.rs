@@ -35,6 +35,7 @@ pub static BUILTINS: &[Builtin] = &[
     builtin!("dtype", "x", "The element type of a number or tensor: `\"float\"`, `\"int\"` or `\"bool\"`.", dtype_of),
     builtin!("append", "xs, value", "A new list: `xs` with `value` added at the end.", append),
     builtin!("load_csv", "path, header=none, delimiter=\",\"", "Read a numeric CSV file into a tensor (one column or row gives a vector, as NumPy). `header:` true or false; by default a first row that is not numeric is taken as a header.", load_csv),
+    builtin!("load_table", "path, delimiter=\",\"", "Read a CSV file with a header into a record of columns, one field per header name in order (pandas' `read_csv`): a column of Ints is an Int tensor, of numbers a Float tensor (empty cells `nan`), of `true`/`false` a Bool tensor, anything else a list of Strs. Reads every `metrics.csv` and `summary.csv` flx writes: `load_table(\"runs/grokking/metrics.csv\").test_acc`.", load_table),
     builtin!("save_csv", "path, x, header=none", "Write a vector or matrix as CSV (full precision); `header:` a list of column names.", save_csv),
     builtin!("load_npy", "path", "Read a NumPy `.npy` file (float64, float32 or integer) into a tensor.", load_npy),
     builtin!("save_npy", "path, x", "Write a tensor as a NumPy `.npy` file (float64).", save_npy),
@@ -316,21 +317,23 @@ fn io_error(a: &Args, i: usize, what: &str, path: &Path, e: impl std::fmt::Displ
     .at(a.spans[i])
 }
 
-fn load_csv(interp: &mut Interp, a: &mut Args) -> R {
-    let (path, bytes) = read(interp, a, 0)?;
+/// The text of the file argument `path` and the one-byte argument `delim`.
+fn read_text(interp: &mut Interp, a: &Args, path: usize, delim: usize) -> Result<(PathBuf, String, u8), Diag> {
+    let (file, bytes) = read(interp, a, path)?;
     let text = String::from_utf8(bytes)
-        .map_err(|_| io_error(a, 0, "read", &path, "stream did not contain valid UTF-8"))?;
-    let delim = a.str(2)?;
-    let delim = match delim.as_bytes() {
-        [b] => *b,
-        _ => {
-            return Err(a.error(
-                2,
-                "flx::value::delimiter",
-                "`delimiter` must be one character",
-            ))
-        }
-    };
+        .map_err(|_| io_error(a, path, "read", &file, "stream did not contain valid UTF-8"))?;
+    match a.str(delim)?.as_bytes() {
+        [b] => Ok((file, text, *b)),
+        _ => Err(a.error(
+            delim,
+            "flx::value::delimiter",
+            "`delimiter` must be one character",
+        )),
+    }
+}
+
+fn load_csv(interp: &mut Interp, a: &mut Args) -> R {
+    let (path, text, delim) = read_text(interp, a, 0, 2)?;
     let header = match &a.vals[1] {
         Value::None => None,
         Value::Bool(b) => Some(*b),
@@ -411,6 +414,74 @@ fn load_csv(interp: &mut Interp, a: &mut Args) -> R {
     Ok(Value::tensor(
         ArrayD::from_shape_vec(IxDyn(&shape), data).expect("rectangular"),
     ))
+}
+
+fn load_table(interp: &mut Interp, a: &mut Args) -> R {
+    let (path, text, delim) = read_text(interp, a, 0, 1)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delim)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut names: Option<Vec<String>> = None;
+    let mut cells: Vec<Vec<String>> = Vec::new(); // by column
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(1, |p| p.line() as usize);
+            file_error(interp, &path, &text, line, 0, delim, &e.to_string())
+        })?;
+        let line = record.position().map_or(1, |p| p.line() as usize);
+        let Some(names) = &names else {
+            let header: Vec<String> = record.iter().map(str::to_string).collect();
+            for (j, name) in header.iter().enumerate() {
+                let msg = if name.is_empty() {
+                    "a column without a name".to_string()
+                } else if header[..j].contains(name) {
+                    format!("a second column named `{name}`")
+                } else {
+                    continue;
+                };
+                return Err(file_error(interp, &path, &text, line, j, delim, &msg));
+            }
+            cells = vec![Vec::new(); header.len()];
+            names = Some(header);
+            continue;
+        };
+        if record.len() == 1 && record[0].is_empty() {
+            continue; // a blank line
+        }
+        if record.len() != names.len() {
+            let msg = format!("this row has {} fields, the header has {}", record.len(), names.len());
+            return Err(file_error(interp, &path, &text, line, 0, delim, &msg));
+        }
+        for (column, field) in cells.iter_mut().zip(record.iter()) {
+            column.push(field.to_string());
+        }
+    }
+    let Some(names) = names else {
+        return Err(io_error(a, 0, "read", &path, "the file is empty: a table needs a header row"));
+    };
+    let fields = names.into_iter().zip(cells).map(|(name, column)| (name, table_column(column)));
+    Ok(Value::record(fields))
+}
+
+/// A column as pandas would type it: Ints, then numbers (empty cells nan),
+/// then Bools, else the text itself.
+fn table_column(cells: Vec<String>) -> Value {
+    let all = |ok: &dyn Fn(&str) -> bool| cells.iter().all(|c| ok(c));
+    if all(&|c| c.parse::<i64>().is_ok()) {
+        let ints = cells.iter().map(|c| c.parse::<i64>().expect("checked"));
+        return Value::from(ndarray::Array1::from_iter(ints));
+    }
+    if all(&|c| c.is_empty() || parse_number(c).is_some()) {
+        let floats = cells.iter().map(|c| parse_number(c).unwrap_or(f64::NAN));
+        return Value::from(ndarray::Array1::from_iter(floats));
+    }
+    if all(&|c| c == "true" || c == "false") {
+        return Value::from(ndarray::Array1::from_iter(cells.iter().map(|c| c == "true")));
+    }
+    Value::list(cells.iter().map(|c| Value::str(c)))
 }
 
 fn parse_number(field: &str) -> Option<f64> {

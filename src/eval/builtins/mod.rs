@@ -370,6 +370,24 @@ impl<'s> Args<'s> {
         }
     }
 
+    /// A Str argument that must be one of `options`, returned as the option.
+    pub fn one_of(&self, i: usize, options: &[&'static str]) -> Result<&'static str, Diag> {
+        let s = self.str(i)?;
+        options.iter().find(|o| **o == s.as_str()).copied().ok_or_else(|| {
+            let quoted: Vec<String> = options.iter().map(|o| format!("\"{o}\"")).collect();
+            self.error(
+                i,
+                "flx::value::option",
+                format!(
+                    "`{}` of `{}` is one of {}, found \"{s}\"",
+                    self.param_name(i),
+                    self.name,
+                    quoted.join(", ")
+                ),
+            )
+        })
+    }
+
     /// An `axis:` argument for a tensor of `ndim` axes (negative counts from the end).
     pub fn axis(&self, i: usize, ndim: usize) -> Result<Option<usize>, Diag> {
         let Some(a) = self.opt_int(i)? else {
@@ -427,11 +445,18 @@ pub(super) fn mat(t: &Tensor) -> ndarray::ArrayView2<'_, f64> {
 
 /// Refuse to allocate a tensor larger than `tensor::max_elements()`.
 pub fn check_size(shape: &[usize], span: Span) -> Result<(), Diag> {
+    check_axes(shape.len(), span)?;
     crate::tensor::check_elements(shape).map_err(|e| {
         Diag::new("flx::shape::too_large", e.0)
             .at(span)
             .help("work in blocks, or on a subsample")
     })
+}
+
+/// At most `tensor::MAX_AXES` axes.
+pub fn check_axes(ndim: usize, span: Span) -> Result<(), Diag> {
+    crate::tensor::check_axes(ndim)
+        .map_err(|e| Diag::new("flx::shape::too_many_axes", e.0).at(span))
 }
 
 #[cfg(test)]

@@ -407,6 +407,7 @@ fn reshape(_: &mut Interp, a: &mut Args) -> R {
     if shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) != Some(len) {
         return Err(bad());
     }
+    super::check_axes(shape.len(), a.call)?;
     // A view of the same storage where the strides allow (as NumPy), else a copy.
     any_tensor!(&v, t => (**t)
         .clone()
