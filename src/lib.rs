@@ -468,12 +468,12 @@ fn literal_value(e: &syntax::ast::Expr) -> Option<Value> {
             Value::Float(f) => Value::Float(-f),
             _ => return None,
         },
-        ExprKind::Tuple(items) => Value::Tuple(Rc::new(
+        ExprKind::Tuple(items) => Value::tuple(
             items
                 .iter()
                 .map(literal_value)
                 .collect::<Option<Vec<_>>>()?,
-        )),
+        ),
         ExprKind::List(items) => {
             let vals: Vec<(Value, diag::Span)> = items
                 .iter()

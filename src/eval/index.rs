@@ -123,14 +123,14 @@ pub fn index(v: &Value, idx: &[Index], span: Span) -> Result<Value, Diag> {
                 Index::At(other, s) => Err(bad_index(other, *s)),
                 Index::Slice(a, b, c, _) => {
                     let sl = python_slice(items.len(), *a, *b, *c);
-                    let picked = slice_positions(items.len(), sl)
+                    let picked: Vec<Value> = slice_positions(items.len(), sl)
                         .into_iter()
                         .map(|i| items[i].clone())
                         .collect();
                     Ok(if tuple {
-                        Value::Tuple(Rc::new(picked))
+                        Value::tuple(picked)
                     } else {
-                        Value::List(Rc::new(picked))
+                        Value::list(picked)
                     })
                 }
             }
@@ -469,7 +469,7 @@ pub fn index_assign(
         Value::BoolTensor(t) => assign_tensor(Rc::make_mut(t), idx, &rhs, span, rhs_span),
         Value::List(items) => {
             let i = list_position(idx, items.len(), span)?;
-            Rc::make_mut(items)[i] = rhs;
+            Rc::make_mut(items).update(i, |x| *x = rhs);
             Ok(())
         }
         other => Err(Diag::new(
@@ -636,7 +636,7 @@ mod tests {
         let pick = index(
             &m,
             &[Index::At(
-                Value::List(Rc::new(vec![Value::Int(1), Value::Int(0)])),
+                Value::list(vec![Value::Int(1), Value::Int(0)]),
                 sp(),
             )],
             sp(),

@@ -20,7 +20,7 @@ use super::index;
 use super::model::Model;
 use super::ops;
 use super::traced;
-use super::value::{any_tensor, Closure, Elem, FnKind, Record, Value};
+use super::value::{any_tensor, Closure, Elem, FnKind, Record, Value, MAX_DEPTH};
 use crate::check::Linker;
 use crate::diag::{Diag, Span};
 use crate::host::Host;
@@ -30,6 +30,10 @@ use crate::syntax::ast::*;
 
 /// Deepest nesting of flx calls (the interpreter runs on a thread with a large stack).
 pub const MAX_CALL_DEPTH: u32 = 5_000;
+
+/// Floating-point operations (a multiply-add is two) that count as one step
+/// of the budget: a 256 × 256 matmul costs 512 steps.
+pub const FLOPS_PER_STEP: u64 = 1 << 16;
 
 pub enum Flow {
     Break,
@@ -174,6 +178,7 @@ impl Interp {
         }
         let value = f(&args).map_err(|d| d.or_at(span))?;
         self.poll_interrupt(span)?;
+        value.check_depth(span)?;
         Ok(value)
     }
 
@@ -254,17 +259,32 @@ impl Interp {
     pub(super) fn tick(&mut self, span: Span) -> Result<(), Flow> {
         self.steps += 1;
         if self.steps > self.step_limit {
-            return Err(Diag::new(
-                "flx::run::step_limit",
-                format!("stopped after {} steps", self.step_limit),
-            )
-            .at(span)
-            .into());
+            return Err(self.out_of_steps(span).into());
         }
         if self.steps & 0x3ff == 0 {
             self.poll_interrupt(span)?;
         }
         Ok(())
+    }
+
+    /// Count `flops` of work a builtin is about to do against the step
+    /// budget (one step per `FLOPS_PER_STEP`), so that a budget bounds the
+    /// work inside builtins too: a program that asks `krr` or `@` for hours
+    /// is stopped before it starts, not after.
+    pub fn charge(&mut self, flops: u64, span: Span) -> Result<(), Diag> {
+        self.steps = self.steps.saturating_add(flops / FLOPS_PER_STEP);
+        if self.steps > self.step_limit {
+            return Err(self.out_of_steps(span));
+        }
+        Ok(())
+    }
+
+    fn out_of_steps(&self, span: Span) -> Diag {
+        Diag::new(
+            "flx::run::step_limit",
+            format!("stopped after {} steps", self.step_limit),
+        )
+        .at(span)
     }
 
     /// Stop with "interrupted" if Ctrl-C was pressed (the REPL sets the flag).
@@ -399,7 +419,7 @@ impl Interp {
             }
             Pattern::Tuple(parts, span) => {
                 let items: Vec<Value> = match &v {
-                    Value::Tuple(t) | Value::List(t) => t.as_ref().clone(),
+                    Value::Tuple(t) | Value::List(t) => t.to_vec(),
                     v if v.shape().is_some_and(|s| !s.is_empty()) => {
                         let n = v.shape().expect("a tensor")[0];
                         any_tensor!(v, t => (0..n).map(|i| index::tensor_item(t, i)).collect())
@@ -529,15 +549,18 @@ impl Interp {
                 for i in items {
                     vals.push(self.eval(i)?);
                 }
-                Ok(Value::Tuple(Rc::new(vals)))
+                let tuple = Value::tuple(vals);
+                tuple.check_depth(e.span)?;
+                Ok(tuple)
             }
             ExprKind::Record(fields) => {
-                let mut rec = Record::default();
+                let mut rec = Vec::with_capacity(fields.len());
                 for (name, v) in fields {
-                    let v = self.eval(v)?;
-                    rec.fields.push((name.name.clone(), v));
+                    rec.push((name.name.clone(), self.eval(v)?));
                 }
-                Ok(Value::Record(Rc::new(rec)))
+                let rec = Value::Record(Rc::new(Record::new(rec)));
+                rec.check_depth(e.span)?;
+                Ok(rec)
             }
             ExprKind::Range {
                 start,
@@ -664,6 +687,11 @@ impl Interp {
         let r = self.eval(b)?;
         if let Some(v) = ops::scalar_fast(op, &l, &r) {
             return Ok(v);
+        }
+        if op == BinOp::MatMul {
+            if let (Some(x), Some(y)) = (l.shape(), r.shape()) {
+                self.charge(matmul_flops(x, y), a.span)?;
+            }
         }
         ops::binary(op, l, r, a.span, b.span).map_err(Flow::from)
     }
@@ -1004,6 +1032,14 @@ impl Interp {
             });
         }
         self.read_slot(slot, &place.root.ident)?;
+        if rhs.depth() + steps.len() as u32 > MAX_DEPTH {
+            return Err(Diag::new(
+                "flx::value::too_deep",
+                format!("this assignment nests values more than {MAX_DEPTH} deep"),
+            )
+            .at(rhs_span)
+            .into());
+        }
         let mut root = self.take_slot(slot);
         let result = assign_path(&mut root, &steps, op, rhs, rhs_span);
         self.write_slot(slot, root);
@@ -1112,6 +1148,7 @@ impl Interp {
                 }
                 let value = (b.run)(self, &mut args).map_err(|d| d.or_at(span))?;
                 self.poll_interrupt(span)?;
+                value.check_depth(span)?;
                 Ok(value)
             }
             Value::Derivative(d) => {
@@ -1119,7 +1156,13 @@ impl Interp {
                 super::traced::call_derivative(self, &d, pos, named, span)
             }
             Value::Kernel(k) => super::kernel_values::with_hyper(k, pos, named),
-            Value::Predictor(p) => super::kernel_values::predict(p, pos, named, span),
+            Value::Predictor(p) => {
+                if let Some(rows) = pos.first().and_then(|(x, _)| x.shape()?.first().copied()) {
+                    let (m, d) = (p.centers.shape()[0], p.centers.shape()[1]);
+                    self.charge(p.metric.gram_flops(rows, m, d), span)?;
+                }
+                super::kernel_values::predict(p, pos, named, span)
+            }
             Value::ModelDecl(def) => self.instantiate(&def.clone(), pos, named, span),
             Value::Model(m) => {
                 let forward = Value::Func(m.forward.clone());
@@ -1289,6 +1332,23 @@ fn fn_kind(kind: &ExprKind) -> FnKind {
     }
 }
 
+/// About how many flops `x @ y` takes for operands of these shapes (any
+/// batch axes included): 2 · (rows of x) · (inner size) · (columns of y).
+pub fn matmul_flops(x: &[usize], y: &[usize]) -> u64 {
+    let size = |s: &[usize]| s.iter().map(|&d| d as u64).product::<u64>();
+    let cols = if y.len() >= 2 {
+        y[y.len() - 1] as u64
+    } else {
+        1
+    };
+    let rows = if x.len() >= 2 {
+        x[x.len() - 2] as u64
+    } else {
+        1
+    };
+    2 * (size(x).saturating_mul(cols)).max(size(y).saturating_mul(rows))
+}
+
 type PlaceStepValue<'a> = (Option<Vec<index::Index>>, Option<&'a Ident>, Span);
 
 fn assign_path(
@@ -1325,8 +1385,8 @@ fn assign_path(
                 }
             };
             match pos {
-                Some(i) => r.fields[i].1 = new,
-                None => r.fields.push((f.name.clone(), new)),
+                Some(i) => r.update(i, |v| *v = new),
+                None => r.push(f.name.clone(), new),
             }
             return Ok(());
         }
@@ -1337,7 +1397,7 @@ fn assign_path(
             )
             .at(*span));
         };
-        return assign_path(&mut r.fields[i].1, &steps[1..], op, rhs, rhs_span);
+        return r.update(i, |v| assign_path(v, &steps[1..], op, rhs, rhs_span));
     }
     let index = index.as_ref().expect("an index step");
     if last {
@@ -1353,7 +1413,7 @@ fn assign_path(
     match target {
         Value::List(items) => {
             let i = index::list_position(index, items.len(), *span)?;
-            assign_path(&mut Rc::make_mut(items)[i], &steps[1..], op, rhs, rhs_span)
+            Rc::make_mut(items).update(i, |x| assign_path(x, &steps[1..], op, rhs, rhs_span))
         }
         other => Err(Diag::new(
             "flx::type::index",
@@ -1425,7 +1485,7 @@ fn iteration_item(it: &Value, i: u64) -> Value {
         Value::List(items) | Value::Tuple(items) => items[i as usize].clone(),
         Value::Record(r) => {
             let (k, v) = &r.fields[i as usize];
-            Value::Tuple(Rc::new(vec![Value::str(k), v.clone()]))
+            Value::tuple(vec![Value::str(k), v.clone()])
         }
         v => any_tensor!(v, t => index::tensor_item(t, i as usize)).expect("counted"),
     }

@@ -103,7 +103,7 @@ impl Model {
         }
         Ok(Model {
             def: self.def.clone(),
-            params: Rc::new(Record { fields }),
+            params: Rc::new(Record::new(fields)),
             lr: self.lr.clone(),
             forward: Rc::new(Closure {
                 def: self.forward.def.clone(),
@@ -119,15 +119,14 @@ impl Model {
         Some(match name {
             "params" => Value::Record(model.params.clone()),
             "with" => Value::ModelWith(model.clone()),
-            "lr" => Value::Record(Rc::new(Record {
-                fields: model
+            "lr" => Value::record(
+                model
                     .params
                     .fields
                     .iter()
                     .zip(&model.lr)
-                    .map(|((n, _), lr)| (n.clone(), Value::Float(*lr)))
-                    .collect(),
-            })),
+                    .map(|((n, _), lr)| (n.clone(), Value::Float(*lr))),
+            ),
             _ => return None,
         })
     }
@@ -280,7 +279,7 @@ impl Interp {
             .collect();
         Ok(Value::Model(Rc::new(Model {
             def: def.clone(),
-            params: Rc::new(Record { fields: params }),
+            params: Rc::new(Record::new(params)),
             lr,
             forward,
             param_capture,

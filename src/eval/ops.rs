@@ -465,9 +465,7 @@ pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result
                     unreachable!()
                 };
                 too_long(a.len() + b.len(), lspan.to(rspan))?;
-                Ok(Value::List(Rc::new(
-                    a.iter().chain(b.iter()).cloned().collect(),
-                )))
+                Ok(Value::list(a.iter().chain(b.iter()).cloned()))
             }
             _ => Err(fail(&l, &r)),
         },
@@ -561,7 +559,7 @@ pub fn list_literal(vals: Vec<(Value, Span)>, span: Span) -> Result<Value, Diag>
         return super::traced::list_literal(vals, span);
     }
     if vals.is_empty() {
-        return Ok(Value::List(Rc::new(Vec::new())));
+        return Ok(Value::list(Vec::new()));
     }
     let to = vals.iter().filter_map(|(v, _)| v.dtype()).max();
     if vals.iter().all(|(v, _)| v.is_number()) {
@@ -580,9 +578,9 @@ pub fn list_literal(vals: Vec<(Value, Span)>, span: Span) -> Result<Value, Diag>
         });
     }
     let Some(shape) = vals[0].0.shape().map(<[usize]>::to_vec) else {
-        return Ok(Value::List(Rc::new(
-            vals.into_iter().map(|(v, _)| v).collect(),
-        )));
+        let list = Value::list(vals.into_iter().map(|(v, _)| v));
+        list.check_depth(span)?;
+        return Ok(list);
     };
     if let Some((v, s)) = vals
         .iter()
@@ -601,9 +599,9 @@ pub fn list_literal(vals: Vec<(Value, Span)>, span: Span) -> Result<Value, Diag>
         ));
     }
     if !vals.iter().all(|(v, _)| v.is_tensor()) {
-        return Ok(Value::List(Rc::new(
-            vals.into_iter().map(|(v, _)| v).collect(),
-        )));
+        let list = Value::list(vals.into_iter().map(|(v, _)| v));
+        list.check_depth(span)?;
+        return Ok(list);
     }
     fn stack<T: Elem>(parts: Vec<ArcArray<T, IxDyn>>, span: Span) -> Result<Value, Diag> {
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();

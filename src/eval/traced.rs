@@ -388,7 +388,7 @@ pub fn call_builtin(
                 axis_arg,
                 span,
             )?;
-            let shape = (Value::Tuple(Rc::new(kept)), span);
+            let shape = (Value::tuple(kept), span);
             let lse = call_builtin(
                 interp,
                 by_name("reshape"),
@@ -435,11 +435,7 @@ impl Positions {
         let t = match &p {
             Value::Tensor(t) => (**t).clone(),
             p if p.is_number() => arr0(0.0).into_dyn().into(),
-            Value::List(items) => {
-                return Value::List(Rc::new(
-                    items.iter().map(|x| self.encode(x, span)).collect(),
-                ))
-            }
+            Value::List(items) => return Value::list(items.iter().map(|x| self.encode(x, span))),
             _ => return p,
         };
         let encoded = if is_traced(v) {
@@ -551,7 +547,7 @@ pub fn call_derivative(
         interp.call_value(&d.f, pos, named, span)
     })?;
     Ok(if d.kind == DerivativeKind::ValueAndGrad {
-        Value::Tuple(Rc::new(vec![Value::Float(value), grad]))
+        Value::tuple(vec![Value::Float(value), grad])
     } else {
         grad
     })
@@ -723,8 +719,8 @@ fn trace_inputs(x: &Value, id: u64, inputs: &mut Vec<Var>, span: Span) -> Result
                 .map(|v| trace_inputs(v, id, inputs, span))
                 .collect::<Result<Vec<_>, _>>()?;
             match x {
-                Value::Tuple(_) => Value::Tuple(Rc::new(traced)),
-                _ => Value::List(Rc::new(traced)),
+                Value::Tuple(_) => Value::tuple(traced),
+                _ => Value::list(traced),
             }
         }
         Value::Record(r) => {
@@ -732,7 +728,7 @@ fn trace_inputs(x: &Value, id: u64, inputs: &mut Vec<Var>, span: Span) -> Result
             for (n, v) in &r.fields {
                 fields.push((n.clone(), trace_inputs(v, id, inputs, span)?));
             }
-            Value::Record(Rc::new(Record { fields }))
+            Value::Record(Rc::new(Record::new(fields)))
         }
         // A model: its parameters are the inputs, and `f` sees the model with
         // traced parameters.
@@ -780,25 +776,17 @@ fn gradient_like(
                 _ => unreachable!(),
             }
         }
-        Value::Tuple(items) => Value::Tuple(Rc::new(
-            items
+        Value::Tuple(items) => {
+            Value::tuple(items.iter().map(|v| gradient_like(v, inputs, at, grads)))
+        }
+        Value::List(items) => {
+            Value::list(items.iter().map(|v| gradient_like(v, inputs, at, grads)))
+        }
+        Value::Record(r) => Value::record(
+            r.fields
                 .iter()
-                .map(|v| gradient_like(v, inputs, at, grads))
-                .collect(),
-        )),
-        Value::List(items) => Value::List(Rc::new(
-            items
-                .iter()
-                .map(|v| gradient_like(v, inputs, at, grads))
-                .collect(),
-        )),
-        Value::Record(r) => Value::Record(Rc::new(Record {
-            fields: r
-                .fields
-                .iter()
-                .map(|(n, v)| (n.clone(), gradient_like(v, inputs, at, grads)))
-                .collect(),
-        })),
+                .map(|(n, v)| (n.clone(), gradient_like(v, inputs, at, grads))),
+        ),
         // A model's gradient is a record shaped like its `params`.
         Value::Model(m) => gradient_like(&Value::Record(m.params.clone()), inputs, at, grads),
         other => other.clone(),

@@ -60,7 +60,7 @@ impl Optimizer {
             _ => fields.push(("momentum".into(), Value::Float(self.momentum))),
         }
         fields.push(("weight_decay".into(), Value::Float(self.weight_decay)));
-        Value::Record(Rc::new(Record { fields }))
+        Value::Record(Rc::new(Record::new(fields)))
     }
 
     pub fn from_value(v: &Value, span: Span) -> Result<Optimizer, Diag> {
@@ -302,7 +302,13 @@ pub fn train(interp: &mut Interp, p: &Problem, mut plan: Plan) -> Result<Value, 
     if diverged(loss) {
         return Ok(history.into_value(last_finite, true));
     }
-    history.observe(interp, &plan, plan.steps, &model, finite(loss, plan.steps, span)?)?;
+    history.observe(
+        interp,
+        &plan,
+        plan.steps,
+        &model,
+        finite(loss, plan.steps, span)?,
+    )?;
     Ok(history.into_value(model, false))
 }
 
@@ -392,8 +398,14 @@ impl History {
     fn into_value(self, model: Rc<Model>, diverged: bool) -> Value {
         let mut fields: Vec<(Rc<str>, Value)> = vec![
             ("model".into(), Value::Model(model)),
-            ("step".into(), Value::from(ndarray::Array1::from(self.steps))),
-            ("loss".into(), Value::from(ndarray::Array1::from(self.losses))),
+            (
+                "step".into(),
+                Value::from(ndarray::Array1::from(self.steps)),
+            ),
+            (
+                "loss".into(),
+                Value::from(ndarray::Array1::from(self.losses)),
+            ),
             ("diverged".into(), Value::Bool(diverged)),
         ];
         for (name, vals) in self.columns {
@@ -401,11 +413,11 @@ impl History {
                 let numbers = vals.into_iter().map(|v| (v, Span::default())).collect();
                 super::ops::list_literal(numbers, Span::default()).expect("numbers stack")
             } else {
-                Value::List(Rc::new(vals))
+                Value::list(vals)
             };
             fields.push((name, column));
         }
-        Value::Record(Rc::new(Record { fields }))
+        Value::Record(Rc::new(Record::new(fields)))
     }
 }
 
@@ -471,7 +483,7 @@ fn with_params(model: &Model, params: &[Tensor], span: Span) -> Result<Model, Di
             (n.clone(), v)
         })
         .collect();
-    model.with(&Value::Record(Rc::new(Record { fields })), span)
+    model.with(&Value::Record(Rc::new(Record::new(fields))), span)
 }
 
 /// One update of one parameter at step `t` (from 1) with learning rate `lr`;

@@ -39,8 +39,8 @@ pub enum Value {
     Tensor(Rc<Tensor>),
     IntTensor(Rc<IntTensor>),
     BoolTensor(Rc<BoolTensor>),
-    Tuple(Rc<Vec<Value>>),
-    List(Rc<Vec<Value>>),
+    Tuple(Rc<Items>),
+    List(Rc<Items>),
     Record(Rc<Record>),
     /// `start..end`, end exclusive (an inclusive range is stored with end + 1).
     Range(Rc<(i64, i64)>),
@@ -69,17 +69,87 @@ pub enum Value {
     Progress(Rc<(Value, Option<Rc<String>>)>),
 }
 
+/// At most this many lists, tuples and records inside one another (Python's
+/// recursion limit), so that printing, comparing and dropping a value recurse
+/// a bounded depth. Each container keeps an upper bound on its depth, so the
+/// limit is checked in constant time (`Value::depth`).
+pub const MAX_DEPTH: u32 = 1000;
+
+/// The items of a list or tuple, with how deeply they nest.
+#[derive(Clone, Debug, Default)]
+pub struct Items {
+    items: Vec<Value>,
+    depth: u32,
+}
+
+impl Items {
+    pub fn new(items: Vec<Value>) -> Items {
+        let depth = 1 + items.iter().map(Value::depth).max().unwrap_or(0);
+        Items { items, depth }
+    }
+
+    pub fn into_vec(self) -> Vec<Value> {
+        self.items
+    }
+
+    /// Run `f` on item `i`, then account for what it may have nested there.
+    pub fn update<T>(&mut self, i: usize, f: impl FnOnce(&mut Value) -> T) -> T {
+        let out = f(&mut self.items[i]);
+        self.depth = self.depth.max(1 + self.items[i].depth());
+        out
+    }
+}
+
+impl std::ops::Deref for Items {
+    type Target = [Value];
+    fn deref(&self) -> &[Value] {
+        &self.items
+    }
+}
+
+impl From<Vec<Value>> for Items {
+    fn from(items: Vec<Value>) -> Items {
+        Items::new(items)
+    }
+}
+
+impl FromIterator<Value> for Items {
+    fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> Items {
+        Items::new(iter.into_iter().collect())
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Record {
+    /// Read freely; written through `Record::update` or `Record::push`, which
+    /// keep `depth` an upper bound.
     pub fields: Vec<(Rc<str>, Value)>,
+    depth: u32,
 }
 
 impl Record {
+    pub fn new(fields: Vec<(Rc<str>, Value)>) -> Record {
+        let depth = 1 + fields.iter().map(|(_, v)| v.depth()).max().unwrap_or(0);
+        Record { fields, depth }
+    }
+
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.fields
             .iter()
             .find(|(n, _)| n.as_ref() == name)
             .map(|(_, v)| v)
+    }
+
+    pub fn push(&mut self, name: Rc<str>, v: Value) {
+        self.depth = self.depth.max(1 + v.depth());
+        self.fields.push((name, v));
+    }
+
+    /// Run `f` on field `i`'s value, then account for what it may have nested there.
+    pub fn update<T>(&mut self, i: usize, f: impl FnOnce(&mut Value) -> T) -> T {
+        let out = f(&mut self.fields[i].1);
+        self.depth = self.depth.max(1 + self.fields[i].1.depth());
+        out
     }
 }
 
@@ -189,13 +259,43 @@ impl Value {
 
     /// A record of these fields, in order.
     pub fn record<N: Into<Rc<str>>>(fields: impl IntoIterator<Item = (N, Value)>) -> Value {
-        Value::Record(Rc::new(Record {
-            fields: fields.into_iter().map(|(n, v)| (n.into(), v)).collect(),
-        }))
+        Value::Record(Rc::new(Record::new(
+            fields.into_iter().map(|(n, v)| (n.into(), v)).collect(),
+        )))
     }
 
     pub fn list(items: impl IntoIterator<Item = Value>) -> Value {
         Value::List(Rc::new(items.into_iter().collect()))
+    }
+
+    pub fn tuple(items: impl IntoIterator<Item = Value>) -> Value {
+        Value::Tuple(Rc::new(items.into_iter().collect()))
+    }
+
+    /// How many lists, tuples and records nest here (an upper bound; 0 for
+    /// other values).
+    pub fn depth(&self) -> u32 {
+        match self {
+            Value::List(items) | Value::Tuple(items) => items.depth,
+            Value::Record(r) => r.depth,
+            _ => 0,
+        }
+    }
+
+    /// `Err` with a diagnostic at `span` when this value nests deeper than
+    /// `MAX_DEPTH`.
+    pub fn check_depth(&self, span: crate::diag::Span) -> Result<(), crate::diag::Diag> {
+        if self.depth() <= MAX_DEPTH {
+            return Ok(());
+        }
+        Err(crate::diag::Diag::new(
+            "flx::value::too_deep",
+            format!("lists, tuples and records nest more than {MAX_DEPTH} deep here"),
+        )
+        .at(span)
+        .help(
+            "a value this deep cannot be printed or compared; keep items side by side in one list",
+        ))
     }
 
     /// The value as an ndarray array, where NumPy's `np.asarray` would make

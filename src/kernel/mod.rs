@@ -146,6 +146,17 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// About how many flops a kernel matrix of `n` × `m` rows of `d`
+    /// features takes under this metric (`X M`, `Z M`, then the products).
+    pub fn gram_flops(&self, n: usize, m: usize, d: usize) -> u64 {
+        let (n, m, d) = (n as u64, m as u64, d as u64);
+        let scaled = match self {
+            Metric::Full(_) => 2 * (n + m) * d * d,
+            _ => 0,
+        };
+        scaled + 2 * n * m * d
+    }
+
     /// `X M`.
     fn apply(&self, x: ArrayView2<f64>) -> Array2<f64> {
         match self {

@@ -3,15 +3,13 @@
 //! sums, masks of nan, softmax, sampling, order statistics, `kron`, `qr`
 //! and `mpow`. Dtypes follow NumPy: moves keep them, sums keep Ints.
 
-use std::rc::Rc;
-
 use ndarray::{concatenate, ArcArray, Array1, Array2, ArrayD, ArrayViewD, Axis, IxDyn};
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::tensor::{int_lanes, scalar_or_tensor};
-use super::{check_size, mat, Args, Builtin};
+use super::{check_size, factor_flops, mat, Args, Builtin};
 use crate::diag::Diag;
 use crate::eval::dtype;
 use crate::eval::dtype::{each_common, Common};
@@ -59,7 +57,7 @@ fn axis_in(a: &Args, i: usize, ndim: usize) -> Result<usize, Diag> {
 
 fn stack(_: &mut Interp, a: &mut Args) -> R {
     let items: Vec<Value> = match a.rest.as_slice() {
-        [(Value::List(t) | Value::Tuple(t), _)] => t.as_ref().clone(),
+        [(Value::List(t) | Value::Tuple(t), _)] => t.to_vec(),
         // One tensor is the sequence of its rows (as `np.stack(x)`).
         [(v, _)] if v.shape().is_some_and(|s| !s.is_empty()) => {
             let n = v.shape().expect("a tensor")[0];
@@ -133,7 +131,7 @@ fn expand_dims(_: &mut Interp, a: &mut Args) -> R {
 fn counts(a: &Args, i: usize) -> Result<Vec<usize>, Diag> {
     let items = match &a.vals[i] {
         Value::Int(_) => vec![a.vals[i].clone()],
-        Value::Tuple(t) | Value::List(t) => t.as_ref().clone(),
+        Value::Tuple(t) | Value::List(t) => t.to_vec(),
         Value::IntTensor(t) => t.iter().map(|&x| Value::Int(x)).collect(),
         _ => return Err(a.expected(i, "an Int or a tuple of Ints")),
     };
@@ -616,8 +614,9 @@ fn kron(_: &mut Interp, a: &mut Args) -> R {
     })
 }
 
-fn qr(_: &mut Interp, a: &mut Args) -> R {
+fn qr(interp: &mut Interp, a: &mut Args) -> R {
     let m = a.matrix(0)?;
+    interp.charge(factor_flops(&m, 4), a.call)?;
     if m.iter().any(|x| !x.is_finite()) {
         return Err(a.error(
             0,
@@ -626,11 +625,14 @@ fn qr(_: &mut Interp, a: &mut Args) -> R {
         ));
     }
     let (q, r) = crate::linalg::qr(mat(&m));
-    Ok(Value::Tuple(Rc::new(vec![Value::from(q), Value::from(r)])))
+    Ok(Value::tuple(vec![Value::from(q), Value::from(r)]))
 }
 
-fn mpow(_: &mut Interp, a: &mut Args) -> R {
+fn mpow(interp: &mut Interp, a: &mut Args) -> R {
     let g = a.tensor(0)?;
+    if g.ndim() == 2 {
+        interp.charge(factor_flops(&g, 12), a.call)?;
+    }
     let p = a.f64(1)?;
     match g.ndim() {
         1 => Ok(Value::from(g.mapv(|x| math::pow(x.max(0.0), p)))),

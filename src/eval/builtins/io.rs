@@ -260,9 +260,9 @@ fn to_float(_: &mut Interp, a: &mut Args) -> R {
 fn append(_: &mut Interp, a: &mut Args) -> R {
     match &a.vals[0] {
         Value::List(items) => {
-            let mut v = items.as_ref().clone();
+            let mut v = items.to_vec();
             v.push(a.vals[1].clone());
-            Ok(Value::List(Rc::new(v)))
+            Ok(Value::list(v))
         }
         _ => Err(a.expected(0, "a List")),
     }
@@ -318,7 +318,12 @@ fn io_error(a: &Args, i: usize, what: &str, path: &Path, e: impl std::fmt::Displ
 }
 
 /// The text of the file argument `path` and the one-byte argument `delim`.
-fn read_text(interp: &mut Interp, a: &Args, path: usize, delim: usize) -> Result<(PathBuf, String, u8), Diag> {
+fn read_text(
+    interp: &mut Interp,
+    a: &Args,
+    path: usize,
+    delim: usize,
+) -> Result<(PathBuf, String, u8), Diag> {
     let (file, bytes) = read(interp, a, path)?;
     let text = String::from_utf8(bytes)
         .map_err(|_| io_error(a, path, "read", &file, "stream did not contain valid UTF-8"))?;
@@ -452,7 +457,11 @@ fn load_table(interp: &mut Interp, a: &mut Args) -> R {
             continue; // a blank line
         }
         if record.len() != names.len() {
-            let msg = format!("this row has {} fields, the header has {}", record.len(), names.len());
+            let msg = format!(
+                "this row has {} fields, the header has {}",
+                record.len(),
+                names.len()
+            );
             return Err(file_error(interp, &path, &text, line, 0, delim, &msg));
         }
         for (column, field) in cells.iter_mut().zip(record.iter()) {
@@ -460,9 +469,18 @@ fn load_table(interp: &mut Interp, a: &mut Args) -> R {
         }
     }
     let Some(names) = names else {
-        return Err(io_error(a, 0, "read", &path, "the file is empty: a table needs a header row"));
+        return Err(io_error(
+            a,
+            0,
+            "read",
+            &path,
+            "the file is empty: a table needs a header row",
+        ));
     };
-    let fields = names.into_iter().zip(cells).map(|(name, column)| (name, table_column(column)));
+    let fields = names
+        .into_iter()
+        .zip(cells)
+        .map(|(name, column)| (name, table_column(column)));
     Ok(Value::record(fields))
 }
 
@@ -479,7 +497,9 @@ fn table_column(cells: Vec<String>) -> Value {
         return Value::from(ndarray::Array1::from_iter(floats));
     }
     if all(&|c| c == "true" || c == "false") {
-        return Value::from(ndarray::Array1::from_iter(cells.iter().map(|c| c == "true")));
+        return Value::from(ndarray::Array1::from_iter(
+            cells.iter().map(|c| c == "true"),
+        ));
     }
     Value::list(cells.iter().map(|c| Value::str(c)))
 }

@@ -135,13 +135,17 @@ fn same_features(a: &Args, i: usize, j: usize, x: &Tensor, z: &Tensor) -> Result
     Ok(())
 }
 
-fn gram(_: &mut Interp, a: &mut Args) -> R {
+fn gram(interp: &mut Interp, a: &mut Args) -> R {
     let k = kernel_arg(a, 0)?;
     let x = data(a, 1)?;
     let z = if a.is_none(2) { x.clone() } else { data(a, 2)? };
     same_features(a, 1, 2, &x, &z)?;
     let m = metric_arg(a, 3, x.shape()[1])?;
     check_size(&[x.shape()[0], z.shape()[0]], a.call)?;
+    interp.charge(
+        m.gram_flops(x.shape()[0], z.shape()[0], x.shape()[1]),
+        a.call,
+    )?;
     let g = kernel::gram(&k, mat(&x), mat(&z), &m);
     Ok(Value::tensor(g.into_dyn()))
 }
@@ -188,6 +192,9 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
         ));
     }
     check_size(&[n, n], a.call)?;
+    // The kernel matrix (its lower half), then Cholesky (n³/3 multiply-adds).
+    let factor = (n as u64).pow(3) / 3 * 2 + 2 * (n * n * rhs.ncols()) as u64;
+    interp.charge(m.gram_flops(n, n, x.shape()[1]) / 2 + factor, a.call)?;
     // Seconds of work from about this many rows on: say what is happening.
     let progress = (n >= 4096).then(|| {
         Progress::new(
@@ -275,6 +282,11 @@ fn agop(interp: &mut Interp, a: &mut Args) -> R {
     // A and B are n × m; the Gram-matrix order of the contraction makes m × m ones.
     let side = x.shape()[0].max(f.centers.shape()[0]);
     check_size(&[side, side], a.call)?;
+    // The Gram matrix, its derivative's contraction with the centres, the outer products.
+    let (n, m) = (x.shape()[0], f.centers.shape()[0]);
+    let outputs = f.alpha_columns().ncols() as u64;
+    let flops = 2 * f.metric.gram_flops(n, m, d) + 2 * outputs * (n * d * d) as u64;
+    interp.charge(flops, a.call)?;
     Ok(
         match kernel::agop(
             &f.kernel,

@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use ndarray::Array2;
 
-use super::{mat, Args, Builtin};
+use super::{factor_flops, mat, Args, Builtin};
 use crate::diag::Diag;
 use crate::eval::interp::Interp;
 use crate::eval::value::{Tensor, Value};
@@ -119,24 +119,27 @@ fn check_finite(a: &Args, i: usize, t: &Tensor) -> Result<(), Diag> {
     Ok(())
 }
 
-fn solve(_: &mut Interp, a: &mut Args) -> R {
+fn solve(interp: &mut Interp, a: &mut Args) -> R {
     let m = square(a, 0)?;
+    interp.charge(factor_flops(&m, 1), a.call)?;
     check_finite(a, 0, &m)?;
     let (b, vector) = rhs(a, 1, m.shape()[0], m.shape())?;
     let x = linalg::solve(mat(&m), b.view()).map_err(|e| failure(a, e))?;
     Ok(shaped(x, vector))
 }
 
-fn lstsq(_: &mut Interp, a: &mut Args) -> R {
+fn lstsq(interp: &mut Interp, a: &mut Args) -> R {
     let m = a.matrix(0)?;
+    interp.charge(factor_flops(&m, 22), a.call)?;
     check_finite(a, 0, &m)?;
     let (b, vector) = rhs(a, 1, m.shape()[0], m.shape())?;
     let x = linalg::lstsq(mat(&m), b.view()).map_err(|e| failure(a, e))?;
     Ok(shaped(x, vector))
 }
 
-fn chol(_: &mut Interp, a: &mut Args) -> R {
+fn chol(interp: &mut Interp, a: &mut Args) -> R {
     let m = square(a, 0)?;
+    interp.charge(factor_flops(&m, 1), a.call)?;
     check_finite(a, 0, &m)?;
     Ok(Value::tensor(
         linalg::cholesky(mat(&m))
@@ -145,37 +148,41 @@ fn chol(_: &mut Interp, a: &mut Args) -> R {
     ))
 }
 
-fn inv(_: &mut Interp, a: &mut Args) -> R {
+fn inv(interp: &mut Interp, a: &mut Args) -> R {
     let m = square(a, 0)?;
+    interp.charge(factor_flops(&m, 2), a.call)?;
     check_finite(a, 0, &m)?;
     Ok(Value::tensor(
         linalg::inv(mat(&m)).map_err(|e| failure(a, e))?.into_dyn(),
     ))
 }
 
-fn eigh(_: &mut Interp, a: &mut Args) -> R {
+fn eigh(interp: &mut Interp, a: &mut Args) -> R {
     let m = square(a, 0)?;
+    interp.charge(factor_flops(&m, 10), a.call)?;
     check_finite(a, 0, &m)?;
     let (w, v) = linalg::eigh(mat(&m)).map_err(|e| failure(a, e))?;
-    Ok(Value::Tuple(Rc::new(vec![
+    Ok(Value::tuple(vec![
         Value::tensor(w.into_dyn()),
         Value::tensor(v.into_dyn()),
-    ])))
+    ]))
 }
 
-fn svd(_: &mut Interp, a: &mut Args) -> R {
+fn svd(interp: &mut Interp, a: &mut Args) -> R {
     let m = a.matrix(0)?;
+    interp.charge(factor_flops(&m, 20), a.call)?;
     check_finite(a, 0, &m)?;
     let (u, s, vt) = linalg::svd(mat(&m)).map_err(|e| failure(a, e))?;
-    Ok(Value::Tuple(Rc::new(vec![
+    Ok(Value::tuple(vec![
         Value::tensor(u.into_dyn()),
         Value::tensor(s.into_dyn()),
         Value::tensor(vt.into_dyn()),
-    ])))
+    ]))
 }
 
-fn pinv(_: &mut Interp, a: &mut Args) -> R {
+fn pinv(interp: &mut Interp, a: &mut Args) -> R {
     let m = a.matrix(0)?;
+    interp.charge(factor_flops(&m, 22), a.call)?;
     check_finite(a, 0, &m)?;
     Ok(Value::tensor(
         linalg::pinv(mat(&m)).map_err(|e| failure(a, e))?.into_dyn(),
@@ -187,8 +194,9 @@ fn trace(_: &mut Interp, a: &mut Args) -> R {
     Ok(Value::Float(mat(&m).diag().sum()))
 }
 
-fn det(_: &mut Interp, a: &mut Args) -> R {
+fn det(interp: &mut Interp, a: &mut Args) -> R {
     let m = square(a, 0)?;
+    interp.charge(factor_flops(&m, 1), a.call)?;
     check_finite(a, 0, &m)?;
     Ok(Value::Float(
         linalg::det(mat(&m)).map_err(|e| failure(a, e))?,

@@ -373,19 +373,23 @@ impl<'s> Args<'s> {
     /// A Str argument that must be one of `options`, returned as the option.
     pub fn one_of(&self, i: usize, options: &[&'static str]) -> Result<&'static str, Diag> {
         let s = self.str(i)?;
-        options.iter().find(|o| **o == s.as_str()).copied().ok_or_else(|| {
-            let quoted: Vec<String> = options.iter().map(|o| format!("\"{o}\"")).collect();
-            self.error(
-                i,
-                "flx::value::option",
-                format!(
-                    "`{}` of `{}` is one of {}, found \"{s}\"",
-                    self.param_name(i),
-                    self.name,
-                    quoted.join(", ")
-                ),
-            )
-        })
+        options
+            .iter()
+            .find(|o| **o == s.as_str())
+            .copied()
+            .ok_or_else(|| {
+                let quoted: Vec<String> = options.iter().map(|o| format!("\"{o}\"")).collect();
+                self.error(
+                    i,
+                    "flx::value::option",
+                    format!(
+                        "`{}` of `{}` is one of {}, found \"{s}\"",
+                        self.param_name(i),
+                        self.name,
+                        quoted.join(", ")
+                    ),
+                )
+            })
     }
 
     /// An `axis:` argument for a tensor of `ndim` axes (negative counts from the end).
@@ -441,6 +445,14 @@ pub(super) fn mat(t: &Tensor) -> ndarray::ArrayView2<'_, f64> {
     t.view()
         .into_dimensionality::<ndarray::Ix2>()
         .expect("checked 2-d")
+}
+
+/// About how many flops a factorisation of the matrix `m` takes:
+/// `per_cube` · rows · columns · min(rows, columns) (1 for LU, 10 for an
+/// eigendecomposition with vectors, ...), for `Interp::charge`.
+pub fn factor_flops(m: &Tensor, per_cube: u64) -> u64 {
+    let (r, c) = (m.shape()[0] as u64, m.shape()[1] as u64);
+    per_cube * r * c * r.min(c)
 }
 
 /// Refuse to allocate a tensor larger than `tensor::max_elements()`.
