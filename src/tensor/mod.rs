@@ -2,6 +2,8 @@
 //! reductions. Knows nothing of flx values or syntax; errors are plain
 //! `ShapeError`s that the interpreter turns into diagnostics with spans.
 
+pub mod einsum;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::{ArcArray, ArrayBase, ArrayD, ArrayViewD, Data, IxDyn, Zip};

@@ -45,6 +45,7 @@ pub static BUILTINS: &[Builtin] = &[
     builtin!("choice", "x, k, replace=false, seed=none", "`k` elements drawn from `x` (a vector, or an Int n for 0..n), without replacement unless `replace: true`.", choice),
     builtin!("median", "x, axis=none", "The median (the mean of the middle two for an even count), or along `axis:`.", |_, a| quantile_of(a, Some(0.5))),
     builtin!("quantile", "x, q, axis=none", "The `q`-quantile (0 ≤ q ≤ 1), interpolating linearly between order statistics as NumPy's default.", |_, a| quantile_of(a, None)),
+    builtin!("einsum", "subscripts, *operands", "Einstein summation, as NumPy's `einsum`: `einsum(\"ij,jk->ik\", A, B)` is `A @ B`, `einsum(\"ij,ij->i\", X, X)` the squared norm of each row, `einsum(\"ii\", A)` the trace. Labels are letters; a label repeated in one operand takes its diagonal, one missing from the output (after `->`) is summed over, and `...` stands for broadcast axes. Without `->` the output is the labels that appear once, in alphabetical order. Operands are contracted pairwise, left to right, each contraction a matrix product; the result has the operands' common dtype (Bools as Ints, then `!= 0`).", einsum),
     builtin!("kron", "a, b", "The Kronecker product of two matrices (or vectors).", kron),
     builtin!("qr", "A", "Thin QR decomposition `(Q, R)`: `A == Q @ R`, Q with orthonormal columns, R upper triangular.", qr),
     builtin!("mpow", "A, p", "A symmetric positive semi-definite matrix to the power `p` (`mpow(G, 0.5)` is its square root), through its eigenvalues clipped at 0; a vector is a diagonal.", mpow),
@@ -584,6 +585,63 @@ fn quantile_of(a: &mut Args, fixed: Option<f64>) -> R {
         Value::Float(out[[]])
     } else {
         Value::from(out)
+    })
+}
+
+fn einsum(interp: &mut Interp, a: &mut Args) -> R {
+    use crate::tensor::einsum::{self, EinsumError};
+    let spec = a.str(0)?;
+    let mut operands = Vec::with_capacity(a.rest.len());
+    for (v, s) in &a.rest {
+        operands.push(match v {
+            v if v.is_tensor() => v.clone(),
+            Value::Int(i) => Value::from(ndarray::arr0(*i).into_dyn()),
+            Value::Bool(b) => Value::from(ndarray::arr0(*b).into_dyn()),
+            Value::Float(x) => Value::from(ndarray::arr0(*x).into_dyn()),
+            other => {
+                return Err(Diag::new(
+                    "flx::type::argument",
+                    format!("`einsum` takes tensors, found {}", other.describe()),
+                )
+                .at(*s))
+            }
+        });
+    }
+    let failed = |e: EinsumError| match e {
+        EinsumError::Spec(msg) => Diag::new("flx::einsum::subscripts", msg).at(a.spans[0]),
+        EinsumError::Shape(e) => Diag::new("flx::shape::too_large", e.0).at(a.call),
+        EinsumError::Int(_) => a.overflow(),
+    };
+    let shapes: Vec<&[usize]> = operands
+        .iter()
+        .map(|v| v.shape().expect("a tensor"))
+        .collect();
+    interp.charge(einsum::flops(&spec, &shapes).map_err(failed)?, a.call)?;
+    fn scalar_or<T: Elem>(out: ArrayD<T>) -> Value {
+        if out.ndim() == 0 {
+            T::scalar(out[[]])
+        } else {
+            Value::from(out)
+        }
+    }
+    Ok(match Common::of(&operands) {
+        Common::Float(ts) => {
+            let views: Vec<_> = ts.iter().map(|t| t.view()).collect();
+            scalar_or(einsum::einsum(&spec, &views).map_err(failed)?)
+        }
+        Common::Int(ts) => {
+            let views: Vec<_> = ts.iter().map(|t| t.view()).collect();
+            scalar_or(einsum::einsum(&spec, &views).map_err(failed)?)
+        }
+        Common::Bool(ts) => {
+            let ints: Vec<ArrayD<i64>> = ts.iter().map(|t| t.mapv(i64::from)).collect();
+            let views: Vec<_> = ints.iter().map(|t| t.view()).collect();
+            scalar_or(
+                einsum::einsum(&spec, &views)
+                    .map_err(failed)?
+                    .mapv(|x| x != 0),
+            )
+        }
     })
 }
 
