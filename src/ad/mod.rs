@@ -202,13 +202,12 @@ impl Tape {
                     .derivative()
                     .expect("only differentiable primitives are recorded");
                 let mut g = g;
-                let zip = ndarray::Zip::from(&mut g).and(val(a)).and(&*node.value);
                 // Monomorphised per derivative, so that each loop is tight.
                 macro_rules! each {
                     ($($d:ident),*) => {
                         match d {
-                            $(prim::Derivative::$d => zip.for_each(|g, &x, &y| {
-                                *g *= prim::Derivative::$d.eval(x, y)
+                            $(prim::Derivative::$d => scale_by(&mut g, val(a), &node.value, |x, y| {
+                                prim::Derivative::$d.eval(x, y)
                             }),)*
                         }
                     };
@@ -456,6 +455,28 @@ fn parents(op: &Op) -> Vec<Var> {
         | Op::Xent(a, _)
         | Op::Hinge(a, _) => vec![a],
     }
+}
+
+/// `g *= d(x, y)` elementwise; in parallel pieces when all three are large
+/// and contiguous (each element is the same whatever the split).
+#[inline(always)]
+fn scale_by(g: &mut Grad, x: &Tensor, y: &Tensor, d: impl Fn(f64, f64) -> f64 + Sync) {
+    use rayon::prelude::*;
+    const PIECE: usize = 1 << 15;
+    let same = g.shape() == x.shape() && x.shape() == y.shape();
+    if let (true, Some(gs), Some(xs), Some(ys)) =
+        (same && g.len() >= 4 * PIECE, g.as_slice_mut(), x.as_slice(), y.as_slice())
+    {
+        gs.par_chunks_mut(PIECE)
+            .zip(xs.par_chunks(PIECE).zip(ys.par_chunks(PIECE)))
+            .for_each(|(g, (x, y))| {
+                for ((g, &x), &y) in g.iter_mut().zip(x).zip(y) {
+                    *g *= d(x, y);
+                }
+            });
+        return;
+    }
+    ndarray::Zip::from(g).and(x).and(y).for_each(|g, &x, &y| *g *= d(x, y));
 }
 
 /// Sums `g` down to `shape`, undoing NumPy broadcasting.

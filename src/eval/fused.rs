@@ -15,7 +15,11 @@
 //! A chain computes in Floats: an operation joins one only where `prim`
 //! says it computes in Float (its tensors are Float, or a comparison's Bool
 //! result feeds Float arithmetic); a chain whose last operation is a
-//! comparison gives a Bool tensor. Int tensors run operator by operator.
+//! comparison gives a Bool tensor. Int arithmetic (`+ - * // % ^` on Int
+//! tensors and Ints) makes chains of its own, computed in Int by `IntChain`
+//! a block of elements at a time, checked as `prim::Binary::apply_int` is;
+//! where an element overflows or divides by zero, the chain runs operator
+//! by operator instead, which reports it as the interpreter does.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -31,7 +35,7 @@ use super::value::{Tensor, Value};
 use crate::diag::{Diag, Span};
 use crate::jit::fused::{self as native, Step};
 use crate::jit::Code;
-use crate::prim::{Dtype, Unary};
+use crate::prim::{Binary, Dtype, Unary};
 use crate::syntax::ast::{Arg, BinOp, Expr, ExprKind, Slot, UnOp};
 use crate::tensor;
 
@@ -69,7 +73,8 @@ pub enum Lazy {
 
 pub struct Chain {
     shape: Vec<usize>,
-    /// Float, or Bool for a comparison (computed as 0 and 1).
+    /// Float, or Bool for a comparison (computed as 0 and 1); Int for a
+    /// chain of Int arithmetic, computed in Int.
     dtype: Dtype,
     op: Op,
 }
@@ -88,11 +93,22 @@ enum Op {
 }
 
 impl Lazy {
+    /// The shape of a Float tensor, or of a chain computed in Float.
     fn shape(&self) -> Option<&[usize]> {
         match self {
             Lazy::Value(Value::Tensor(t)) => Some(t.shape()),
             Lazy::Value(_) => None,
+            Lazy::Chain(c) if c.dtype == Dtype::Int => None,
             Lazy::Chain(c) => Some(&c.shape),
+        }
+    }
+
+    /// The shape of an Int tensor, or of a chain computed in Int.
+    fn int_shape(&self) -> Option<&[usize]> {
+        match self {
+            Lazy::Value(Value::IntTensor(t)) => Some(t.shape()),
+            Lazy::Chain(c) if c.dtype == Dtype::Int => Some(&c.shape),
+            _ => None,
         }
     }
 
@@ -232,8 +248,28 @@ impl Interp {
             (None, Some(t)) if l.is_number() => Some(t.to_vec()),
             _ => None,
         };
-        // Only operations that compute in Float join a chain.
         let prim = op.elementwise().expect("an elementwise operator");
+        // Int arithmetic on Int tensors (and Ints) chains in Int.
+        let int_arithmetic = matches!(
+            prim,
+            Binary::Add | Binary::Sub | Binary::Mul | Binary::FloorDiv | Binary::Rem | Binary::Pow
+        );
+        let int = |z: &Lazy| matches!(z, Lazy::Value(Value::Int(_)));
+        let int_shape = match (l.int_shape(), r.int_shape()) {
+            _ if !int_arithmetic => None,
+            (Some(s), Some(t)) => {
+                tensor::broadcast_shape(s, t).filter(|shape| tensor::check_elements(shape).is_ok())
+            }
+            (Some(s), None) if int(&r) => Some(s.to_vec()),
+            (None, Some(t)) if int(&l) => Some(t.to_vec()),
+            _ => None,
+        };
+        if let Some(shape) = int_shape {
+            let spans = (a.span, b.span);
+            let literal_power = None;
+            return Ok(chain(shape, Dtype::Int, Op::Binary { op, l, r, spans, literal_power }));
+        }
+        // Otherwise only operations that compute in Float join a chain.
         let dtype = match (l.dtype(), r.dtype()) {
             (Some(a), Some(b)) if prim.compute_dtype(a, b) == Dtype::Float => {
                 Some(prim.result_dtype(a, b))
@@ -274,7 +310,12 @@ impl Interp {
             Lazy::Value(v) => return Ok(v),
             Lazy::Chain(c) => c,
         };
-        if c.shape.iter().product::<usize>() >= FUSE_MIN_NOW.load(Ordering::Relaxed) {
+        let fuse = c.shape.iter().product::<usize>() >= FUSE_MIN_NOW.load(Ordering::Relaxed);
+        if fuse && c.dtype == Dtype::Int {
+            if let Some(t) = IntChain::new(&c).run() {
+                return Ok(Value::from(t));
+            }
+        } else if fuse {
             if let Some(t) = self.run_native(&c) {
                 return Ok(match c.dtype {
                     Dtype::Bool => Value::from(t.mapv(|x| x != 0.0)),
@@ -497,4 +538,165 @@ fn run(code: &Code, shape: &[usize], rows: &[usize], layouts: &[Layout]) -> Tens
             });
     }
     Tensor::from_shape_vec(shape, out).expect("n elements")
+}
+
+/// A chain of Int arithmetic, its operations in postfix order (`None`: the
+/// next input) and its inputs, each a number or laid out in the result's shape.
+struct IntChain<'a> {
+    shape: Vec<usize>,
+    steps: Vec<Option<Binary>>,
+    inputs: Vec<IntInput<'a>>,
+}
+
+enum IntInput<'a> {
+    Number(i64),
+    Tensor(ndarray::CowArray<'a, i64, ndarray::IxDyn>),
+}
+
+/// An operand of one operation over a block: consecutive elements or one number.
+#[derive(Clone, Copy)]
+enum Operand<'a> {
+    Elements(&'a [i64]),
+    Number(i64),
+}
+
+/// Elements per block: the intermediate results of a block stay in the L1 cache.
+const INT_BLOCK: usize = 1024;
+
+impl<'a> IntChain<'a> {
+    fn new(c: &'a Chain) -> IntChain<'a> {
+        let mut chain = IntChain { shape: c.shape.clone(), steps: Vec::new(), inputs: Vec::new() };
+        chain.flatten(c);
+        chain
+    }
+
+    fn flatten(&mut self, c: &'a Chain) {
+        let Op::Binary { op, l, r, .. } = &c.op else {
+            unreachable!("Int chains are of binary operations")
+        };
+        for z in [l, r] {
+            match z {
+                Lazy::Chain(c) => self.flatten(c),
+                Lazy::Value(Value::Int(i)) => {
+                    self.inputs.push(IntInput::Number(*i));
+                    self.steps.push(None);
+                }
+                Lazy::Value(Value::IntTensor(t)) => {
+                    let input = if t.shape() == self.shape.as_slice() && t.is_standard_layout() {
+                        ndarray::CowArray::from(t.view())
+                    } else {
+                        let view = t.broadcast(self.shape.as_slice()).expect("checked");
+                        ndarray::CowArray::from(view.as_standard_layout().into_owned())
+                    };
+                    self.inputs.push(IntInput::Tensor(input));
+                    self.steps.push(None);
+                }
+                _ => unreachable!("Int chains are over Ints"),
+            }
+        }
+        self.steps.push(op.elementwise());
+    }
+
+    /// The result, or `None` where an element overflows or divides by zero.
+    /// Tasks of `TASK` elements run in parallel; each element is exact.
+    fn run(&self) -> Option<ndarray::ArrayD<i64>> {
+        let n: usize = self.shape.iter().product();
+        let mut out = vec![0i64; n];
+        let ok = out.par_chunks_mut(TASK).enumerate().all(|(t, piece)| {
+            let depth = self.steps.len();
+            let mut buffers = vec![vec![0i64; INT_BLOCK]; depth];
+            piece.chunks_mut(INT_BLOCK).enumerate().all(|(b, block)| {
+                self.block(t * TASK + b * INT_BLOCK, block, &mut buffers)
+            })
+        });
+        ok.then(|| ndarray::ArrayD::from_shape_vec(self.shape.as_slice(), out).expect("n elements"))
+    }
+
+    /// Elements `from..from + out.len()` into `out`; false on an Int error.
+    fn block(&self, from: usize, out: &mut [i64], buffers: &mut [Vec<i64>]) -> bool {
+        let len = out.len();
+        // Entries of the stack: Ok(input) or Err(buffer).
+        let mut stack: Vec<Result<usize, usize>> = Vec::new();
+        let mut inputs = 0..;
+        let mut free: Vec<usize> = (0..buffers.len()).rev().collect();
+        for step in &self.steps {
+            let Some(op) = step else {
+                stack.push(Ok(inputs.next().expect("an input")));
+                continue;
+            };
+            let (y, x) = (stack.pop().expect("two operands"), stack.pop().expect("two operands"));
+            let at = free.pop().expect("a buffer per step");
+            let mut result = std::mem::take(&mut buffers[at]);
+            let operand = |e: Result<usize, usize>| match e {
+                Ok(i) => match &self.inputs[i] {
+                    IntInput::Number(v) => Operand::Number(*v),
+                    IntInput::Tensor(t) => {
+                        let all = t.as_slice().expect("standard layout");
+                        Operand::Elements(&all[from..from + len])
+                    }
+                },
+                Err(b) => Operand::Elements(&buffers[b][..len]),
+            };
+            let ok = apply_int(*op, operand(x), operand(y), &mut result[..len]);
+            buffers[at] = result;
+            if !ok {
+                return false;
+            }
+            free.extend([x, y].into_iter().filter_map(Result::err));
+            stack.push(Err(at));
+        }
+        match stack.pop() {
+            Some(Err(b)) => out.copy_from_slice(&buffers[b][..len]),
+            _ => unreachable!("a chain ends in an operation"),
+        }
+        true
+    }
+}
+
+/// `out = x ⊕ y` elementwise, as `Binary::apply_int`; false if any element fails.
+fn apply_int(op: Binary, x: Operand, y: Operand, out: &mut [i64]) -> bool {
+    match op {
+        Binary::Add => zip_int(x, y, out, i64::overflowing_add),
+        Binary::Sub => zip_int(x, y, out, i64::overflowing_sub),
+        Binary::Mul => zip_int(x, y, out, i64::overflowing_mul),
+        _ => zip_int(x, y, out, |a, b| match op.apply_int(a, b) {
+            Ok(v) => (v, false),
+            Err(_) => (0, true),
+        }),
+    }
+}
+
+/// `f` over the elements, collecting its failure flags (so the loop vectorises).
+#[inline(always)]
+fn zip_int(x: Operand, y: Operand, out: &mut [i64], f: impl Fn(i64, i64) -> (i64, bool)) -> bool {
+    let mut bad = false;
+    match (x, y) {
+        (Operand::Elements(a), Operand::Elements(b)) => {
+            for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+                let (v, e) = f(a, b);
+                *o = v;
+                bad |= e;
+            }
+        }
+        (Operand::Elements(a), Operand::Number(b)) => {
+            for (o, &a) in out.iter_mut().zip(a) {
+                let (v, e) = f(a, b);
+                *o = v;
+                bad |= e;
+            }
+        }
+        (Operand::Number(a), Operand::Elements(b)) => {
+            for (o, &b) in out.iter_mut().zip(b) {
+                let (v, e) = f(a, b);
+                *o = v;
+                bad |= e;
+            }
+        }
+        (Operand::Number(a), Operand::Number(b)) => {
+            let (v, e) = f(a, b);
+            out.fill(v);
+            bad = e;
+        }
+    }
+    !bad
 }

@@ -601,8 +601,18 @@ pub fn apply_unary<S: ndarray::Data<Elem = f64>>(
 ) -> ArrayD<f64> {
     match t.as_slice() {
         Some(x) => {
+            use rayon::prelude::*;
             let mut out = vec![0.0; x.len()];
-            f.apply_slice(x, &mut out);
+            // Elementwise, so every split gives the same elements: in
+            // parallel pieces when it is large.
+            const PIECE: usize = 1 << 15;
+            if x.len() >= 4 * PIECE {
+                out.par_chunks_mut(PIECE)
+                    .zip(x.par_chunks(PIECE))
+                    .for_each(|(o, x)| f.apply_slice(x, o));
+            } else {
+                f.apply_slice(x, &mut out);
+            }
             ArrayD::from_shape_vec(t.raw_dim(), out).expect("one per element")
         }
         None => t.mapv(|x| f.apply(x)),
