@@ -464,9 +464,12 @@ fn scale_by(g: &mut Grad, x: &Tensor, y: &Tensor, d: impl Fn(f64, f64) -> f64 + 
     use rayon::prelude::*;
     const PIECE: usize = 1 << 15;
     let same = g.shape() == x.shape() && x.shape() == y.shape();
-    if let (true, Some(gs), Some(xs), Some(ys)) =
-        (same && g.len() >= 4 * PIECE, g.as_slice_mut(), x.as_slice(), y.as_slice())
-    {
+    if let (true, Some(gs), Some(xs), Some(ys)) = (
+        same && g.len() >= 4 * PIECE,
+        g.as_slice_mut(),
+        x.as_slice(),
+        y.as_slice(),
+    ) {
         gs.par_chunks_mut(PIECE)
             .zip(xs.par_chunks(PIECE).zip(ys.par_chunks(PIECE)))
             .for_each(|(g, (x, y))| {
@@ -476,7 +479,10 @@ fn scale_by(g: &mut Grad, x: &Tensor, y: &Tensor, d: impl Fn(f64, f64) -> f64 + 
             });
         return;
     }
-    ndarray::Zip::from(g).and(x).and(y).for_each(|g, &x, &y| *g *= d(x, y));
+    ndarray::Zip::from(g)
+        .and(x)
+        .and(y)
+        .for_each(|g, &x, &y| *g *= d(x, y));
 }
 
 /// Sums `g` down to `shape`, undoing NumPy broadcasting.

@@ -267,7 +267,17 @@ impl Interp {
         if let Some(shape) = int_shape {
             let spans = (a.span, b.span);
             let literal_power = None;
-            return Ok(chain(shape, Dtype::Int, Op::Binary { op, l, r, spans, literal_power }));
+            return Ok(chain(
+                shape,
+                Dtype::Int,
+                Op::Binary {
+                    op,
+                    l,
+                    r,
+                    spans,
+                    literal_power,
+                },
+            ));
         }
         // Otherwise only operations that compute in Float join a chain.
         let dtype = match (l.dtype(), r.dtype()) {
@@ -565,7 +575,11 @@ const INT_BLOCK: usize = 1024;
 
 impl<'a> IntChain<'a> {
     fn new(c: &'a Chain) -> IntChain<'a> {
-        let mut chain = IntChain { shape: c.shape.clone(), steps: Vec::new(), inputs: Vec::new() };
+        let mut chain = IntChain {
+            shape: c.shape.clone(),
+            steps: Vec::new(),
+            inputs: Vec::new(),
+        };
         chain.flatten(c);
         chain
     }
@@ -600,20 +614,37 @@ impl<'a> IntChain<'a> {
     /// The result, or `None` where an element overflows or divides by zero.
     /// Tasks of `TASK` elements run in parallel; each element is exact.
     fn run(&self) -> Option<ndarray::ArrayD<i64>> {
+        use std::mem::MaybeUninit;
         let n: usize = self.shape.iter().product();
-        let mut out = vec![0i64; n];
+        // Every element is written once: no need to zero the result first.
+        let mut out: Vec<MaybeUninit<i64>> = Vec::with_capacity(n);
+        // SAFETY: `MaybeUninit` needs no initialisation.
+        unsafe { out.set_len(n) };
         let ok = out.par_chunks_mut(TASK).enumerate().all(|(t, piece)| {
-            let depth = self.steps.len();
-            let mut buffers = vec![vec![0i64; INT_BLOCK]; depth];
-            piece.chunks_mut(INT_BLOCK).enumerate().all(|(b, block)| {
-                self.block(t * TASK + b * INT_BLOCK, block, &mut buffers)
-            })
+            let operations = self.steps.iter().filter(|s| s.is_some()).count();
+            let mut buffers = vec![vec![0i64; INT_BLOCK]; operations];
+            piece
+                .chunks_mut(INT_BLOCK)
+                .enumerate()
+                .all(|(b, block)| self.block(t * TASK + b * INT_BLOCK, block, &mut buffers))
         });
-        ok.then(|| ndarray::ArrayD::from_shape_vec(self.shape.as_slice(), out).expect("n elements"))
+        if !ok {
+            return None;
+        }
+        let mut out = std::mem::ManuallyDrop::new(out);
+        // SAFETY: every element was written (each block returned true), and
+        // `MaybeUninit<i64>` has the layout of `i64`.
+        let out = unsafe { Vec::from_raw_parts(out.as_mut_ptr() as *mut i64, n, out.capacity()) };
+        Some(ndarray::ArrayD::from_shape_vec(self.shape.as_slice(), out).expect("n elements"))
     }
 
     /// Elements `from..from + out.len()` into `out`; false on an Int error.
-    fn block(&self, from: usize, out: &mut [i64], buffers: &mut [Vec<i64>]) -> bool {
+    fn block(
+        &self,
+        from: usize,
+        out: &mut [std::mem::MaybeUninit<i64>],
+        buffers: &mut [Vec<i64>],
+    ) -> bool {
         let len = out.len();
         // Entries of the stack: Ok(input) or Err(buffer).
         let mut stack: Vec<Result<usize, usize>> = Vec::new();
@@ -624,7 +655,10 @@ impl<'a> IntChain<'a> {
                 stack.push(Ok(inputs.next().expect("an input")));
                 continue;
             };
-            let (y, x) = (stack.pop().expect("two operands"), stack.pop().expect("two operands"));
+            let (y, x) = (
+                stack.pop().expect("two operands"),
+                stack.pop().expect("two operands"),
+            );
             let at = free.pop().expect("a buffer per step");
             let mut result = std::mem::take(&mut buffers[at]);
             let operand = |e: Result<usize, usize>| match e {
@@ -637,7 +671,7 @@ impl<'a> IntChain<'a> {
                 },
                 Err(b) => Operand::Elements(&buffers[b][..len]),
             };
-            let ok = apply_int(*op, operand(x), operand(y), &mut result[..len]);
+            let ok = apply_int_widest(*op, operand(x), operand(y), &mut result[..len]);
             buffers[at] = result;
             if !ok {
                 return false;
@@ -646,57 +680,119 @@ impl<'a> IntChain<'a> {
             stack.push(Err(at));
         }
         match stack.pop() {
-            Some(Err(b)) => out.copy_from_slice(&buffers[b][..len]),
+            Some(Err(b)) => {
+                for (o, &v) in out.iter_mut().zip(&buffers[b][..len]) {
+                    o.write(v);
+                }
+            }
             _ => unreachable!("a chain ends in an operation"),
         }
         true
     }
 }
 
-/// `out = x ⊕ y` elementwise, as `Binary::apply_int`; false if any element fails.
+/// `apply_int` compiled for the widest vectors this CPU has: the build
+/// targets plain x86-64 (SSE2, two Ints per instruction), AVX-512 multiplies
+/// eight at once. Every version computes the same exact Ints.
+fn apply_int_widest(op: Binary, x: Operand, y: Operand, out: &mut [i64]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,avx512f,avx512dq")]
+        fn avx512(op: Binary, x: Operand, y: Operand, out: &mut [i64]) -> bool {
+            apply_int(op, x, y, out)
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2(op: Binary, x: Operand, y: Operand, out: &mut [i64]) -> bool {
+            apply_int(op, x, y, out)
+        }
+        static LEVEL: LazyLock<u8> = LazyLock::new(|| {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq") {
+                2
+            } else {
+                u8::from(is_x86_feature_detected!("avx2"))
+            }
+        });
+        match *LEVEL {
+            // SAFETY: the CPU has the features each version is compiled for.
+            2 => return unsafe { avx512(op, x, y, out) },
+            1 => return unsafe { avx2(op, x, y, out) },
+            _ => {}
+        }
+    }
+    apply_int(op, x, y, out)
+}
+
+/// `out = x ⊕ y` elementwise, as `Binary::apply_int`; false if any element
+/// fails. Sums and differences find overflow from the signs, and products
+/// of operands that fit in 32 bits cannot overflow, so these loops vectorise;
+/// a block with a larger factor is redone with exact checks.
+#[inline(always)]
 fn apply_int(op: Binary, x: Operand, y: Operand, out: &mut [i64]) -> bool {
+    // Nonzero unless `a` is in -2³¹..2³¹.
+    let wide = |a: i64| ((a as u64).wrapping_add(1 << 31) >> 32) as i64;
     match op {
-        Binary::Add => zip_int(x, y, out, i64::overflowing_add),
-        Binary::Sub => zip_int(x, y, out, i64::overflowing_sub),
-        Binary::Mul => zip_int(x, y, out, i64::overflowing_mul),
-        _ => zip_int(x, y, out, |a, b| match op.apply_int(a, b) {
-            Ok(v) => (v, false),
-            Err(_) => (0, true),
-        }),
+        Binary::Add => {
+            let flags = zip_int(x, y, out, |a, b| {
+                let r = a.wrapping_add(b);
+                (r, (a ^ r) & (b ^ r))
+            });
+            flags >= 0
+        }
+        Binary::Sub => {
+            let flags = zip_int(x, y, out, |a, b| {
+                let r = a.wrapping_sub(b);
+                (r, (a ^ b) & (a ^ r))
+            });
+            flags >= 0
+        }
+        Binary::Mul => {
+            zip_int(x, y, out, |a, b| (a.wrapping_mul(b), wide(a) | wide(b))) == 0
+                || zip_int(x, y, out, |a, b| {
+                    let (r, overflow) = a.overflowing_mul(b);
+                    (r, -(overflow as i64))
+                }) >= 0
+        }
+        _ => {
+            let flags = zip_int(x, y, out, |a, b| match op.apply_int(a, b) {
+                Ok(v) => (v, 0),
+                Err(_) => (0, -1),
+            });
+            flags >= 0
+        }
     }
 }
 
-/// `f` over the elements, collecting its failure flags (so the loop vectorises).
+/// `f` over the elements; the bitwise or of the flags it returns with each.
 #[inline(always)]
-fn zip_int(x: Operand, y: Operand, out: &mut [i64], f: impl Fn(i64, i64) -> (i64, bool)) -> bool {
-    let mut bad = false;
+fn zip_int(x: Operand, y: Operand, out: &mut [i64], f: impl Fn(i64, i64) -> (i64, i64)) -> i64 {
+    let mut flags = 0;
     match (x, y) {
         (Operand::Elements(a), Operand::Elements(b)) => {
             for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
                 let (v, e) = f(a, b);
                 *o = v;
-                bad |= e;
+                flags |= e;
             }
         }
         (Operand::Elements(a), Operand::Number(b)) => {
             for (o, &a) in out.iter_mut().zip(a) {
                 let (v, e) = f(a, b);
                 *o = v;
-                bad |= e;
+                flags |= e;
             }
         }
         (Operand::Number(a), Operand::Elements(b)) => {
             for (o, &b) in out.iter_mut().zip(b) {
                 let (v, e) = f(a, b);
                 *o = v;
-                bad |= e;
+                flags |= e;
             }
         }
         (Operand::Number(a), Operand::Number(b)) => {
             let (v, e) = f(a, b);
             out.fill(v);
-            bad = e;
+            flags = e;
         }
     }
-    !bad
+    flags
 }
