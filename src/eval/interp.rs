@@ -1334,7 +1334,7 @@ fn fn_kind(kind: &ExprKind) -> FnKind {
 
 /// About how many flops `x @ y` takes for operands of these shapes (any
 /// batch axes included): 2 · (rows of x) · (inner size) · (columns of y).
-pub fn matmul_flops(x: &[usize], y: &[usize]) -> u64 {
+fn matmul_flops(x: &[usize], y: &[usize]) -> u64 {
     let size = |s: &[usize]| s.iter().map(|&d| d as u64).product::<u64>();
     let cols = if y.len() >= 2 {
         y[y.len() - 1] as u64

@@ -88,10 +88,6 @@ impl Items {
         Items { items, depth }
     }
 
-    pub fn into_vec(self) -> Vec<Value> {
-        self.items
-    }
-
     /// Run `f` on item `i`, then account for what it may have nested there.
     pub fn update<T>(&mut self, i: usize, f: impl FnOnce(&mut Value) -> T) -> T {
         let out = f(&mut self.items[i]);
