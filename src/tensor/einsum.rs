@@ -359,8 +359,7 @@ pub fn einsum<T: Summand>(
         terms.push(diagonal(a.view(), labels)?);
     }
     // Sum at once over labels that only one operand has and the output lacks.
-    let mut all: Vec<Label> = terms.iter().flat_map(|t| t.labels.clone()).collect();
-    all.sort_unstable();
+    let all: Vec<Label> = terms.iter().flat_map(|t| t.labels.clone()).collect();
     let once = |l: &Label| all.iter().filter(|m| *m == l).count() == 1 && !spec.output.contains(l);
     let terms = terms
         .into_iter()
