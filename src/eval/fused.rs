@@ -239,31 +239,13 @@ impl Interp {
         b: &Expr,
     ) -> Result<Lazy, Flow> {
         // The result's shape, when the operation is elementwise on tensors and succeeds.
-        let shape = match (l.shape(), r.shape()) {
-            (Some(s), Some(t)) if s == t => Some(s.to_vec()),
-            (Some(s), Some(t)) => {
-                tensor::broadcast_shape(s, t).filter(|shape| tensor::check_elements(shape).is_ok())
-            }
-            (Some(s), None) if r.is_number() => Some(s.to_vec()),
-            (None, Some(t)) if l.is_number() => Some(t.to_vec()),
-            _ => None,
-        };
+        let shape = result_shape((l.shape(), l.is_number()), (r.shape(), r.is_number()));
         let prim = op.elementwise().expect("an elementwise operator");
         // Int arithmetic on Int tensors (and Ints) chains in Int.
-        let int_arithmetic = matches!(
-            prim,
-            Binary::Add | Binary::Sub | Binary::Mul | Binary::FloorDiv | Binary::Rem | Binary::Pow
-        );
         let int = |z: &Lazy| matches!(z, Lazy::Value(Value::Int(_)));
-        let int_shape = match (l.int_shape(), r.int_shape()) {
-            _ if !int_arithmetic => None,
-            (Some(s), Some(t)) => {
-                tensor::broadcast_shape(s, t).filter(|shape| tensor::check_elements(shape).is_ok())
-            }
-            (Some(s), None) if int(&r) => Some(s.to_vec()),
-            (None, Some(t)) if int(&l) => Some(t.to_vec()),
-            _ => None,
-        };
+        let int_shape = (prim.result_dtype(Dtype::Int, Dtype::Int) == Dtype::Int)
+            .then(|| result_shape((l.int_shape(), int(&l)), (r.int_shape(), int(&r))))
+            .flatten();
         if let Some(shape) = int_shape {
             let spans = (a.span, b.span);
             let literal_power = None;
@@ -367,6 +349,21 @@ impl Interp {
             .or_insert_with_key(|steps| native::compile(steps).ok().map(Rc::new))
             .clone()?;
         Some(run(&code, &c.shape, &rows, &layouts))
+    }
+}
+
+/// The shape of an elementwise operation's result from each operand's
+/// (shape if it is a tensor of the chain's kind, whether it is a number): a
+/// tensor with a tensor or a number, shapes that broadcast, within the
+/// allocation limit.
+fn result_shape(l: (Option<&[usize]>, bool), r: (Option<&[usize]>, bool)) -> Option<Vec<usize>> {
+    match (l, r) {
+        ((Some(s), _), (Some(t), _)) if s == t => Some(s.to_vec()),
+        ((Some(s), _), (Some(t), _)) => {
+            tensor::broadcast_shape(s, t).filter(|shape| tensor::check_elements(shape).is_ok())
+        }
+        ((Some(s), _), (None, true)) | ((None, true), (Some(s), _)) => Some(s.to_vec()),
+        _ => None,
     }
 }
 

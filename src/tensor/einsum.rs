@@ -314,83 +314,86 @@ fn label_sizes(shapes: &[&[usize]], spec: &Spec) -> Result<Vec<(Label, usize)>, 
     Ok(sizes)
 }
 
-/// About how many flops `einsum` will take for operands of these shapes
-/// (each pairwise product over all the labels of both), to charge the work
-/// before it starts.
-pub fn flops(subscripts: &str, shapes: &[&[usize]]) -> Result<u64, EinsumError> {
-    let ndims: Vec<usize> = shapes.iter().map(|s| s.len()).collect();
-    let spec = parse(subscripts, &ndims)?;
-    let sizes = label_sizes(shapes, &spec)?;
-    let size = |l: &Label| {
-        sizes
-            .iter()
-            .find(|(m, _)| m == l)
-            .map_or(1, |(_, n)| *n as u64)
-    };
-    let mut seen: Vec<Label> = Vec::new();
-    let mut total = 0u64;
-    for labels in &spec.inputs {
-        seen.extend(
-            labels
-                .iter()
-                .filter(|l| !seen.contains(l))
-                .collect::<Vec<_>>(),
-        );
-        total = total.saturating_add(seen.iter().map(size).fold(2, u64::saturating_mul));
-    }
-    Ok(total)
+/// A subscripts string checked against the operands' shapes, with each
+/// label's size: what `flops` charges for is what `run` computes.
+pub struct Plan {
+    spec: Spec,
+    sizes: Vec<(Label, usize)>,
 }
 
-/// Evaluate `einsum(subscripts, operands...)`.
-pub fn einsum<T: Summand>(
-    subscripts: &str,
-    operands: &[ArrayViewD<T>],
-) -> Result<ArrayD<T>, EinsumError> {
-    if operands.is_empty() {
-        return spec_error("einsum needs at least one operand");
+impl Plan {
+    pub fn new(subscripts: &str, shapes: &[&[usize]]) -> Result<Plan, EinsumError> {
+        let ndims: Vec<usize> = shapes.iter().map(|s| s.len()).collect();
+        let spec = parse(subscripts, &ndims)?;
+        let sizes = label_sizes(shapes, &spec)?;
+        Ok(Plan { spec, sizes })
     }
-    let ndims: Vec<usize> = operands.iter().map(|a| a.ndim()).collect();
-    let spec = parse(subscripts, &ndims)?;
-    let shapes: Vec<&[usize]> = operands.iter().map(|a| a.shape()).collect();
-    let sizes = label_sizes(&shapes, &spec)?;
-    let size_of = |l: Label| sizes.iter().find(|(m, _)| *m == l).expect("sized").1;
-    let mut terms = Vec::with_capacity(operands.len());
-    for (a, labels) in operands.iter().zip(&spec.inputs) {
-        terms.push(diagonal(a.view(), labels)?);
+
+    fn size_of(&self, l: Label) -> usize {
+        self.sizes.iter().find(|(m, _)| *m == l).expect("sized").1
     }
-    // Sum at once over labels that only one operand has and the output lacks.
-    let all: Vec<Label> = terms.iter().flat_map(|t| t.labels.clone()).collect();
-    let once = |l: &Label| all.iter().filter(|m| *m == l).count() == 1 && !spec.output.contains(l);
-    let terms = terms
-        .into_iter()
-        .map(|mut t| {
-            for l in t.labels.clone().iter().filter(|l| once(l)) {
-                t = t.sum_out(*l)?;
-            }
-            Ok(t)
+
+    /// About how many flops `run` takes (each pairwise product over all the
+    /// labels of both), to charge the work before it starts.
+    pub fn flops(&self) -> u64 {
+        let mut seen: Vec<Label> = Vec::new();
+        let mut total = 0u64;
+        for labels in &self.spec.inputs {
+            let new: Vec<Label> = labels
+                .iter()
+                .copied()
+                .filter(|l| !seen.contains(l))
+                .collect();
+            seen.extend(new);
+            let size = |l: &Label| self.size_of(*l) as u64;
+            total = total.saturating_add(seen.iter().map(size).fold(2, u64::saturating_mul));
+        }
+        total
+    }
+
+    /// Evaluate on operands of the shapes the plan was made for.
+    pub fn run<T: Summand>(&self, operands: &[ArrayViewD<T>]) -> Result<ArrayD<T>, EinsumError> {
+        let spec = &self.spec;
+        let size_of = |l: Label| self.size_of(l);
+        let mut terms = Vec::with_capacity(operands.len());
+        for (a, labels) in operands.iter().zip(&spec.inputs) {
+            terms.push(diagonal(a.view(), labels)?);
+        }
+        // Sum at once over labels that only one operand has and the output lacks.
+        let all: Vec<Label> = terms.iter().flat_map(|t| t.labels.clone()).collect();
+        let once =
+            |l: &Label| all.iter().filter(|m| *m == l).count() == 1 && !spec.output.contains(l);
+        let terms = terms
+            .into_iter()
+            .map(|mut t| {
+                for l in t.labels.clone().iter().filter(|l| once(l)) {
+                    t = t.sum_out(*l)?;
+                }
+                Ok(t)
+            })
+            .collect::<Result<Vec<_>, IntError>>()?;
+        let mut rest = terms.into_iter();
+        let mut acc = rest.next().expect("one operand");
+        let remaining: Vec<Term<T>> = rest.collect();
+        for (i, next) in remaining.iter().enumerate() {
+            let keep = |l: &Label| {
+                spec.output.contains(l) || remaining[i + 1..].iter().any(|t| t.labels.contains(l))
+            };
+            acc = contract(acc, next, &keep, &size_of)?;
+        }
+        let order: Vec<usize> = spec
+            .output
+            .iter()
+            .map(|l| acc.labels.iter().position(|m| m == l).expect("kept"))
+            .collect();
+        let shape: Vec<usize> = spec.output.iter().map(|&l| size_of(l)).collect();
+        let out = acc.array.into_owned().permuted_axes(IxDyn(&order));
+        // A `...` axis of size 1 in every operand that reached here broadcasts.
+        Ok(match out.broadcast(IxDyn(&shape)) {
+            Some(b) if b.shape() != out.shape() => b.to_owned(),
+            _ => out,
         })
-        .collect::<Result<Vec<_>, IntError>>()?;
-    let mut rest = terms.into_iter();
-    let mut acc = rest.next().expect("one operand");
-    let remaining: Vec<Term<T>> = rest.collect();
-    for (i, next) in remaining.iter().enumerate() {
-        let keep = |l: &Label| {
-            spec.output.contains(l) || remaining[i + 1..].iter().any(|t| t.labels.contains(l))
-        };
-        acc = contract(acc, next, &keep, &size_of)?;
     }
-    let order: Vec<usize> = spec
-        .output
-        .iter()
-        .map(|l| acc.labels.iter().position(|m| m == l).expect("kept"))
-        .collect();
-    let shape: Vec<usize> = spec.output.iter().map(|&l| size_of(l)).collect();
-    let out = acc.array.into_owned().permuted_axes(IxDyn(&order));
-    // A `...` axis of size 1 in every operand that reached here broadcasts.
-    Ok(match out.broadcast(IxDyn(&shape)) {
-        Some(b) if b.shape() != out.shape() => b.to_owned(),
-        _ => out,
-    })
 }
 
 /// `a` and `b` contracted over their shared labels that `keep` does not
@@ -407,20 +410,15 @@ fn contract<'a, T: Summand>(
         .copied()
         .filter(|l| b.labels.contains(l))
         .collect();
-    let batch: Vec<Label> = shared.iter().copied().filter(|l| keep(l)).collect();
-    let inner: Vec<Label> = shared.iter().copied().filter(|l| !keep(l)).collect();
-    let a_only: Vec<Label> = a
-        .labels
-        .iter()
-        .copied()
-        .filter(|l| !shared.contains(l))
-        .collect();
-    let b_only: Vec<Label> = b
-        .labels
-        .iter()
-        .copied()
-        .filter(|l| !shared.contains(l))
-        .collect();
+    let (batch, inner): (Vec<Label>, Vec<Label>) = shared.iter().partition(|l| keep(l));
+    let unshared = |t: &Term<T>| -> Vec<Label> {
+        t.labels
+            .iter()
+            .copied()
+            .filter(|l| !shared.contains(l))
+            .collect()
+    };
+    let (a_only, b_only) = (unshared(&a), unshared(b));
     let product = |ls: &[Label]| ls.iter().map(|&l| size_of(l)).product::<usize>();
     let (nb, m, k, n) = (
         product(&batch),
@@ -501,6 +499,11 @@ fn arrange<'v, T: Summand>(
 mod tests {
     use super::*;
     use ndarray::{array, ArrayD};
+
+    fn einsum(spec: &str, ops: &[ArrayViewD<f64>]) -> Result<ArrayD<f64>, EinsumError> {
+        let shapes: Vec<&[usize]> = ops.iter().map(|a| a.shape()).collect();
+        Plan::new(spec, &shapes)?.run(ops)
+    }
 
     fn run(spec: &str, ops: &[ArrayD<f64>]) -> ArrayD<f64> {
         let views: Vec<_> = ops.iter().map(|a| a.view()).collect();

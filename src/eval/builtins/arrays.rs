@@ -616,7 +616,8 @@ fn einsum(interp: &mut Interp, a: &mut Args) -> R {
         .iter()
         .map(|v| v.shape().expect("a tensor"))
         .collect();
-    interp.charge(einsum::flops(&spec, &shapes).map_err(failed)?, a.call)?;
+    let plan = einsum::Plan::new(&spec, &shapes).map_err(failed)?;
+    interp.charge(plan.flops(), a.call)?;
     fn scalar_or<T: Elem>(out: ArrayD<T>) -> Value {
         if out.ndim() == 0 {
             T::scalar(out[[]])
@@ -627,20 +628,16 @@ fn einsum(interp: &mut Interp, a: &mut Args) -> R {
     Ok(match Common::of(&operands) {
         Common::Float(ts) => {
             let views: Vec<_> = ts.iter().map(|t| t.view()).collect();
-            scalar_or(einsum::einsum(&spec, &views).map_err(failed)?)
+            scalar_or(plan.run(&views).map_err(failed)?)
         }
         Common::Int(ts) => {
             let views: Vec<_> = ts.iter().map(|t| t.view()).collect();
-            scalar_or(einsum::einsum(&spec, &views).map_err(failed)?)
+            scalar_or(plan.run(&views).map_err(failed)?)
         }
         Common::Bool(ts) => {
             let ints: Vec<ArrayD<i64>> = ts.iter().map(|t| t.mapv(i64::from)).collect();
             let views: Vec<_> = ints.iter().map(|t| t.view()).collect();
-            scalar_or(
-                einsum::einsum(&spec, &views)
-                    .map_err(failed)?
-                    .mapv(|x| x != 0),
-            )
+            scalar_or(plan.run(&views).map_err(failed)?.mapv(|x| x != 0))
         }
     })
 }

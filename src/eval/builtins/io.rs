@@ -337,6 +337,17 @@ fn read_text(
     }
 }
 
+/// Rows of `text` as they are (no header taken, ragged rows kept for the
+/// caller's own diagnostic), fields trimmed.
+fn csv_reader(text: &str, delim: u8) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delim)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes())
+}
+
 fn load_csv(interp: &mut Interp, a: &mut Args) -> R {
     let (path, text, delim) = read_text(interp, a, 0, 2)?;
     let header = match &a.vals[1] {
@@ -344,12 +355,7 @@ fn load_csv(interp: &mut Interp, a: &mut Args) -> R {
         Value::Bool(b) => Some(*b),
         _ => return Err(a.expected(1, "a Bool")),
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delim)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
+    let mut reader = csv_reader(&text, delim);
     let mut rows: Vec<Vec<f64>> = Vec::new();
     let mut width = None;
     for (r, record) in reader.records().enumerate() {
@@ -423,12 +429,7 @@ fn load_csv(interp: &mut Interp, a: &mut Args) -> R {
 
 fn load_table(interp: &mut Interp, a: &mut Args) -> R {
     let (path, text, delim) = read_text(interp, a, 0, 1)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delim)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
+    let mut reader = csv_reader(&text, delim);
     let mut names: Option<Vec<String>> = None;
     let mut cells: Vec<Vec<String>> = Vec::new(); // by column
     for record in reader.records() {
