@@ -543,7 +543,7 @@ fn file_error(
             let file = interp.linker.sources.add(path.display().to_string(), text);
             return Diag::new(
                 "flx::io::malformed",
-                format!("malformed data in {}", path.display()),
+                format!("malformed data in {}", file_name(path)),
             )
             .at(Span::new(file, offset, (offset + len).min(text.len())))
             .label(msg.to_string());
@@ -553,10 +553,19 @@ fn file_error(
     let file = interp.linker.sources.add(path.display().to_string(), text);
     Diag::new(
         "flx::io::malformed",
-        format!("malformed data in {}", path.display()),
+        format!("malformed data in {}", file_name(path)),
     )
     .at(Span::new(file, line_start, line_start + line_text.len()))
     .label(msg.to_string())
+}
+
+/// The file's own name: the snippet's header already shows the whole path,
+/// and a long path would wrap the message.
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn save_csv(interp: &mut Interp, a: &mut Args) -> R {
