@@ -211,10 +211,8 @@ fn derivative_matches(s: &Session, body: &str) {
     let Some(Value::Kernel(k)) = s.get("k") else {
         panic!("k is a kernel")
     };
-    let family = &k.family;
-    let values: Vec<f64> = k.values.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
-    let (mut g, roots) = family.graph.substitute(&[family.body], &values);
-    let d = g.derivative(roots[0], flx::kernel::expr::Geo::Dist);
+    let (mut g, root) = k.body();
+    let d = g.derivative(root, flx::kernel::expr::Geo::Dist);
     let geo: Vec<ArrayD<f64>> = GEOMETRY.iter().map(|n| tensor(s, n)).collect();
     let (w, grad) = (tensor(s, "W"), tensor(s, "gdist"));
     // The two sum the chain rule's terms in different orders, so where terms

@@ -83,19 +83,41 @@ pub fn repr(v: &Value) -> String {
     }
 }
 
-/// `laplace(L: 5.0)`; a hyperparameter without a value shows as `L: ?`.
+/// `laplace(L: 5.0)`; a hyperparameter without a value shows as `L: ?`. A
+/// combination shows as its expression, parenthesised where needed.
 pub fn kernel_repr(k: &crate::kernel::Kernel) -> String {
-    let args: Vec<String> = k
-        .family
-        .params
-        .iter()
-        .zip(&k.values)
-        .map(|(p, v)| match v {
-            Some(v) => format!("{p}: {}", float_repr(*v)),
-            None => format!("{p}: ?"),
-        })
-        .collect();
-    format!("{}({})", k.name(), args.join(", "))
+    kernel_expr(k).0
+}
+
+/// The text of a kernel and its precedence (1 `+`, 2 `*`, 3 `^`, 4 an instance).
+fn kernel_expr(k: &crate::kernel::Kernel) -> (String, u8) {
+    use crate::kernel::Form;
+    let part = |k: &crate::kernel::Kernel, at_least: u8| {
+        let (text, prec) = kernel_expr(k);
+        if prec < at_least {
+            format!("({text})")
+        } else {
+            text
+        }
+    };
+    match &k.form {
+        Form::Instance { family, values } => {
+            let args: Vec<String> = family
+                .params
+                .iter()
+                .zip(values)
+                .map(|(p, v)| match v {
+                    Some(v) => format!("{p}: {}", float_repr(*v)),
+                    None => format!("{p}: ?"),
+                })
+                .collect();
+            (format!("{}({})", family.name, args.join(", ")), 4)
+        }
+        Form::Sum(a, b) => (format!("{} + {}", part(a, 1), part(b, 1)), 1),
+        Form::Product(a, b) => (format!("{} * {}", part(a, 2), part(b, 3)), 2),
+        Form::Scaled(c, a) => (format!("{} * {}", float_repr(*c), part(a, 3)), 2),
+        Form::Power(a, p) => (format!("{} ^ {p}", part(a, 4)), 3),
+    }
 }
 
 /// The per-tensor element format NumPy chooses (`floatmode='maxprec'`, precision 8).

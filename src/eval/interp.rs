@@ -883,7 +883,9 @@ impl Interp {
                 .collect(),
             Value::Tuple(t) => (0..t.len()).map(|i| i.to_string()).collect(),
             v if v.is_tensor() => vec!["T".into()],
-            Value::Kernel(k) => k.family.params.iter().map(|p| p.to_string()).collect(),
+            Value::Kernel(k) => k.family().map_or_else(Vec::new, |f| {
+                f.params.iter().map(|p| p.to_string()).collect()
+            }),
             Value::Predictor(_) => super::kernel_values::PREDICTOR_FIELDS
                 .iter()
                 .map(|f| f.to_string())
@@ -1155,7 +1157,7 @@ impl Interp {
                 let d = d.clone();
                 super::traced::call_derivative(self, &d, pos, named, span)
             }
-            Value::Kernel(k) => super::kernel_values::with_hyper(k, pos, named),
+            Value::Kernel(k) => super::kernel_values::with_hyper(k, pos, named, span),
             Value::Predictor(p) => {
                 if let Some(rows) = pos.first().and_then(|(x, _)| x.shape()?.first().copied()) {
                     let (m, d) = (p.centers.shape()[0], p.centers.shape()[1]);

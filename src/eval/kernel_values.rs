@@ -6,12 +6,13 @@ use std::rc::Rc;
 use ndarray::{Array2, Ix2};
 
 use super::builtins::{check_size, mat};
+use super::format::kernel_repr;
 use super::value::Value;
 use crate::diag::{did_you_mean, Diag, Span};
 use crate::format::shape_str;
-use crate::kernel::{self, Family, Kernel, Metric, Predictor};
+use crate::kernel::{self, CombineError, Family, Form, Kernel, Metric, Predictor};
 use crate::signature::Builtins;
-use crate::syntax::ast::FnDef;
+use crate::syntax::ast::{BinOp, FnDef};
 
 type R = Result<Value, Diag>;
 
@@ -23,15 +24,23 @@ pub fn declare(def: &FnDef, builtins: &Builtins) -> R {
 }
 
 /// `k(L: 2.0)`: the same kernel with some hyperparameters changed.
-pub fn with_hyper(k: &Kernel, pos: Vec<(Value, Span)>, named: Vec<(Rc<str>, Value, Span)>) -> R {
-    let params = &k.family.params;
-    let mut values = k.values.clone();
+pub fn with_hyper(
+    k: &Kernel,
+    pos: Vec<(Value, Span)>,
+    named: Vec<(Rc<str>, Value, Span)>,
+    span: Span,
+) -> R {
+    let Form::Instance { family, values } = &k.form else {
+        return Err(combined_has_no_hyper(k, span));
+    };
+    let params = &family.params;
+    let name = &family.name;
+    let mut values = values.clone();
     if let Some((_, span)) = pos.get(params.len()) {
         return Err(Diag::new(
             "flx::call::arity",
             format!(
-                "kernel `{}` has {} hyperparameter{}",
-                k.name(),
+                "kernel `{name}` has {} hyperparameter{}",
                 params.len(),
                 if params.len() == 1 { "" } else { "s" }
             ),
@@ -68,7 +77,7 @@ pub fn with_hyper(k: &Kernel, pos: Vec<(Value, Span)>, named: Vec<(Rc<str>, Valu
         let Some(i) = params.iter().position(|p| p == name) else {
             let mut d = Diag::new(
                 "flx::call::unknown_arg",
-                format!("kernel `{}` has no hyperparameter `{name}`", k.name()),
+                format!("kernel `{}` has no hyperparameter `{name}`", family.name),
             )
             .at(*span);
             d = d.help(
@@ -82,10 +91,82 @@ pub fn with_hyper(k: &Kernel, pos: Vec<(Value, Span)>, named: Vec<(Rc<str>, Valu
         };
         values[i] = Some(number(v, *span, name)?);
     }
-    Ok(Value::Kernel(Rc::new(Kernel::new(
-        k.family.clone(),
-        values,
-    ))))
+    Ok(Value::Kernel(Rc::new(Kernel::new(family.clone(), values))))
+}
+
+/// A combination's hyperparameters belong to its parts.
+fn combined_has_no_hyper(k: &Kernel, span: Span) -> Diag {
+    Diag::new(
+        "flx::kernel::combined",
+        "a combined kernel has no hyperparameters of its own",
+    )
+    .at(span)
+    .label(kernel_repr(k))
+    .help("set them on its parts before combining, e.g. `laplace(L: 2.0) + poly(p: 3)`")
+}
+
+/// `a + b`, `a * b`, `c * k` (either side), `k ^ p` of kernels: the combined
+/// kernel, or `None` where the operands are not kernels.
+pub fn combine(op: BinOp, l: &Value, r: &Value, lspan: Span, rspan: Span) -> Option<R> {
+    let whole = lspan.to(rspan);
+    let done = |c: Result<Kernel, CombineError>| {
+        c.map(|k| Value::Kernel(Rc::new(k))).map_err(|e| match e {
+            CombineError::Missing(name, missing) => Diag::new(
+                "flx::kernel::hyperparameter",
+                format!(
+                    "kernel `{name}` needs a value for {} before it is combined",
+                    missing
+                        .iter()
+                        .map(|m| format!("`{m}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .at(whole)
+            .help(format!("e.g. `{name}({}: 1.0)`", missing[0])),
+            CombineError::TooLarge(limit) => Diag::new(
+                "flx::kernel::too_large",
+                format!("this combined kernel has more than {limit} parts or operations"),
+            )
+            .at(whole),
+        })
+    };
+    let scale = |c: &Value, span: Span, k: &Rc<Kernel>| {
+        let c = c.as_f64().filter(|c| c.is_finite() && *c >= 0.0);
+        match c {
+            Some(c) => done(Kernel::scaled(c, k.clone())),
+            None => Err(Diag::new(
+                "flx::kernel::scale",
+                "a kernel can be scaled only by a finite number ≥ 0",
+            )
+            .at(span)
+            .help("a negative multiple of a kernel is not positive definite")),
+        }
+    };
+    let number = |v: &Value| matches!(v, Value::Int(_) | Value::Float(_));
+    Some(match (op, l, r) {
+        (BinOp::Add, Value::Kernel(a), Value::Kernel(b)) => done(Kernel::sum(a.clone(), b.clone())),
+        (BinOp::Mul, Value::Kernel(a), Value::Kernel(b)) => {
+            done(Kernel::product(a.clone(), b.clone()))
+        }
+        (BinOp::Mul, c, Value::Kernel(k)) if number(c) => scale(c, lspan, k),
+        (BinOp::Mul, Value::Kernel(k), c) if number(c) => scale(c, rspan, k),
+        (BinOp::Pow, Value::Kernel(k), p) => match p {
+            Value::Int(p) if (1..=u32::MAX as i64).contains(p) => {
+                done(Kernel::power(k.clone(), *p as u32))
+            }
+            _ => Err(Diag::new(
+                "flx::kernel::power",
+                format!(
+                    "a kernel's power must be an Int ≥ 1, found {}",
+                    p.describe()
+                ),
+            )
+            .at(rspan)
+            .help("`k ^ 2` is the kernel k(x, z)²")),
+        },
+        _ => return None,
+    })
 }
 
 /// `f(Xnew)`: predictions of a fitted kernel machine.
@@ -175,21 +256,21 @@ pub const PREDICTOR_FIELDS: [&str; 5] = ["alpha", "X", "M", "kernel", "reg"];
 pub fn field(v: &Value, name: &str, span: Span) -> Option<R> {
     match v {
         Value::Kernel(k) => {
-            let i = k.family.params.iter().position(|p| p.as_ref() == name);
+            let Form::Instance { family, values } = &k.form else {
+                return Some(Err(combined_has_no_hyper(k, span)));
+            };
+            let i = family.params.iter().position(|p| p.as_ref() == name);
             Some(match i {
-                Some(i) => match k.values[i] {
+                Some(i) => match values[i] {
                     Some(x) => Ok(Value::Float(x)),
                     None => Ok(Value::None),
                 },
                 None => Err(Diag::new(
                     "flx::type::field",
-                    format!("kernel `{}` has no hyperparameter `{name}`", k.name()),
+                    format!("kernel `{}` has no hyperparameter `{name}`", family.name),
                 )
                 .at(span)
-                .help(format!(
-                    "its hyperparameters: {}",
-                    k.family.params.join(", ")
-                ))),
+                .help(format!("its hyperparameters: {}", family.params.join(", ")))),
             })
         }
         Value::Predictor(p) => Some(match name {

@@ -422,6 +422,9 @@ pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result
         .label(l.describe())
         .with_label(rspan, r.describe())
     };
+    if let Some(r) = super::kernel_values::combine(op, &l, &r, lspan, rspan) {
+        return r;
+    }
     let numeric = |v: &Value| v.is_tensor() || matches!(v, Value::Int(_) | Value::Float(_));
     let either_tensor = l.is_tensor() || r.is_tensor();
     match (&l, &r) {

@@ -310,25 +310,32 @@ impl Graph {
     /// values, simplified again (the hyperparameters fold into constants).
     pub fn substitute(&self, roots: &[Id], values: &[f64]) -> (Graph, Vec<Id>) {
         let mut g = Graph::default();
-        let mut map: Vec<Option<Id>> = vec![None; self.nodes.len()];
-        for (i, node) in self.nodes.iter().enumerate() {
-            if i as Id > roots.iter().copied().max().unwrap_or(0) {
-                break;
-            }
-            let m = |x: Id| map[x as usize].expect("children come first");
-            map[i] = Some(match *node {
-                Node::Const(bits) => g.constant(f64::from_bits(bits)),
-                Node::Geo(q) => g.geo(q),
-                Node::Hyper(h) => g.constant(values[h as usize]),
-                Node::Unary(f, a) => g.unary(f, m(a)),
-                Node::Binary(op, a, b) => g.binary(op, m(a), m(b)),
-            });
-        }
-        let roots = roots
-            .iter()
-            .map(|r| map[*r as usize].expect("root"))
-            .collect();
+        let top = roots.iter().copied().max().unwrap_or(0);
+        let map = self.copy_nodes(&mut g, top, values);
+        let roots = roots.iter().map(|r| map[*r as usize]).collect();
         (g, roots)
+    }
+
+    /// Copy the subgraph under `root` into `target` (sharing the nodes it
+    /// already has), hyperparameters replaced by `values`; the copy's id.
+    pub fn copy_into(&self, target: &mut Graph, root: Id, values: &[f64]) -> Id {
+        self.copy_nodes(target, root, values)[root as usize]
+    }
+
+    /// The ids in `target` of nodes `0..=top`.
+    fn copy_nodes(&self, target: &mut Graph, top: Id, values: &[f64]) -> Vec<Id> {
+        let mut map: Vec<Id> = Vec::with_capacity(top as usize + 1);
+        for node in self.nodes.iter().take(top as usize + 1) {
+            let id = match *node {
+                Node::Const(bits) => target.constant(f64::from_bits(bits)),
+                Node::Geo(q) => target.geo(q),
+                Node::Hyper(h) => target.constant(values[h as usize]),
+                Node::Unary(f, a) => target.unary(f, map[a as usize]),
+                Node::Binary(op, a, b) => target.binary(op, map[a as usize], map[b as usize]),
+            };
+            map.push(id);
+        }
+        map
     }
 
     /// Evaluate one node at one point (tests and constant defaults).

@@ -26,13 +26,45 @@ use self::tape::{Rows, Tape};
 use crate::linalg::{gemm, gemm_into};
 use crate::prim::{Binary, Unary};
 
-/// A kernel family with values for its hyperparameters (`laplace(L: 5.0)`).
-/// The declaration itself is the instance with the defaults.
+/// A kernel: a declared family with values for its hyperparameters
+/// (`laplace(L: 5.0)`; the declaration itself is the instance with the
+/// defaults), or kernels combined (`laplace(L: 3.0) + 0.5 * poly(p: 2)`).
+/// Either way it has one body, a formula over the geometry with every
+/// hyperparameter substituted, so a combination gets its derivative, its
+/// compiled program and its exact AGOP like a declared kernel.
 #[derive(Debug)]
 pub struct Kernel {
-    pub family: Rc<Family>,
-    pub values: Vec<Option<f64>>,
+    pub form: Form,
+    graph: expr::Graph,
+    body: expr::Id,
+    /// Instances and operations in the combination (1 for an instance).
+    size: usize,
     compiled: OnceCell<Rc<Compiled>>,
+}
+
+#[derive(Debug)]
+pub enum Form {
+    Instance {
+        family: Rc<Family>,
+        values: Vec<Option<f64>>,
+    },
+    Sum(Rc<Kernel>, Rc<Kernel>),
+    Product(Rc<Kernel>, Rc<Kernel>),
+    /// A number ≥ 0 times a kernel.
+    Scaled(f64, Rc<Kernel>),
+    /// A kernel to a power ≥ 1.
+    Power(Rc<Kernel>, u32),
+}
+
+/// Most distinct operations in a combined body, and most parts in a combination.
+const MAX_COMBINED: usize = 2000;
+
+/// Why kernels cannot be combined.
+#[derive(Debug, PartialEq)]
+pub enum CombineError {
+    /// A part still needs a value for these hyperparameters.
+    Missing(String, Vec<String>),
+    TooLarge(usize),
 }
 
 #[derive(Debug)]
@@ -47,26 +79,107 @@ struct Compiled {
 
 impl Kernel {
     pub fn new(family: Rc<Family>, values: Vec<Option<f64>>) -> Kernel {
+        let numbers: Vec<f64> = values.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+        let (graph, roots) = family.graph.substitute(&[family.body], &numbers);
         Kernel {
-            family,
-            values,
+            form: Form::Instance { family, values },
+            graph,
+            body: roots[0],
+            size: 1,
             compiled: OnceCell::new(),
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.family.name
+    /// The name of an instance's family; a combination has none.
+    pub fn family(&self) -> Option<&Family> {
+        match &self.form {
+            Form::Instance { family, .. } => Some(family),
+            _ => None,
+        }
     }
 
     /// The names of hyperparameters that still need a value.
     pub fn missing(&self) -> Vec<&str> {
-        self.family
-            .params
+        match &self.form {
+            Form::Instance { family, values } => family
+                .params
+                .iter()
+                .zip(values)
+                .filter(|(_, v)| v.is_none())
+                .map(|(p, _)| p.as_ref())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The body with every hyperparameter substituted (a copy).
+    pub fn body(&self) -> (expr::Graph, expr::Id) {
+        (self.graph.clone(), self.body)
+    }
+
+    pub fn sum(a: Rc<Kernel>, b: Rc<Kernel>) -> Result<Kernel, CombineError> {
+        Kernel::combine(Form::Sum(a, b))
+    }
+
+    pub fn product(a: Rc<Kernel>, b: Rc<Kernel>) -> Result<Kernel, CombineError> {
+        Kernel::combine(Form::Product(a, b))
+    }
+
+    /// `c * k`; the caller checks that `c` is a finite number ≥ 0.
+    pub fn scaled(c: f64, k: Rc<Kernel>) -> Result<Kernel, CombineError> {
+        Kernel::combine(Form::Scaled(c, k))
+    }
+
+    /// `k ^ p`; the caller checks that `p` ≥ 1.
+    pub fn power(k: Rc<Kernel>, p: u32) -> Result<Kernel, CombineError> {
+        Kernel::combine(Form::Power(k, p))
+    }
+
+    fn combine(form: Form) -> Result<Kernel, CombineError> {
+        let parts: Vec<&Rc<Kernel>> = match &form {
+            Form::Sum(a, b) | Form::Product(a, b) => vec![a, b],
+            Form::Scaled(_, k) | Form::Power(k, _) => vec![k],
+            Form::Instance { .. } => unreachable!("instances are not combined"),
+        };
+        for k in &parts {
+            let missing = k.missing();
+            if let (Form::Instance { family, .. }, false) = (&k.form, missing.is_empty()) {
+                return Err(CombineError::Missing(
+                    family.name.to_string(),
+                    missing.iter().map(|m| m.to_string()).collect(),
+                ));
+            }
+        }
+        let size = 1 + parts.iter().map(|k| k.size).sum::<usize>();
+        let mut graph = expr::Graph::default();
+        let roots: Vec<expr::Id> = parts
             .iter()
-            .zip(&self.values)
-            .filter(|(_, v)| v.is_none())
-            .map(|(p, _)| p.as_ref())
-            .collect()
+            .map(|k| k.graph.copy_into(&mut graph, k.body, &[]))
+            .collect();
+        let body = match &form {
+            Form::Sum(..) => graph.binary(Binary::Add, roots[0], roots[1]),
+            Form::Product(..) => graph.binary(Binary::Mul, roots[0], roots[1]),
+            Form::Scaled(c, _) => {
+                let c = graph.constant(*c);
+                graph.binary(Binary::Mul, c, roots[0])
+            }
+            Form::Power(_, p) => {
+                let p = graph.constant(*p as f64);
+                graph.binary(Binary::Pow, roots[0], p)
+            }
+            Form::Instance { .. } => unreachable!(),
+        };
+        let largest = size.max(graph.nodes.len());
+        if largest > MAX_COMBINED {
+            return Err(CombineError::TooLarge(MAX_COMBINED));
+        }
+        Ok(Kernel {
+            form,
+            graph,
+            body,
+            size,
+            compiled: OnceCell::new(),
+        })
     }
 
     /// The compiled body and the compiled gradient coefficients (for
@@ -78,9 +191,7 @@ impl Kernel {
 
     fn compiled(&self) -> &Compiled {
         self.compiled.get_or_init(|| {
-            let values: Vec<f64> = self.values.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
-            let (mut g, roots) = self.family.graph.substitute(&[self.family.body], &values);
-            let k = roots[0];
+            let (mut g, k) = self.body();
             let d = |g: &mut expr::Graph, q| g.derivative(k, q);
             let (k_dist, k_sq, k_dot, k_xn) = (
                 d(&mut g, Geo::Dist),

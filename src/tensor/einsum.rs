@@ -522,13 +522,22 @@ mod tests {
             run("ij,ij->i", &[a.clone(), a.clone()]),
             array![14.0, 77.0].into_dyn()
         );
-        assert_eq!(run("ij->ji", &[a.clone()]), a.t().to_owned());
-        assert_eq!(run("ij", &[a.clone()]), a);
-        assert_eq!(run("ji", &[a.clone()]), a.t().to_owned());
+        assert_eq!(run("ij->ji", std::slice::from_ref(&a)), a.t().to_owned());
+        assert_eq!(run("ij", std::slice::from_ref(&a)), a);
+        assert_eq!(run("ji", std::slice::from_ref(&a)), a.t().to_owned());
         let s = array![[1.0, 2.0], [3.0, 4.0]].into_dyn();
-        assert_eq!(run("ii", &[s.clone()]), ndarray::arr0(5.0).into_dyn());
-        assert_eq!(run("ii->i", &[s.clone()]), array![1.0, 4.0].into_dyn());
-        assert_eq!(run("...j->...", &[a.clone()]), array![6.0, 15.0].into_dyn());
+        assert_eq!(
+            run("ii", std::slice::from_ref(&s)),
+            ndarray::arr0(5.0).into_dyn()
+        );
+        assert_eq!(
+            run("ii->i", std::slice::from_ref(&s)),
+            array![1.0, 4.0].into_dyn()
+        );
+        assert_eq!(
+            run("...j->...", std::slice::from_ref(&a)),
+            array![6.0, 15.0].into_dyn()
+        );
         assert!(einsum("...j->", &[a.view()]).is_err());
     }
 

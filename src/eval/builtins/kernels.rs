@@ -18,6 +18,7 @@ type R = Result<Value, Diag>;
 pub static BUILTINS: &[Builtin] = &[
     builtin!("gram", "k, X, Z=none, M=none", "Kernel matrix `K[i, j] = k(X[i], Z[j])` (Z defaults to X) under the matrix M: none for the identity, a d × d PSD matrix, or a length-d vector for a diagonal M.", gram),
     builtin!("krr", "X, Y, k, M=none, reg=0.001", "Kernel ridge regression: solves `(K + reg·I) alpha = Y` by Cholesky, K = gram(k, X, X, M: M). Returns a predictor `f` (call `f(Xnew)`) with fields `alpha`, `X`, `M`, `kernel`, `reg`. Y is a vector or an n × c matrix of outputs.", krr),
+    builtin!("krr_solve", "K, Y, reg=0.001", "Kernel ridge regression from a kernel matrix: the weights `alpha` solving `(K + reg·I) alpha = Y` by Cholesky, as `krr` does (a vector for a vector Y, else n × c). K is n × n and symmetric, e.g. `gram(k, X)`; predictions at new rows are `gram(k, Xnew, X) @ alpha`.", krr_solve),
     builtin!("agop", "f, X, diag=false, centering=false", "Average gradient outer product `(1/n) Σᵢ Jᵢᵀ Jᵢ` of f over the rows of X (Jᵢ the outputs × d Jacobian at X[i]). For a predictor from `krr` it is exact, from the kernel's symbolic derivative; for a model or a differentiable function it comes from reverse-mode gradients, one pass per output over batches of rows (f must treat rows independently). `diag: true` gives the diagonal as a vector; `centering: true` subtracts the mean Jacobian first.", agop),
     builtin!("alignment", "A, B", "Cosine similarity of two tensors of the same shape, flattened: `sum(A * B) / (norm(A) * norm(B))`.", |_, a| similarity(a, false)),
     builtin!("corr", "A, B", "Pearson correlation of the entries of two tensors of the same shape (the alignment of A and B after subtracting each one's mean).", |_, a| similarity(a, true)),
@@ -28,14 +29,14 @@ fn kernel_arg(a: &Args, i: usize) -> Result<Rc<Kernel>, Diag> {
         return Err(a.expected(i, "a Kernel").help("declare one with `kernel name(params) = body`, e.g. `kernel laplace(L = 10.0) = exp(-dist / L)`"));
     };
     let missing = k.missing();
-    if !missing.is_empty() {
+    if let (false, Some(family)) = (missing.is_empty(), k.family()) {
         return Err(a
             .error(
                 i,
                 "flx::kernel::hyperparameter",
                 format!(
                     "kernel `{}` needs a value for {}",
-                    k.name(),
+                    family.name,
                     missing
                         .iter()
                         .map(|m| format!("`{m}`"))
@@ -43,7 +44,7 @@ fn kernel_arg(a: &Args, i: usize) -> Result<Rc<Kernel>, Diag> {
                         .join(", ")
                 ),
             )
-            .help(format!("e.g. `{}({}: 1.0)`", k.name(), missing[0])));
+            .help(format!("e.g. `{}({}: 1.0)`", family.name, missing[0])));
     }
     Ok(k.clone())
 }
@@ -98,20 +99,7 @@ fn metric_arg(a: &Args, i: usize, d: usize) -> Result<Metric, Diag> {
         )),
         [r, c] if *r == d && *c == d => {
             let mm = mat(&m);
-            let scale = mm.iter().fold(0.0f64, |s, x| s.max(x.abs()));
-            let asym = (0..d)
-                .flat_map(|i| (0..i).map(move |j| (i, j)))
-                .map(|(i, j)| (mm[(i, j)] - mm[(j, i)]).abs())
-                .fold(0.0f64, f64::max);
-            if asym > 1e-10 * scale {
-                return Err(a
-                    .error(i, "flx::value::not_symmetric", "M must be symmetric")
-                    .label(format!(
-                        "entries differ from their transpose by up to {}",
-                        crate::format::float_repr(asym)
-                    ))
-                    .help("use (M + M.T) / 2"));
-            }
+            symmetric(a, i, mm, "M")?;
             Ok(Metric::Full(mm.to_owned()))
         }
         _ => Err(bad()),
@@ -150,11 +138,16 @@ fn gram(interp: &mut Interp, a: &mut Args) -> R {
     Ok(Value::tensor(g.into_dyn()))
 }
 
-fn krr(interp: &mut Interp, a: &mut Args) -> R {
-    let x = data(a, 0)?;
-    let y = a.tensor(1)?;
-    let n = x.shape()[0];
-    let (mut rhs, vector) = match y.ndim() {
+/// Targets Y (argument `i`) as an n × c matrix, and whether Y was a vector.
+/// `rows_arg` is the argument with the n rows.
+fn targets(
+    a: &Args,
+    i: usize,
+    n: usize,
+    rows_arg: usize,
+) -> Result<(ndarray::Array2<f64>, bool), Diag> {
+    let y = a.tensor(i)?;
+    let (rhs, vector) = match y.ndim() {
         1 => (
             y.view()
                 .into_dimensionality::<ndarray::Ix1>()
@@ -164,37 +157,100 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
             true,
         ),
         2 => (mat(&y).to_owned(), false),
-        _ => return Err(a.expected(1, "a vector or an n × c matrix of targets")),
+        _ => return Err(a.expected(i, "a vector or an n × c matrix of targets")),
     };
     if rhs.nrows() != n {
         return Err(a.shapes_error(
-            0,
-            1,
+            rows_arg,
+            i,
             "flx::shape::krr",
-            format!("`krr`: X has {n} rows but Y has {}", rhs.nrows()),
+            format!(
+                "`{}`: {} has {n} rows but Y has {}",
+                a.name,
+                a.param_name(rows_arg),
+                rhs.nrows()
+            ),
         ));
     }
     if rhs.iter().any(|v| !v.is_finite()) {
         return Err(a.error(
-            1,
+            i,
             "flx::value::not_finite",
-            "`krr` needs finite targets, found nan or inf",
+            format!("`{}` needs finite targets, found nan or inf", a.name),
         ));
     }
-    let k = kernel_arg(a, 2)?;
-    let m = metric_arg(a, 3, x.shape()[1])?;
-    let reg = a.f64(4)?;
+    Ok((rhs, vector))
+}
+
+fn reg_arg(a: &Args, i: usize) -> Result<f64, Diag> {
+    let reg = a.f64(i)?;
     if !(reg >= 0.0 && reg.is_finite()) {
         return Err(a.error(
-            4,
+            i,
             "flx::value::reg",
             format!("`reg` must be a finite number ≥ 0, found {reg}"),
         ));
     }
+    Ok(reg)
+}
+
+/// Solve `(K + reg·I) alpha = rhs` in place by Cholesky, where `kmat` holds
+/// K's lower triangle (given back to the pool after); `k_arg` is the
+/// argument a failure points at. Alpha is a vector when Y was.
+fn ridge_solve(
+    interp: &mut Interp,
+    a: &Args,
+    mut kmat: faer::Mat<f64>,
+    mut rhs: ndarray::Array2<f64>,
+    vector: bool,
+    reg: f64,
+    k_arg: usize,
+) -> Result<Tensor, Diag> {
+    let n = kmat.nrows();
+    for i in 0..n {
+        kmat[(i, i)] += reg;
+    }
+    let stop = interp.interruptible.then(|| interp.interrupt_flag());
+    let solved = linalg::cholesky_solve_in_place(kmat.as_mut(), &mut rhs, stop);
+    linalg::give_back(kmat);
+    solved.map_err(|e| match e {
+        LinalgError::Interrupted => interp.interrupted(a.call),
+        LinalgError::NotPositiveDefinite(pivot) => Diag::new(
+            "flx::linalg::not_pd",
+            "the kernel matrix K + reg·I is not positive definite",
+        )
+        .at(a.spans[k_arg])
+        .label(format!("Cholesky failed at row {pivot}"))
+        .help(format!(
+            "use a larger `reg:` (it is {}), or check that the kernel is positive definite",
+            crate::format::float_repr(reg)
+        )),
+        other => Diag::new("flx::linalg::krr", format!("{other:?}")).at(a.call),
+    })?;
+    Ok(if vector {
+        rhs.into_shape_with_order(n).expect("column").into_dyn()
+    } else {
+        rhs.into_dyn()
+    }
+    .into())
+}
+
+/// Cholesky of n × n with c right-hand sides: n³/3 multiply-adds, then the solves.
+fn solve_flops(n: usize, c: usize) -> u64 {
+    (n as u64).pow(3) / 3 * 2 + 2 * (n * n * c) as u64
+}
+
+fn krr(interp: &mut Interp, a: &mut Args) -> R {
+    let x = data(a, 0)?;
+    let n = x.shape()[0];
+    let (rhs, vector) = targets(a, 1, n, 0)?;
+    let k = kernel_arg(a, 2)?;
+    let m = metric_arg(a, 3, x.shape()[1])?;
+    let reg = reg_arg(a, 4)?;
     check_size(&[n, n], a.call)?;
-    // The kernel matrix (its lower half), then Cholesky (n³/3 multiply-adds).
-    let factor = (n as u64).pow(3) / 3 * 2 + 2 * (n * n * rhs.ncols()) as u64;
-    interp.charge(m.gram_flops(n, n, x.shape()[1]) / 2 + factor, a.call)?;
+    // The kernel matrix (its lower half), then Cholesky.
+    let flops = m.gram_flops(n, n, x.shape()[1]) / 2 + solve_flops(n, rhs.ncols());
+    interp.charge(flops, a.call)?;
     // Seconds of work from about this many rows on: say what is happening.
     let progress = (n >= 4096).then(|| {
         Progress::new(
@@ -205,13 +261,14 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
     });
     let phase = |msg: &'static str| progress.as_ref().inspect(|p| p.message(msg));
     phase("kernel matrix");
-    let mut kmat = kernel::gram_lower(&k, mat(&x), &m);
+    let kmat = kernel::gram_lower(&k, mat(&x), &m);
     if let Err(d) = interp.poll_interrupt(a.call) {
         linalg::give_back(kmat);
         return Err(d);
     }
     let finite = (0..n).all(|j| kmat.col(j).iter().skip(j).all(|v| v.is_finite()));
     if !finite {
+        linalg::give_back(kmat);
         return Err(a
             .error(
                 2,
@@ -223,39 +280,68 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
             )
             .help("check the body at dist = 0 (e.g. `log(dist)`), and the hyperparameters"));
     }
-    for i in 0..n {
-        kmat[(i, i)] += reg;
-    }
-    let stop = interp.interruptible.then(|| interp.interrupt_flag());
     phase("Cholesky factor and solve");
-    let solved = linalg::cholesky_solve_in_place(kmat.as_mut(), &mut rhs, stop);
-    linalg::give_back(kmat);
-    solved.map_err(|e| match e {
-        LinalgError::Interrupted => interp.interrupted(a.call),
-        LinalgError::NotPositiveDefinite(pivot) => Diag::new(
-            "flx::linalg::not_pd",
-            "the kernel matrix K + reg·I is not positive definite",
-        )
-        .at(a.spans[2])
-        .label(format!("Cholesky failed at row {pivot}"))
-        .help(format!(
-            "use a larger `reg:` (it is {}), or check that the kernel is positive definite",
-            crate::format::float_repr(reg)
-        )),
-        other => Diag::new("flx::linalg::krr", format!("{other:?}")).at(a.call),
-    })?;
-    let alpha = if vector {
-        rhs.into_shape_with_order(n).expect("column").into_dyn()
-    } else {
-        rhs.into_dyn()
-    };
+    let alpha = ridge_solve(interp, a, kmat, rhs, vector, reg, 2)?;
     Ok(Value::Predictor(Rc::new(Predictor {
         kernel: k,
         centers: x,
-        alpha: Rc::new(alpha.into()),
+        alpha: Rc::new(alpha),
         metric: m,
         reg,
     })))
+}
+
+/// `krr_solve(K, Y, reg:)`: the weights of kernel ridge regression from a
+/// Gram matrix, by the same Cholesky as `krr`.
+fn krr_solve(interp: &mut Interp, a: &mut Args) -> R {
+    let kt = a.matrix(0)?;
+    let n = kt.shape()[0];
+    if kt.shape()[1] != n {
+        return Err(a.error(
+            0,
+            "flx::shape::not_square",
+            format!(
+                "`krr_solve` needs a square kernel matrix, found shape {}",
+                shape_str(kt.shape())
+            ),
+        ));
+    }
+    let km = mat(&kt);
+    if km.iter().any(|v| !v.is_finite()) {
+        return Err(a.error(0, "flx::value::not_finite", "K has nan or inf entries"));
+    }
+    symmetric(a, 0, km, "K")?;
+    let (rhs, vector) = targets(a, 1, n, 0)?;
+    let reg = reg_arg(a, 2)?;
+    interp.charge(solve_flops(n, rhs.ncols()), a.call)?;
+    let mut kmat = linalg::work_matrix(n, n);
+    linalg::rows_view(&mut kmat).assign(&km);
+    let alpha = ridge_solve(interp, a, kmat, rhs, vector, reg, 0)?;
+    Ok(Value::tensor(alpha))
+}
+
+/// A symmetric matrix argument, to rounding (`what` names it).
+fn symmetric(a: &Args, i: usize, mm: ndarray::ArrayView2<f64>, what: &str) -> Result<(), Diag> {
+    let d = mm.nrows();
+    let scale = mm.iter().fold(0.0f64, |s, x| s.max(x.abs()));
+    let asym = (0..d)
+        .flat_map(|i| (0..i).map(move |j| (i, j)))
+        .map(|(i, j)| (mm[(i, j)] - mm[(j, i)]).abs())
+        .fold(0.0f64, f64::max);
+    if asym > 1e-10 * scale {
+        return Err(a
+            .error(
+                i,
+                "flx::value::not_symmetric",
+                format!("{what} must be symmetric"),
+            )
+            .label(format!(
+                "entries differ from their transpose by up to {}",
+                crate::format::float_repr(asym)
+            ))
+            .help(format!("use ({what} + {what}.T) / 2")));
+    }
+    Ok(())
 }
 
 fn agop(interp: &mut Interp, a: &mut Args) -> R {

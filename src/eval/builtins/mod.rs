@@ -208,7 +208,7 @@ impl<'s> Args<'s> {
         })
     }
 
-    fn param_name(&self, i: usize) -> &str {
+    pub fn param_name(&self, i: usize) -> &str {
         let np = self.sig.positional.len();
         if i < np {
             &self.sig.positional[i].name
