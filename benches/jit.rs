@@ -66,7 +66,11 @@ fn kernel_pass(c: &mut Criterion) {
         .expect("matrix");
     let n2: Vec<f64> = n2.iter().copied().collect();
     let tape = k.tapes().0;
-    let rows = Rows { xn2: &n2, zn2: &n2 };
+    let rows = Rows {
+        xn2: &n2,
+        zn2: &n2,
+        l1: None,
+    };
     let mut g = c.benchmark_group("kernel_pass_4000");
     g.sample_size(10);
     let mut out = d.clone();

@@ -46,7 +46,7 @@ impl F {
     }
 }
 
-const GEOMETRY: [&str; 5] = ["dist", "sqdist", "dot", "xnorm", "znorm"];
+const GEOMETRY: [&str; 6] = ["dist", "sqdist", "dot", "xnorm", "znorm", "l1dist"];
 
 fn formula() -> impl Strategy<Value = F> {
     // Every unary primitive a kernel body accepts, read from the table, so a
@@ -135,11 +135,12 @@ fn program(body: &str) -> String {
         "kernel k(L = 1.5) = {body}
 {geometry_kernels}let X = randn(150, 3, seed: 1) / 2.0
 let Z = randn(120, 3, seed: 2) / 2.0
-let M = eye(3) + 0.1
+# Diagonal, so that `l1dist` is defined.
+let M = [1.1, 0.9, 1.3]
 let K = gram(k, X, Z, M: M)
 {geometry}let L = 1.5
 let E = {body}
-fn each(out, G0, G1, G2, G3, G4, L) {{
+fn each(out, G0, G1, G2, G3, G4, G5, L) {{
     for i in 0..rows(out) {{
         for j in 0..cols(out) {{
 {reads}            out[i, j] = {body}
@@ -147,7 +148,7 @@ fn each(out, G0, G1, G2, G3, G4, L) {{
     }}
     return out
 }}
-let S = each(zeros(150, 120), dist, sqdist, dot, xnorm, znorm, L)
+let S = each(zeros(150, 120), dist, sqdist, dot, xnorm, znorm, l1dist, L)
 let W = randn(150, 120, seed: 3)
 let (v, g) = value_and_grad(|q| {{
 {fields}    sum(({body}) * W)
@@ -220,7 +221,7 @@ fn derivative_matches(s: &Session, body: &str) {
     let (mut compared, mut agreed) = (0, 0);
     let mut worst = None;
     for (idx, &got) in grad.indexed_iter() {
-        let at: [f64; 5] = std::array::from_fn(|q| geo[q][&idx]);
+        let at: [f64; 6] = std::array::from_fn(|q| geo[q][&idx]);
         let want = w[&idx] * g.eval(d, &at, &[]);
         if !(got.is_finite() && want.is_finite()) {
             continue;

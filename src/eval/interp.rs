@@ -1107,7 +1107,7 @@ impl Interp {
             let v = self.eval(&a.value)?;
             match &a.name {
                 None => pos.push((v, a.value.span)),
-                Some(n) => named.push((n.name.clone(), v, n.span)),
+                Some(n) => named.push((n.name.clone(), v, n.span.to(a.value.span))),
             }
         }
         self.call_value(&f, pos, named, span).map_err(Flow::from)

@@ -28,28 +28,28 @@ pub enum Instr {
 
 /// A program over the geometry of one pair (x, z): registers are filled
 /// with the geometry quantities in `geo` (dist, sqdist, dot, xnorm, znorm,
-/// where read), then `instrs` run in order, and `outputs` are the results.
+/// l1dist, where read), then `instrs` run in order, and `outputs` are the results.
 #[derive(Debug)]
 pub struct RowProgram {
     pub instrs: Vec<Instr>,
-    pub geo: [Option<u16>; 5],
+    pub geo: [Option<u16>; 6],
     pub outputs: Vec<Src>,
 }
 
-/// `row(xn2, zn2, outs, from, m)`: columns `from..m` of one row; `outs[0]`
-/// holds `x M zᵀ` on entry.
-type RowFn = unsafe extern "C" fn(f64, *const f64, *const *mut f64, usize, usize);
+/// `row(xn2, zn2, l1, outs, from, m)`: columns `from..m` of one row; `outs[0]`
+/// holds `x M zᵀ` on entry, `l1` the row's l1 distances (where read).
+type RowFn = unsafe extern "C" fn(f64, *const f64, *const f64, *const *mut f64, usize, usize);
 
 pub fn compile(tape: &RowProgram) -> Result<Code, String> {
-    super::compile(&[F64, PTR, PTR, I64, I64], &[], |b, cc| {
+    super::compile(&[F64, PTR, PTR, PTR, I64, I64], &[], |b, cc| {
         let entry = b.current_block().expect("entry");
-        let [xn2, zn2, outs, from, m] = b.block_params(entry).try_into().expect("5 params");
+        let [xn2, zn2, l1, outs, from, m] = b.block_params(entry).try_into().expect("6 params");
         let flags = MemFlagsData::new().with_notrap();
         let out_ptrs: Vec<Value> = (0..tape.outputs.len())
             .map(|k| b.ins().load(PTR, flags, outs, 8 * k as i32))
             .collect();
         super::lanes::columns(b, cc, from, m, |l, j| {
-            point(l, tape, xn2, zn2, &out_ptrs, j)
+            point(l, tape, [xn2, zn2, l1], &out_ptrs, j)
         });
         b.ins().return_(&[]);
         Ok(())
@@ -57,20 +57,36 @@ pub fn compile(tape: &RowProgram) -> Result<Code, String> {
 }
 
 /// Run the compiled tape over columns `from..` of one row (`out[k]` is row i
-/// of output k; `out[0]` holds `x M zᵀ` on entry).
-pub fn run_row(code: &Code, xn2: f64, zn2: &[f64], from: usize, out: &mut [&mut [f64]]) {
+/// of output k; `out[0]` holds `x M zᵀ` on entry; `l1` is the row of l1
+/// distances, empty where the tape does not read them).
+pub fn run_row(
+    code: &Code,
+    xn2: f64,
+    zn2: &[f64],
+    l1: &[f64],
+    from: usize,
+    out: &mut [&mut [f64]],
+) {
     assert!(out.iter().all(|o| o.len() == zn2.len()));
+    assert!(l1.is_empty() || l1.len() == zn2.len());
     let ptrs: Vec<*mut f64> = out.iter_mut().map(|o| o.as_mut_ptr()).collect();
     // SAFETY: `code` was compiled by `compile` for a tape with `out.len()`
     // outputs; it touches columns from..zn2.len() of each, all in bounds.
     unsafe {
         let f: RowFn = std::mem::transmute(code.ptr);
-        f(xn2, zn2.as_ptr(), ptrs.as_ptr(), from, zn2.len());
+        f(
+            xn2,
+            zn2.as_ptr(),
+            l1.as_ptr(),
+            ptrs.as_ptr(),
+            from,
+            zn2.len(),
+        );
     }
 }
 
 /// The tape at the columns of one group of `l`, from `j`.
-fn point(l: &mut Lanes, tape: &RowProgram, xn2: Value, zn2: Value, outs: &[Value], j: Value) {
+fn point(l: &mut Lanes, tape: &RowProgram, [xn2, zn2, l1]: [Value; 3], outs: &[Value], j: Value) {
     let mut regs: Vec<Option<G>> = Vec::new();
     let set = |regs: &mut Vec<Option<G>>, r: u16, v: G| {
         let r = r as usize;
@@ -79,7 +95,7 @@ fn point(l: &mut Lanes, tape: &RowProgram, xn2: Value, zn2: Value, outs: &[Value
         }
         regs[r] = Some(v);
     };
-    let [dist, sqdist, dot_reg, xnorm, znorm] = tape.geo;
+    let [dist, sqdist, dot_reg, xnorm, znorm, l1dist] = tape.geo;
     let dot = l.load(outs[0], j);
     let z = if dist.is_some() || sqdist.is_some() || znorm.is_some() {
         Some(l.load(zn2, j))
@@ -114,6 +130,10 @@ fn point(l: &mut Lanes, tape: &RowProgram, xn2: Value, zn2: Value, outs: &[Value
     if let Some(r) = znorm {
         let s = l.sqrt(z.as_ref().expect("loaded"));
         set(&mut regs, r, s);
+    }
+    if let Some(r) = l1dist {
+        let v = l.load(l1, j);
+        set(&mut regs, r, v);
     }
     let reg = |regs: &Vec<Option<G>>, r: u16| regs[r as usize].clone().expect("defined before use");
     for ins in &tape.instrs {

@@ -20,10 +20,19 @@ pub enum Geo {
     Dot,
     Xnorm,
     Znorm,
+    /// `Σᵢ mᵢ |xᵢ − zᵢ|`, under a diagonal M.
+    L1dist,
 }
 
 impl Geo {
-    pub const ALL: [Geo; 5] = [Geo::Dist, Geo::Sqdist, Geo::Dot, Geo::Xnorm, Geo::Znorm];
+    pub const ALL: [Geo; 6] = [
+        Geo::Dist,
+        Geo::Sqdist,
+        Geo::Dot,
+        Geo::Xnorm,
+        Geo::Znorm,
+        Geo::L1dist,
+    ];
 }
 
 pub type Id = u32;
@@ -339,7 +348,7 @@ impl Graph {
     }
 
     /// Evaluate one node at one point (tests and constant defaults).
-    pub fn eval(&self, id: Id, geo: &[f64; 5], hyper: &[f64]) -> f64 {
+    pub fn eval(&self, id: Id, geo: &[f64; 6], hyper: &[f64]) -> f64 {
         match self.node(id) {
             Node::Const(bits) => f64::from_bits(bits),
             Node::Geo(g) => geo[g as usize],
@@ -391,7 +400,7 @@ mod tests {
             .filter(|n| !matches!(n, Node::Const(_)))
             .count();
         assert_eq!(ops, 1, "{:?}", &g.nodes[before..]);
-        let geo = [2.0, 4.0, 0.0, 0.0, 0.0];
+        let geo = [2.0, 4.0, 0.0, 0.0, 0.0, 0.0];
         assert!((g.eval(d, &geo, &[]) + crate::prim::math::exp(-0.2) / 10.0).abs() < 1e-15);
         assert_eq!(g.derivative(k, Geo::Dot), g.constant(0.0));
     }

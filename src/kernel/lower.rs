@@ -28,7 +28,7 @@ pub struct Family {
 const MAX_NODES: usize = 500;
 
 const ALLOWED: &str = "arithmetic (+ - * / ^), numbers, the hyperparameters, \
-    dist, sqdist, dot, xnorm, znorm and exp log sqrt abs pow min max tanh sin cos sigmoid relu";
+    dist, sqdist, dot, xnorm, znorm, l1dist and exp log sqrt abs pow min max tanh sin cos sigmoid relu";
 
 impl Family {
     /// `builtins` names the builtins that the body's calls resolved to.

@@ -75,6 +75,8 @@ struct Compiled {
     /// when `b = -a` (kernels of `dist` and `sqdist` alone, the usual case).
     gradient: Tape,
     b_is_neg_a: bool,
+    /// The body reads `l1dist`; the gradient tape's last output is `∂k/∂l1dist`.
+    l1: bool,
 }
 
 impl Kernel {
@@ -182,6 +184,11 @@ impl Kernel {
         })
     }
 
+    /// Whether the body reads `l1dist`, which needs M diagonal (or none).
+    pub fn reads_l1(&self) -> bool {
+        self.compiled().l1
+    }
+
     /// The compiled body and the compiled gradient coefficients (for
     /// benchmarks and tests of the tapes themselves).
     pub fn tapes(&self) -> (&Tape, &Tape) {
@@ -210,12 +217,19 @@ impl Kernel {
             let v = g.term(Binary::SafeDiv, k_xn, xnorm);
             let a = g.add(w, v);
             let b = g.sub(k_dot, w);
-            let b_is_neg_a = g.node(b) == expr::Node::Unary(Unary::Neg, a);
-            let outputs = if b_is_neg_a { vec![a] } else { vec![a, b] };
+            let both_zero = a == b && g.as_const(a) == Some(0.0);
+            let b_is_neg_a = both_zero || g.node(b) == expr::Node::Unary(Unary::Neg, a);
+            let mut outputs = if b_is_neg_a { vec![a] } else { vec![a, b] };
+            // ∇ₓ l1dist = M sign(x − z): its coefficient comes last.
+            let l1 = g.uses(k, Geo::L1dist);
+            if l1 {
+                outputs.push(d(&mut g, Geo::L1dist));
+            }
             Rc::new(Compiled {
                 value: Tape::compile(&g, &[k]),
                 gradient: Tape::compile(&g, &outputs),
                 b_is_neg_a,
+                l1,
             })
         })
     }
@@ -318,11 +332,14 @@ fn geometry(
     upper: bool,
     mut out: ArrayViewMut2<f64>,
 ) -> (Vec<f64>, Vec<f64>) {
+    let reads = |qs: &[Geo]| qs.iter().any(|q| tape.reads(*q));
+    let norms = reads(&[Geo::Dist, Geo::Sqdist, Geo::Xnorm, Geo::Znorm]);
+    if !norms && !reads(&[Geo::Dot]) {
+        // l1dist alone (or a constant): no product and no norms.
+        return (vec![0.0; x.nrows()], vec![0.0; z.nrows()]);
+    }
     let xm = m.apply(x);
     gemm_into(out.view_mut(), xm.view(), z.t(), upper);
-    let norms = [Geo::Dist, Geo::Sqdist, Geo::Xnorm, Geo::Znorm]
-        .iter()
-        .any(|q| tape.reads(*q));
     if !norms {
         return (vec![0.0; x.nrows()], vec![0.0; z.nrows()]);
     }
@@ -351,9 +368,22 @@ fn fill(
     outs: &mut [ArrayViewMut2<f64>],
 ) {
     let (xn2, zn2) = geometry(tape, x, z, m, upper, outs[0].view_mut());
+    let zt = tape
+        .reads(Geo::L1dist)
+        .then(|| z.t().as_standard_layout().into_owned());
+    let l1 = zt.as_ref().map(|zt| tape::L1 {
+        x,
+        zt: zt.view(),
+        m: match m {
+            Metric::Identity => None,
+            Metric::Diag(w) => Some(w.as_slice().expect("contiguous")),
+            Metric::Full(_) => unreachable!("callers refuse a full M for l1dist"),
+        },
+    });
     let rows = Rows {
         xn2: &xn2,
         zn2: &zn2,
+        l1,
     };
     tape.run(&rows, upper, outs);
 }
@@ -457,21 +487,14 @@ pub fn agop(
     let tape = &compiled.gradient;
     let mut a_store = crate::linalg::work_matrix(centers.nrows(), x.nrows());
     let mut a = crate::linalg::rows_view(&mut a_store);
-    let b = if compiled.b_is_neg_a {
-        fill(tape, x, centers, m, false, &mut [a.view_mut()]);
-        None
-    } else {
-        let mut b = Array2::<f64>::zeros(a.dim());
-        fill(
-            tape,
-            x,
-            centers,
-            m,
-            false,
-            &mut [a.view_mut(), b.view_mut()],
-        );
-        Some(b)
-    };
+    let zeros = || Array2::<f64>::zeros(a.dim());
+    let mut b = (!compiled.b_is_neg_a).then(zeros);
+    let mut e = compiled.l1.then(zeros);
+    let mut outs = vec![a.view_mut()];
+    outs.extend(b.as_mut().map(|b| b.view_mut()));
+    outs.extend(e.as_mut().map(|e| e.view_mut()));
+    fill(tape, x, centers, m, false, &mut outs);
+    drop(outs);
     let a = a.view();
     let (n, c, d) = (x.nrows(), alpha.ncols(), x.ncols());
     let p = gemm(a.view(), alpha);
@@ -487,8 +510,10 @@ pub fn agop(
         p: &p,
         b,
         sign,
+        l1: e.as_ref().map(|e| e.view()),
     };
-    let mut core = if centers.nrows() < c * d {
+    // The l1 terms have no Gram-matrix form: they are summed by output.
+    let mut core = if centers.nrows() < c * d && e.is_none() {
         // B is symmetric when it is -A for X = Z and a body symmetric in x and z.
         let symmetric = compiled.b_is_neg_a
             && same_rows(&x, &centers)
@@ -512,7 +537,8 @@ pub fn agop(
 const JACOBIAN_BLOCK: usize = 1 << 24;
 
 /// The inputs of the AGOP's contraction: evaluation rows X, centres Z, the
-/// weights α, `P = A α` and the coefficient matrix B (times `sign`).
+/// weights α, `P = A α`, the coefficient matrix B (times `sign`) and, for a
+/// body that reads l1dist, the matrix E of `∂k/∂l1dist`.
 struct Terms<'a> {
     x: ArrayView2<'a, f64>,
     z: ArrayView2<'a, f64>,
@@ -520,12 +546,14 @@ struct Terms<'a> {
     p: &'a Array2<f64>,
     b: ArrayView2<'a, f64>,
     sign: f64,
+    l1: Option<ArrayView2<'a, f64>>,
 }
 
 impl Terms<'_> {
     /// `Σᵢ ĴᵢᵀĴᵢ` by output: `Ĵ_c = diag(P_c) X + sign · B (α_c ∘ Z)`, where
     /// `(α_c ∘ Z)` scales the rows of Z, so all outputs of a block come from
-    /// one GEMM `B [α₁∘Z | α₂∘Z | …]`.
+    /// one GEMM `B [α₁∘Z | α₂∘Z | …]`; plus, with l1dist, `Σⱼ Eᵢⱼ αⱼc sign(xᵢ − zⱼ)`
+    /// (`M` is diagonal then, so that term's `M` factors out like the others').
     fn by_output(&self, centering: bool) -> Array2<f64> {
         let Terms {
             x,
@@ -534,6 +562,7 @@ impl Terms<'_> {
             p,
             b,
             sign,
+            l1,
         } = *self;
         let (n, d, c) = (x.nrows(), x.ncols(), alpha.ncols());
         let per_block = (JACOBIAN_BLOCK / (n * d).max(1)).clamp(1, c.max(1));
@@ -546,11 +575,14 @@ impl Terms<'_> {
                 block.assign(&z);
                 block *= &alpha.column(out).insert_axis(Axis(1));
             }
-            let jac = gemm(b.view(), scaled.view());
+            let mut jac = gemm(b.view(), scaled.view());
             drop(scaled);
+            jac *= sign;
+            if let Some(e) = l1 {
+                add_sign_terms(jac.view_mut(), e, x, z, alpha, outs.clone());
+            }
             for (k, out) in outs.enumerate() {
                 let mut j = jac.slice(ndarray::s![.., k * d..(k + 1) * d]).to_owned();
-                j *= sign;
                 for ((mut row, xr), &pc) in
                     j.rows_mut().into_iter().zip(x.rows()).zip(p.column(out))
                 {
@@ -575,6 +607,7 @@ impl Terms<'_> {
             p,
             b,
             sign,
+            l1: _,
         } = *self;
         let n = x.nrows();
         // Zᵀ (BᵀB ∘ ααᵀ) Z
@@ -614,4 +647,47 @@ impl Terms<'_> {
         }
         core
     }
+}
+
+/// `jac[i, k·d + f] += Σⱼ e[i, j] α[j, c] sign(x[i, f] − z[j, f])` for the
+/// k-th output c of `outs`: the l1 part of each Jacobian row, a row of X per
+/// task (every entry sums over j in order, whatever the thread count).
+fn add_sign_terms(
+    mut jac: ArrayViewMut2<f64>,
+    e: ArrayView2<f64>,
+    x: ArrayView2<f64>,
+    z: ArrayView2<f64>,
+    alpha: ArrayView2<f64>,
+    outs: std::ops::Range<usize>,
+) {
+    use rayon::prelude::*;
+    let d = x.ncols();
+    let rows: Vec<_> = jac.outer_iter_mut().collect();
+    rows.into_par_iter().enumerate().for_each_init(
+        || vec![0.0; d],
+        |sign, (i, mut row)| {
+            let xi = x.row(i);
+            for (j, zj) in z.outer_iter().enumerate() {
+                let eij = e[(i, j)];
+                if eij == 0.0 {
+                    continue;
+                }
+                for ((s, &xf), &zf) in sign.iter_mut().zip(xi).zip(zj) {
+                    let t = xf - zf;
+                    *s = if t > 0.0 {
+                        1.0
+                    } else if t < 0.0 {
+                        -1.0
+                    } else {
+                        0.0
+                    };
+                }
+                for (k, c) in outs.clone().enumerate() {
+                    let w = eij * alpha[(j, c)];
+                    let mut r = row.slice_mut(ndarray::s![k * d..(k + 1) * d]);
+                    r.zip_mut_with(&ndarray::aview1(sign), |o, &s| *o += w * s);
+                }
+            }
+        },
+    );
 }

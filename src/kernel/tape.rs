@@ -4,7 +4,7 @@
 //! element. Rows are spread over the thread pool; results do not depend on
 //! the number of threads (every element is computed the same way).
 
-use ndarray::ArrayViewMut2;
+use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -31,11 +31,48 @@ pub struct Tape {
     native: OnceLock<Option<jit::Code>>,
 }
 
-/// Per-row geometry inputs: the row's squared norm and, per column, the
-/// product `x M zᵀ` and the column's squared norm.
+/// Per-row geometry inputs besides `x M zᵀ` (in the first output on entry):
+/// the rows' and the columns' squared norms, and what the l1 distances are
+/// computed from, where the tape reads them.
 pub struct Rows<'a> {
     pub xn2: &'a [f64],
     pub zn2: &'a [f64],
+    pub l1: Option<L1<'a>>,
+}
+
+/// The inputs of `l1dist = Σₖ mₖ |xₖ − zₖ|`: the rows of X, Zᵀ (d × m, rows
+/// contiguous) and M's diagonal (none for the identity). Each row's distances
+/// are computed by the thread that runs the row, so no n × m matrix is kept.
+pub struct L1<'a> {
+    pub x: ArrayView2<'a, f64>,
+    pub zt: ArrayView2<'a, f64>,
+    pub m: Option<&'a [f64]>,
+}
+
+impl L1<'_> {
+    /// Columns `from..` of row i into `out` (one feature at a time, so the
+    /// loop runs along the columns; every entry sums its features in order,
+    /// so the matrix of X against itself is exactly symmetric, 0 on the diagonal).
+    fn row(&self, i: usize, from: usize, out: &mut [f64]) {
+        let out = &mut out[from..];
+        out.fill(0.0);
+        for (k, &xk) in self.x.row(i).iter().enumerate() {
+            let zk = &self.zt.row(k).to_slice().expect("contiguous rows")[from..];
+            match self.m {
+                Some(m) => {
+                    let mk = m[k];
+                    for (o, &z) in out.iter_mut().zip(zk) {
+                        *o += mk * (xk - z).abs();
+                    }
+                }
+                None => {
+                    for (o, &z) in out.iter_mut().zip(zk) {
+                        *o += (xk - z).abs();
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Tape {
@@ -61,7 +98,7 @@ impl Tape {
         let mut tape = Tape {
             program: RowProgram {
                 instrs: Vec::new(),
-                geo: [None; 5],
+                geo: [None; 6],
                 outputs: Vec::new(),
             },
             n_regs: 0,
@@ -144,18 +181,25 @@ impl Tape {
         } else {
             self.n_regs * CHUNK
         };
+        let l1 = rows.l1.as_ref().filter(|_| self.reads(Geo::L1dist));
+        let l1_len = if l1.is_some() { m } else { 0 };
         per_row.par_iter_mut().enumerate().for_each_init(
-            || vec![0.0; regs_len],
-            |regs, (i, out)| {
+            || (vec![0.0; regs_len], vec![0.0; l1_len]),
+            |(regs, l1_row), (i, out)| {
                 let from = if upper { i.min(m) } else { 0 };
                 let (xn2, zn2) = (rows.xn2[i], rows.zn2);
+                if let Some(l1) = l1 {
+                    l1.row(i, from, l1_row);
+                }
+                let l1 = &l1_row[..];
                 if let Some(code) = native {
-                    jit::kernel::run_row(code, xn2, zn2, from, out);
+                    jit::kernel::run_row(code, xn2, zn2, l1, from, out);
                     return;
                 }
                 let row = Row {
                     xn2,
                     zn2,
+                    l1,
                     from,
                     out,
                 };
@@ -183,6 +227,7 @@ impl Tape {
         let Row {
             xn2,
             zn2,
+            l1,
             from,
             out,
         } = row;
@@ -191,7 +236,15 @@ impl Tape {
         while j0 < m {
             let len = CHUNK.min(m - j0);
             let cols = j0..j0 + len;
-            self.load_geometry(xn2, &zn2[cols.clone()], &out[0][cols.clone()], regs, len);
+            let l1 = l1.get(cols.clone()).unwrap_or(&[]);
+            self.load_geometry(
+                xn2,
+                &zn2[cols.clone()],
+                &out[0][cols.clone()],
+                l1,
+                regs,
+                len,
+            );
             self.exec(regs, len);
             for (o, dst) in self.program.outputs.iter().zip(out.iter_mut()) {
                 let dst = &mut dst[cols.clone()];
@@ -205,8 +258,19 @@ impl Tape {
     }
 
     #[inline(always)]
-    fn load_geometry(&self, xn2: f64, zn2: &[f64], dot: &[f64], regs: &mut [f64], len: usize) {
-        let [dist, sqdist, dotr, xnorm, znorm] = self.program.geo;
+    fn load_geometry(
+        &self,
+        xn2: f64,
+        zn2: &[f64],
+        dot: &[f64],
+        l1: &[f64],
+        regs: &mut [f64],
+        len: usize,
+    ) {
+        let [dist, sqdist, dotr, xnorm, znorm, l1dist] = self.program.geo;
+        if let Some(r) = l1dist {
+            reg_mut(regs, r)[..len].copy_from_slice(l1);
+        }
         if let Some(r) = dotr {
             reg_mut(regs, r)[..len].copy_from_slice(dot);
         }
@@ -257,6 +321,7 @@ impl Tape {
 struct Row<'a, 'b> {
     xn2: f64,
     zn2: &'a [f64],
+    l1: &'a [f64],
     from: usize,
     out: &'a mut [&'b mut [f64]],
 }

@@ -18,7 +18,7 @@ pub struct FlxParser;
 
 /// The pair geometry a kernel body is written over (see the design brief): names
 /// bound only inside `kernel` bodies.
-pub const KERNEL_GEOMETRY: [&str; 5] = ["dist", "sqdist", "dot", "xnorm", "znorm"];
+pub const KERNEL_GEOMETRY: [&str; 6] = ["dist", "sqdist", "dot", "xnorm", "znorm", "l1dist"];
 
 /// Deepest bracket nesting accepted; deeper input is refused before pest sees
 /// it, so neither pest's recursion nor ours can exhaust the stack.

@@ -62,7 +62,7 @@ syn match flxForward /\%(\%(^\|[{;]\)\s*\)\@<=forward\w\@!/ contained
 syn region flxKernel matchgroup=flxDeclaration start=/\w\@<!kernel\w\@!/
       \ end=/\\\@<!$/ end=/[;)\]}]\@=/ contains=@flxKernelCode,flxKernelName
 syn match flxKernelName /\%(\w\@<!kernel\s*\)\@<=\h\w*/ contained
-syn match flxGeometry /\w\@<!\%(dist\|sqdist\|dot\|xnorm\|znorm\)\w\@!/ contained
+syn match flxGeometry /\w\@<!\%(dist\|sqdist\|dot\|xnorm\|znorm\|l1dist\)\w\@!/ contained
 
 " Brackets; a label (`seed:`, `{train: X}`) directly inside `(...)` or `{...}`.
 syn region flxParens matchgroup=flxDelimiter start=/(/ end=/)/ contains=@flxCode,flxLabel

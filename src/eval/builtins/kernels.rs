@@ -106,6 +106,24 @@ fn metric_arg(a: &Args, i: usize, d: usize) -> Result<Metric, Diag> {
     }
 }
 
+/// `l1dist` is defined for a diagonal M only (argument `i` is M).
+fn l1_needs_diagonal(a: &Args, i: usize, k: &Kernel, m: &Metric) -> Result<(), Diag> {
+    if matches!(m, Metric::Full(_)) && k.reads_l1() {
+        return Err(a
+            .error(
+                i,
+                "flx::kernel::l1_metric",
+                format!(
+                    "kernel `{}` reads l1dist, which needs a diagonal M",
+                    kernel_repr(k)
+                ),
+            )
+            .label("a full matrix")
+            .help("pass M's diagonal as a vector: `M: diag(M)`"));
+    }
+    Ok(())
+}
+
 fn same_features(a: &Args, i: usize, j: usize, x: &Tensor, z: &Tensor) -> Result<(), Diag> {
     if x.shape()[1] != z.shape()[1] {
         return Err(a.shapes_error(
@@ -129,6 +147,7 @@ fn gram(interp: &mut Interp, a: &mut Args) -> R {
     let z = if a.is_none(2) { x.clone() } else { data(a, 2)? };
     same_features(a, 1, 2, &x, &z)?;
     let m = metric_arg(a, 3, x.shape()[1])?;
+    l1_needs_diagonal(a, 3, &k, &m)?;
     check_size(&[x.shape()[0], z.shape()[0]], a.call)?;
     interp.charge(
         m.gram_flops(x.shape()[0], z.shape()[0], x.shape()[1]),
@@ -246,6 +265,7 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
     let (rhs, vector) = targets(a, 1, n, 0)?;
     let k = kernel_arg(a, 2)?;
     let m = metric_arg(a, 3, x.shape()[1])?;
+    l1_needs_diagonal(a, 3, &k, &m)?;
     let reg = reg_arg(a, 4)?;
     check_size(&[n, n], a.call)?;
     // The kernel matrix (its lower half), then Cholesky.
