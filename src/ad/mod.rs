@@ -62,6 +62,16 @@ pub enum Op {
     Xent(Var, Rc<Tensor>),
     /// Hinge loss of predictions against constant ±1 labels.
     Hinge(Var, Rc<Tensor>),
+    /// An operation whose pullback is defined above this layer (a kernel's
+    /// Gram matrix, `kernel::gram_vjp`).
+    Custom(Vec<Var>, Rc<dyn Pullback>),
+}
+
+/// The vector–Jacobian product of an operation recorded as `Op::Custom`.
+pub trait Pullback: std::fmt::Debug {
+    /// One gradient per parent, shaped like it, from `g` (shaped like the
+    /// output); only the parents marked in `wanted` are needed (`None` is zero).
+    fn pull(&self, g: &Grad, wanted: &[bool]) -> Vec<Option<Grad>>;
 }
 
 struct Node {
@@ -371,6 +381,14 @@ impl Tape {
                     .expect("same shape");
                 give(p, d)
             }
+            Op::Custom(ref parents, ref f) => {
+                let wanted: Vec<bool> = parents.iter().map(|&p| live(p)).collect();
+                for (&p, grad) in parents.iter().zip(f.pull(&g, &wanted)) {
+                    if let Some(grad) = grad {
+                        give(p, grad);
+                    }
+                }
+            }
             Op::Gather(a, ref positions) => {
                 let mut out = Grad::zeros(val(a).raw_dim());
                 let flat = out.as_slice_mut().expect("a new tensor is contiguous");
@@ -444,7 +462,7 @@ fn parents(op: &Op) -> Vec<Var> {
         | Op::Outer(a, b)
         | Op::Solve(a, b)
         | Op::Assign(a, b, _) => vec![a, b],
-        Op::Rearrange(ref parts, _) => parts.clone(),
+        Op::Rearrange(ref parts, _) | Op::Custom(ref parts, _) => parts.clone(),
         Op::Trace(a) => vec![a],
         Op::Neg(a)
         | Op::Transpose(a)

@@ -1163,7 +1163,12 @@ impl Interp {
                     let (m, d) = (p.centers.shape()[0], p.centers.shape()[1]);
                     self.charge(p.metric.gram_flops(rows, m, d), span)?;
                 }
-                super::kernel_values::predict(p, pos, named, span)
+                match pos.as_slice() {
+                    [(x, xspan)] if named.is_empty() && super::traced::is_traced(x) => {
+                        super::traced::predict(self, &p.clone(), x.clone(), *xspan, span)
+                    }
+                    _ => super::kernel_values::predict(p, pos, named, span),
+                }
             }
             Value::ModelDecl(def) => self.instantiate(&def.clone(), pos, named, span),
             Value::Model(m) => {

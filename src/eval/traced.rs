@@ -249,6 +249,26 @@ pub fn call_builtin(
         .iter()
         .map(|(n, v, s)| (n.clone(), primal(v), *s))
         .collect();
+    if b.name == "gram" {
+        let sig = super::builtins::STATIC.signature(index);
+        let traced = Args::bind(sig, pos, named, span)?;
+        let mut plain = Args::bind(sig, primals, stripped_named, span)?;
+        let (kernel, x, z, metric) = super::builtins::kernels::gram_inputs(&plain)?;
+        let out = (b.run)(&mut *interp, &mut plain)?;
+        // X, Z (X when omitted) and M (none: a constant placeholder).
+        let operand = |i: usize| match &traced.vals[i] {
+            Value::None if i == 2 => (traced.vals[1].clone(), traced.spans[1]),
+            Value::None => (Value::Float(0.0), traced.spans[i]),
+            v => (v.clone(), traced.spans[i]),
+        };
+        let pullback = GramPullback {
+            kernel,
+            x,
+            z,
+            metric,
+        };
+        return record_gram(out, [operand(1), operand(2), operand(3)], pullback);
+    }
     let inspect = INSPECT.contains(&b.name) || (b.name == "log" && pos.is_empty());
     if named.iter().any(|(_, v, _)| is_traced(v)) && !inspect {
         return Err(not_differentiable(
@@ -885,4 +905,114 @@ pub fn agop(
         }
         Value::tensor(g.into_dyn())
     })
+}
+
+/// The pullback of a Gram matrix with respect to X, Z and M
+/// (`kernel::gram_vjp`), at the primal values it was computed from.
+#[derive(Debug)]
+struct GramPullback {
+    kernel: Rc<crate::kernel::Kernel>,
+    x: Rc<Tensor>,
+    z: Rc<Tensor>,
+    metric: crate::kernel::Metric,
+}
+
+impl crate::ad::Pullback for GramPullback {
+    fn pull(&self, g: &crate::ad::Grad, wanted: &[bool]) -> Vec<Option<crate::ad::Grad>> {
+        let view2 = super::builtins::mat;
+        let g = g
+            .view()
+            .into_dimensionality::<ndarray::Ix2>()
+            .expect("n × m");
+        let r = crate::kernel::gram_vjp(
+            &self.kernel,
+            view2(&self.x),
+            view2(&self.z),
+            &self.metric,
+            g,
+            [wanted[0], wanted[1], wanted[2]],
+        );
+        vec![r.x.map(|x| x.into_dyn()), r.z.map(|z| z.into_dyn()), r.m]
+    }
+}
+
+/// Records a Gram matrix computed from X, Z and M (the operands, each traced
+/// or constant; M is `0.0` when none).
+fn record_gram(
+    out: Value,
+    operands: [(Value, Span); 3],
+    pullback: GramPullback,
+) -> Result<Value, Diag> {
+    let inputs: Vec<(&Value, Span)> = operands.iter().map(|(v, s)| (v, *s)).collect();
+    let pullback: Rc<dyn crate::ad::Pullback> = Rc::new(pullback);
+    record(out, &inputs, |v| Op::Custom(v.to_vec(), pullback))
+}
+
+/// `f(X)` of a predictor at traced inputs: `gram(k, X, centres, M) @ alpha`,
+/// differentiable in X (a row, or an n × d matrix).
+pub fn predict(
+    interp: &mut Interp,
+    p: &crate::kernel::Predictor,
+    x: Value,
+    xspan: Span,
+    span: Span,
+) -> Result<Value, Diag> {
+    let primal_x = as_tensor(&primal(&x));
+    let d = p.centers.shape()[1];
+    let single = primal_x.ndim() == 1;
+    if !(primal_x.ndim() == 2 || single) || primal_x.shape().last() != Some(&d) {
+        return Err(Diag::new(
+            "flx::shape::predict",
+            format!(
+                "the predictor was fitted on {d} features, but the inputs have shape {}",
+                crate::format::shape_str(primal_x.shape())
+            ),
+        )
+        .at(xspan));
+    }
+    let by_name = |name: &str| super::builtins::STATIC.lookup(name).expect("a builtin");
+    let ints = |dims: &[usize]| Value::tuple(dims.iter().map(|&n| Value::Int(n as i64)));
+    let x = if single {
+        let shape = (ints(&[1, d]), span);
+        call_builtin(
+            interp,
+            by_name("reshape"),
+            vec![(x, xspan), shape],
+            vec![],
+            span,
+        )?
+    } else {
+        x
+    };
+    let rows = as_tensor(&primal(&x));
+    let view2 = super::builtins::mat;
+    super::builtins::check_size(&[rows.shape()[0], p.centers.shape()[0]], xspan)?;
+    let g = crate::kernel::gram(&p.kernel, view2(&rows), view2(&p.centers), &p.metric);
+    let g = record_gram(
+        Value::tensor(g.into_dyn()),
+        [
+            (x, xspan),
+            (Value::Tensor(p.centers.clone()), span),
+            (Value::Float(0.0), span),
+        ],
+        GramPullback {
+            kernel: p.kernel.clone(),
+            x: rows,
+            z: p.centers.clone(),
+            metric: p.metric.clone(),
+        },
+    )?;
+    let g = if single {
+        let shape = (ints(&[p.centers.shape()[0]]), span);
+        call_builtin(
+            interp,
+            by_name("reshape"),
+            vec![(g, span), shape],
+            vec![],
+            span,
+        )?
+    } else {
+        g
+    };
+    binary(BinOp::MatMul, g, Value::Tensor(p.alpha.clone()), span, span)
 }

@@ -77,6 +77,10 @@ struct Compiled {
     b_is_neg_a: bool,
     /// The body reads `l1dist`; the gradient tape's last output is `∂k/∂l1dist`.
     l1: bool,
+    /// For `gram_vjp`: the coefficients `w`, `∂k/∂dot`, `vx`, `vz` (and
+    /// `∂k/∂l1dist`) of `∇ₓk = w M(x−z) + ∂k/∂dot Mz + vx Mx (+ ∂k/∂l1dist m∘sign(x−z))`
+    /// and `∇_z k = w M(z−x) + ∂k/∂dot Mx + vz Mz (+ ...)`.
+    partials: Tape,
 }
 
 impl Kernel {
@@ -200,11 +204,12 @@ impl Kernel {
         self.compiled.get_or_init(|| {
             let (mut g, k) = self.body();
             let d = |g: &mut expr::Graph, q| g.derivative(k, q);
-            let (k_dist, k_sq, k_dot, k_xn) = (
+            let (k_dist, k_sq, k_dot, k_xn, k_zn) = (
                 d(&mut g, Geo::Dist),
                 d(&mut g, Geo::Sqdist),
                 d(&mut g, Geo::Dot),
                 d(&mut g, Geo::Xnorm),
+                d(&mut g, Geo::Znorm),
             );
             // ∇ₓ sqdist = 2M(x−z), ∇ₓ dist = M(x−z)/dist, ∇ₓ dot = Mz, ∇ₓ xnorm = Mx/xnorm.
             // Where dist (or xnorm) is 0 its term is taken as 0, as in the reference.
@@ -220,16 +225,22 @@ impl Kernel {
             let both_zero = a == b && g.as_const(a) == Some(0.0);
             let b_is_neg_a = both_zero || g.node(b) == expr::Node::Unary(Unary::Neg, a);
             let mut outputs = if b_is_neg_a { vec![a] } else { vec![a, b] };
+            let znorm = g.geo(Geo::Znorm);
+            let vz = g.term(Binary::SafeDiv, k_zn, znorm);
+            let mut partials = vec![w, k_dot, v, vz];
             // ∇ₓ l1dist = M sign(x − z): its coefficient comes last.
             let l1 = g.uses(k, Geo::L1dist);
             if l1 {
-                outputs.push(d(&mut g, Geo::L1dist));
+                let e = d(&mut g, Geo::L1dist);
+                outputs.push(e);
+                partials.push(e);
             }
             Rc::new(Compiled {
                 value: Tape::compile(&g, &[k]),
                 gradient: Tape::compile(&g, &outputs),
                 b_is_neg_a,
                 l1,
+                partials: Tape::compile(&g, &partials),
             })
         })
     }
@@ -690,4 +701,135 @@ fn add_sign_terms(
             }
         },
     );
+}
+
+/// What `gram_vjp` returns: the gradients of `Σᵢⱼ Gᵢⱼ k(xᵢ, zⱼ)` with respect
+/// to X (n × d), Z (m × d) and M (d × d for a full M, the diagonal's d for a
+/// diagonal one, `None` for the identity or when not wanted).
+pub struct GramGrads {
+    pub x: Option<Array2<f64>>,
+    pub z: Option<Array2<f64>>,
+    pub m: Option<ndarray::ArrayD<f64>>,
+}
+
+/// The pullback of `gram(k, X, Z, M)` for the output's gradient `g`, from the
+/// body's symbolic partial derivatives (see `Compiled::partials`), by GEMMs:
+/// with `H = G∘(∂k/∂dot − w)`, `dX = (diag(rowsum(G∘(w + vx))) X + H Z) M` and
+/// `dZ = (diag(colsum(G∘(w + vz))) Z + Hᵀ X) M`; `dM` the same sums as outer
+/// products. `want` says which of X, Z, M are needed.
+pub fn gram_vjp(
+    k: &Kernel,
+    x: ArrayView2<f64>,
+    z: ArrayView2<f64>,
+    m: &Metric,
+    g: ArrayView2<f64>,
+    want: [bool; 3],
+) -> GramGrads {
+    let c = k.compiled();
+    let (n, mm) = (x.nrows(), z.nrows());
+    let count = 4 + c.l1 as usize;
+    let mut parts: Vec<Array2<f64>> = (0..count).map(|_| Array2::zeros((n, mm))).collect();
+    {
+        let mut views: Vec<ArrayViewMut2<f64>> = parts.iter_mut().map(|p| p.view_mut()).collect();
+        fill(&c.partials, x, z, m, false, &mut views);
+    }
+    // `gram(k, X)` computes k(xᵢ, xⱼ) for i ≤ j and mirrors it: entry (i, j)
+    // above the diagonal stands for both, so it carries G[i, j] + G[j, i].
+    let g = if same_rows(&x, &z) {
+        let mut s = &g + &g.t();
+        for ((i, j), v) in s.indexed_iter_mut() {
+            if j < i {
+                *v = 0.0;
+            } else if i == j {
+                *v = g[(i, i)];
+            }
+        }
+        s
+    } else {
+        g.to_owned()
+    };
+    for p in &mut parts {
+        *p *= &g;
+    }
+    let (gw, gd, gx, gz) = (&parts[0], &parts[1], &parts[2], &parts[3]);
+    let ge = parts.get(4);
+    let rows_w = gw.sum_axis(Axis(1)) + gx.sum_axis(Axis(1));
+    let cols_w = gw.sum_axis(Axis(0)) + gz.sum_axis(Axis(0));
+    let h = gd - gw;
+    let scale_rows = |a: ArrayView2<f64>, w: &Array1<f64>| &a * &w.view().insert_axis(Axis(1));
+    let ones = |len: usize| Array2::<f64>::ones((len, 1));
+    let weights = match m {
+        Metric::Diag(w) => Some(w),
+        _ => None,
+    };
+    let with_l1 =
+        |mut out: Array2<f64>, e: ArrayView2<f64>, a: ArrayView2<f64>, b: ArrayView2<f64>| {
+            let mut s = Array2::<f64>::zeros(out.dim());
+            add_sign_terms(s.view_mut(), e, a, b, ones(b.nrows()).view(), 0..1);
+            if let Some(w) = weights {
+                s *= w;
+            }
+            out += &s;
+            out
+        };
+    let dx = want[0].then(|| {
+        let mut dx = scale_rows(x, &rows_w);
+        dx += &gemm(h.view(), z);
+        let dx = m.apply(dx.view());
+        match ge {
+            Some(e) => with_l1(dx, e.view(), x, z),
+            None => dx,
+        }
+    });
+    let dz = want[1].then(|| {
+        let mut dz = scale_rows(z, &cols_w);
+        dz += &gemm(h.t(), x);
+        let dz = m.apply(dz.view());
+        match ge {
+            Some(e) => with_l1(dz, e.t(), z, x),
+            None => dz,
+        }
+    });
+    let dm = (want[2] && !matches!(m, Metric::Identity)).then(|| {
+        // ½Xᵀdiag(rows)X + ½Zᵀdiag(cols)Z + XᵀG∂Z − ½(XᵀGwZ + (XᵀGwZ)ᵀ)
+        let mut dm = gemm(x.t(), scale_rows(x, &rows_w).view()) * 0.5;
+        dm.scaled_add(0.5, &gemm(z.t(), scale_rows(z, &cols_w).view()));
+        dm += &gemm(gemm(x.t(), gd.view()).view(), z);
+        let p = gemm(gemm(x.t(), gw.view()).view(), z);
+        dm.scaled_add(-0.5, &p);
+        dm.scaled_add(-0.5, &p.t());
+        match m {
+            Metric::Diag(_) => {
+                let mut diag = dm.diag().to_owned();
+                if let Some(e) = ge {
+                    diag += &l1_metric_grad(e.view(), x, z);
+                }
+                diag.into_dyn()
+            }
+            _ => dm.into_dyn(),
+        }
+    });
+    GramGrads {
+        x: dx,
+        z: dz,
+        m: dm,
+    }
+}
+
+/// `Σᵢⱼ e[i, j] |x[i, f] − z[j, f]|` for each feature f: the l1 part of the
+/// gradient with respect to M's diagonal (a row of X per task, summed in order).
+fn l1_metric_grad(e: ArrayView2<f64>, x: ArrayView2<f64>, z: ArrayView2<f64>) -> Array1<f64> {
+    use rayon::prelude::*;
+    let d = x.ncols();
+    let mut per_row = Array2::<f64>::zeros((x.nrows(), d));
+    let rows: Vec<_> = per_row.outer_iter_mut().collect();
+    rows.into_par_iter().enumerate().for_each(|(i, mut row)| {
+        for (j, zj) in z.outer_iter().enumerate() {
+            let eij = e[(i, j)];
+            for ((o, &xf), &zf) in row.iter_mut().zip(x.row(i)).zip(zj) {
+                *o += eij * (xf - zf).abs();
+            }
+        }
+    });
+    per_row.sum_axis(Axis(0))
 }

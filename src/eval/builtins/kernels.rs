@@ -141,7 +141,11 @@ fn same_features(a: &Args, i: usize, j: usize, x: &Tensor, z: &Tensor) -> Result
     Ok(())
 }
 
-fn gram(interp: &mut Interp, a: &mut Args) -> R {
+/// The checked arguments of `gram(k, X, Z, M:)`: the kernel, X, Z (X when
+/// omitted) and the metric.
+pub type GramInputs = (Rc<Kernel>, Rc<Tensor>, Rc<Tensor>, Metric);
+
+pub fn gram_inputs(a: &Args) -> Result<GramInputs, Diag> {
     let k = kernel_arg(a, 0)?;
     let x = data(a, 1)?;
     let z = if a.is_none(2) { x.clone() } else { data(a, 2)? };
@@ -149,6 +153,11 @@ fn gram(interp: &mut Interp, a: &mut Args) -> R {
     let m = metric_arg(a, 3, x.shape()[1])?;
     l1_needs_diagonal(a, 3, &k, &m)?;
     check_size(&[x.shape()[0], z.shape()[0]], a.call)?;
+    Ok((k, x, z, m))
+}
+
+fn gram(interp: &mut Interp, a: &mut Args) -> R {
+    let (k, x, z, m) = gram_inputs(a)?;
     interp.charge(
         m.gram_flops(x.shape()[0], z.shape()[0], x.shape()[1]),
         a.call,
