@@ -649,8 +649,10 @@ pub fn value_and_grad(
     })
 }
 
-/// The Jacobian of `value` (recorded as `out`) with respect to the single
-/// input `x`: one pullback per element of `value`.
+/// The Jacobian of `value` (recorded as `out`) with respect to `x`: one
+/// pullback per element of `value`. For a Float or tensor `x` it has shape
+/// `shape(value) + shape(x)`; for a tuple, list, record or model, it is
+/// arranged like `x` (a model's like its `params`), one such block per leaf.
 fn jacobian(
     x: &Value,
     value: &Value,
@@ -658,16 +660,6 @@ fn jacobian(
     inputs: &[Var],
     span: Span,
 ) -> Result<Value, Diag> {
-    let (Value::Float(_) | Value::Tensor(_), [input]) = (x, inputs) else {
-        return Err(Diag::new(
-            "flx::grad::input",
-            format!(
-                "`jacobian` differentiates with respect to one Float or tensor, not {}",
-                x.describe()
-            ),
-        )
-        .at(span));
-    };
     let out_shape: Vec<usize> = match value {
         Value::Tensor(t) => t.shape().to_vec(),
         Value::Float(_) => Vec::new(),
@@ -682,37 +674,66 @@ fn jacobian(
             .at(span))
         }
     };
-    let x_shape: Vec<usize> = as_tensor(x).shape().to_vec();
-    let (m, n) = (
-        out_shape.iter().product::<usize>(),
-        x_shape.iter().product::<usize>(),
-    );
-    crate::tensor::check_elements(&[m, n])
-        .map_err(|e| Diag::new("flx::value::too_large", e.0).at(span))?;
-    let mut rows = vec![0.0; m * n];
+    let m = out_shape.iter().product::<usize>();
+    let in_shapes: Vec<Vec<usize>> = with_active_tape(|tape| {
+        inputs
+            .iter()
+            .map(|&v| tape.value(v).shape().to_vec())
+            .collect()
+    });
+    let mut blocks = Vec::with_capacity(inputs.len());
+    for shape in &in_shapes {
+        let n = shape.iter().product::<usize>();
+        crate::tensor::check_elements(&[m, n])
+            .map_err(|e| Diag::new("flx::value::too_large", e.0).at(span))?;
+        blocks.push(vec![0.0; m * n]);
+    }
     if let Some(out) = out {
-        ACTIVE.with_borrow(|a| {
-            let tape = &a.as_ref().expect("the active tape").tape;
+        with_active_tape(|tape| {
             for i in 0..m {
                 let mut seed = vec![0.0; m];
                 seed[i] = 1.0;
                 let seed = crate::ad::Grad::from_shape_vec(out_shape.clone(), seed)
                     .expect("one per element");
-                if let Some(Some(g)) = tape.pullback(out, seed).get(*input) {
-                    for (j, &v) in g.iter().enumerate() {
-                        rows[i * n + j] = v;
+                let grads = tape.pullback(out, seed);
+                for (block, &input) in blocks.iter_mut().zip(inputs) {
+                    if let Some(Some(g)) = grads.get(input) {
+                        let n = g.len();
+                        for (j, &v) in g.iter().enumerate() {
+                            block[i * n + j] = v;
+                        }
                     }
                 }
             }
         });
     }
-    let shape: Vec<usize> = out_shape.iter().chain(&x_shape).copied().collect();
-    let j = Tensor::from_shape_vec(shape, rows).expect("m × n elements");
-    Ok(if j.ndim() == 0 {
-        Value::Float(j[[]])
-    } else {
-        Value::tensor(j)
-    })
+    let mut leaves = blocks.into_iter().zip(&in_shapes).map(|(rows, shape)| {
+        let full: Vec<usize> = out_shape.iter().chain(shape).copied().collect();
+        let j = Tensor::from_shape_vec(full, rows).expect("m × n elements");
+        if j.ndim() == 0 {
+            Value::Float(j[[]])
+        } else {
+            Value::tensor(j)
+        }
+    });
+    Ok(arranged_like(x, &mut leaves))
+}
+
+/// `x` with each Float and tensor replaced by the next of `leaves`, in the
+/// order `trace_inputs` met them (a model becomes a record like its `params`).
+fn arranged_like(x: &Value, leaves: &mut dyn Iterator<Item = Value>) -> Value {
+    match x {
+        Value::Float(_) | Value::Tensor(_) => leaves.next().expect("one per input"),
+        Value::Tuple(items) => Value::tuple(items.iter().map(|v| arranged_like(v, leaves))),
+        Value::List(items) => Value::list(items.iter().map(|v| arranged_like(v, leaves))),
+        Value::Record(r) => Value::record(
+            r.fields
+                .iter()
+                .map(|(n, v)| (n.clone(), arranged_like(v, leaves))),
+        ),
+        Value::Model(m) => arranged_like(&Value::Record(m.params.clone()), leaves),
+        other => other.clone(),
+    }
 }
 
 /// `x` with each Float and tensor made an input of the active tape; their
