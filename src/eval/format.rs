@@ -75,7 +75,7 @@ pub fn repr(v: &Value) -> String {
         Value::Cell(c) => repr(&c.borrow()),
         Value::Undefined => "<undefined>".into(),
         Value::Traced(t) => repr(&t.primal),
-        Value::Derivative(d) => format!("<{} of {}>", d.kind.name(), repr(&d.f)),
+        Value::Transform(d) => format!("<{} of {}>", d.kind.name(), repr(&d.f)),
         Value::ModelDecl(d) => format!("<model declaration {}>", d.name.name),
         Value::Model(m) => m.repr(),
         Value::ModelWith(m) => format!("<with of {}>", m.repr()),

@@ -1153,9 +1153,9 @@ impl Interp {
                 value.check_depth(span)?;
                 Ok(value)
             }
-            Value::Derivative(d) => {
-                let d = d.clone();
-                super::traced::call_derivative(self, &d, pos, named, span)
+            Value::Transform(t) => {
+                let t = t.clone();
+                super::transform::call(self, &t, pos, named, span)
             }
             Value::Kernel(k) => super::kernel_values::with_hyper(k, pos, named, span),
             Value::Predictor(p) => {

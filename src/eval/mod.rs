@@ -12,4 +12,5 @@ pub mod native;
 pub mod ops;
 pub mod traced;
 pub mod train;
+pub mod transform;
 pub mod value;

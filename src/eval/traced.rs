@@ -14,6 +14,7 @@ use super::builtins::Args;
 use super::index;
 use super::interp::Interp;
 use super::ops;
+use super::transform::{Transform, TransformKind};
 use super::value::{Record, Tensor, Value};
 use crate::ad::{Op, Tape, Var};
 use crate::diag::{Diag, Span};
@@ -27,30 +28,6 @@ pub struct Traced {
     pub var: Var,
     /// Which `grad` call recorded it.
     pub tape: u64,
-}
-
-/// `grad(f)`, `value_and_grad(f)` or `jacobian(f)`: callable.
-#[derive(Debug)]
-pub struct Derivative {
-    pub f: Value,
-    pub kind: DerivativeKind,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DerivativeKind {
-    Grad,
-    ValueAndGrad,
-    Jacobian,
-}
-
-impl DerivativeKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            DerivativeKind::Grad => "grad",
-            DerivativeKind::ValueAndGrad => "value_and_grad",
-            DerivativeKind::Jacobian => "jacobian",
-        }
-    }
 }
 
 struct Active {
@@ -539,7 +516,7 @@ impl Drop for TapeGuard {
 /// every element of `x`, shaped `shape(f(x)) + shape(x)`.
 pub fn call_derivative(
     interp: &mut Interp,
-    d: &Derivative,
+    d: &Transform,
     mut pos: Vec<(Value, Span)>,
     named: Vec<(Rc<str>, Value, Span)>,
     span: Span,
@@ -553,7 +530,7 @@ pub fn call_derivative(
         .at(span));
     }
     let (x, xspan) = pos[0].clone();
-    if d.kind == DerivativeKind::Jacobian {
+    if d.kind == TransformKind::Jacobian {
         return with_tape(name, span, |id| {
             let mut inputs = Vec::new();
             pos[0].0 = trace_inputs(&x, id, &mut inputs, xspan)?;
@@ -566,7 +543,7 @@ pub fn call_derivative(
         pos[0].0 = traced;
         interp.call_value(&d.f, pos, named, span)
     })?;
-    Ok(if d.kind == DerivativeKind::ValueAndGrad {
+    Ok(if d.kind == TransformKind::ValueAndGrad {
         Value::tuple(vec![Value::Float(value), grad])
     } else {
         grad

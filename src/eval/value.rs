@@ -58,7 +58,7 @@ pub enum Value {
     /// A Float or tensor on the tape of a running `grad` (see `eval::traced`).
     Traced(Rc<crate::eval::traced::Traced>),
     /// `grad(f)` or `value_and_grad(f)`: callable.
-    Derivative(Rc<crate::eval::traced::Derivative>),
+    Transform(Rc<crate::eval::transform::Transform>),
     /// A `model` declaration: calling it builds an instance.
     ModelDecl(Rc<crate::syntax::ast::ModelDef>),
     /// An instance of a model: callable (its `forward`), with fields.
@@ -191,7 +191,7 @@ impl Value {
                 FnKind::Loss => "Loss",
                 _ => "Function",
             },
-            Value::Builtin(_) | Value::Derivative(_) | Value::ModelWith(_) => "Function",
+            Value::Builtin(_) | Value::Transform(_) | Value::ModelWith(_) => "Function",
             Value::ModelDecl(_) => "Model declaration",
             Value::Model(_) => "Model",
             Value::Traced(t) => t.primal.kind(),

@@ -422,7 +422,7 @@ fn agop(interp: &mut Interp, a: &mut Args) -> R {
 fn function_agop(interp: &mut Interp, a: &mut Args) -> R {
     if !matches!(
         a.vals[0],
-        Value::Func(_) | Value::Model(_) | Value::Builtin(_) | Value::Derivative(_)
+        Value::Func(_) | Value::Model(_) | Value::Builtin(_) | Value::Transform(_)
     ) {
         return Err(a.expected(0, "a Predictor (from `krr`), a model or a function"));
     }
