@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The vmap benchmark: per-example gradients of a two-layer MLP (d = 100,
+# width 256, 1000 rows, float64) by vmap(grad(f)), against one grad of the
+# mean loss, in flx and in PyTorch (torch.func) at the same thread count.
+# Prints a Markdown row: seconds of each, vmap / grad within each, and
+# flx / PyTorch for the per-example gradients (docs/performance.md).
+#
+#   benches/vmap/run.sh            # 2 threads
+#   THREADS=1 benches/vmap/run.sh
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+threads="${THREADS:-2}"
+venv="$root/benches/rfm/.venv"   # the RFM benchmark's environment has torch
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet -r "$root/benches/rfm/requirements.txt"
+fi
+(cd "$root" && cargo build --release --quiet)
+flx_out=$("$root/target/release/flx" --threads "$threads" run "$here/vmap.flx")
+torch_out=$("$venv/bin/python" "$here/vmap.py" "$threads")
+read -r f_one f_each _ <<< "$(echo $flx_out)"
+read -r t_one t_each <<< "$(echo $torch_out)"
+echo "| threads | flx grad (s) | flx vmap(grad) (s) | flx ratio | torch grad (s) | torch vmap(grad) (s) | torch ratio | vmap(grad) flx / torch |"
+echo "|---|---|---|---|---|---|---|---|"
+python3 -c "print(f'| $threads | {$f_one:.4f} | {$f_each:.4f} | {$f_each / $f_one:.1f} | {$t_one:.4f} | {$t_each:.4f} | {$t_each / $t_one:.1f} | {$f_each / $t_each:.1f} |')"
