@@ -304,6 +304,12 @@ pub fn call_builtin(
                 record(out, &[first], |v| Op::Hinge(v[0], y))
             };
         }
+        "patches" if only_first => {
+            let args = bind(primals.clone())?;
+            let (_, positions, _) = super::builtins::kernels::patch_positions(&args)?;
+            let out = run(primals)?;
+            return record(out, &[first], |v| Op::Gather(v[0], Rc::new(positions)));
+        }
         "trace" | "reshape" if only_first => {
             let out = run(primals)?;
             let make: fn(Var) -> Op = if b.name == "trace" {

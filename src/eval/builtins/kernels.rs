@@ -18,6 +18,13 @@ type R = Result<Value, Diag>;
 pub static BUILTINS: &[Builtin] = &[
     builtin!("gram", "k, X, Z=none, M=none", "Kernel matrix `K[i, j] = k(X[i], Z[j])` (Z defaults to X) under the matrix M: none for the identity, a d × d PSD matrix, or a length-d vector for a diagonal M.", gram),
     builtin!("krr", "X, Y, k, M=none, reg=0.001", "Kernel ridge regression: solves `(K + reg·I) alpha = Y` by Cholesky, K = gram(k, X, X, M: M). Returns a predictor `f` (call `f(Xnew)`) with fields `alpha`, `X`, `M`, `kernel`, `reg`. Y is a vector or an n × c matrix of outputs.", krr),
+    builtin!("patches", "X, image, size, stride=1", "The size × size patches of images given as rows of X (each row an image of shape `image: (h, w)` or `(c, h, w)`, flattened in that order): an (n, P, c·size·size) tensor, P = ((h − size) / stride + 1) · ((w − size) / stride + 1) patches by position in row-major order, each flattened as (c, size, size), as PyTorch's `unfold(X.view(n, c, h, w), size, stride=stride).transpose(1, 2)`. Differentiable in X.", |_, a| {
+            let (x, positions, shape) = patch_positions(a)?;
+            let flat = x.as_standard_layout();
+            let flat = flat.as_slice().expect("standard layout");
+            let values: Vec<f64> = positions.iter().map(|&p| flat[p]).collect();
+            Ok(Value::tensor(Tensor::from_shape_vec(shape, values).expect("n · P · c·s·s")))
+        }),
     builtin!("krr_solve", "K, Y, reg=0.001", "Kernel ridge regression from a kernel matrix: the weights `alpha` solving `(K + reg·I) alpha = Y` by Cholesky, as `krr` does (a vector for a vector Y, else n × c). K is n × n and symmetric, e.g. `gram(k, X)`; predictions at new rows are `gram(k, Xnew, X) @ alpha`.", krr_solve),
     builtin!("agop", "f, X, diag=false, centering=false", "Average gradient outer product `(1/n) Σᵢ Jᵢᵀ Jᵢ` of f over the rows of X (Jᵢ the outputs × d Jacobian at X[i]). For a predictor from `krr` it is exact, from the kernel's symbolic derivative; for a model or a differentiable function it comes from reverse-mode gradients, one pass per output over batches of rows (f must treat rows independently). `diag: true` gives the diagonal as a vector; `centering: true` subtracts the mean Jacobian first.", agop),
     builtin!("alignment", "A, B", "Cosine similarity of two tensors of the same shape, flattened: `sum(A * B) / (norm(A) * norm(B))`.", |_, a| similarity(a, false)),
@@ -318,6 +325,70 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
         metric: m,
         reg,
     })))
+}
+
+/// X, each result element's flat position in X, and the result's shape.
+pub type PatchPositions = (Rc<Tensor>, Vec<usize>, Vec<usize>);
+
+/// The arguments of `patches` checked: X, and for each element of the
+/// (n, P, c·s·s) result its flat position in X.
+pub fn patch_positions(a: &Args) -> Result<PatchPositions, Diag> {
+    let x = a.matrix(0)?;
+    let dims: Vec<usize> = match &a.vals[1] {
+        Value::Tuple(t) => t
+            .iter()
+            .map(|v| match v {
+                Value::Int(i) if *i > 0 => Some(*i as usize),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .filter(|d| d.len() == 2 || d.len() == 3)
+            .ok_or_else(|| a.expected(1, "(h, w) or (c, h, w), positive Ints"))?,
+        _ => return Err(a.expected(1, "(h, w) or (c, h, w), positive Ints")),
+    };
+    let (c, h, w) = match dims[..] {
+        [h, w] => (1, h, w),
+        [c, h, w] => (c, h, w),
+        _ => unreachable!("2 or 3 dimensions"),
+    };
+    let (s, stride) = (a.count(2)?, a.count(3)?);
+    let d = x.shape()[1];
+    if c.checked_mul(h).and_then(|ch| ch.checked_mul(w)) != Some(d) {
+        return Err(a.shapes_error(
+            0,
+            1,
+            "flx::shape::patches",
+            format!("`patches`: rows of {d} values are not images of {c} × {h} × {w}"),
+        ));
+    }
+    if s == 0 || s > h || s > w {
+        return Err(a.error(
+            2,
+            "flx::value::patches",
+            format!("a patch size must be between 1 and the image's sides ({h} × {w}), found {s}"),
+        ));
+    }
+    if stride == 0 {
+        return Err(a.error(3, "flx::value::patches", "`stride` must be at least 1"));
+    }
+    let (ph, pw) = ((h - s) / stride + 1, (w - s) / stride + 1);
+    let (n, per) = (x.shape()[0], c * s * s);
+    check_size(&[n, ph * pw, per], a.call)?;
+    let mut positions = Vec::with_capacity(n * ph * pw * per);
+    for i in 0..n {
+        for pi in 0..ph {
+            for pj in 0..pw {
+                for ch in 0..c {
+                    for ki in 0..s {
+                        let row = pi * stride + ki;
+                        let start = i * d + ch * h * w + row * w + pj * stride;
+                        positions.extend(start..start + s);
+                    }
+                }
+            }
+        }
+    }
+    Ok((x, positions, vec![n, ph * pw, per]))
 }
 
 /// `krr_solve(K, Y, reg:)`: the weights of kernel ridge regression from a
