@@ -96,7 +96,7 @@ impl Kernel {
         }
     }
 
-    /// The name of an instance's family; a combination has none.
+    /// An instance's family; a combination has none.
     pub fn family(&self) -> Option<&Family> {
         match &self.form {
             Form::Instance { family, .. } => Some(family),
@@ -190,7 +190,7 @@ impl Kernel {
 
     /// Whether the body reads `l1dist`, which needs M diagonal (or none).
     pub fn reads_l1(&self) -> bool {
-        self.compiled().l1
+        self.graph.uses(self.body, Geo::L1dist)
     }
 
     /// The compiled body and the compiled gradient coefficients (for
