@@ -8,15 +8,10 @@
 #   THREADS=1 SIZES="1000 4000" benches/rfm/run.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
+source "$here/../common.sh"
+baselines
 export THREADS="${THREADS:-2}"
 export SIZES="${SIZES:-1000 4000 10000}"
-
-if [ ! -x "$here/.venv/bin/python" ]; then
-    python3 -m venv "$here/.venv"
-    "$here/.venv/bin/pip" install --quiet -r "$here/requirements.txt"
-fi
-(cd "$root" && cargo build --release --quiet)
 # shellcheck disable=SC2086
-"$here/.venv/bin/python" "$here/gen.py" "$here/data" $SIZES
-"$here/.venv/bin/python" "$here/bench.py" "$root/target/release/flx" "$here"
+"$python" "$here/gen.py" "$here/data" $SIZES
+"$python" "$here/bench.py" "$flx" "$here"

@@ -8,23 +8,18 @@
 #   THREADS=1 STEPS=200 benches/train/run.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
+source "$here/../common.sh"
+baselines
 threads="${THREADS:-2}"
 steps="${STEPS:-1000}"
-venv="$root/benches/rfm/.venv"   # the RFM benchmark's environment has torch
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet -r "$root/benches/rfm/requirements.txt"
-fi
-(cd "$root" && cargo build --release --quiet)
 flx_best=999999
 torch_best=999999
 for _ in 1 2 3; do
-    out=$("$root/target/release/flx" --threads "$threads" run "$here/train.flx" "steps=$steps")
+    out=$("$flx" --threads "$threads" run "$here/train.flx" "steps=$steps")
     t=$(echo "$out" | head -1)
     flx_loss=$(echo "$out" | tail -1)
     flx_best=$(python3 -c "print(min($flx_best, $t))")
-    out=$("$venv/bin/python" "$here/train.py" "$threads" "$steps")
+    out=$("$python" "$here/train.py" "$threads" "$steps")
     t=$(echo "$out" | head -1)
     torch_loss=$(echo "$out" | tail -1)
     torch_best=$(python3 -c "print(min($torch_best, $t))")

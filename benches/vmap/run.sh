@@ -9,16 +9,11 @@
 #   THREADS=1 benches/vmap/run.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
+source "$here/../common.sh"
+baselines
 threads="${THREADS:-2}"
-venv="$root/benches/rfm/.venv"   # the RFM benchmark's environment has torch
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet -r "$root/benches/rfm/requirements.txt"
-fi
-(cd "$root" && cargo build --release --quiet)
-flx_out=$("$root/target/release/flx" --threads "$threads" run "$here/vmap.flx")
-torch_out=$("$venv/bin/python" "$here/vmap.py" "$threads")
+flx_out=$("$flx" --threads "$threads" run "$here/vmap.flx")
+torch_out=$("$python" "$here/vmap.py" "$threads")
 read -r f_one f_each _ <<< "$(echo $flx_out)"
 read -r t_one t_each <<< "$(echo $torch_out)"
 echo "| threads | flx grad (s) | flx vmap(grad) (s) | flx ratio | torch grad (s) | torch vmap(grad) (s) | torch ratio | vmap(grad) flx / torch |"
