@@ -215,15 +215,7 @@ pub fn predict(
         _ => None,
     };
     let Some(rows) = rows.filter(|r| r.ncols() == d) else {
-        return Err(Diag::new(
-            "flx::shape::predict",
-            format!(
-                "the predictor was fitted on {d} features, but the inputs have shape {}",
-                shape_str(x.shape())
-            ),
-        )
-        .at(xspan)
-        .help(format!("pass an n × {d} matrix (or one row of length {d})")));
+        return Err(wrong_features(d, x.shape(), xspan));
     };
     check_size(&[rows.nrows(), p.centers.shape()[0]], xspan)?;
     let out = kernel::predict(
@@ -247,6 +239,19 @@ pub fn predict(
         0 => Value::Float(out.first().copied().unwrap_or(0.0)),
         _ => Value::tensor(out),
     })
+}
+
+/// Inputs of `shape` at `span` given to a predictor fitted on `d` features.
+pub fn wrong_features(d: usize, shape: &[usize], span: Span) -> Diag {
+    Diag::new(
+        "flx::shape::predict",
+        format!(
+            "the predictor was fitted on {d} features, but the inputs have shape {}",
+            shape_str(shape)
+        ),
+    )
+    .at(span)
+    .help(format!("pass an n × {d} matrix (or one row of length {d})"))
 }
 
 /// The fields of a fitted predictor, in the order its help lists them.

@@ -422,9 +422,6 @@ pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result
         .label(l.describe())
         .with_label(rspan, r.describe())
     };
-    if let Some(r) = super::kernel_values::combine(op, &l, &r, lspan, rspan) {
-        return r;
-    }
     let numeric = |v: &Value| v.is_tensor() || matches!(v, Value::Int(_) | Value::Float(_));
     let either_tensor = l.is_tensor() || r.is_tensor();
     match (&l, &r) {
@@ -460,6 +457,10 @@ pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result
             BinOp::Ge => Ok(Value::Bool(a >= b)),
             _ => Err(fail(&l, &r)),
         },
+        (Value::Kernel(_), _) | (_, Value::Kernel(_)) if !matches!(op, BinOp::Eq | BinOp::Ne) => {
+            super::kernel_values::combine(op, &l, &r, lspan, rspan)
+                .unwrap_or_else(|| Err(fail(&l, &r)))
+        }
         _ => match op {
             BinOp::Eq => Ok(Value::Bool(values_equal(&l, &r))),
             BinOp::Ne => Ok(Value::Bool(!values_equal(&l, &r))),

@@ -377,11 +377,11 @@ pub fn call_builtin(
                 return run(primals);
             }
             let axis = args.axis(1, n)?.unwrap_or(n - 1);
-            let mut kept: Vec<Value> = match &primals[0].0 {
-                Value::Tensor(t) => t.shape().iter().map(|&d| Value::Int(d as i64)).collect(),
+            let mut kept: Vec<usize> = match &primals[0].0 {
+                Value::Tensor(t) => t.shape().to_vec(),
                 _ => unreachable!("a tensor"),
             };
-            kept[axis] = Value::Int(1);
+            kept[axis] = 1;
             let by_name = |name: &str| super::builtins::STATIC.lookup(name).expect("a builtin");
             let axis_arg = vec![(Rc::from("axis"), Value::Int(axis as i64), span)];
             let lse = call_builtin(
@@ -391,14 +391,7 @@ pub fn call_builtin(
                 axis_arg,
                 span,
             )?;
-            let shape = (Value::tuple(kept), span);
-            let lse = call_builtin(
-                interp,
-                by_name("reshape"),
-                vec![(lse, span), shape],
-                vec![],
-                span,
-            )?;
+            let lse = reshape(interp, lse, &kept, span)?;
             let out = binary(BinOp::Sub, x.0.clone(), lse, x.1, span)?;
             return if b.name == "log_softmax" {
                 Ok(out)
@@ -965,26 +958,14 @@ pub fn predict(
     let d = p.centers.shape()[1];
     let single = primal_x.ndim() == 1;
     if !(primal_x.ndim() == 2 || single) || primal_x.shape().last() != Some(&d) {
-        return Err(Diag::new(
-            "flx::shape::predict",
-            format!(
-                "the predictor was fitted on {d} features, but the inputs have shape {}",
-                crate::format::shape_str(primal_x.shape())
-            ),
-        )
-        .at(xspan));
+        return Err(super::kernel_values::wrong_features(
+            d,
+            primal_x.shape(),
+            xspan,
+        ));
     }
-    let by_name = |name: &str| super::builtins::STATIC.lookup(name).expect("a builtin");
-    let ints = |dims: &[usize]| Value::tuple(dims.iter().map(|&n| Value::Int(n as i64)));
     let x = if single {
-        let shape = (ints(&[1, d]), span);
-        call_builtin(
-            interp,
-            by_name("reshape"),
-            vec![(x, xspan), shape],
-            vec![],
-            span,
-        )?
+        reshape(interp, x, &[1, d], xspan)?
     } else {
         x
     };
@@ -1007,16 +988,24 @@ pub fn predict(
         },
     )?;
     let g = if single {
-        let shape = (ints(&[p.centers.shape()[0]]), span);
-        call_builtin(
-            interp,
-            by_name("reshape"),
-            vec![(g, span), shape],
-            vec![],
-            span,
-        )?
+        reshape(interp, g, &[p.centers.shape()[0]], span)?
     } else {
         g
     };
     binary(BinOp::MatMul, g, Value::Tensor(p.alpha.clone()), span, span)
+}
+
+/// `reshape(v, dims...)` of a traced value, recorded on the tape.
+fn reshape(interp: &mut Interp, v: Value, dims: &[usize], span: Span) -> Result<Value, Diag> {
+    let reshape = super::builtins::STATIC
+        .lookup("reshape")
+        .expect("a builtin");
+    let shape = Value::tuple(dims.iter().map(|&n| Value::Int(n as i64)));
+    call_builtin(
+        interp,
+        reshape,
+        vec![(v, span), (shape, span)],
+        vec![],
+        span,
+    )
 }

@@ -762,34 +762,29 @@ pub fn gram_vjp(
         Metric::Diag(w) => Some(w),
         _ => None,
     };
-    let with_l1 =
-        |mut out: Array2<f64>, e: ArrayView2<f64>, a: ArrayView2<f64>, b: ArrayView2<f64>| {
+    // The gradient for the rows of `a` against those of `b` (X against Z, or
+    // Z against X with the pair matrices transposed):
+    // (diag(sums) a + H b) M, plus M's diagonal times Σ E sign(a − b).
+    let side = |a: ArrayView2<f64>,
+                b: ArrayView2<f64>,
+                sums: &Array1<f64>,
+                h: ArrayView2<f64>,
+                e: Option<ArrayView2<f64>>| {
+        let mut out = scale_rows(a, sums);
+        out += &gemm(h, b);
+        let mut out = m.apply(out.view());
+        if let Some(e) = e {
             let mut s = Array2::<f64>::zeros(out.dim());
             add_sign_terms(s.view_mut(), e, a, b, ones(b.nrows()).view(), 0..1);
             if let Some(w) = weights {
                 s *= w;
             }
             out += &s;
-            out
-        };
-    let dx = want[0].then(|| {
-        let mut dx = scale_rows(x, &rows_w);
-        dx += &gemm(h.view(), z);
-        let dx = m.apply(dx.view());
-        match ge {
-            Some(e) => with_l1(dx, e.view(), x, z),
-            None => dx,
         }
-    });
-    let dz = want[1].then(|| {
-        let mut dz = scale_rows(z, &cols_w);
-        dz += &gemm(h.t(), x);
-        let dz = m.apply(dz.view());
-        match ge {
-            Some(e) => with_l1(dz, e.t(), z, x),
-            None => dz,
-        }
-    });
+        out
+    };
+    let dx = want[0].then(|| side(x, z, &rows_w, h.view(), ge.map(|e| e.view())));
+    let dz = want[1].then(|| side(z, x, &cols_w, h.t(), ge.map(|e| e.t())));
     let dm = (want[2] && !matches!(m, Metric::Identity)).then(|| {
         // ½Xᵀdiag(rows)X + ½Zᵀdiag(cols)Z + XᵀG∂Z − ½(XᵀGwZ + (XᵀGwZ)ᵀ)
         let mut dm = gemm(x.t(), scale_rows(x, &rows_w).view()) * 0.5;
