@@ -94,6 +94,24 @@ pub fn with_hyper(
     Ok(Value::Kernel(Rc::new(Kernel::new(family.clone(), values))))
 }
 
+/// Kernel `name` (at `span`) has no value for the hyperparameters `missing`
+/// (at least one), which it needs `when`.
+pub fn missing_hyper(name: &str, missing: &[impl AsRef<str>], when: &str, span: Span) -> Diag {
+    let listed: Vec<String> = missing
+        .iter()
+        .map(|m| format!("`{}`", m.as_ref()))
+        .collect();
+    Diag::new(
+        "flx::kernel::hyperparameter",
+        format!(
+            "kernel `{name}` needs a value for {}{when}",
+            listed.join(", ")
+        ),
+    )
+    .at(span)
+    .help(format!("e.g. `{name}({}: 1.0)`", missing[0].as_ref()))
+}
+
 /// A combination's hyperparameters belong to its parts.
 fn combined_has_no_hyper(k: &Kernel, span: Span) -> Diag {
     Diag::new(
@@ -111,19 +129,9 @@ pub fn combine(op: BinOp, l: &Value, r: &Value, lspan: Span, rspan: Span) -> Opt
     let whole = lspan.to(rspan);
     let done = |c: Result<Kernel, CombineError>| {
         c.map(|k| Value::Kernel(Rc::new(k))).map_err(|e| match e {
-            CombineError::Missing(name, missing) => Diag::new(
-                "flx::kernel::hyperparameter",
-                format!(
-                    "kernel `{name}` needs a value for {} before it is combined",
-                    missing
-                        .iter()
-                        .map(|m| format!("`{m}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-            .at(whole)
-            .help(format!("e.g. `{name}({}: 1.0)`", missing[0])),
+            CombineError::Missing(name, missing) => {
+                missing_hyper(&name, &missing, " before it is combined", whole)
+            }
             CombineError::TooLarge(limit) => Diag::new(
                 "flx::kernel::too_large",
                 format!("this combined kernel has more than {limit} parts or operations"),

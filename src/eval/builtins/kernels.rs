@@ -37,21 +37,12 @@ fn kernel_arg(a: &Args, i: usize) -> Result<Rc<Kernel>, Diag> {
     };
     let missing = k.missing();
     if let (false, Some(family)) = (missing.is_empty(), k.family()) {
-        return Err(a
-            .error(
-                i,
-                "flx::kernel::hyperparameter",
-                format!(
-                    "kernel `{}` needs a value for {}",
-                    family.name,
-                    missing
-                        .iter()
-                        .map(|m| format!("`{m}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-            .help(format!("e.g. `{}({}: 1.0)`", family.name, missing[0])));
+        return Err(crate::eval::kernel_values::missing_hyper(
+            &family.name,
+            &missing,
+            "",
+            a.spans[i],
+        ));
     }
     Ok(k.clone())
 }
