@@ -197,6 +197,8 @@ fn stack(interp: &mut Interp, results: Vec<Value>, span: Span) -> Result<Value, 
                     .zip(&b.fields)
                     .all(|((x, _), (y, _))| x == y)
         }
+        (Value::Tuple(_) | Value::List(_) | Value::Record(_), _)
+        | (_, Value::Tuple(_) | Value::List(_) | Value::Record(_)) => false,
         _ => true,
     };
     if !results.iter().all(same_structure) {
