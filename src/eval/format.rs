@@ -60,15 +60,18 @@ pub fn repr(v: &Value) -> String {
         Value::Module(_) => "<module>".into(),
         Value::Kernel(k) => kernel_repr(k),
         Value::Predictor(p) => {
-            let (n, d) = (p.centers.shape()[0], p.centers.shape()[1]);
             let outputs = if p.alpha.ndim() == 1 {
                 1
             } else {
                 p.alpha.shape()[1]
             };
+            let pool = p
+                .pool
+                .map_or(String::new(), |pool| format!(", pool \"{}\"", pool.name()));
             format!(
-                "<predictor krr {}, {n} × {d} → {outputs}, reg {}>",
+                "<predictor krr {}, {} → {outputs}{pool}, reg {}>",
                 kernel_repr(&p.kernel),
+                dims(p.centers.shape()),
                 float_repr(p.reg)
             )
         }
@@ -81,6 +84,12 @@ pub fn repr(v: &Value) -> String {
         Value::ModelWith(m) => format!("<with of {}>", m.repr()),
         Value::Progress(p) => format!("progress({})", repr(&p.0)),
     }
+}
+
+/// `6 × 3`.
+fn dims(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    dims.join(" × ")
 }
 
 /// `laplace(L: 5.0)`; a hyperparameter without a value shows as `L: ?`. A

@@ -7,7 +7,7 @@ use ndarray::{Array2, Ix2};
 
 use super::builtins::{check_size, mat};
 use super::format::kernel_repr;
-use super::value::Value;
+use super::value::{Tensor, Value};
 use crate::diag::{did_you_mean, Diag, Span};
 use crate::format::shape_str;
 use crate::kernel::{self, CombineError, Family, Form, Kernel, Metric, Predictor};
@@ -201,7 +201,6 @@ pub fn predict(
         )
         .at(span)
     })?;
-    let d = p.centers.shape()[1];
     let Value::Tensor(x) = &x else {
         return Err(Diag::new(
             "flx::type::argument",
@@ -212,6 +211,10 @@ pub fn predict(
         )
         .at(xspan));
     };
+    if let Some(pool) = p.pool {
+        return predict_patches(p, pool, x, xspan);
+    }
+    let d = p.features();
     let single = x.ndim() == 1;
     let rows = match x.ndim() {
         1 => x
@@ -233,6 +236,12 @@ pub fn predict(
         &p.metric,
         p.alpha_columns(),
     );
+    shape_predictions(p, out, single)
+}
+
+/// Predictions (n × c) shaped like the weights, without the row axis for
+/// a `single` input.
+fn shape_predictions(p: &Predictor, out: Array2<f64>, single: bool) -> R {
     let out = if p.alpha.ndim() == 1 {
         out.index_axis_move(ndarray::Axis(1), 0).into_dyn()
     } else {
@@ -249,6 +258,42 @@ pub fn predict(
     })
 }
 
+/// `f(P)` of a predictor fitted on patches: n × P × d patches, or one
+/// image's P × d.
+fn predict_patches(p: &Predictor, pool: kernel::Pool, x: &Tensor, xspan: Span) -> R {
+    let (positions, d) = (p.centers.shape()[1], p.features());
+    let single = x.ndim() == 2;
+    let fits = (x.ndim() == 2 || x.ndim() == 3)
+        && x.shape().last() == Some(&d)
+        && (pool == kernel::Pool::All || x.shape()[x.ndim() - 2] == positions);
+    if !fits {
+        let fitted = match pool {
+            kernel::Pool::All => format!("patches of {d} features"),
+            kernel::Pool::Local => format!("{positions} patches of {d} features"),
+        };
+        return Err(Diag::new(
+            "flx::shape::predict",
+            format!(
+                "the predictor was fitted on {fitted}, but the inputs have shape {}",
+                shape_str(x.shape())
+            ),
+        )
+        .at(xspan)
+        .help("pass n × P × d patches from `patches`, or one image's P × d"));
+    }
+    let x = if single {
+        x.clone().insert_axis(ndarray::Axis(0))
+    } else {
+        x.clone()
+    };
+    let x = x.as_standard_layout();
+    let x: ndarray::ArrayView3<f64> = x.view().into_dimensionality().expect("3-d");
+    check_size(&[x.dim().0, p.centers.shape()[0]], xspan)?;
+    let centers = p.centers.view().into_dimensionality().expect("3-d");
+    let out = kernel::pool::predict(&p.kernel, x, centers, &p.metric, p.alpha_columns(), pool);
+    shape_predictions(p, out, single)
+}
+
 /// Inputs of `shape` at `span` given to a predictor fitted on `d` features.
 pub fn wrong_features(d: usize, shape: &[usize], span: Span) -> Diag {
     Diag::new(
@@ -263,9 +308,9 @@ pub fn wrong_features(d: usize, shape: &[usize], span: Span) -> Diag {
 }
 
 /// The fields of a fitted predictor, in the order its help lists them.
-pub const PREDICTOR_FIELDS: [&str; 5] = ["alpha", "X", "M", "kernel", "reg"];
+pub const PREDICTOR_FIELDS: [&str; 6] = ["alpha", "X", "M", "kernel", "reg", "pool"];
 
-/// Fields of kernels (`k.L`) and predictors (`f.alpha`, `f.X`, `f.M`, `f.kernel`, `f.reg`).
+/// Fields of kernels (`k.L`) and predictors (`f.alpha`, `f.X`, `f.M`, `f.kernel`, `f.reg`, `f.pool`).
 pub fn field(v: &Value, name: &str, span: Span) -> Option<R> {
     match v {
         Value::Kernel(k) => {
@@ -291,8 +336,11 @@ pub fn field(v: &Value, name: &str, span: Span) -> Option<R> {
             "X" => Ok(Value::Tensor(p.centers.clone())),
             "kernel" => Ok(Value::Kernel(p.kernel.clone())),
             "reg" => Ok(Value::Float(p.reg)),
+            "pool" => Ok(p
+                .pool
+                .map_or(Value::None, |pool| Value::Str(Rc::new(pool.name().into())))),
             "M" => {
-                let d = p.centers.shape()[1];
+                let d = p.features();
                 Ok(Value::tensor(match &p.metric {
                     Metric::Identity => Array2::<f64>::eye(d).into_dyn(),
                     Metric::Diag(m) => m.clone().into_dyn(),

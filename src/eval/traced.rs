@@ -230,7 +230,11 @@ pub fn call_builtin(
         let sig = super::builtins::STATIC.signature(index);
         let traced = Args::bind(sig, pos, named, span)?;
         let mut plain = Args::bind(sig, primals, stripped_named, span)?;
-        let (kernel, x, z, metric) = super::builtins::kernels::gram_inputs(&plain)?;
+        let inputs = super::builtins::kernels::gram_inputs(&plain)?;
+        if inputs.pool.is_some() {
+            return Err(not_differentiable("a pooled `gram` of patches", span)
+                .help("gradients through pooling are not implemented yet (they are for `gram` of n × d rows); `agop` of a patch predictor is exact without them"));
+        }
         let out = (b.run)(&mut *interp, &mut plain)?;
         // X, Z (X when omitted) and M (none: a constant placeholder).
         let operand = |i: usize| match &traced.vals[i] {
@@ -239,10 +243,10 @@ pub fn call_builtin(
             v => (v.clone(), traced.spans[i]),
         };
         let pullback = GramPullback {
-            kernel,
-            x,
-            z,
-            metric,
+            kernel: inputs.kernel,
+            x: inputs.x,
+            z: inputs.z,
+            metric: inputs.metric,
         };
         return record_gram(out, [operand(1), operand(2), operand(3)], pullback);
     }
@@ -954,6 +958,10 @@ pub fn predict(
     xspan: Span,
     span: Span,
 ) -> Result<Value, Diag> {
+    if p.pool.is_some() {
+        return Err(not_differentiable("a patch predictor's call", span)
+            .help("gradients through pooling are not implemented yet (they are for predictors fitted on n × d rows); `agop` of a patch predictor is exact without them"));
+    }
     let primal_x = as_tensor(&primal(&x));
     let d = p.centers.shape()[1];
     let single = primal_x.ndim() == 1;

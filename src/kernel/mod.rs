@@ -13,6 +13,7 @@
 
 pub mod expr;
 pub mod lower;
+pub mod pool;
 pub mod tape;
 
 use std::cell::OnceCell;
@@ -22,6 +23,7 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 
 use self::expr::Geo;
 pub use self::lower::Family;
+pub use self::pool::Pool;
 use self::tape::{Rows, Tape};
 use crate::linalg::{gemm, gemm_into};
 use crate::prim::{Binary, Unary};
@@ -250,15 +252,22 @@ impl Kernel {
 #[derive(Debug)]
 pub struct Predictor {
     pub kernel: Rc<Kernel>,
-    /// The training rows (the centres), n × d.
+    /// The training rows (the centres), n × d; or n × P × d patches, pooled.
     pub centers: Rc<crate::tensor::Tensor>,
     /// The weights: a vector for a single output (Y was a vector), else n × c.
     pub alpha: Rc<crate::tensor::Tensor>,
     pub metric: Metric,
     pub reg: f64,
+    /// How patches are pooled, for a predictor fitted on patches.
+    pub pool: Option<Pool>,
 }
 
 impl Predictor {
+    /// Features per row (per patch for a pooled predictor).
+    pub fn features(&self) -> usize {
+        *self.centers.shape().last().expect("2-d or 3-d centres")
+    }
+
     /// The weights as an n × c matrix (one column for a single output).
     pub fn alpha_columns(&self) -> ArrayView2<'_, f64> {
         let a = self.alpha.view();
@@ -480,7 +489,8 @@ pub enum Agop {
 ///
 /// With `∇ₓk(xᵢ, zⱼ) = Aᵢⱼ Mxᵢ + Bᵢⱼ Mzⱼ`, each Jacobian is `Ĵᵢ M`, where
 /// `Ĵᵢ[c, :] = Pᵢc xᵢ + Σⱼ Bᵢⱼ αⱼc zⱼ` and `P = A α`. The sum `Σᵢ Ĵᵢᵀ Ĵᵢ` is
-/// formed in whichever order costs less:
+/// formed a block of rows of X at a time (`add_jacobians`), in whichever
+/// order costs less:
 /// - by output: `Ĵ_c = diag(P_c) X + (B ∘ α_cᵀ) Z`, a block of outputs at a
 ///   time (c·n·m·d multiply-adds; memory O(n·m) plus at most `JACOBIAN_BLOCK`);
 /// - by Gram matrix, when m < c·d: `Xᵀ diag(Σ_c P²) X + Xᵀ H Z + (Xᵀ H Z)ᵀ +
@@ -494,6 +504,81 @@ pub fn agop(
     diag: bool,
     centering: bool,
 ) -> Agop {
+    let mut sums = JacobianSums::new(alpha.ncols(), x.ncols(), centering);
+    add_jacobians(k, centers, alpha, m, x, &mut sums);
+    sums.finish(x.nrows(), m, diag)
+}
+
+/// Most entries of an evaluation-rows × centres matrix formed at once by
+/// `add_jacobians` (2²⁴ × 8 bytes = 128 MiB each, for A and at most B and E).
+const AGOP_BLOCK: usize = 1 << 24;
+
+/// `Σ ĴᵢᵀĴᵢ` over the rows seen so far, centred on their mean `Ĵ` with
+/// centering; blocks of rows are merged by the pairwise update of Chan,
+/// Golub and LeVeque, so a block's own centring stays exact.
+struct JacobianSums {
+    rows: usize,
+    core: Array2<f64>,
+    /// The mean `Ĵ` (c × d), kept with centering only.
+    mean: Option<Array2<f64>>,
+}
+
+impl JacobianSums {
+    fn new(outputs: usize, d: usize, centering: bool) -> JacobianSums {
+        JacobianSums {
+            rows: 0,
+            core: Array2::zeros((d, d)),
+            mean: centering.then(|| Array2::zeros((outputs, d))),
+        }
+    }
+
+    /// A block of `rows` rows: its `Σ ĴᵢᵀĴᵢ` (centred on its own mean, given
+    /// with centering).
+    fn add(&mut self, rows: usize, core: Array2<f64>, mean: Option<Array2<f64>>) {
+        if let (Some(acc), Some(block)) = (self.mean.as_mut(), mean) {
+            let total = self.rows + rows;
+            if total > 0 {
+                let delta = &block - &*acc;
+                let w = self.rows as f64 * rows as f64 / total as f64;
+                self.core.scaled_add(w, &gemm(delta.t(), delta.view()));
+                acc.scaled_add(rows as f64 / total as f64, &delta);
+            }
+        }
+        self.core += &core;
+        self.rows += rows;
+    }
+
+    /// `M (Σ / divisor) M`, or its diagonal.
+    fn finish(self, divisor: usize, m: &Metric, diag: bool) -> Agop {
+        let g = m.sandwich(self.core / divisor.max(1) as f64);
+        if diag {
+            Agop::Diag(g.diag().to_owned())
+        } else {
+            Agop::Full(g)
+        }
+    }
+}
+
+/// Add the Jacobians of `f(x) = Σⱼ αⱼ k(x, zⱼ)` at the rows of X to `sums`,
+/// `AGOP_BLOCK / m` rows at a time (all at once when they fit, which lets a
+/// training set against itself use the symmetric form of `by_gram`).
+fn add_jacobians(
+    k: &Kernel,
+    centers: ArrayView2<f64>,
+    alpha: ArrayView2<f64>,
+    m: &Metric,
+    x: ArrayView2<f64>,
+    sums: &mut JacobianSums,
+) {
+    let per_block = (AGOP_BLOCK / centers.nrows().max(1)).max(1);
+    if x.nrows() > per_block {
+        for start in (0..x.nrows()).step_by(per_block) {
+            let end = (start + per_block).min(x.nrows());
+            let block = x.slice(ndarray::s![start..end, ..]);
+            add_jacobians(k, centers, alpha, m, block, sums);
+        }
+        return;
+    }
     let compiled = k.compiled();
     let tape = &compiled.gradient;
     let mut a_store = crate::linalg::work_matrix(centers.nrows(), x.nrows());
@@ -507,7 +592,7 @@ pub fn agop(
     fill(tape, x, centers, m, false, &mut outs);
     drop(outs);
     let a = a.view();
-    let (n, c, d) = (x.nrows(), alpha.ncols(), x.ncols());
+    let (c, d) = (alpha.ncols(), x.ncols());
     let p = gemm(a.view(), alpha);
     // With b = -a, B is -A: keep A and flip the sign of the terms in B.
     let (b, sign) = match &b {
@@ -523,8 +608,9 @@ pub fn agop(
         sign,
         l1: e.as_ref().map(|e| e.view()),
     };
+    let centering = sums.mean.is_some();
     // The l1 terms have no Gram-matrix form: they are summed by output.
-    let mut core = if centers.nrows() < c * d && e.is_none() {
+    let (core, mean) = if centers.nrows() < c * d && e.is_none() {
         // B is symmetric when it is -A for X = Z and a body symmetric in x and z.
         let symmetric = compiled.b_is_neg_a
             && same_rows(&x, &centers)
@@ -535,13 +621,7 @@ pub fn agop(
         terms.by_output(centering)
     };
     crate::linalg::give_back(a_store);
-    core /= n.max(1) as f64;
-    let g = m.sandwich(core);
-    if diag {
-        Agop::Diag(g.diag().to_owned())
-    } else {
-        Agop::Full(g)
-    }
+    sums.add(x.nrows(), core, mean);
 }
 
 /// Largest block of Jacobian rows × outputs formed at once (2²⁴ × 8 bytes = 128 MiB).
@@ -565,7 +645,9 @@ impl Terms<'_> {
     /// `(α_c ∘ Z)` scales the rows of Z, so all outputs of a block come from
     /// one GEMM `B [α₁∘Z | α₂∘Z | …]`; plus, with l1dist, `Σⱼ Eᵢⱼ αⱼc sign(xᵢ − zⱼ)`
     /// (`M` is diagonal then, so that term's `M` factors out like the others').
-    fn by_output(&self, centering: bool) -> Array2<f64> {
+    /// With centering, each output's Jacobians are centred on their mean,
+    /// which comes back too (c × d).
+    fn by_output(&self, centering: bool) -> (Array2<f64>, Option<Array2<f64>>) {
         let Terms {
             x,
             z,
@@ -578,6 +660,7 @@ impl Terms<'_> {
         let (n, d, c) = (x.nrows(), x.ncols(), alpha.ncols());
         let per_block = (JACOBIAN_BLOCK / (n * d).max(1)).clamp(1, c.max(1));
         let mut core = Array2::<f64>::zeros((d, d));
+        let mut means = centering.then(|| Array2::<f64>::zeros((c, d)));
         for first in (0..c).step_by(per_block) {
             let outs = first..(first + per_block).min(c);
             let mut scaled = Array2::<f64>::zeros((z.nrows(), outs.len() * d));
@@ -599,18 +682,20 @@ impl Terms<'_> {
                 {
                     row.scaled_add(pc, &xr);
                 }
-                if centering {
+                if let Some(means) = means.as_mut() {
                     let mean = j.mean_axis(Axis(0)).expect("rows");
                     j -= &mean;
+                    means.row_mut(out).assign(&mean);
                 }
                 core += &gemm(j.t(), j.view());
             }
         }
-        core
+        (core, means)
     }
 
     /// `Σᵢ ĴᵢᵀĴᵢ` by Gram matrix (see `agop`); `symmetric`: B is, so BᵀB = B².
-    fn by_gram(&self, symmetric: bool, centering: bool) -> Array2<f64> {
+    /// With centering, as `by_output`.
+    fn by_gram(&self, symmetric: bool, centering: bool) -> (Array2<f64>, Option<Array2<f64>>) {
         let Terms {
             x,
             z,
@@ -646,7 +731,7 @@ impl Terms<'_> {
         let weights = p.map_axis(Axis(1), |r| r.dot(&r));
         let wx = &x * &weights.insert_axis(Axis(1));
         core += &gemm(x.t(), wx.view());
-        if centering && n > 0 {
+        let mean = (centering && n > 0).then(|| {
             // Σᵢ (Ĵᵢ − μ)ᵀ(Ĵᵢ − μ) = Σᵢ ĴᵢᵀĴᵢ − n μᵀμ, with
             // n μ_c = Xᵀ P_c + Zᵀ (α_c ∘ Bᵀ1).
             let colsum = b.sum_axis(Axis(0)) * sign;
@@ -655,8 +740,9 @@ impl Terms<'_> {
             mu += &gemm(z.t(), weighted.view());
             let outer = gemm(mu.view(), mu.t());
             core.scaled_add(-1.0 / n as f64, &outer);
-        }
-        core
+            mu.t().to_owned() / n as f64
+        });
+        (core, mean)
     }
 }
 

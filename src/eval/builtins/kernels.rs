@@ -9,15 +9,15 @@ use crate::eval::format::kernel_repr;
 use crate::eval::interp::Interp;
 use crate::eval::value::{Tensor, Value};
 use crate::format::shape_str;
-use crate::kernel::{self, Agop, Kernel, Metric, Predictor};
+use crate::kernel::{self, Agop, Kernel, Metric, Pool, Predictor};
 use crate::linalg::{self, LinalgError};
 use crate::progress::Progress;
 
 type R = Result<Value, Diag>;
 
 pub static BUILTINS: &[Builtin] = &[
-    builtin!("gram", "k, X, Z=none, M=none", "Kernel matrix `K[i, j] = k(X[i], Z[j])` (Z defaults to X) under the matrix M: none for the identity, a d × d PSD matrix, or a length-d vector for a diagonal M.", gram),
-    builtin!("krr", "X, Y, k, M=none, reg=0.001", "Kernel ridge regression: solves `(K + reg·I) alpha = Y` by Cholesky, K = gram(k, X, X, M: M). Returns a predictor `f` (call `f(Xnew)`) with fields `alpha`, `X`, `M`, `kernel`, `reg`. Y is a vector or an n × c matrix of outputs.", krr),
+    builtin!("gram", "k, X, Z=none, M=none, pool=none", "Kernel matrix `K[i, j] = k(X[i], Z[j])` (Z defaults to X) under the matrix M: none for the identity, a d × d PSD matrix, or a length-d vector for a diagonal M. For patches (n × P × d tensors from `patches`), `pool:` says how the patch kernel pools into one on images: `\"all\"` is the mean of k over all pairs of patches, `\"local\"` the mean over patches at the same position (M is then d × d per patch).", gram),
+    builtin!("krr", "X, Y, k, M=none, reg=0.001, pool=none", "Kernel ridge regression: solves `(K + reg·I) alpha = Y` by Cholesky, K = gram(k, X, X, M: M). Returns a predictor `f` (call `f(Xnew)`) with fields `alpha`, `X`, `M`, `kernel`, `reg`. Y is a vector or an n × c matrix of outputs. X may be n × P × d patches, with `pool:` as for `gram`; the predictor then takes patches too.", krr),
     builtin!("patches", "X, image, size, stride=1", "The size × size patches of images given as rows of X (each row an image of shape `image: (h, w)` or `(c, h, w)`, flattened in that order): an (n, P, c·size·size) tensor, P = ((h − size) / stride + 1) · ((w − size) / stride + 1) patches by position in row-major order, each flattened as (c, size, size), as PyTorch's `unfold(X.view(n, c, h, w), size, stride=stride).transpose(1, 2)`. Differentiable in X.", |_, a| {
             let (x, positions, shape) = patch_positions(a)?;
             let flat = x.as_standard_layout();
@@ -26,7 +26,7 @@ pub static BUILTINS: &[Builtin] = &[
             Ok(Value::tensor(Tensor::from_shape_vec(shape, values).expect("n · P · c·s·s")))
         }),
     builtin!("krr_solve", "K, Y, reg=0.001", "Kernel ridge regression from a kernel matrix: the weights `alpha` solving `(K + reg·I) alpha = Y` by Cholesky, as `krr` does (a vector for a vector Y, else n × c). K is n × n and symmetric, e.g. `gram(k, X)`; predictions at new rows are `gram(k, Xnew, X) @ alpha`.", krr_solve),
-    builtin!("agop", "f, X, diag=false, centering=false", "Average gradient outer product `(1/n) Σᵢ Jᵢᵀ Jᵢ` of f over the rows of X (Jᵢ the outputs × d Jacobian at X[i]). For a predictor from `krr` it is exact, from the kernel's symbolic derivative; for a model or a differentiable function it comes from reverse-mode gradients, one pass per output over batches of rows (f must treat rows independently). `diag: true` gives the diagonal as a vector; `centering: true` subtracts the mean Jacobian first.", agop),
+    builtin!("agop", "f, X, diag=false, centering=false", "Average gradient outer product `(1/n) Σᵢ Jᵢᵀ Jᵢ` of f over the rows of X (Jᵢ the outputs × d Jacobian at X[i]). For a predictor from `krr` it is exact, from the kernel's symbolic derivative; for a model or a differentiable function it comes from reverse-mode gradients, one pass per output over batches of rows (f must treat rows independently). `diag: true` gives the diagonal as a vector; `centering: true` subtracts the mean Jacobian first. For a predictor fitted on patches (`pool:`), X is patches and the result is d × d per patch: `(1/n) Σᵢ Σ_p ∇_{X[i, p]} f ∇_{X[i, p]} fᵀ`.", agop),
     builtin!("alignment", "A, B", "Cosine similarity of two tensors of the same shape, flattened: `sum(A * B) / (norm(A) * norm(B))`.", |_, a| similarity(a, false)),
     builtin!("corr", "A, B", "Pearson correlation of the entries of two tensors of the same shape (the alignment of A and B after subtracting each one's mean).", |_, a| similarity(a, true)),
 ];
@@ -47,30 +47,82 @@ fn kernel_arg(a: &Args, i: usize) -> Result<Rc<Kernel>, Diag> {
     Ok(k.clone())
 }
 
-/// A data matrix argument: n rows of d features.
-fn data(a: &Args, i: usize) -> Result<Rc<Tensor>, Diag> {
+/// `pool:` (argument `i`): none, `"all"` or `"local"`.
+fn pool_arg(a: &Args, i: usize) -> Result<Option<Pool>, Diag> {
+    if a.is_none(i) {
+        return Ok(None);
+    }
+    Ok(Pool::parse(a.one_of(i, &Pool::NAMES)?))
+}
+
+/// A data argument: an n × d matrix of rows, or with `pool` an n × P × d
+/// tensor of patches (in standard layout). `pool_at` is the `pool:`
+/// argument, none when the pooling is a predictor's.
+fn data(
+    a: &Args,
+    i: usize,
+    pool: Option<Pool>,
+    pool_at: Option<usize>,
+) -> Result<Rc<Tensor>, Diag> {
     let t = a.tensor(i)?;
-    if t.ndim() != 2 {
-        return Err(a
-            .error(
+    let name = a.name;
+    let shape = shape_str(t.shape());
+    match (t.ndim(), pool) {
+        (2, None) | (3, Some(_)) => {}
+        (3, None) if pool_at.is_some() => {
+            return Err(a
+                .error(
+                    i,
+                    "flx::shape::pool",
+                    format!("`{name}` got patches of shape {shape} but no `pool:`"),
+                )
+                .help(
+                    "say how the patch kernel pools: `pool: \"all\"` (all pairs of patches) or `pool: \"local\"` (the same positions)",
+                ));
+        }
+        (_, Some(_)) => {
+            let d = a.error(
                 i,
-                "flx::shape::not_matrix",
-                format!(
-                    "`{}` needs an n × d matrix of rows, found shape {}",
-                    a.name,
-                    shape_str(t.shape())
-                ),
-            )
-            .help("a single feature is a column: `reshape(x, len(x), 1)`"));
+                "flx::shape::pool",
+                format!("pooling needs n × P × d patches, found shape {shape}"),
+            );
+            let d = match pool_at {
+                Some(at) => d.with_label(a.spans[at], "pooling asked for here"),
+                None => d.label("the predictor was fitted on patches"),
+            };
+            return Err(d.help("make patches of images with `patches(X, image: (h, w), size: 3)`"));
+        }
+        _ => {
+            return Err(a
+                .error(
+                    i,
+                    "flx::shape::not_matrix",
+                    format!("`{name}` needs an n × d matrix of rows, found shape {shape}"),
+                )
+                .help("a single feature is a column: `reshape(x, len(x), 1)`"));
+        }
     }
     if t.iter().any(|x| !x.is_finite()) {
         return Err(a.error(
             i,
             "flx::value::not_finite",
-            format!("`{}` needs finite inputs, found nan or inf", a.name),
+            format!("`{name}` needs finite inputs, found nan or inf"),
         ));
     }
-    Ok(t)
+    Ok(if t.ndim() == 3 && !t.is_standard_layout() {
+        Rc::new(t.as_standard_layout().into_owned().into_shared())
+    } else {
+        t
+    })
+}
+
+fn view3(t: &Tensor) -> ndarray::ArrayView3<'_, f64> {
+    t.view().into_dimensionality().expect("checked 3-d")
+}
+
+/// Features per row (or per patch).
+fn features(t: &Tensor) -> usize {
+    *t.shape().last().expect("2-d or 3-d")
 }
 
 fn metric_arg(a: &Args, i: usize, d: usize) -> Result<Metric, Diag> {
@@ -122,15 +174,33 @@ fn l1_needs_diagonal(a: &Args, i: usize, k: &Kernel, m: &Metric) -> Result<(), D
     Ok(())
 }
 
-fn same_features(a: &Args, i: usize, j: usize, x: &Tensor, z: &Tensor) -> Result<(), Diag> {
-    if x.shape()[1] != z.shape()[1] {
+/// X and Z (arguments i and j) have rows of the same length and, pooled
+/// locally, the same number of patches.
+fn same_features(
+    a: &Args,
+    (i, j): (usize, usize),
+    x: &Tensor,
+    z: &Tensor,
+    pool: Option<Pool>,
+) -> Result<(), Diag> {
+    let (dx, dz) = (features(x), features(z));
+    let name = a.name;
+    if dx != dz {
+        let per = if pool.is_some() { "patches" } else { "rows" };
         return Err(a.shapes_error(
             i,
             j,
             "flx::shape::features",
+            format!("`{name}`: the {per} have {dx} and {dz} features"),
+        ));
+    }
+    if pool == Some(Pool::Local) && x.shape()[1] != z.shape()[1] {
+        return Err(a.shapes_error(
+            i,
+            j,
+            "flx::shape::pool",
             format!(
-                "`{}`: the rows have {} and {} features",
-                a.name,
+                "`{name}` with `pool: \"local\"` pairs patches by position, but there are {} and {}",
                 x.shape()[1],
                 z.shape()[1]
             ),
@@ -139,29 +209,64 @@ fn same_features(a: &Args, i: usize, j: usize, x: &Tensor, z: &Tensor) -> Result
     Ok(())
 }
 
-/// The checked arguments of `gram(k, X, Z, M:)`: the kernel, X, Z (X when
-/// omitted) and the metric.
-pub type GramInputs = (Rc<Kernel>, Rc<Tensor>, Rc<Tensor>, Metric);
+/// About how many flops a (pooled) kernel matrix of X against Z takes.
+fn pooled_flops(m: &Metric, x: &Tensor, z: &Tensor, pool: Option<Pool>) -> u64 {
+    let (n, mz, d) = (x.shape()[0], z.shape()[0], features(x));
+    match pool {
+        None => m.gram_flops(n, mz, d),
+        Some(Pool::All) => m.gram_flops(n * x.shape()[1], mz * z.shape()[1], d),
+        Some(Pool::Local) => m.gram_flops(n, mz, d) * x.shape()[1] as u64,
+    }
+}
+
+/// `gram(k, X, Z, M)`, pooled for patches.
+fn pooled_gram(k: &Kernel, x: &Tensor, z: &Tensor, m: &Metric, pool: Option<Pool>) -> Tensor {
+    match pool {
+        None => kernel::gram(k, mat(x), mat(z), m),
+        Some(pool) => kernel::pool::gram(k, view3(x), view3(z), m, pool),
+    }
+    .into_dyn()
+    .into()
+}
+
+/// The checked arguments of `gram(k, X, Z, M:, pool:)`.
+pub struct GramInputs {
+    pub kernel: Rc<Kernel>,
+    pub x: Rc<Tensor>,
+    /// X when omitted.
+    pub z: Rc<Tensor>,
+    pub metric: Metric,
+    pub pool: Option<Pool>,
+}
 
 pub fn gram_inputs(a: &Args) -> Result<GramInputs, Diag> {
-    let k = kernel_arg(a, 0)?;
-    let x = data(a, 1)?;
-    let z = if a.is_none(2) { x.clone() } else { data(a, 2)? };
-    same_features(a, 1, 2, &x, &z)?;
-    let m = metric_arg(a, 3, x.shape()[1])?;
-    l1_needs_diagonal(a, 3, &k, &m)?;
+    let kernel = kernel_arg(a, 0)?;
+    let pool = pool_arg(a, 4)?;
+    let x = data(a, 1, pool, Some(4))?;
+    let z = if a.is_none(2) {
+        x.clone()
+    } else {
+        data(a, 2, pool, Some(4))?
+    };
+    same_features(a, (1, 2), &x, &z, pool)?;
+    let metric = metric_arg(a, 3, features(&x))?;
+    l1_needs_diagonal(a, 3, &kernel, &metric)?;
     check_size(&[x.shape()[0], z.shape()[0]], a.call)?;
-    Ok((k, x, z, m))
+    Ok(GramInputs {
+        kernel,
+        x,
+        z,
+        metric,
+        pool,
+    })
 }
 
 fn gram(interp: &mut Interp, a: &mut Args) -> R {
-    let (k, x, z, m) = gram_inputs(a)?;
-    interp.charge(
-        m.gram_flops(x.shape()[0], z.shape()[0], x.shape()[1]),
-        a.call,
-    )?;
-    let g = kernel::gram(&k, mat(&x), mat(&z), &m);
-    Ok(Value::tensor(g.into_dyn()))
+    let g = gram_inputs(a)?;
+    interp.charge(pooled_flops(&g.metric, &g.x, &g.z, g.pool), a.call)?;
+    Ok(Value::tensor(pooled_gram(
+        &g.kernel, &g.x, &g.z, &g.metric, g.pool,
+    )))
 }
 
 /// Targets Y (argument `i`) as an n × c matrix, and whether Y was a vector.
@@ -267,16 +372,17 @@ fn solve_flops(n: usize, c: usize) -> u64 {
 }
 
 fn krr(interp: &mut Interp, a: &mut Args) -> R {
-    let x = data(a, 0)?;
+    let pool = pool_arg(a, 5)?;
+    let x = data(a, 0, pool, Some(5))?;
     let n = x.shape()[0];
     let (rhs, vector) = targets(a, 1, n, 0)?;
     let k = kernel_arg(a, 2)?;
-    let m = metric_arg(a, 3, x.shape()[1])?;
+    let m = metric_arg(a, 3, features(&x))?;
     l1_needs_diagonal(a, 3, &k, &m)?;
     let reg = reg_arg(a, 4)?;
     check_size(&[n, n], a.call)?;
     // The kernel matrix (its lower half), then Cholesky.
-    let flops = m.gram_flops(n, n, x.shape()[1]) / 2 + solve_flops(n, rhs.ncols());
+    let flops = pooled_flops(&m, &x, &x, pool) / 2 + solve_flops(n, rhs.ncols());
     interp.charge(flops, a.call)?;
     // Seconds of work from about this many rows on: say what is happening.
     let progress = (n >= 4096).then(|| {
@@ -288,7 +394,15 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
     });
     let phase = |msg: &'static str| progress.as_ref().inspect(|p| p.message(msg));
     phase("kernel matrix");
-    let kmat = kernel::gram_lower(&k, mat(&x), &m);
+    let kmat = match pool {
+        None => kernel::gram_lower(&k, mat(&x), &m),
+        Some(pool) => {
+            let mut kmat = linalg::work_matrix(n, n);
+            let g = kernel::pool::gram(&k, view3(&x), view3(&x), &m, pool);
+            linalg::rows_view(&mut kmat).assign(&g);
+            kmat
+        }
+    };
     if let Err(d) = interp.poll_interrupt(a.call) {
         linalg::give_back(kmat);
         return Err(d);
@@ -315,6 +429,7 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
         alpha: Rc::new(alpha),
         metric: m,
         reg,
+        pool,
     })))
 }
 
@@ -440,14 +555,20 @@ fn agop(interp: &mut Interp, a: &mut Args) -> R {
         return function_agop(interp, a);
     };
     let f = f.clone();
-    let x = data(a, 1)?;
-    let d = f.centers.shape()[1];
-    if x.shape()[1] != d {
+    let x = data(a, 1, f.pool, None)?;
+    let d = f.features();
+    let local_mismatch = f.pool == Some(Pool::Local) && x.shape()[1] != f.centers.shape()[1];
+    if features(&x) != d || local_mismatch {
+        let fitted = match f.pool {
+            None => format!("{d} features"),
+            Some(Pool::All) => format!("patches of {d} features"),
+            Some(Pool::Local) => format!("{} patches of {d} features", f.centers.shape()[1]),
+        };
         return Err(a.error(
             1,
             "flx::shape::features",
             format!(
-                "the predictor was fitted on {d} features, but X has shape {}",
+                "the predictor was fitted on {fitted}, but X has shape {}",
                 shape_str(x.shape())
             ),
         ));
@@ -460,24 +581,25 @@ fn agop(interp: &mut Interp, a: &mut Args) -> R {
     let side = x.shape()[0].max(f.centers.shape()[0]);
     check_size(&[side, side], a.call)?;
     // The Gram matrix, its derivative's contraction with the centres, the outer products.
-    let (n, m) = (x.shape()[0], f.centers.shape()[0]);
+    // The Gram matrix and its derivative's contraction with the centres (per
+    // output), then the outer products.
+    let rows: usize = x.shape()[..x.ndim() - 1].iter().product();
     let outputs = f.alpha_columns().ncols() as u64;
-    let flops = 2 * f.metric.gram_flops(n, m, d) + 2 * outputs * (n * d * d) as u64;
+    let flops = (2 + outputs) * pooled_flops(&f.metric, &x, &f.centers, f.pool)
+        + 2 * outputs * (rows * d * d) as u64;
     interp.charge(flops, a.call)?;
-    Ok(
-        match kernel::agop(
-            &f.kernel,
-            mat(&f.centers),
-            f.alpha_columns(),
-            &f.metric,
-            mat(&x),
-            diag,
-            centering,
-        ) {
-            Agop::Full(g) => Value::tensor(g.into_dyn()),
-            Agop::Diag(g) => Value::tensor(g.into_dyn()),
-        },
-    )
+    let (k, alpha, m) = (&f.kernel, f.alpha_columns(), &f.metric);
+    let g = match f.pool {
+        None => kernel::agop(k, mat(&f.centers), alpha, m, mat(&x), diag, centering),
+        Some(pool) => {
+            let (z, x) = (view3(&f.centers), view3(&x));
+            kernel::pool::agop(k, z, alpha, m, x, pool, diag, centering)
+        }
+    };
+    Ok(Value::tensor(match g {
+        Agop::Full(g) => g.into_dyn(),
+        Agop::Diag(g) => g.into_dyn(),
+    }))
 }
 
 /// `agop` of any differentiable function or model, through its gradients.
