@@ -47,8 +47,7 @@ const PATCH_BLOCK: usize = 1 << 22;
 /// The n·P × q matrix of all patches (X in standard layout).
 fn flat<'a>(x: &ArrayView3<'a, f64>) -> ArrayView2<'a, f64> {
     let (n, p, q) = x.dim();
-    x.clone()
-        .into_shape_with_order((n * p, q))
+    (*x).into_shape_with_order((n * p, q))
         .expect("patches in standard layout")
 }
 
