@@ -154,7 +154,11 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn main() {
-    let args = Arguments::from_args();
+    let mut args = Arguments::from_args();
+    // Scripts share the process-wide thread pools (2 threads, as CI's cores):
+    // two heavy scripts at once oversubscribe them and run 5× slower than
+    // one after the other, so scripts run one at a time unless told otherwise.
+    args.test_threads.get_or_insert(1);
     flx::set_threads(2);
     let mut trials = Vec::new();
     let mut scripts = Vec::new();

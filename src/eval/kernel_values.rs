@@ -261,26 +261,8 @@ fn shape_predictions(p: &Predictor, out: Array2<f64>, single: bool) -> R {
 /// `f(P)` of a predictor fitted on patches: n × P × d patches, or one
 /// image's P × d.
 fn predict_patches(p: &Predictor, pool: kernel::Pool, x: &Tensor, xspan: Span) -> R {
-    let (positions, d) = (p.centers.shape()[1], p.features());
+    check_patches(p, pool, x.shape(), xspan)?;
     let single = x.ndim() == 2;
-    let fits = (x.ndim() == 2 || x.ndim() == 3)
-        && x.shape().last() == Some(&d)
-        && (pool == kernel::Pool::All || x.shape()[x.ndim() - 2] == positions);
-    if !fits {
-        let fitted = match pool {
-            kernel::Pool::All => format!("patches of {d} features"),
-            kernel::Pool::Local => format!("{positions} patches of {d} features"),
-        };
-        return Err(Diag::new(
-            "flx::shape::predict",
-            format!(
-                "the predictor was fitted on {fitted}, but the inputs have shape {}",
-                shape_str(x.shape())
-            ),
-        )
-        .at(xspan)
-        .help("pass n × P × d patches from `patches`, or one image's P × d"));
-    }
     let x = if single {
         x.clone().insert_axis(ndarray::Axis(0))
     } else {
@@ -292,6 +274,36 @@ fn predict_patches(p: &Predictor, pool: kernel::Pool, x: &Tensor, xspan: Span) -
     let centers = p.centers.view().into_dimensionality().expect("3-d");
     let out = kernel::pool::predict(&p.kernel, x, centers, &p.metric, p.alpha_columns(), pool);
     shape_predictions(p, out, single)
+}
+
+/// Inputs of `shape` (at `span`) for a predictor fitted on patches: n × P × d
+/// or one image's P × d, with the centres' P for "local".
+pub fn check_patches(
+    p: &Predictor,
+    pool: kernel::Pool,
+    shape: &[usize],
+    span: Span,
+) -> Result<(), Diag> {
+    let (positions, d) = (p.centers.shape()[1], p.features());
+    let fits = (shape.len() == 2 || shape.len() == 3)
+        && shape.last() == Some(&d)
+        && (pool == kernel::Pool::All || shape[shape.len() - 2] == positions);
+    if fits {
+        return Ok(());
+    }
+    let fitted = match pool {
+        kernel::Pool::All => format!("patches of {d} features"),
+        kernel::Pool::Local => format!("{positions} patches of {d} features"),
+    };
+    Err(Diag::new(
+        "flx::shape::predict",
+        format!(
+            "the predictor was fitted on {fitted}, but the inputs have shape {}",
+            shape_str(shape)
+        ),
+    )
+    .at(span)
+    .help("pass n × P × d patches from `patches`, or one image's P × d"))
 }
 
 /// Inputs of `shape` at `span` given to a predictor fitted on `d` features.

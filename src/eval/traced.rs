@@ -231,10 +231,6 @@ pub fn call_builtin(
         let traced = Args::bind(sig, pos, named, span)?;
         let mut plain = Args::bind(sig, primals, stripped_named, span)?;
         let inputs = super::builtins::kernels::gram_inputs(&plain)?;
-        if inputs.pool.is_some() {
-            return Err(not_differentiable("a pooled `gram` of patches", span)
-                .help("gradients through pooling are not implemented yet (they are for `gram` of n × d rows); `agop` of a patch predictor is exact without them"));
-        }
         let out = (b.run)(&mut *interp, &mut plain)?;
         // X, Z (X when omitted) and M (none: a constant placeholder).
         let operand = |i: usize| match &traced.vals[i] {
@@ -247,6 +243,7 @@ pub fn call_builtin(
             x: inputs.x,
             z: inputs.z,
             metric: inputs.metric,
+            pool: inputs.pool,
         };
         return record_gram(out, [operand(1), operand(2), operand(3)], pullback);
     }
@@ -916,6 +913,8 @@ struct GramPullback {
     x: Rc<Tensor>,
     z: Rc<Tensor>,
     metric: crate::kernel::Metric,
+    /// Patches (n × P × q) pooled so, or rows (n × d).
+    pool: Option<crate::kernel::Pool>,
 }
 
 impl crate::ad::Pullback for GramPullback {
@@ -925,15 +924,17 @@ impl crate::ad::Pullback for GramPullback {
             .view()
             .into_dimensionality::<ndarray::Ix2>()
             .expect("n × m");
-        let r = crate::kernel::gram_vjp(
-            &self.kernel,
-            view2(&self.x),
-            view2(&self.z),
-            &self.metric,
-            g,
-            [wanted[0], wanted[1], wanted[2]],
-        );
-        vec![r.x.map(|x| x.into_dyn()), r.z.map(|z| z.into_dyn()), r.m]
+        let want = [wanted[0], wanted[1], wanted[2]];
+        let (k, m) = (&self.kernel, &self.metric);
+        let r = match self.pool {
+            None => crate::kernel::gram_vjp(k, view2(&self.x), view2(&self.z), m, g, want),
+            Some(pool) => {
+                let x = self.x.view().into_dimensionality().expect("patches");
+                let z = self.z.view().into_dimensionality().expect("patches");
+                crate::kernel::pool::gram_vjp(k, x, z, m, g, pool, want)
+            }
+        };
+        vec![r.x, r.z, r.m]
     }
 }
 
@@ -958,29 +959,46 @@ pub fn predict(
     xspan: Span,
     span: Span,
 ) -> Result<Value, Diag> {
-    if p.pool.is_some() {
-        return Err(not_differentiable("a patch predictor's call", span)
-            .help("gradients through pooling are not implemented yet (they are for predictors fitted on n × d rows); `agop` of a patch predictor is exact without them"));
-    }
     let primal_x = as_tensor(&primal(&x));
-    let d = p.centers.shape()[1];
-    let single = primal_x.ndim() == 1;
-    if !(primal_x.ndim() == 2 || single) || primal_x.shape().last() != Some(&d) {
-        return Err(super::kernel_values::wrong_features(
-            d,
-            primal_x.shape(),
-            xspan,
-        ));
-    }
+    let shape = primal_x.shape();
+    // One input (a row, or one image's patches) gets a leading axis of 1.
+    let single = match p.pool {
+        None => {
+            let d = p.features();
+            if !(shape.len() == 1 || shape.len() == 2) || shape.last() != Some(&d) {
+                return Err(super::kernel_values::wrong_features(d, shape, xspan));
+            }
+            shape.len() == 1
+        }
+        Some(pool) => {
+            super::kernel_values::check_patches(p, pool, shape, xspan)?;
+            shape.len() == 2
+        }
+    };
     let x = if single {
-        reshape(interp, x, &[1, d], xspan)?
+        let dims: Vec<usize> = std::iter::once(1).chain(shape.iter().copied()).collect();
+        reshape(interp, x, &dims, xspan)?
     } else {
         x
     };
     let rows = as_tensor(&primal(&x));
-    let view2 = super::builtins::mat;
+    let rows = if rows.is_standard_layout() {
+        rows
+    } else {
+        Rc::new(rows.as_standard_layout().into_owned().into_shared())
+    };
     super::builtins::check_size(&[rows.shape()[0], p.centers.shape()[0]], xspan)?;
-    let g = crate::kernel::gram(&p.kernel, view2(&rows), view2(&p.centers), &p.metric);
+    let g = match p.pool {
+        None => {
+            let view2 = super::builtins::mat;
+            crate::kernel::gram(&p.kernel, view2(&rows), view2(&p.centers), &p.metric)
+        }
+        Some(pool) => {
+            let x = rows.view().into_dimensionality().expect("patches");
+            let z = p.centers.view().into_dimensionality().expect("patches");
+            crate::kernel::pool::gram(&p.kernel, x, z, &p.metric, pool)
+        }
+    };
     let g = record_gram(
         Value::tensor(g.into_dyn()),
         [
@@ -993,6 +1011,7 @@ pub fn predict(
             x: rows,
             z: p.centers.clone(),
             metric: p.metric.clone(),
+            pool: p.pool,
         },
     )?;
     let g = if single {

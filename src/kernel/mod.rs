@@ -414,7 +414,7 @@ pub fn gram(k: &Kernel, x: ArrayView2<f64>, z: ArrayView2<f64>, m: &Metric) -> A
     let mut g = Array2::<f64>::zeros((x.nrows(), z.nrows()));
     if same_rows(&x, &z) {
         fill(tape, x, x, m, true, &mut [g.view_mut()]);
-        mirror_upper(&mut g);
+        mirror_upper(g.view_mut());
     } else {
         fill(tape, x, z, m, false, &mut [g.view_mut()]);
     }
@@ -463,7 +463,7 @@ pub fn gram_lower(k: &Kernel, x: ArrayView2<f64>, m: &Metric) -> faer::Mat<f64> 
 
 /// Copy the upper triangle of a square matrix onto the lower one, in tiles
 /// (a plain transposing loop misses the cache on every write).
-fn mirror_upper(g: &mut Array2<f64>) {
+fn mirror_upper(mut g: ArrayViewMut2<f64>) {
     const TILE: usize = 64;
     let n = g.nrows();
     for bi in (0..n).step_by(TILE) {
@@ -711,7 +711,7 @@ impl Terms<'_> {
             // BᵀB = B² for a symmetric B: the upper half, mirrored.
             let mut s = Array2::<f64>::zeros((b.ncols(), b.ncols()));
             gemm_into(s.view_mut(), b, b, true);
-            mirror_upper(&mut s);
+            mirror_upper(s.view_mut());
             s
         } else {
             gemm(b.t(), b.view())
@@ -793,8 +793,8 @@ fn add_sign_terms(
 /// to X (n × d), Z (m × d) and M (d × d for a full M, the diagonal's d for a
 /// diagonal one, `None` for the identity or when not wanted).
 pub struct GramGrads {
-    pub x: Option<Array2<f64>>,
-    pub z: Option<Array2<f64>>,
+    pub x: Option<ndarray::ArrayD<f64>>,
+    pub z: Option<ndarray::ArrayD<f64>>,
     pub m: Option<ndarray::ArrayD<f64>>,
 }
 
@@ -822,15 +822,7 @@ pub fn gram_vjp(
     // `gram(k, X)` computes k(xᵢ, xⱼ) for i ≤ j and mirrors it: entry (i, j)
     // above the diagonal stands for both, so it carries G[i, j] + G[j, i].
     let g = if same_rows(&x, &z) {
-        let mut s = &g + &g.t();
-        for ((i, j), v) in s.indexed_iter_mut() {
-            if j < i {
-                *v = 0.0;
-            } else if i == j {
-                *v = g[(i, i)];
-            }
-        }
-        s
+        fold(g)
     } else {
         g.to_owned()
     };
@@ -891,10 +883,24 @@ pub fn gram_vjp(
         }
     });
     GramGrads {
-        x: dx,
-        z: dz,
+        x: dx.map(|a| a.into_dyn()),
+        z: dz.map(|a| a.into_dyn()),
         m: dm,
     }
+}
+
+/// `G[i, j] + G[j, i]` above the diagonal, `G[i, i]` on it and 0 below: the
+/// gradient each computed entry of a mirrored matrix carries.
+fn fold(g: ArrayView2<f64>) -> Array2<f64> {
+    let mut s = &g + &g.t();
+    for ((i, j), v) in s.indexed_iter_mut() {
+        if j < i {
+            *v = 0.0;
+        } else if i == j {
+            *v = g[(i, i)];
+        }
+    }
+    s
 }
 
 /// `Σᵢⱼ e[i, j] |x[i, f] − z[j, f]|` for each feature f: the l1 part of the

@@ -13,7 +13,9 @@
 
 use ndarray::{s, Array2, ArrayView2, ArrayView3, Axis};
 
-use super::{add_jacobians, fill, mirror_upper, Agop, JacobianSums, Kernel, Metric};
+use super::{
+    add_jacobians, fill, fold, mirror_upper, Agop, GramGrads, JacobianSums, Kernel, Metric,
+};
 use crate::linalg::gemm;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,13 +72,15 @@ pub fn gram(
         Pool::Local => gram_local(k, x, z, m, same),
     };
     if same {
-        mirror_upper(&mut out);
+        mirror_upper(out.view_mut());
     }
     out
 }
 
 /// "all", by blocks of images on each side; with `same`, only the blocks on
-/// and above the diagonal (the caller mirrors).
+/// and above the diagonal (the caller mirrors), and in those on it only the
+/// patch pairs on and above the diagonal, mirrored, as `gram` of rows does
+/// (so `gram_vjp` sees the same computation).
 fn gram_all(
     k: &Kernel,
     x: ArrayView3<f64>,
@@ -99,7 +103,11 @@ fn gram_all(
             let xb = xf.slice(s![bi * p..(bi + ni) * p, ..]);
             let zb = zf.slice(s![bj * pz..(bj + nj) * pz, ..]);
             let mut view = block.slice_mut(s![..ni * p, ..nj * pz]);
-            fill(tape, xb, zb, m, false, &mut [view.view_mut()]);
+            let diagonal = same && bi == bj;
+            fill(tape, xb, zb, m, diagonal, &mut [view.view_mut()]);
+            if diagonal {
+                mirror_upper(view.view_mut());
+            }
             for a in 0..ni {
                 for b in 0..nj {
                     let pairs = view.slice(s![a * p..(a + 1) * p, b * pz..(b + 1) * pz]);
@@ -189,4 +197,93 @@ pub fn agop(
         }
     }
     sums.finish(n, m, diag)
+}
+
+/// The pullback of `gram(k, X, Z, M, pool)` for the output's gradient `g`
+/// (n × m): the gradients with respect to the patches X (n × P × q), Z and
+/// M, by `super::gram_vjp` on the blocks `gram` computed. With X = Z, `gram`
+/// computed each image pair once (i ≤ j) and mirrored it, so the pair carries
+/// `G[i, j] + G[j, i]`; on diagonal blocks `super::gram_vjp` folds the patch
+/// pairs the same way.
+pub fn gram_vjp(
+    k: &Kernel,
+    x: ArrayView3<f64>,
+    z: ArrayView3<f64>,
+    m: &Metric,
+    g: ArrayView2<f64>,
+    pool: Pool,
+    want: [bool; 3],
+) -> GramGrads {
+    let same = same_patches(&x, &z);
+    let ((n, p, q), (mz, pz, _)) = (x.dim(), z.dim());
+    let mut dx = want[0].then(|| ndarray::Array3::<f64>::zeros((n, p, q)));
+    let mut dz = want[1].then(|| ndarray::Array3::<f64>::zeros((mz, pz, q)));
+    let mut dm: Option<ndarray::ArrayD<f64>> = None;
+    let mut add_m = |r: Option<ndarray::ArrayD<f64>>| {
+        if let Some(r) = r {
+            match dm.as_mut() {
+                Some(acc) => *acc += &r,
+                None => dm = Some(r),
+            }
+        }
+    };
+    match pool {
+        Pool::All => {
+            let g = if same { fold(g) } else { g.to_owned() };
+            let (xf, zf) = (flat(&x), flat(&z));
+            let images = ((PATCH_BLOCK / (p * pz).max(1)) as f64).sqrt().max(1.0) as usize;
+            let scale = 1.0 / (p * pz) as f64;
+            for bi in (0..n).step_by(images) {
+                let ni = images.min(n - bi);
+                let first = if same { bi } else { 0 };
+                for bj in (first..mz).step_by(images) {
+                    let nj = images.min(mz - bj);
+                    let mut expanded = Array2::<f64>::zeros((ni * p, nj * pz));
+                    for a in 0..ni {
+                        for b in 0..nj {
+                            let v = g[(bi + a, bj + b)] * scale;
+                            expanded
+                                .slice_mut(s![a * p..(a + 1) * p, b * pz..(b + 1) * pz])
+                                .fill(v);
+                        }
+                    }
+                    let xb = xf.slice(s![bi * p..(bi + ni) * p, ..]);
+                    let zb = zf.slice(s![bj * pz..(bj + nj) * pz, ..]);
+                    let r = super::gram_vjp(k, xb, zb, m, expanded.view(), want);
+                    if let (Some(dx), Some(rx)) = (dx.as_mut(), r.x) {
+                        let rx = rx.into_shape_with_order((ni, p, q)).expect("patch rows");
+                        let mut part = dx.slice_mut(s![bi..bi + ni, .., ..]);
+                        part += &rx;
+                    }
+                    if let (Some(dz), Some(rz)) = (dz.as_mut(), r.z) {
+                        let rz = rz.into_shape_with_order((nj, pz, q)).expect("patch rows");
+                        let mut part = dz.slice_mut(s![bj..bj + nj, .., ..]);
+                        part += &rz;
+                    }
+                    add_m(r.m);
+                }
+            }
+        }
+        Pool::Local => {
+            let g = &g / p.max(1) as f64;
+            for pos in 0..p {
+                let xp = x.index_axis(Axis(1), pos).to_owned();
+                let zp = (!same).then(|| z.index_axis(Axis(1), pos).to_owned());
+                let zv = zp.as_ref().map_or(xp.view(), |z| z.view());
+                let r = super::gram_vjp(k, xp.view(), zv, m, g.view(), want);
+                if let (Some(dx), Some(rx)) = (dx.as_mut(), r.x) {
+                    dx.index_axis_mut(Axis(1), pos).assign(&rx);
+                }
+                if let (Some(dz), Some(rz)) = (dz.as_mut(), r.z) {
+                    dz.index_axis_mut(Axis(1), pos).assign(&rz);
+                }
+                add_m(r.m);
+            }
+        }
+    }
+    GramGrads {
+        x: dx.map(|a| a.into_dyn()),
+        z: dz.map(|a| a.into_dyn()),
+        m: dm,
+    }
 }
