@@ -11,6 +11,8 @@
 //! "all" it is the patch-level AGOP of centres `z_jq` weighted `α_j / (P Q)` over
 //! the n·P patch rows; with "local", a sum of one such AGOP per position.
 
+use std::ops::Range;
+
 use ndarray::{s, Array2, ArrayView2, ArrayView3, Axis};
 
 use super::{
@@ -57,6 +59,39 @@ fn same_patches(x: &ArrayView3<f64>, z: &ArrayView3<f64>) -> bool {
     x.as_ptr() == z.as_ptr() && x.dim() == z.dim() && x.strides() == z.strides()
 }
 
+/// The blocks of images "all" computes for n images of P patches against m
+/// of Q, as (images of X, images of Z), each side about √(PATCH_BLOCK / PQ)
+/// images; with `same`, only the blocks on and above the diagonal. `gram_all`
+/// and `gram_vjp` walk the same blocks.
+fn image_blocks(
+    (n, p): (usize, usize),
+    (m, q): (usize, usize),
+    same: bool,
+) -> Vec<(Range<usize>, Range<usize>)> {
+    let images = ((PATCH_BLOCK / (p * q).max(1)) as f64).sqrt().max(1.0) as usize;
+    let mut blocks = Vec::new();
+    for i in (0..n).step_by(images) {
+        let first = if same { i } else { 0 };
+        for j in (first..m).step_by(images) {
+            blocks.push((i..(i + images).min(n), j..(j + images).min(m)));
+        }
+    }
+    blocks
+}
+
+/// The patches at position `pos` of X and, unless `same`, of Z: "local"
+/// pairs these (the caller uses X's for Z's with `same`).
+fn position(
+    x: &ArrayView3<f64>,
+    z: &ArrayView3<f64>,
+    same: bool,
+    pos: usize,
+) -> (Array2<f64>, Option<Array2<f64>>) {
+    let xp = x.index_axis(Axis(1), pos).to_owned();
+    let zp = (!same).then(|| z.index_axis(Axis(1), pos).to_owned());
+    (xp, zp)
+}
+
 /// The pooled kernel matrix `K[i, j] = K(xᵢ, zⱼ)` for patches X (n × P × q)
 /// and Z (m × Q × q), both in standard layout.
 pub fn gram(
@@ -91,28 +126,27 @@ fn gram_all(
     let tape = &k.compiled().value;
     let ((n, p, _), (mz, pz, _)) = (x.dim(), z.dim());
     let (xf, zf) = (flat(&x), flat(&z));
-    let images = ((PATCH_BLOCK / (p * pz).max(1)) as f64).sqrt().max(1.0) as usize;
     let mut out = Array2::<f64>::zeros((n, mz));
-    let mut block = Array2::<f64>::zeros((images.min(n) * p, images.min(mz) * pz));
     let scale = 1.0 / (p * pz) as f64;
-    for bi in (0..n).step_by(images) {
-        let ni = images.min(n - bi);
-        let first = if same { bi } else { 0 };
-        for bj in (first..mz).step_by(images) {
-            let nj = images.min(mz - bj);
-            let xb = xf.slice(s![bi * p..(bi + ni) * p, ..]);
-            let zb = zf.slice(s![bj * pz..(bj + nj) * pz, ..]);
-            let mut view = block.slice_mut(s![..ni * p, ..nj * pz]);
-            let diagonal = same && bi == bj;
-            fill(tape, xb, zb, m, diagonal, &mut [view.view_mut()]);
-            if diagonal {
-                mirror_upper(view.view_mut());
-            }
-            for a in 0..ni {
-                for b in 0..nj {
-                    let pairs = view.slice(s![a * p..(a + 1) * p, b * pz..(b + 1) * pz]);
-                    out[(bi + a, bj + b)] = pairs.sum() * scale;
-                }
+    let blocks = image_blocks((n, p), (mz, pz), same);
+    // One buffer for all blocks: the first is the largest.
+    let (rows, cols) = blocks
+        .first()
+        .map_or((0, 0), |(is, js)| (is.len(), js.len()));
+    let mut buffer = Array2::<f64>::zeros((rows * p, cols * pz));
+    for (is, js) in blocks {
+        let xb = xf.slice(s![is.start * p..is.end * p, ..]);
+        let zb = zf.slice(s![js.start * pz..js.end * pz, ..]);
+        let mut block = buffer.slice_mut(s![..xb.nrows(), ..zb.nrows()]);
+        let diagonal = same && is == js;
+        fill(tape, xb, zb, m, diagonal, &mut [block.view_mut()]);
+        if diagonal {
+            mirror_upper(block.view_mut());
+        }
+        for (a, i) in is.clone().enumerate() {
+            for (b, j) in js.clone().enumerate() {
+                let pairs = block.slice(s![a * p..(a + 1) * p, b * pz..(b + 1) * pz]);
+                out[(i, j)] = pairs.sum() * scale;
             }
         }
     }
@@ -132,13 +166,9 @@ fn gram_local(
     let mut out = Array2::<f64>::zeros((n, mz));
     let mut one = Array2::<f64>::zeros((n, mz));
     for pos in 0..p {
-        let xp = x.index_axis(Axis(1), pos).to_owned();
-        if same {
-            fill(tape, xp.view(), xp.view(), m, true, &mut [one.view_mut()]);
-        } else {
-            let zp = z.index_axis(Axis(1), pos).to_owned();
-            fill(tape, xp.view(), zp.view(), m, false, &mut [one.view_mut()]);
-        }
+        let (xp, zp) = position(&x, &z, same, pos);
+        let zv = zp.as_ref().map_or(xp.view(), |z| z.view());
+        fill(tape, xp.view(), zv, m, same, &mut [one.view_mut()]);
         out += &one;
     }
     out / p.max(1) as f64
@@ -189,10 +219,9 @@ pub fn agop(
             let weights = &alpha / p as f64;
             let same = same_patches(&x, &centers);
             for pos in 0..p {
-                let xp = x.index_axis(Axis(1), pos).to_owned();
-                let zp = (!same).then(|| centers.index_axis(Axis(1), pos).to_owned());
-                let zp = zp.as_ref().map_or(xp.view(), |z| z.view());
-                add_jacobians(k, zp, weights.view(), m, xp.view(), &mut sums);
+                let (xp, zp) = position(&x, &centers, same, pos);
+                let zv = zp.as_ref().map_or(xp.view(), |z| z.view());
+                add_jacobians(k, zv, weights.view(), m, xp.view(), &mut sums);
             }
         }
     }
@@ -231,44 +260,41 @@ pub fn gram_vjp(
         Pool::All => {
             let g = if same { fold(g) } else { g.to_owned() };
             let (xf, zf) = (flat(&x), flat(&z));
-            let images = ((PATCH_BLOCK / (p * pz).max(1)) as f64).sqrt().max(1.0) as usize;
             let scale = 1.0 / (p * pz) as f64;
-            for bi in (0..n).step_by(images) {
-                let ni = images.min(n - bi);
-                let first = if same { bi } else { 0 };
-                for bj in (first..mz).step_by(images) {
-                    let nj = images.min(mz - bj);
-                    let mut expanded = Array2::<f64>::zeros((ni * p, nj * pz));
-                    for a in 0..ni {
-                        for b in 0..nj {
-                            let v = g[(bi + a, bj + b)] * scale;
-                            expanded
-                                .slice_mut(s![a * p..(a + 1) * p, b * pz..(b + 1) * pz])
-                                .fill(v);
-                        }
+            for (is, js) in image_blocks((n, p), (mz, pz), same) {
+                let xb = xf.slice(s![is.start * p..is.end * p, ..]);
+                let zb = zf.slice(s![js.start * pz..js.end * pz, ..]);
+                // Each image pair's gradient, spread over its patch pairs.
+                let mut expanded = Array2::<f64>::zeros((xb.nrows(), zb.nrows()));
+                for (a, i) in is.clone().enumerate() {
+                    for (b, j) in js.clone().enumerate() {
+                        expanded
+                            .slice_mut(s![a * p..(a + 1) * p, b * pz..(b + 1) * pz])
+                            .fill(g[(i, j)] * scale);
                     }
-                    let xb = xf.slice(s![bi * p..(bi + ni) * p, ..]);
-                    let zb = zf.slice(s![bj * pz..(bj + nj) * pz, ..]);
-                    let r = super::gram_vjp(k, xb, zb, m, expanded.view(), want);
-                    if let (Some(dx), Some(rx)) = (dx.as_mut(), r.x) {
-                        let rx = rx.into_shape_with_order((ni, p, q)).expect("patch rows");
-                        let mut part = dx.slice_mut(s![bi..bi + ni, .., ..]);
-                        part += &rx;
-                    }
-                    if let (Some(dz), Some(rz)) = (dz.as_mut(), r.z) {
-                        let rz = rz.into_shape_with_order((nj, pz, q)).expect("patch rows");
-                        let mut part = dz.slice_mut(s![bj..bj + nj, .., ..]);
-                        part += &rz;
-                    }
-                    add_m(r.m);
                 }
+                let r = super::gram_vjp(k, xb, zb, m, expanded.view(), want);
+                if let (Some(dx), Some(rx)) = (dx.as_mut(), r.x) {
+                    let rx = rx
+                        .into_shape_with_order((is.len(), p, q))
+                        .expect("patch rows");
+                    let mut part = dx.slice_mut(s![is, .., ..]);
+                    part += &rx;
+                }
+                if let (Some(dz), Some(rz)) = (dz.as_mut(), r.z) {
+                    let rz = rz
+                        .into_shape_with_order((js.len(), pz, q))
+                        .expect("patch rows");
+                    let mut part = dz.slice_mut(s![js, .., ..]);
+                    part += &rz;
+                }
+                add_m(r.m);
             }
         }
         Pool::Local => {
             let g = &g / p.max(1) as f64;
             for pos in 0..p {
-                let xp = x.index_axis(Axis(1), pos).to_owned();
-                let zp = (!same).then(|| z.index_axis(Axis(1), pos).to_owned());
+                let (xp, zp) = position(&x, &z, same, pos);
                 let zv = zp.as_ref().map_or(xp.view(), |z| z.view());
                 let r = super::gram_vjp(k, xp.view(), zv, m, g.view(), want);
                 if let (Some(dx), Some(rx)) = (dx.as_mut(), r.x) {
