@@ -4,12 +4,16 @@
 //! interpreter's own code and records it here while a gradient is being taken.
 //! Scalars are 0-d tensors.
 
+mod batch;
+
 use std::rc::Rc;
 
 use ndarray::{Axis, Data, IxDyn};
 
 use crate::prim::{self, Reduce, Unary};
 use crate::tensor::{self, Floats, Tensor};
+
+pub use batch::Batch;
 
 /// A gradient: owned, in standard layout (values on the tape are shared `Tensor`s).
 pub type Grad = ndarray::ArrayD<f64>;

@@ -163,6 +163,10 @@ impl Interp {
         span: Span,
     ) -> Result<Value, Diag> {
         let (sig, f) = self.host_fns[b - builtins::TABLE.len()].clone();
+        // What a host function does is its own: under `vmap`, once per slice.
+        if traced::probing() {
+            return Err(traced::unbatchable(span));
+        }
         if pos.iter().any(|(v, _)| traced::holds_traced(v))
             || named.iter().any(|(_, v, _)| traced::holds_traced(v))
         {
@@ -815,6 +819,9 @@ impl Interp {
                 StrPart::Text(t) => s.push_str(t),
                 StrPart::Interp { expr, spec } => {
                     let v = self.eval(expr)?;
+                    if traced::probing() && traced::is_traced(&v) {
+                        return Err(traced::unbatchable(expr.span).into());
+                    }
                     match spec {
                         None => s.push_str(&format::display(&v)),
                         Some((spec, span)) => {
@@ -1139,6 +1146,9 @@ impl Interp {
             }
             Value::Builtin(i) => {
                 let b = builtins::get(*i);
+                if traced::probing() && traced::effectful(b.name) {
+                    return Err(traced::unbatchable(span));
+                }
                 if pos.iter().any(|(v, _)| traced::holds_traced(v))
                     || named.iter().any(|(_, v, _)| traced::holds_traced(v))
                 {

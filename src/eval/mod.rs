@@ -1,5 +1,6 @@
 //! Evaluation: values, the interpreter, operators, indexing, formatting and builtins.
 
+pub mod batched;
 pub mod builtins;
 pub mod dtype;
 pub mod format;

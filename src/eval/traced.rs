@@ -38,6 +38,49 @@ struct Active {
 thread_local! {
     static ACTIVE: RefCell<Option<Active>> = const { RefCell::new(None) };
     static NEXT_ID: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
+    /// Whether the active tape is `vmap`'s probe (`eval::batched`).
+    static PROBING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a tape is recording (inside `grad`, or `vmap`'s probe).
+pub fn recording() -> bool {
+    ACTIVE.with_borrow(|a| a.is_some())
+}
+
+/// Whether `vmap` is recording one call to replay it over the batch. What a
+/// replay cannot reproduce (a branch on a traced value, text made from one,
+/// printing, the session's random numbers) stops the probe with
+/// `unbatchable`, and `vmap` calls the function once per slice instead.
+pub fn probing() -> bool {
+    PROBING.get()
+}
+
+/// Stops `vmap`'s probe; never shown (`vmap` falls back to its loop).
+pub fn unbatchable(span: Span) -> Diag {
+    Diag::new(
+        "flx::vmap::unbatchable",
+        "this call cannot be replayed over the batch",
+    )
+    .at(span)
+}
+
+/// Builtins whose every call is an effect: under `vmap` they run once per slice.
+pub fn effectful(name: &str) -> bool {
+    matches!(
+        name,
+        "print"
+            | "log"
+            | "out"
+            | "progress"
+            | "time"
+            | "save_csv"
+            | "save_npy"
+            | "plot"
+            | "train"
+            | "gd"
+            | "sgd"
+            | "adam"
+    )
 }
 
 pub fn is_traced(v: &Value) -> bool {
@@ -131,7 +174,9 @@ pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result
         BinOp::Rem => {
             return Err(not_differentiable("`%`", lspan.to(rspan)));
         }
-        // Comparisons and logic: no gradient flows through a Bool.
+        // Comparisons and logic: no gradient flows through a Bool, and a
+        // replay could not follow a branch on one.
+        _ if probing() => return Err(unbatchable(lspan.to(rspan))),
         _ => return Ok(out),
     };
     record(out, &[(&l, lspan), (&r, rspan)], |v| make(v[0], v[1]))
@@ -142,6 +187,7 @@ pub fn unary(op: UnOp, v: Value, span: Span) -> Result<Value, Diag> {
     let out = ops::unary(op, primal(&v))?;
     match op {
         UnOp::Neg => record(out, &[(&v, span)], |x| Op::Neg(x[0])),
+        UnOp::Not if probing() => Err(unbatchable(span)),
         UnOp::Not => Ok(out),
     }
 }
@@ -258,6 +304,9 @@ pub fn call_builtin(
     let bind = |args| Args::bind(sig, args, stripped_named.clone(), span);
     let mut run = |args| (b.run)(&mut *interp, &mut bind(args)?);
     if inspect {
+        if probing() && !matches!(b.name, "shape" | "rows" | "cols" | "len") {
+            return Err(unbatchable(span));
+        }
         return run(primals);
     }
     let only_first = pos.iter().skip(1).all(|(v, _)| !is_traced(v));
@@ -579,13 +628,26 @@ fn with_tape<T>(
     body(id)
 }
 
-fn with_active_tape<T>(f: impl FnOnce(&Tape) -> T) -> T {
+/// `with_tape` for `vmap`'s probe: `probing()` holds while `body` runs.
+pub(super) fn probe<T>(span: Span, body: impl FnOnce(u64) -> Result<T, Diag>) -> Result<T, Diag> {
+    struct Probe;
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            PROBING.set(false);
+        }
+    }
+    PROBING.set(true);
+    let _probe = Probe;
+    with_tape("vmap", span, body)
+}
+
+pub(super) fn with_active_tape<T>(f: impl FnOnce(&Tape) -> T) -> T {
     ACTIVE.with_borrow(|a| f(&a.as_ref().expect("the active tape").tape))
 }
 
 /// A result of the function being differentiated: its value, and its node
 /// on tape `id` (`None`: it does not depend on the inputs).
-fn untrace(out: Value, id: u64, span: Span) -> Result<(Value, Option<Var>), Diag> {
+pub(super) fn untrace(out: Value, id: u64, span: Span) -> Result<(Value, Option<Var>), Diag> {
     Ok(match out {
         Value::Traced(t) if t.tape == id => (t.primal.clone(), Some(t.var)),
         Value::Traced(_) => return Err(leaked(span)),
@@ -698,7 +760,7 @@ fn jacobian(
 
 /// `x` with each Float and tensor replaced by the next of `leaves`, in the
 /// order `trace_inputs` met them (a model becomes a record like its `params`).
-fn arranged_like(x: &Value, leaves: &mut dyn Iterator<Item = Value>) -> Value {
+pub(super) fn arranged_like(x: &Value, leaves: &mut dyn Iterator<Item = Value>) -> Value {
     match x {
         Value::Float(_) | Value::Tensor(_) => leaves.next().expect("one per input"),
         Value::Tuple(items) => Value::tuple(items.iter().map(|v| arranged_like(v, leaves))),
@@ -715,7 +777,12 @@ fn arranged_like(x: &Value, leaves: &mut dyn Iterator<Item = Value>) -> Value {
 
 /// `x` with each Float and tensor made an input of the active tape; their
 /// nodes are appended to `inputs` in order.
-fn trace_inputs(x: &Value, id: u64, inputs: &mut Vec<Var>, span: Span) -> Result<Value, Diag> {
+pub(super) fn trace_inputs(
+    x: &Value,
+    id: u64,
+    inputs: &mut Vec<Var>,
+    span: Span,
+) -> Result<Value, Diag> {
     Ok(match x {
         Value::Float(_) | Value::Tensor(_) => {
             let var = ACTIVE.with_borrow_mut(|a| {

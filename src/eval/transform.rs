@@ -153,6 +153,9 @@ fn vmap(
                 .help("the results' shape is known only from a call of f"),
         );
     }
+    if let Some(v) = super::batched::vmap(interp, f, &pos, &mapped, n, &named, span)? {
+        return Ok(v);
+    }
     let mut results = Vec::with_capacity(n);
     for k in 0..n {
         let mut args = Vec::with_capacity(pos.len());
