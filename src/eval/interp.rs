@@ -1167,7 +1167,14 @@ impl Interp {
                 let t = t.clone();
                 super::transform::call(self, &t, pos, named, span)
             }
-            Value::Kernel(k) => super::kernel_values::with_hyper(k, pos, named, span),
+            Value::Kernel(k) => {
+                if pos.iter().any(|(v, _)| traced::is_traced(v))
+                    || named.iter().any(|(_, v, _)| traced::is_traced(v))
+                {
+                    return traced::kernel_with_hyper(k, pos, named, span);
+                }
+                super::kernel_values::with_hyper(k, pos, named, span)
+            }
             Value::Predictor(p) => {
                 if let Some(rows) = pos.first().and_then(|(x, _)| x.shape()?.first().copied()) {
                     let (m, d) = (p.centers.shape()[0], p.centers.shape()[1]);

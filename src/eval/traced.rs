@@ -164,6 +164,13 @@ fn not_differentiable(what: &str, span: Span) -> Diag {
 /// `l op r` where either side is traced.
 pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result<Value, Diag> {
     let out = ops::binary(op, primal(&l), primal(&r), lspan, rspan)?;
+    if matches!(out, Value::Kernel(_)) {
+        return Err(not_differentiable(
+            "combining kernels with traced hyperparameters",
+            lspan.to(rspan),
+        )
+        .help("differentiate one kernel's hyperparameters, or learn a bandwidth through `M:` (M = I / L² scales `sqdist`)"));
+    }
     let make: fn(Var, Var) -> Op = match op {
         BinOp::Add => Op::Add,
         BinOp::Sub => Op::Sub,
@@ -291,7 +298,11 @@ pub fn call_builtin(
             metric: inputs.metric,
             pool: inputs.pool,
         };
-        return record_gram(out, [operand(1), operand(2), operand(3)], pullback);
+        let mut operands = vec![operand(1), operand(2), operand(3)];
+        if is_traced(&traced.vals[0]) {
+            operands.push((traced.vals[0].clone(), traced.spans[0]));
+        }
+        return record_gram(out, &operands, pullback);
     }
     let inspect = INSPECT.contains(&b.name) || (b.name == "log" && pos.is_empty());
     if named.iter().any(|(_, v, _)| is_traced(v)) && !inspect {
@@ -457,6 +468,62 @@ pub fn call_builtin(
         .map_or(span, |(_, s)| *s);
     Err(not_differentiable(&format!("`{}`", b.name), span)
         .with_label(at, "this depends on the input"))
+}
+
+/// `k(θ...)`, a kernel instance, where a hyperparameter is traced: the
+/// instance, traced through a vector of all its hyperparameters in order
+/// (`gram` of it is differentiable in them).
+pub fn kernel_with_hyper(
+    k: &crate::kernel::Kernel,
+    pos: Vec<(Value, Span)>,
+    named: Vec<(Rc<str>, Value, Span)>,
+    span: Span,
+) -> Result<Value, Diag> {
+    let primals = pos.iter().map(|(v, s)| (primal(v), *s)).collect();
+    let named_primals = named
+        .iter()
+        .map(|(n, v, s)| (n.clone(), primal(v), *s))
+        .collect();
+    let instance = super::kernel_values::with_hyper(k, primals, named_primals, span)?;
+    let Value::Kernel(kernel) = &instance else {
+        unreachable!("an instance")
+    };
+    let (Some(family), crate::kernel::Form::Instance { values, .. }) =
+        (kernel.family(), &kernel.form)
+    else {
+        unreachable!("an instance")
+    };
+    // Each hyperparameter: the traced argument that set it, or its value.
+    let mut slots: Vec<(Value, Span)> = values
+        .iter()
+        .map(|v| (Value::Float(v.unwrap_or(f64::NAN)), span))
+        .collect();
+    for (i, (v, s)) in pos.into_iter().enumerate() {
+        slots[i] = (v, s);
+    }
+    for (name, v, s) in named {
+        let i = family
+            .params
+            .iter()
+            .position(|p| *p == name)
+            .expect("checked by with_hyper");
+        slots[i] = (v, s);
+    }
+    let slots = slots
+        .into_iter()
+        .map(|(v, s)| match v {
+            Value::Int(i) => (Value::Float(i as f64), s),
+            v => (v, s),
+        })
+        .collect();
+    let Value::Traced(packed) = list_literal(slots, span)? else {
+        unreachable!("a traced hyperparameter")
+    };
+    Ok(Value::Traced(Rc::new(Traced {
+        primal: instance,
+        var: packed.var,
+        tape: packed.tape,
+    })))
 }
 
 /// The number of axes of a tensor; 0 for a number.
@@ -984,6 +1051,21 @@ struct GramPullback {
     pool: Option<crate::kernel::Pool>,
 }
 
+impl GramPullback {
+    /// The Gram matrix of kernel `k` on these inputs.
+    fn gram(&self, k: &crate::kernel::Kernel) -> ndarray::Array2<f64> {
+        let view2 = super::builtins::mat;
+        match self.pool {
+            None => crate::kernel::gram(k, view2(&self.x), view2(&self.z), &self.metric),
+            Some(pool) => {
+                let x = self.x.view().into_dimensionality().expect("patches");
+                let z = self.z.view().into_dimensionality().expect("patches");
+                crate::kernel::pool::gram(k, x, z, &self.metric, pool)
+            }
+        }
+    }
+}
+
 impl crate::ad::Pullback for GramPullback {
     fn pull(&self, g: &crate::ad::Grad, wanted: &[bool]) -> Vec<Option<crate::ad::Grad>> {
         let view2 = super::builtins::mat;
@@ -1001,15 +1083,30 @@ impl crate::ad::Pullback for GramPullback {
                 crate::kernel::pool::gram_vjp(k, x, z, m, g, pool, want)
             }
         };
-        vec![r.x, r.z, r.m]
+        let mut grads = vec![r.x, r.z, r.m];
+        // The hyperparameters (a traced kernel's fourth operand): Σ G ∘ ∂K/∂θ,
+        // ∂K/∂θ the Gram matrix of the body's symbolic derivative.
+        if wanted.get(3) == Some(&true) {
+            let params = self.kernel.family().map_or(0, |f| f.params.len());
+            let dk = (0..params).map(|i| {
+                let d = self.kernel.hyper_derivative(i).expect("an instance");
+                (&self.gram(&d) * &g).sum()
+            });
+            grads.push(Some(
+                crate::ad::Grad::from_shape_vec(vec![params], dk.collect())
+                    .expect("one per hyperparameter"),
+            ));
+        }
+        grads
     }
 }
 
 /// Records a Gram matrix computed from X, Z and M (the operands, each traced
-/// or constant; M is `0.0` when none).
+/// or constant; M is `0.0` when none), and the kernel's hyperparameters
+/// when it has traced ones.
 fn record_gram(
     out: Value,
-    operands: [(Value, Span); 3],
+    operands: &[(Value, Span)],
     pullback: GramPullback,
 ) -> Result<Value, Diag> {
     let inputs: Vec<(&Value, Span)> = operands.iter().map(|(v, s)| (v, *s)).collect();
@@ -1068,7 +1165,7 @@ pub fn predict(
     };
     let g = record_gram(
         Value::tensor(g.into_dyn()),
-        [
+        &[
             (x, xspan),
             (Value::Tensor(p.centers.clone()), span),
             (Value::Float(0.0), span),

@@ -175,16 +175,23 @@ impl Graph {
     /// The partial derivative of `id` with respect to the geometry quantity `wrt`.
     pub fn derivative(&mut self, id: Id, wrt: Geo) -> Id {
         let mut memo = HashMap::new();
-        self.diff(id, wrt, &mut memo)
+        self.diff(id, Node::Geo(wrt), &mut memo)
     }
 
-    fn diff(&mut self, id: Id, wrt: Geo, memo: &mut HashMap<Id, Id>) -> Id {
+    /// The partial derivative of `id` with respect to hyperparameter `i`.
+    pub fn hyper_derivative(&mut self, id: Id, i: u16) -> Id {
+        let mut memo = HashMap::new();
+        self.diff(id, Node::Hyper(i), &mut memo)
+    }
+
+    /// `wrt` is a `Node::Geo` or a `Node::Hyper`.
+    fn diff(&mut self, id: Id, wrt: Node, memo: &mut HashMap<Id, Id>) -> Id {
         if let Some(&d) = memo.get(&id) {
             return d;
         }
         let d = match self.node(id) {
-            Node::Const(_) | Node::Hyper(_) => self.constant(0.0),
-            Node::Geo(g) => self.constant(if g == wrt { 1.0 } else { 0.0 }),
+            Node::Const(_) => self.constant(0.0),
+            n @ (Node::Geo(_) | Node::Hyper(_)) => self.constant(if n == wrt { 1.0 } else { 0.0 }),
             Node::Unary(f, a) => {
                 let da = self.diff(a, wrt, memo);
                 match f.derivative() {

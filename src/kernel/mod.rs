@@ -98,6 +98,28 @@ impl Kernel {
         }
     }
 
+    /// ∂k/∂θ for an instance's hyperparameter `i`, a kernel of the same
+    /// geometry (its Gram matrix is ∂K/∂θ); `None` for a combination.
+    pub fn hyper_derivative(&self, i: usize) -> Option<Kernel> {
+        let Form::Instance { family, values } = &self.form else {
+            return None;
+        };
+        let mut graph = family.graph.clone();
+        let d = graph.hyper_derivative(family.body, i as u16);
+        let numbers: Vec<f64> = values.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+        let (graph, roots) = graph.substitute(&[d], &numbers);
+        Some(Kernel {
+            form: Form::Instance {
+                family: family.clone(),
+                values: values.clone(),
+            },
+            graph,
+            body: roots[0],
+            size: 1,
+            compiled: OnceCell::new(),
+        })
+    }
+
     /// An instance's family; a combination has none.
     pub fn family(&self) -> Option<&Family> {
         match &self.form {
