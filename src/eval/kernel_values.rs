@@ -123,21 +123,27 @@ fn combined_has_no_hyper(k: &Kernel, span: Span) -> Diag {
     .help("set them on its parts before combining, e.g. `laplace(L: 2.0) + poly(p: 3)`")
 }
 
+/// Why kernels could not be combined, at `span`.
+pub fn combine_error(e: CombineError, span: Span) -> Diag {
+    match e {
+        CombineError::Missing(name, missing) => {
+            missing_hyper(&name, &missing, " before it is combined", span)
+        }
+        CombineError::TooLarge(limit) => Diag::new(
+            "flx::kernel::too_large",
+            format!("this combined kernel has more than {limit} parts or operations"),
+        )
+        .at(span),
+    }
+}
+
 /// `a + b`, `a * b`, `c * k` (either side), `k ^ p` of kernels: the combined
 /// kernel, or `None` where the operands are not kernels.
 pub fn combine(op: BinOp, l: &Value, r: &Value, lspan: Span, rspan: Span) -> Option<R> {
     let whole = lspan.to(rspan);
     let done = |c: Result<Kernel, CombineError>| {
-        c.map(|k| Value::Kernel(Rc::new(k))).map_err(|e| match e {
-            CombineError::Missing(name, missing) => {
-                missing_hyper(&name, &missing, " before it is combined", whole)
-            }
-            CombineError::TooLarge(limit) => Diag::new(
-                "flx::kernel::too_large",
-                format!("this combined kernel has more than {limit} parts or operations"),
-            )
-            .at(whole),
-        })
+        c.map(|k| Value::Kernel(Rc::new(k)))
+            .map_err(|e| combine_error(e, whole))
     };
     let scale = |c: &Value, span: Span, k: &Rc<Kernel>| {
         let c = c.as_f64().filter(|c| c.is_finite() && *c >= 0.0);

@@ -165,11 +165,7 @@ fn not_differentiable(what: &str, span: Span) -> Diag {
 pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result<Value, Diag> {
     let out = ops::binary(op, primal(&l), primal(&r), lspan, rspan)?;
     if matches!(out, Value::Kernel(_)) {
-        return Err(not_differentiable(
-            "combining kernels with traced hyperparameters",
-            lspan.to(rspan),
-        )
-        .help("differentiate one kernel's hyperparameters, or learn a bandwidth through `M:` (M = I / L² scales `sqdist`)"));
+        return combined_kernel(out, &l, &r, lspan, rspan);
     }
     let make: fn(Var, Var) -> Op = match op {
         BinOp::Add => Op::Add,
@@ -187,6 +183,58 @@ pub fn binary(op: BinOp, l: Value, r: Value, lspan: Span, rspan: Span) -> Result
         _ => return Ok(out),
     };
     record(out, &[(&l, lspan), (&r, rspan)], |v| make(v[0], v[1]))
+}
+
+/// `l op r` of kernels (`+`, `*`, a number times a kernel, a kernel to a
+/// power) where a part has traced hyperparameters: the combination, traced
+/// through its parts' hyperparameters laid end to end (`Kernel::hyper_values`).
+fn combined_kernel(
+    out: Value,
+    l: &Value,
+    r: &Value,
+    lspan: Span,
+    rspan: Span,
+) -> Result<Value, Diag> {
+    let is_kernel = |v: &Value| matches!(primal(v), Value::Kernel(_));
+    if [l, r].iter().any(|v| is_traced(v) && !is_kernel(v)) {
+        return Err(
+            not_differentiable("a kernel's scale or power", lspan.to(rspan)).help(
+                "make the scale a hyperparameter: `kernel scaled(s = 1.0, L = 1.0) = s * exp(-dist / L)`",
+            ),
+        );
+    }
+    let Value::Kernel(k) = &out else {
+        unreachable!("a kernel")
+    };
+    let hypers = |k: &crate::kernel::Kernel| {
+        Rc::new(
+            ndarray::Array1::from(k.hyper_values())
+                .into_dyn()
+                .into_shared(),
+        )
+    };
+    let values = hypers(k);
+    let sources = Rc::new((1..=values.len()).collect());
+    ACTIVE.with_borrow_mut(|active| {
+        let Some(active) = active else {
+            return Err(leaked(lspan));
+        };
+        let mut vars = Vec::new();
+        for (v, span) in [(l, lspan), (r, rspan)] {
+            match v {
+                Value::Traced(t) if t.tape == active.id => vars.push(t.var),
+                Value::Traced(_) => return Err(leaked(span)),
+                Value::Kernel(k) => vars.push(active.tape.constant(hypers(k))),
+                _ => {}
+            }
+        }
+        let var = active.tape.push(Op::Rearrange(vars, sources), values);
+        Ok(Value::Traced(Rc::new(Traced {
+            primal: out.clone(),
+            var,
+            tape: active.id,
+        })))
+    })
 }
 
 /// `op v` where `v` is traced.
@@ -291,16 +339,21 @@ pub fn call_builtin(
             Value::None => (Value::Float(0.0), traced.spans[i]),
             v => (v.clone(), traced.spans[i]),
         };
-        let pullback = GramPullback {
+        let mut pullback = GramPullback {
             kernel: inputs.kernel,
             x: inputs.x,
             z: inputs.z,
             metric: inputs.metric,
             pool: inputs.pool,
+            hyper: Vec::new(),
         };
         let mut operands = vec![operand(1), operand(2), operand(3)];
         if is_traced(&traced.vals[0]) {
             operands.push((traced.vals[0].clone(), traced.spans[0]));
+            pullback.hyper = (0..pullback.kernel.hyper_values().len())
+                .map(|i| pullback.kernel.hyper_derivative(i))
+                .collect::<Result<_, _>>()
+                .map_err(|e| super::kernel_values::combine_error(e, traced.spans[0]))?;
         }
         return record_gram(out, &operands, pullback);
     }
@@ -1049,6 +1102,8 @@ struct GramPullback {
     metric: crate::kernel::Metric,
     /// Patches (n × P × q) pooled so, or rows (n × d).
     pool: Option<crate::kernel::Pool>,
+    /// ∂k/∂θᵢ for each hyperparameter, when the kernel is traced.
+    hyper: Vec<crate::kernel::Kernel>,
 }
 
 impl GramPullback {
@@ -1087,15 +1142,12 @@ impl crate::ad::Pullback for GramPullback {
         // The hyperparameters (a traced kernel's fourth operand): Σ G ∘ ∂K/∂θ,
         // ∂K/∂θ the Gram matrix of the body's symbolic derivative.
         if wanted.get(3) == Some(&true) {
-            let params = self.kernel.family().map_or(0, |f| f.params.len());
-            let dk = (0..params).map(|i| {
-                let d = self.kernel.hyper_derivative(i).expect("an instance");
-                (&self.gram(&d) * &g).sum()
-            });
-            grads.push(Some(
-                crate::ad::Grad::from_shape_vec(vec![params], dk.collect())
-                    .expect("one per hyperparameter"),
-            ));
+            let dk: Vec<f64> = self
+                .hyper
+                .iter()
+                .map(|d| (&self.gram(d) * &g).sum())
+                .collect();
+            grads.push(Some(ndarray::Array1::from(dk).into_dyn()));
         }
         grads
     }
@@ -1176,6 +1228,7 @@ pub fn predict(
             z: p.centers.clone(),
             metric: p.metric.clone(),
             pool: p.pool,
+            hyper: Vec::new(),
         },
     )?;
     let g = if single {

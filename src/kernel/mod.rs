@@ -98,26 +98,59 @@ impl Kernel {
         }
     }
 
-    /// ∂k/∂θ for an instance's hyperparameter `i`, a kernel of the same
-    /// geometry (its Gram matrix is ∂K/∂θ); `None` for a combination.
-    pub fn hyper_derivative(&self, i: usize) -> Option<Kernel> {
-        let Form::Instance { family, values } = &self.form else {
-            return None;
-        };
-        let mut graph = family.graph.clone();
-        let d = graph.hyper_derivative(family.body, i as u16);
-        let numbers: Vec<f64> = values.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
-        let (graph, roots) = graph.substitute(&[d], &numbers);
-        Some(Kernel {
-            form: Form::Instance {
-                family: family.clone(),
-                values: values.clone(),
-            },
-            graph,
-            body: roots[0],
-            size: 1,
-            compiled: OnceCell::new(),
-        })
+    /// The hyperparameters of every instance in the kernel, left to right:
+    /// θ as `hyper_derivative` numbers it.
+    pub fn hyper_values(&self) -> Vec<f64> {
+        match &self.form {
+            Form::Instance { values, .. } => values.iter().map(|v| v.unwrap_or(f64::NAN)).collect(),
+            Form::Sum(a, b) | Form::Product(a, b) => [a.hyper_values(), b.hyper_values()].concat(),
+            Form::Scaled(_, k) | Form::Power(k, _) => k.hyper_values(),
+        }
+    }
+
+    /// ∂k/∂θᵢ (θ numbered as `hyper_values`), a kernel of the same geometry
+    /// whose Gram matrix is ∂K/∂θᵢ (not positive definite in general): the
+    /// body's symbolic derivative for an instance, the rules of sums,
+    /// products and powers for a combination.
+    pub fn hyper_derivative(&self, i: usize) -> Result<Kernel, CombineError> {
+        let left = |a: &Kernel| a.hyper_values().len();
+        match &self.form {
+            Form::Instance { family, values } => {
+                let mut graph = family.graph.clone();
+                let d = graph.hyper_derivative(family.body, i as u16);
+                let numbers: Vec<f64> = values.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+                let (graph, roots) = graph.substitute(&[d], &numbers);
+                Ok(Kernel {
+                    form: Form::Instance {
+                        family: family.clone(),
+                        values: values.clone(),
+                    },
+                    graph,
+                    body: roots[0],
+                    size: 1,
+                    compiled: OnceCell::new(),
+                })
+            }
+            Form::Sum(a, b) if i < left(a) => a.hyper_derivative(i),
+            Form::Sum(a, b) => b.hyper_derivative(i - left(a)),
+            Form::Product(a, b) if i < left(a) => {
+                Kernel::product(Rc::new(a.hyper_derivative(i)?), b.clone())
+            }
+            Form::Product(a, b) => {
+                Kernel::product(a.clone(), Rc::new(b.hyper_derivative(i - left(a))?))
+            }
+            Form::Scaled(c, k) => Kernel::scaled(*c, Rc::new(k.hyper_derivative(i)?)),
+            // (k^p)' = p k^(p-1) k'.
+            Form::Power(k, 1) => k.hyper_derivative(i),
+            Form::Power(k, p) => {
+                let lower = match p - 1 {
+                    1 => k.clone(),
+                    q => Rc::new(Kernel::power(k.clone(), q)?),
+                };
+                let chain = Kernel::product(lower, Rc::new(k.hyper_derivative(i)?))?;
+                Kernel::scaled(*p as f64, Rc::new(chain))
+            }
+        }
     }
 
     /// An instance's family; a combination has none.
