@@ -92,6 +92,9 @@ fn what_a_replay_cannot_follow_runs_once_per_slice() {
          assert(shape(r) == (6, 3))",
         // Not differentiable, so not traced: the loop calls f.
         "assert(all(vmap(|x| int(x > 0))(X) == int(X > 0)))",
+        // `gram` computed for the first slice (of a kernel whose hyperparameter is mapped).
+        "kernel laplace(L = 1.0) = exp(-dist / L)
+         assert(close(vmap(|l| gram(laplace(L: l), X))(abs(s) + 1), rows(|i| gram(laplace(L: abs(s[i]) + 1), X), 6)))",
         // Int arguments are not traced.
         "assert(all(vmap(|k| k * 2)(int(X)) == 2 * int(X)))",
     ];

@@ -122,6 +122,11 @@ pub fn vmap(
         })
         .map_or(Ok(None), |v| Ok(Some(v)))
     });
+    if let Err(d) = &result {
+        if d.code == "flx::run::interrupted" {
+            return result;
+        }
+    }
     // Random numbers drawn from the session's generator differ from slice to
     // slice: the loop draws them as it would have.
     if interp.run.rng != rng {
@@ -133,7 +138,6 @@ pub fn vmap(
             REPLAYS.set(REPLAYS.get() + usize::from(v.is_some()));
             Ok(v)
         }
-        Err(d) if d.code == "flx::run::interrupted" => Err(d),
         // What the probe could not do, the loop does (or reports as a call of f would).
         Err(_) => Ok(None),
     }
@@ -176,7 +180,10 @@ fn results(
 /// The tape nodes of `v`'s traced parts; `None` for a part `vmap` does not stack.
 fn leaves(v: &Value, id: u64, vars: &mut Vec<Var>) -> Option<()> {
     match v {
-        Value::Traced(t) if t.tape == id => vars.push(t.var),
+        Value::Traced(t) if matches!(t.primal, Value::Float(_) | Value::Tensor(_)) => {
+            debug_assert_eq!(t.tape, id);
+            vars.push(t.var)
+        }
         Value::Tuple(items) | Value::List(items) => {
             for x in items.iter() {
                 leaves(x, id, vars)?;
