@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 
-use ndarray::{Array3, ArrayView2, ArrayView3, ArrayViewD, Axis, Ix3, IxDyn, Zip};
+use ndarray::{
+    Array, Array3, ArrayView2, ArrayView3, ArrayViewD, Axis, Dimension, Ix3, IxDyn, Zip,
+};
 use rayon::prelude::*;
 
 use super::{parents, Grad, Op, Tape, Var};
@@ -155,9 +157,11 @@ impl Batch<'_> {
         )
     }
 
-    /// Values computed per example, reshaped to `v`'s shape after the batch axis.
-    fn shaped(&self, x: Array3<f64>, v: Var) -> Grad {
-        x.into_shape_with_order(IxDyn(&self.batched_shape(v)))
+    /// Values computed per example (n × anything of `v`'s size), reshaped to
+    /// `v`'s shape after the batch axis.
+    fn shaped<D: Dimension>(&self, x: Array<f64, D>, v: Var) -> Grad {
+        standard(x.into_dyn())
+            .into_shape_with_order(IxDyn(&self.batched_shape(v)))
             .expect("same size")
     }
 
@@ -192,11 +196,7 @@ impl Batch<'_> {
                 let out = bmm(self.mat(a, true), self.mat(b, false), self.n);
                 self.shaped(out, v)
             }
-            Op::Transpose(a) => {
-                let x = self.full(a);
-                let axes: Vec<usize> = std::iter::once(0).chain((1..x.ndim()).rev()).collect();
-                x.permuted_axes(axes).as_standard_layout().into_owned()
-            }
+            Op::Transpose(a) => transposed(self.full(a)),
             Op::Reduce(r, a, axis) => {
                 let x = self.full(a);
                 let lanes = |x: ArrayViewD<f64>, k| tensor::reduce(&x, Some(k), |l| r.apply(l));
@@ -205,11 +205,7 @@ impl Batch<'_> {
                     Some(k) => lanes(x, k + 1),
                 }
             }
-            Op::Reshape(a) => {
-                let x = self.full(a).as_standard_layout().into_owned();
-                x.into_shape_with_order(IxDyn(&self.batched_shape(v)))
-                    .expect("same size")
-            }
+            Op::Reshape(a) => self.shaped(self.full(a).to_owned(), v),
             Op::Gather(a, ref positions) => {
                 let x = self.rows(&self.full(a));
                 let mut out = Vec::with_capacity(self.n * positions.len());
@@ -367,14 +363,8 @@ impl Batch<'_> {
             }
             Op::Pow(a, b) => {
                 if needed[a] {
-                    let d = tensor::zip_with(&lift(a), &lift(b), |x, p| {
-                        if p == 0.0 {
-                            0.0
-                        } else {
-                            p * prim::math::pow(x, p - 1.0)
-                        }
-                    })
-                    .expect("shapes broadcast as in the forward pass");
+                    let d = tensor::zip_with(&lift(a), &lift(b), super::pow_derivative)
+                        .expect("shapes broadcast as in the forward pass");
                     give(a, self.unbroadcast(&g * &d, a));
                 }
                 if needed[b] {
@@ -395,10 +385,7 @@ impl Batch<'_> {
                     give(b, self.shaped(gb, b));
                 }
             }
-            Op::Transpose(a) => {
-                let axes: Vec<usize> = std::iter::once(0).chain((1..g.ndim()).rev()).collect();
-                give(a, g.permuted_axes(axes).as_standard_layout().into_owned())
-            }
+            Op::Transpose(a) => give(a, transposed(g.view())),
             Op::Map(f, a) => {
                 let d = f
                     .derivative()
@@ -416,22 +403,13 @@ impl Batch<'_> {
                 let ga = match axis {
                     None => {
                         let x = self.rows(&x.view()).into_dyn().into_shared();
-                        let ga = self.tape.pull_reduce(r, &x, &y, &g, Some(1));
-                        ga.into_shape_with_order(IxDyn(&self.batched_shape(a)))
-                            .expect("same size")
+                        self.shaped(self.tape.pull_reduce(r, &x, &y, &g, Some(1)), a)
                     }
                     Some(k) => self.tape.pull_reduce(r, &x, &y, &g, Some(k + 1)),
                 };
                 give(a, ga)
             }
-            Op::Reshape(a) => {
-                let g = g.as_standard_layout().into_owned();
-                give(
-                    a,
-                    g.into_shape_with_order(IxDyn(&self.batched_shape(a)))
-                        .expect("same size"),
-                )
-            }
+            Op::Reshape(a) => give(a, self.shaped(g, a)),
             Op::Gather(a, ref positions) => {
                 let g = self.rows(&g.view());
                 let mut out = Grad::zeros(IxDyn(&[self.n, self.recorded(a).len()]));
@@ -440,11 +418,7 @@ impl Batch<'_> {
                         row[p] += x;
                     }
                 }
-                give(
-                    a,
-                    out.into_shape_with_order(IxDyn(&self.batched_shape(a)))
-                        .expect("same size"),
-                )
+                give(a, self.shaped(out, a))
             }
             Op::Rearrange(ref parts, ref sources) => {
                 let g = self.rows(&g.view());
@@ -463,11 +437,7 @@ impl Batch<'_> {
                 }
                 for (&p, out) in parts.iter().zip(outs) {
                     if needed[p] {
-                        let shape = self.batched_shape(p);
-                        give(
-                            p,
-                            out.into_shape_with_order(IxDyn(&shape)).expect("same size"),
-                        );
+                        give(p, self.shaped(out, p));
                     }
                 }
             }
@@ -534,6 +504,12 @@ impl Batch<'_> {
             }
         }
     }
+}
+
+/// Each example's value with its axes reversed (`.T`).
+fn transposed(x: ArrayViewD<f64>) -> Grad {
+    let axes: Vec<usize> = std::iter::once(0).chain((1..x.ndim()).rev()).collect();
+    x.permuted_axes(axes).as_standard_layout().into_owned()
 }
 
 /// `x` in row-major order, so that each example's values can be reshaped as views.

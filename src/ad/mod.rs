@@ -182,15 +182,8 @@ impl Tape {
             }
             Op::Pow(a, b) => {
                 if live(a) {
-                    // d/da a^b = b a^(b-1), written so that a = 0 gives 0 for b > 1.
-                    let mut da = tensor::zip_with(val(a), val(b), |x, p| {
-                        if p == 0.0 {
-                            0.0
-                        } else {
-                            p * prim::math::pow(x, p - 1.0)
-                        }
-                    })
-                    .expect("shapes broadcast as in the forward pass");
+                    let mut da = tensor::zip_with(val(a), val(b), pow_derivative)
+                        .expect("shapes broadcast as in the forward pass");
                     da = &da * &g;
                     give(a, unbroadcast(&da, val(a).shape()));
                 }
@@ -476,6 +469,15 @@ fn parents(op: &Op) -> Vec<Var> {
         | Op::Gather(a, _)
         | Op::Xent(a, _)
         | Op::Hinge(a, _) => vec![a],
+    }
+}
+
+/// d/da a^b = b a^(b-1), written so that a = 0 gives 0 for b > 1.
+fn pow_derivative(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        0.0
+    } else {
+        b * prim::math::pow(a, b - 1.0)
     }
 }
 

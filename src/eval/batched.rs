@@ -10,7 +10,7 @@ use std::rc::Rc;
 use ndarray::{ArrayD, Axis, IxDyn};
 
 use super::interp::Interp;
-use super::traced::{self, Traced};
+use super::traced;
 use super::transform::TransformKind;
 use super::value::Value;
 use crate::ad::{Batch, Grad, Var};
@@ -100,7 +100,7 @@ pub fn vmap(
             args.push((arg, *vspan));
         }
         let out = interp.call_value(body, args, named.to_vec(), span)?;
-        traced::with_active_tape(|tape| {
+        Ok(traced::with_active_tape(|tape| {
             let chunk = (BATCH_ELEMENTS / tape.elements().max(1)).clamp(1, n);
             let mut pieces = Vec::new();
             for lo in (0..n).step_by(chunk) {
@@ -119,8 +119,7 @@ pub fn vmap(
                 pieces.push(piece?);
             }
             Some(concat(pieces))
-        })
-        .map_or(Ok(None), |v| Ok(Some(v)))
+        }))
     });
     if let Err(d) = &result {
         if d.code == "flx::run::interrupted" {
@@ -171,10 +170,10 @@ fn results(
     let mut vars = Vec::new();
     leaves(out, id, &mut vars)?;
     let Some(&last) = vars.iter().max() else {
-        return Some(repeated(out, n));
+        return Some(stacked(out, None, n));
     };
     let batch = tape.batch(n, mapped, last)?;
-    Some(rebuild(out, id, &batch, n))
+    Some(stacked(out, Some(&batch), n))
 }
 
 /// The tape nodes of `v`'s traced parts; `None` for a part `vmap` does not stack.
@@ -200,61 +199,27 @@ fn leaves(v: &Value, id: u64, vars: &mut Vec<Var>) -> Option<()> {
     Some(())
 }
 
-fn rebuild(v: &Value, id: u64, batch: &Batch, n: usize) -> Option<Value> {
-    Some(match v {
-        Value::Traced(t) => {
-            let Traced { var, .. } = **t;
-            debug_assert_eq!(t.tape, id);
-            tensor(batch.full(var).to_owned())
-        }
-        Value::Tuple(items) => Value::tuple(
-            items
-                .iter()
-                .map(|x| rebuild(x, id, batch, n))
-                .collect::<Option<Vec<_>>>()?,
-        ),
-        Value::List(items) => Value::list(
-            items
-                .iter()
-                .map(|x| rebuild(x, id, batch, n))
-                .collect::<Option<Vec<_>>>()?,
-        ),
-        Value::Record(r) => Value::record(
-            r.fields
-                .iter()
-                .map(|(name, x)| Some((name.clone(), rebuild(x, id, batch, n)?)))
-                .collect::<Option<Vec<_>>>()?,
-        ),
-        other => repeated(other, n)?,
-    })
-}
-
-/// A part of the result that is the same for every example, n times.
-fn repeated(v: &Value, n: usize) -> Option<Value> {
+/// `v` for each of the `n` examples, stacked as the loop stacks results:
+/// traced parts from `batch`, the others repeated n times.
+fn stacked(v: &Value, batch: Option<&Batch>, n: usize) -> Option<Value> {
     let over = |shape: &[usize]| -> Vec<usize> {
         std::iter::once(n).chain(shape.iter().copied()).collect()
     };
+    let parts = |items: &[Value]| -> Option<Vec<Value>> {
+        items.iter().map(|x| stacked(x, batch, n)).collect()
+    };
     Some(match v {
+        Value::Traced(t) => tensor(batch?.full(t.var).to_owned()),
         Value::Float(x) => tensor(Grad::from_elem(IxDyn(&[n]), *x)),
         Value::Int(x) => Value::from(ArrayD::from_elem(IxDyn(&[n]), *x)),
         Value::Tensor(t) => tensor(t.broadcast(IxDyn(&over(t.shape())))?.to_owned()),
         Value::IntTensor(t) => Value::from(t.broadcast(IxDyn(&over(t.shape())))?.to_owned()),
-        Value::Tuple(items) => Value::tuple(
-            items
-                .iter()
-                .map(|x| repeated(x, n))
-                .collect::<Option<Vec<_>>>()?,
-        ),
-        Value::List(items) => Value::list(
-            items
-                .iter()
-                .map(|x| repeated(x, n))
-                .collect::<Option<Vec<_>>>()?,
-        ),
+        Value::Tuple(items) => Value::tuple(parts(items)?),
+        Value::List(items) => Value::list(parts(items)?),
         Value::Record(r) => Value::record(
             r.fields
                 .iter()
-                .map(|(name, x)| Some((name.clone(), repeated(x, n)?)))
+                .map(|(name, x)| Some((name.clone(), stacked(x, batch, n)?)))
                 .collect::<Option<Vec<_>>>()?,
         ),
         _ => return None,

@@ -1106,21 +1106,6 @@ struct GramPullback {
     hyper: Vec<crate::kernel::Kernel>,
 }
 
-impl GramPullback {
-    /// The Gram matrix of kernel `k` on these inputs.
-    fn gram(&self, k: &crate::kernel::Kernel) -> ndarray::Array2<f64> {
-        let view2 = super::builtins::mat;
-        match self.pool {
-            None => crate::kernel::gram(k, view2(&self.x), view2(&self.z), &self.metric),
-            Some(pool) => {
-                let x = self.x.view().into_dimensionality().expect("patches");
-                let z = self.z.view().into_dimensionality().expect("patches");
-                crate::kernel::pool::gram(k, x, z, &self.metric, pool)
-            }
-        }
-    }
-}
-
 impl crate::ad::Pullback for GramPullback {
     fn pull(&self, g: &crate::ad::Grad, wanted: &[bool]) -> Vec<Option<crate::ad::Grad>> {
         let view2 = super::builtins::mat;
@@ -1145,7 +1130,16 @@ impl crate::ad::Pullback for GramPullback {
             let dk: Vec<f64> = self
                 .hyper
                 .iter()
-                .map(|d| (&self.gram(d) * &g).sum())
+                .map(|d| {
+                    let dk = super::builtins::kernels::pooled_gram(
+                        d,
+                        &self.x,
+                        &self.z,
+                        &self.metric,
+                        self.pool,
+                    );
+                    (&dk * &g.into_dyn()).sum()
+                })
                 .collect();
             grads.push(Some(ndarray::Array1::from(dk).into_dyn()));
         }

@@ -220,7 +220,7 @@ fn pooled_flops(m: &Metric, x: &Tensor, z: &Tensor, pool: Option<Pool>) -> u64 {
 }
 
 /// `gram(k, X, Z, M)`, pooled for patches.
-fn pooled_gram(k: &Kernel, x: &Tensor, z: &Tensor, m: &Metric, pool: Option<Pool>) -> Tensor {
+pub fn pooled_gram(k: &Kernel, x: &Tensor, z: &Tensor, m: &Metric, pool: Option<Pool>) -> Tensor {
     match pool {
         None => kernel::gram(k, mat(x), mat(z), m),
         Some(pool) => kernel::pool::gram(k, view3(x), view3(z), m, pool),
