@@ -43,6 +43,12 @@ pub trait Host {
     /// The flag that stops a computation, if something can raise it (the
     /// REPL's Ctrl-C handler); long factorisations then run in stoppable panels.
     fn interrupt(&self) -> Option<Arc<AtomicBool>>;
+
+    /// A remark about how the run goes, not part of its output (which
+    /// solver `krr` chose): standard error unless the host says otherwise.
+    fn note(&mut self, line: &str) {
+        crate::progress::suspend(|| eprintln!("{line}"));
+    }
 }
 
 fn writes_disabled() -> io::Error {

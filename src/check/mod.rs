@@ -62,6 +62,7 @@ pub fn stdlib_source(name: &str) -> Option<&'static str> {
 pub static STDLIB: &[(&str, &str)] = &[
     ("linreg", include_str!("../../stdlib/linreg.flx")),
     ("rfm", include_str!("../../stdlib/rfm.flx")),
+    ("xrfm", include_str!("../../stdlib/xrfm.flx")),
 ];
 
 /// Everything resolution shares across modules of one session: sources, the

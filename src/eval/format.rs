@@ -68,8 +68,14 @@ pub fn repr(v: &Value) -> String {
             let pool = p
                 .pool
                 .map_or(String::new(), |pool| format!(", pool \"{}\"", pool.name()));
+            let solver = match p.solver {
+                crate::kernel::Solver::Cholesky => String::new(),
+                crate::kernel::Solver::Nystrom { iters, .. } => {
+                    format!(", nystrom ({iters} CG iterations)")
+                }
+            };
             format!(
-                "<predictor krr {}, {} → {outputs}{pool}, reg {}>",
+                "<predictor krr {}, {} → {outputs}{pool}, reg {}{solver}>",
                 kernel_repr(&p.kernel),
                 dims(p.centers.shape()),
                 float_repr(p.reg)

@@ -68,6 +68,8 @@ pub struct Run {
     pub info: crate::outputs::RunInfo,
     /// The output folder came from the command line: `out(dir)` defers to it.
     pub outputs_from_command_line: bool,
+    /// Notes already given (`Host::note`), each said once per run.
+    pub noted: std::collections::HashSet<&'static str>,
 }
 
 /// The interpreter. Its parts: the linker (sources, builtins, modules), the
@@ -125,6 +127,7 @@ impl Interp {
                 script_dir: std::path::PathBuf::from("."),
                 info: Default::default(),
                 outputs_from_command_line: false,
+                noted: Default::default(),
             },
             native: Default::default(),
             fused: Default::default(),

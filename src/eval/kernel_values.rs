@@ -10,7 +10,7 @@ use super::format::kernel_repr;
 use super::value::{Tensor, Value};
 use crate::diag::{did_you_mean, Diag, Span};
 use crate::format::shape_str;
-use crate::kernel::{self, CombineError, Family, Form, Kernel, Metric, Predictor};
+use crate::kernel::{self, CombineError, Family, Form, Kernel, Metric, Predictor, Solver};
 use crate::signature::Builtins;
 use crate::syntax::ast::{BinOp, FnDef};
 
@@ -326,9 +326,11 @@ pub fn wrong_features(d: usize, shape: &[usize], span: Span) -> Diag {
 }
 
 /// The fields of a fitted predictor, in the order its help lists them.
-pub const PREDICTOR_FIELDS: [&str; 6] = ["alpha", "X", "M", "kernel", "reg", "pool"];
+pub const PREDICTOR_FIELDS: [&str; 9] = [
+    "alpha", "centers", "M", "kernel", "reg", "pool", "solver", "iters", "residual",
+];
 
-/// Fields of kernels (`k.L`) and predictors (`f.alpha`, `f.X`, `f.M`, `f.kernel`, `f.reg`, `f.pool`).
+/// Fields of kernels (`k.L`) and predictors (`f.alpha`, `f.centers`, `f.M`, ...).
 pub fn field(v: &Value, name: &str, span: Span) -> Option<R> {
     match v {
         Value::Kernel(k) => {
@@ -351,7 +353,16 @@ pub fn field(v: &Value, name: &str, span: Span) -> Option<R> {
         }
         Value::Predictor(p) => Some(match name {
             "alpha" => Ok(Value::Tensor(p.alpha.clone())),
-            "X" => Ok(Value::Tensor(p.centers.clone())),
+            "centers" => Ok(Value::Tensor(p.centers.clone())),
+            "solver" => Ok(Value::Str(Rc::new(p.solver.name().into()))),
+            "iters" => Ok(match p.solver {
+                Solver::Cholesky => Value::None,
+                Solver::Nystrom { iters, .. } => Value::Int(iters as i64),
+            }),
+            "residual" => Ok(match p.solver {
+                Solver::Cholesky => Value::None,
+                Solver::Nystrom { residual, .. } => Value::Float(residual),
+            }),
             "kernel" => Ok(Value::Kernel(p.kernel.clone())),
             "reg" => Ok(Value::Float(p.reg)),
             "pool" => Ok(p

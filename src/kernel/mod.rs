@@ -13,6 +13,7 @@
 
 pub mod expr;
 pub mod lower;
+pub mod nystrom;
 pub mod pool;
 pub mod tape;
 
@@ -315,6 +316,26 @@ pub struct Predictor {
     pub reg: f64,
     /// How patches are pooled, for a predictor fitted on patches.
     pub pool: Option<Pool>,
+    pub solver: Solver,
+}
+
+/// How a predictor's weights were found.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Solver {
+    /// Exactly, by Cholesky (the centres are the training rows).
+    Cholesky,
+    /// By Nyström and preconditioned CG (`nystrom::fit`): its iterations and
+    /// final relative residual.
+    Nystrom { iters: usize, residual: f64 },
+}
+
+impl Solver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Solver::Cholesky => "cholesky",
+            Solver::Nystrom { .. } => "nystrom",
+        }
+    }
 }
 
 impl Predictor {

@@ -320,6 +320,20 @@ fn factor_in_panels(
     Ok(())
 }
 
+/// Solve `L X = B` in place, or `Lᵀ X = B` with `transposed`, for a lower
+/// triangular L (only its lower triangle is read).
+pub fn solve_lower_in_place(l: ArrayView2<f64>, b: &mut Array2<f64>, transposed: bool) {
+    use faer::linalg::triangular_solve as tri;
+    assert_eq!(l.nrows(), b.nrows());
+    let par = faer::get_global_parallelism();
+    if transposed {
+        tri::solve_upper_triangular_in_place(view(&l).transpose(), view_mut(b), par);
+    } else {
+        tri::solve_lower_triangular_in_place(view(&l), view_mut(b), par);
+    }
+    clean_avx_state();
+}
+
 thread_local! {
     /// Large work matrices given back after use, reused by the next request
     /// of the same size (an RFM loop asks for the same n × n matrix at every

@@ -40,6 +40,24 @@ pub fn max_elements() -> usize {
     MAX_ELEMENTS.load(Ordering::Relaxed)
 }
 
+/// This machine's memory in bytes, total and available now (Linux's
+/// `/proc/meminfo`; `None` elsewhere): what decides whether an exact kernel
+/// matrix fits and whether a Nyström solve keeps its `K_nm`.
+pub fn system_memory() -> Option<(u64, u64)> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| {
+        let line = info.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    };
+    Some((field("MemTotal:")?, field("MemAvailable:")?))
+}
+
 /// Most axes a tensor has, as in NumPy (`NPY_MAXDIMS`): a bound that keeps
 /// nesting a list literal in itself (`x = [x]`) from building ever-longer shapes.
 pub const MAX_AXES: usize = 64;

@@ -433,7 +433,7 @@ fn softmax(a: &mut Args, log: bool) -> R {
 }
 
 /// The generator a `seed:` argument asks for, or the session's.
-fn rng_of<'a>(
+pub(super) fn rng_of<'a>(
     interp: &'a mut Interp,
     a: &Args,
     i: usize,

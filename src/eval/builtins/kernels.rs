@@ -17,7 +17,7 @@ type R = Result<Value, Diag>;
 
 pub static BUILTINS: &[Builtin] = &[
     builtin!("gram", "k, X, Z=none, M=none, pool=none", "Kernel matrix `K[i, j] = k(X[i], Z[j])` (Z defaults to X) under the matrix M: none for the identity, a d × d PSD matrix, or a length-d vector for a diagonal M. For patches (n × P × d tensors from `patches`), `pool:` says how the patch kernel pools into one on images: `\"all\"` is the mean of k over all pairs of patches, `\"local\"` the mean over patches at the same position (M is then d × d per patch). Differentiable in X, Z, M and the kernel's hyperparameters (`grad(|s| f(gram(laplace(L: s), X)))`).", gram),
-    builtin!("krr", "X, Y, k, M=none, reg=0.001, pool=none", "Kernel ridge regression: solves `(K + reg·I) alpha = Y` by Cholesky, K = gram(k, X, X, M: M). Returns a predictor `f` (call `f(Xnew)`) with fields `alpha`, `X`, `M`, `kernel`, `reg`. Y is a vector or an n × c matrix of outputs. X may be n × P × d patches, with `pool:` as for `gram`; the predictor then takes patches too.", krr),
+    builtin!("krr", "X, Y, k, M=none, reg=0.001, pool=none, solver=\"auto\", centers=none, tol=1e-7, max_iters=100, seed=none", "Kernel ridge regression: solves `(K + reg·I) alpha = Y`, K = gram(k, X, X, M: M). Returns a predictor `f` (call `f(Xnew)`) with fields `alpha`, `centers`, `M`, `kernel`, `reg`, `solver`, and for Nyström `iters` and `residual`. Y is a vector or an n × c matrix of outputs. `solver: \"cholesky\"` is exact (the centres are X); `\"nystrom\"` draws `centers` rows (2000 by default; seeded by `seed:`, else the session's stream) and solves Falkon's system `(K_nmᵀK_nm + reg·K_mm) alpha = K_nmᵀY` by conjugate gradients preconditioned with m × m Cholesky factors, to a relative residual `tol` or `max_iters` iterations, never forming the n × n matrix (with `centers` ≥ n it is the exact fit); `\"auto\"` is exact while the n × n matrix takes at most a quarter of the machine's memory, Nyström beyond, and says so once. X may be n × P × d patches, with `pool:` as for `gram` (exact solver only); the predictor then takes patches too.", krr),
     builtin!("patches", "X, image, size, stride=1", "The size × size patches of images given as rows of X (each row an image of shape `image: (h, w)` or `(c, h, w)`, flattened in that order): an (n, P, c·size·size) tensor, P = ((h − size) / stride + 1) · ((w − size) / stride + 1) patches by position in row-major order, each flattened as (c, size, size), as PyTorch's `unfold(X.view(n, c, h, w), size, stride=stride).transpose(1, 2)`. Differentiable in X.", |_, a| {
             let (x, positions, shape) = patch_positions(a)?;
             let flat = x.as_standard_layout();
@@ -26,7 +26,7 @@ pub static BUILTINS: &[Builtin] = &[
             Ok(Value::tensor(Tensor::from_shape_vec(shape, values).expect("n · P · c·s·s")))
         }),
     builtin!("krr_solve", "K, Y, reg=0.001", "Kernel ridge regression from a kernel matrix: the weights `alpha` solving `(K + reg·I) alpha = Y` by Cholesky, as `krr` does (a vector for a vector Y, else n × c). K is n × n and symmetric, e.g. `gram(k, X)`; predictions at new rows are `gram(k, Xnew, X) @ alpha`.", krr_solve),
-    builtin!("agop", "f, X, diag=false, centering=false", "Average gradient outer product `(1/n) Σᵢ Jᵢᵀ Jᵢ` of f over the rows of X (Jᵢ the outputs × d Jacobian at X[i]). For a predictor from `krr` it is exact, from the kernel's symbolic derivative; for a model or a differentiable function it comes from reverse-mode gradients, one pass per output over batches of rows (f must treat rows independently). `diag: true` gives the diagonal as a vector; `centering: true` subtracts the mean Jacobian first. For a predictor fitted on patches (`pool:`), X is patches and the result is d × d per patch: `(1/n) Σᵢ Σ_p ∇_{X[i, p]} f ∇_{X[i, p]} fᵀ`.", agop),
+    builtin!("agop", "f, X, diag=false, centering=false, sample=none, seed=none", "Average gradient outer product `(1/n) Σᵢ Jᵢᵀ Jᵢ` of f over the rows of X (Jᵢ the outputs × d Jacobian at X[i]); with `sample: s`, over s rows of X drawn without replacement (seeded by `seed:`, else the session's stream), as xRFM does for large X. For a predictor from `krr` it is exact, from the kernel's symbolic derivative; for a model or a differentiable function it comes from reverse-mode gradients, one pass per output over batches of rows (f must treat rows independently). `diag: true` gives the diagonal as a vector; `centering: true` subtracts the mean Jacobian first. For a predictor fitted on patches (`pool:`), X is patches and the result is d × d per patch: `(1/n) Σᵢ Σ_p ∇_{X[i, p]} f ∇_{X[i, p]} fᵀ`.", agop),
     builtin!("alignment", "A, B", "Cosine similarity of two tensors of the same shape, flattened: `sum(A * B) / (norm(A) * norm(B))`.", |_, a| similarity(a, false)),
     builtin!("corr", "A, B", "Pearson correlation of the entries of two tensors of the same shape (the alignment of A and B after subtracting each one's mean).", |_, a| similarity(a, true)),
 ];
@@ -371,6 +371,22 @@ fn solve_flops(n: usize, c: usize) -> u64 {
     (n as u64).pow(3) / 3 * 2 + 2 * (n * n * c) as u64
 }
 
+/// Bytes of the exact solve's n × n matrix.
+fn exact_bytes(n: usize) -> u64 {
+    (n as u64).pow(2) * 8
+}
+
+/// The exact solve is `auto`'s choice while its matrix takes at most this
+/// fraction of the machine's memory (n ≤ 28 000 on 24 GiB).
+const AUTO_EXACT_SHARE: u64 = 4;
+
+/// `solver: "auto"` without memory figures: exact up to this many rows.
+const AUTO_EXACT_ROWS: usize = 20_000;
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
 fn krr(interp: &mut Interp, a: &mut Args) -> R {
     let pool = pool_arg(a, 5)?;
     let x = data(a, 0, pool, Some(5))?;
@@ -380,6 +396,51 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
     let m = metric_arg(a, 3, features(&x))?;
     l1_needs_diagonal(a, 3, &k, &m)?;
     let reg = reg_arg(a, 4)?;
+    let memory = crate::tensor::system_memory();
+    let nystrom = match a.one_of(6, &["auto", "cholesky", "nystrom"])? {
+        "cholesky" => false,
+        "nystrom" => true,
+        _ => {
+            let exact = match memory {
+                Some((total, _)) => exact_bytes(n) <= total / AUTO_EXACT_SHARE,
+                None => n <= AUTO_EXACT_ROWS,
+            };
+            if !exact && pool.is_none() && interp.run.noted.insert("krr auto") {
+                interp.host.note(&format!(
+                    "note: krr: the exact kernel matrix of {n} rows would take {}; solving by Nyström with {} centres (choose with `solver:` and `centers:`)",
+                    gib(exact_bytes(n)),
+                    centers_arg(a, n)?
+                ));
+            }
+            !exact && pool.is_none()
+        }
+    };
+    if nystrom {
+        if pool.is_some() {
+            return Err(a
+                .error(
+                    6,
+                    "flx::krr::solver",
+                    "the Nyström solver fits rows, not patches",
+                )
+                .help("use `solver: \"cholesky\"` for patches"));
+        }
+        return nystrom_krr(interp, a, x, rhs, vector, k, m, reg);
+    }
+    if let Some((_, available)) = memory {
+        if exact_bytes(n) > available {
+            return Err(a
+                .error(
+                    0,
+                    "flx::memory::exact_krr",
+                    format!(
+                        "an exact fit of {n} rows needs a {n} × {n} kernel matrix ({}), more than the memory available",
+                        gib(exact_bytes(n)),
+                    ),
+                )
+                .help("use `solver: \"nystrom\"` (with `centers:`), which never forms the n × n matrix"));
+        }
+    }
     check_size(&[n, n], a.call)?;
     // The kernel matrix (its lower half), then Cholesky.
     let flops = pooled_flops(&m, &x, &x, pool) / 2 + solve_flops(n, rhs.ncols());
@@ -410,16 +471,7 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
     let finite = (0..n).all(|j| kmat.col(j).iter().skip(j).all(|v| v.is_finite()));
     if !finite {
         linalg::give_back(kmat);
-        return Err(a
-            .error(
-                2,
-                "flx::kernel::not_finite",
-                format!(
-                    "kernel `{}` gave nan or inf on the training rows",
-                    kernel_repr(&k)
-                ),
-            )
-            .help("check the body at dist = 0 (e.g. `log(dist)`), and the hyperparameters"));
+        return Err(not_finite(a, &k, "the training rows"));
     }
     phase("Cholesky factor and solve");
     let alpha = ridge_solve(interp, a, kmat, rhs, vector, reg, 2)?;
@@ -430,6 +482,151 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
         metric: m,
         reg,
         pool,
+        solver: kernel::Solver::Cholesky,
+    })))
+}
+
+fn not_finite(a: &Args, k: &Kernel, rows: &str) -> Diag {
+    a.error(
+        2,
+        "flx::kernel::not_finite",
+        format!("kernel `{}` gave nan or inf on {rows}", kernel_repr(k)),
+    )
+    .help("check the body at dist = 0 (e.g. `log(dist)`), and the hyperparameters")
+}
+
+/// Nyström centres: `centers:` (argument 7), by default `NYSTROM_CENTERS`,
+/// at most n.
+fn centers_arg(a: &Args, n: usize) -> Result<usize, Diag> {
+    let m = match a.opt_int(7)? {
+        None => NYSTROM_CENTERS,
+        Some(m) if m >= 1 => m as usize,
+        Some(m) => {
+            return Err(a.error(
+                7,
+                "flx::value::centers",
+                format!("`centers` must be at least 1, found {m}"),
+            ))
+        }
+    };
+    Ok(m.min(n))
+}
+
+/// Centres when `centers:` is not given.
+const NYSTROM_CENTERS: usize = 2000;
+
+/// `krr(..., solver: "nystrom")`: Falkon's preconditioned CG (`kernel::nystrom`).
+#[allow(clippy::too_many_arguments)]
+fn nystrom_krr(
+    interp: &mut Interp,
+    a: &Args,
+    x: Rc<Tensor>,
+    rhs: ndarray::Array2<f64>,
+    vector: bool,
+    k: Rc<Kernel>,
+    metric: Metric,
+    reg: f64,
+) -> R {
+    use kernel::nystrom::{self, Step};
+    let n = x.shape()[0];
+    let m = centers_arg(a, n)?;
+    let tol = a.f64(8)?;
+    if !(tol.is_finite() && tol > 0.0 && tol < 1.0) {
+        return Err(a.error(
+            8,
+            "flx::value::tol",
+            format!("`tol` must be between 0 and 1, found {tol}"),
+        ));
+    }
+    let max_iters = a.count(9)?;
+    if reg == 0.0 {
+        return Err(a
+            .error(4, "flx::value::reg", "the Nyström solver needs `reg` > 0")
+            .help("its preconditioner factors K_mm / m + reg / n · I"));
+    }
+    // The centres: all rows in order for m = n (the exact fit), else a seeded sample.
+    let centers: Rc<Tensor> = if m == n {
+        x.clone()
+    } else {
+        let mut local = None;
+        let rng = super::arrays::rng_of(interp, a, 10, &mut local)?;
+        let picks = nystrom::sample_rows(n, m, rng);
+        Rc::new(mat(&x).select(ndarray::Axis(0), &picks).into_dyn().into())
+    };
+    let d = features(&x) as u64;
+    let (nu, mu) = (n as u64, m as u64);
+    // K_nm and K_mm; then per iteration two products with K_nm (and its
+    // recomputation when it is not kept), charged for the first few.
+    let flops = metric.gram_flops(n, m, d as usize) + 4 * nu * mu * (max_iters.min(20) as u64);
+    interp.charge(flops, a.call)?;
+    // Keep K_nm when it takes at most half the memory available now.
+    let budget = crate::tensor::system_memory().map_or(1 << 30, |(_, available)| available / 2);
+    let options = nystrom::Options {
+        reg,
+        tol,
+        max_iters,
+        budget,
+    };
+    let progress = (n >= 4096).then(|| {
+        Progress::new(
+            None,
+            "krr {spinner} {prefix}: {msg} ({elapsed})",
+            &format!("{n} rows, {m} centres"),
+        )
+    });
+    let flag = interp.interrupt_flag();
+    let mut report = |step: Step| {
+        if let Some(p) = &progress {
+            match step {
+                Step::Rows(done, total) => p.message(format!("kernel rows {done}/{total}")),
+                Step::Iteration(i, r) => p.message(format!("CG iteration {i}, residual {r:.2e}")),
+            }
+        }
+        !flag.load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let fit = nystrom::fit(
+        &k,
+        mat(&x),
+        rhs.view(),
+        mat(&centers),
+        &metric,
+        &options,
+        &mut report,
+    );
+    drop(progress);
+    let fit = fit.map_err(|e| match e {
+        nystrom::Error::Interrupted => interp.interrupted(a.call),
+        nystrom::Error::Centers => a
+            .error(
+                2,
+                "flx::linalg::not_pd",
+                format!("the kernel matrix of the {m} centres is not positive definite"),
+            )
+            .help("check that the kernel is positive definite, and that X has no repeated rows"),
+    })?;
+    if !fit.alpha.iter().all(|v| v.is_finite()) {
+        return Err(not_finite(a, &k, "the training rows or the centres"));
+    }
+    let alpha: Tensor = if vector {
+        fit.alpha
+            .into_shape_with_order(m)
+            .expect("column")
+            .into_dyn()
+    } else {
+        fit.alpha.into_dyn()
+    }
+    .into();
+    Ok(Value::Predictor(Rc::new(Predictor {
+        kernel: k,
+        centers,
+        alpha: Rc::new(alpha),
+        metric,
+        reg,
+        pool: None,
+        solver: kernel::Solver::Nystrom {
+            iters: fit.iters,
+            residual: fit.residual,
+        },
     })))
 }
 
@@ -555,7 +752,7 @@ fn agop(interp: &mut Interp, a: &mut Args) -> R {
         return function_agop(interp, a);
     };
     let f = f.clone();
-    let x = data(a, 1, f.pool, None)?;
+    let x = subsample(interp, a, data(a, 1, f.pool, None)?)?;
     let d = f.features();
     let local_mismatch = f.pool == Some(Pool::Local) && x.shape()[1] != f.centers.shape()[1];
     if features(&x) != d || local_mismatch {
@@ -602,6 +799,29 @@ fn agop(interp: &mut Interp, a: &mut Args) -> R {
     }))
 }
 
+/// The rows of X `agop` averages over: all of them, or `sample:` (argument
+/// 4) of them drawn without replacement, in their order in X.
+fn subsample(interp: &mut Interp, a: &Args, x: Rc<Tensor>) -> Result<Rc<Tensor>, Diag> {
+    let Some(s) = a.opt_int(4)? else {
+        return Ok(x);
+    };
+    if s < 1 {
+        return Err(a.error(
+            4,
+            "flx::value::sample",
+            format!("`sample` must be at least 1, found {s}"),
+        ));
+    }
+    let n = x.shape()[0];
+    if s as usize >= n {
+        return Ok(x);
+    }
+    let mut local = None;
+    let rng = super::arrays::rng_of(interp, a, 5, &mut local)?;
+    let picks = kernel::nystrom::sample_rows(n, s as usize, rng);
+    Ok(Rc::new(x.select(ndarray::Axis(0), &picks).into()))
+}
+
 /// `agop` of any differentiable function or model, through its gradients.
 fn function_agop(interp: &mut Interp, a: &mut Args) -> R {
     if !matches!(
@@ -610,7 +830,7 @@ fn function_agop(interp: &mut Interp, a: &mut Args) -> R {
     ) {
         return Err(a.expected(0, "a Predictor (from `krr`), a model or a function"));
     }
-    let x = a.matrix(1)?;
+    let x = subsample(interp, a, a.matrix(1)?)?;
     if x.shape()[0] == 0 {
         return Err(a.error(1, "flx::shape::empty", "`agop` needs at least one row"));
     }
