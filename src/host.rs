@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The peak memory of the process, for `:vars` (the REPL reaches outputs
+/// through the host).
+pub use crate::outputs::peak_memory;
 use crate::outputs::{write_atomic, Outputs, RunInfo};
 
 pub trait Host {

@@ -178,6 +178,9 @@ impl Outputs {
         });
         if status != "running" {
             run["wall_time_s"] = json!(self.started.elapsed().as_secs_f64());
+            if let Some(peak) = peak_memory() {
+                run["peak_memory_bytes"] = json!(peak);
+            }
         }
         if let Some(e) = error {
             run["error"] = json!(e);
@@ -232,6 +235,20 @@ pub fn write_atomic(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// The most memory this process has held at once (its peak resident set,
+/// `VmHWM` in /proc/self/status), in bytes; none where that is not known.
+pub fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line["VmHWM:".len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 #[cfg(test)]

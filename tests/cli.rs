@@ -7,13 +7,16 @@ use std::process::{Command, Output};
 mod process;
 use process::{flx, text};
 
-/// `flx [options] run FILE` with a fresh output folder, whose path is shown
-/// as `$OUT` in the standard output returned (as the script harness shows it).
-fn run_with_out(options: &[&str], file: &str) -> (Output, String) {
+/// `flx [options] run FILE [overrides]` with a fresh output folder, whose
+/// path is shown as `$OUT` in the standard output returned (as the script
+/// harness shows it); `run` is the file and its overrides.
+fn run_with_out(options: &[&str], run: &[&str]) -> (Output, String) {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let out_dir = dir.path().to_str().expect("a UTF-8 path");
     let mut args = options.to_vec();
-    args.extend(["run", file, "--out", out_dir]);
+    args.push("run");
+    args.extend(run);
+    args.extend(["--out", out_dir]);
     let o = flx(&args);
     let stdout = text(&o.stdout).replace(out_dir, "$OUT");
     (o, stdout)
@@ -125,8 +128,8 @@ fn figures_do_not_depend_on_the_thread_count() {
         "examples/rfm.flx",
         "examples/linrfm.flx",
     ] {
-        let (one, one_out) = run_with_out(&["--threads", "1"], example);
-        let (_, two_out) = run_with_out(&["--threads", "2"], example);
+        let (one, one_out) = run_with_out(&["--threads", "1"], &[example]);
+        let (_, two_out) = run_with_out(&["--threads", "2"], &[example]);
         assert_eq!(one.status.code(), Some(0), "{example}");
         assert_eq!(one_out, two_out, "{example}");
     }
@@ -158,7 +161,13 @@ fn every_example_is_the_same_without_the_jit() {
             .to_string_lossy()
             .to_string();
         let want = std::fs::read_to_string(format!("tests/examples/{stem}.out")).expect("snapshot");
-        let (out, stdout) = run_with_out(&["--no-jit"], &path.display().to_string());
+        // The size the script harness runs it at (tests/scripts.rs).
+        let args =
+            std::fs::read_to_string(format!("tests/examples/{stem}.args")).unwrap_or_default();
+        let file = path.display().to_string();
+        let mut run = vec![file.as_str()];
+        run.extend(args.split_whitespace());
+        let (out, stdout) = run_with_out(&["--no-jit"], &run);
         assert_eq!(out.status.code(), Some(0), "{stem}");
         assert_eq!(stdout, want, "{stem} differs without the JIT");
     }

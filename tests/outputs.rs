@@ -86,6 +86,13 @@ fn every_logged_row_lands_in_the_metrics_files() {
         run["wall_time_s"].as_f64().is_some_and(|t| t > 0.0),
         "{run}"
     );
+    // The process's peak memory: at least the interpreter itself.
+    assert!(
+        run["peak_memory_bytes"]
+            .as_u64()
+            .is_some_and(|b| b > 1 << 20),
+        "{run}"
+    );
     assert!(
         run["started_at"].as_str().is_some_and(|t| t.ends_with('Z')),
         "{run}"

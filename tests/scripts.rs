@@ -7,8 +7,10 @@
 //! - `NAME.err`: the rendered diagnostic (no colour, fixed width) the run must
 //!   fail with. Without it the run must succeed.
 //!
-//! A script that defines `proc main` has it called with no overrides, as
-//! `flx run` does, with an output folder of its own under Cargo's
+//! A script that defines `proc main` has it called as `flx run` does: with
+//! no overrides, or with those of `NAME.args` beside its expected output
+//! (`key=value` words, as on the command line: an example too large for CI
+//! runs there at a smaller size), with an output folder of its own under Cargo's
 //! `CARGO_TARGET_TMPDIR`, shown as `$OUT` in its output. `FLX_BLESS=1 cargo test --test scripts` rewrites the
 //! expected files from the actual results.
 
@@ -25,7 +27,7 @@ use figure::check_figure;
 /// Run a script as `flx run --out DIR` would; returns (stdout, rendered
 /// diagnostics). DIR, where the script's metrics and figures land, is
 /// written `$OUT` in the output, and every figure there must be well-formed.
-fn run_script(path: &Path) -> (String, String) {
+fn run_script(path: &Path, args: &[String]) -> (String, String) {
     let out = Captured::default();
     let options = flx::Options {
         seed: 0,
@@ -38,9 +40,12 @@ fn run_script(path: &Path) -> (String, String) {
         .join(path.with_extension(""));
     let _ = std::fs::remove_dir_all(&dir);
     session.open_outputs(&dir).expect("an output folder");
-    let result = session
-        .run_file(path)
-        .and_then(|_| session.call_main(Vec::new()));
+    let result = session.run_file(path).and_then(|_| {
+        let overrides = session
+            .parse_overrides(args)
+            .expect("the .args file's overrides");
+        session.call_main(overrides)
+    });
     let shown = dir.display().to_string();
     let err = match result {
         Ok(_) => String::new(),
@@ -102,20 +107,23 @@ fn diff(want: &str, got: &str) -> String {
 
 fn script_test(path: PathBuf, expected_dir: Option<PathBuf>) -> Result<(), Failed> {
     let bless = std::env::var_os("FLX_BLESS").is_some();
-    // The interpreter recurses over the syntax tree: give it the stack `flx` has.
-    let p = path.clone();
-    let (stdout, err) = std::thread::Builder::new()
-        .stack_size(512 << 20)
-        .spawn(move || run_script(&p))
-        .expect("spawn")
-        .join()
-        .map_err(|_| Failed::from("the interpreter panicked"))?;
     let stem = path
         .file_stem()
         .expect("a file name")
         .to_string_lossy()
         .to_string();
     let dir = expected_dir.unwrap_or_else(|| path.parent().expect("a folder").to_path_buf());
+    let args: Vec<String> = std::fs::read_to_string(dir.join(format!("{stem}.args")))
+        .map(|a| a.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    // The interpreter recurses over the syntax tree: give it the stack `flx` has.
+    let p = path.clone();
+    let (stdout, err) = std::thread::Builder::new()
+        .stack_size(512 << 20)
+        .spawn(move || run_script(&p, &args))
+        .expect("spawn")
+        .join()
+        .map_err(|_| Failed::from("the interpreter panicked"))?;
     let out_file = dir.join(format!("{stem}.out"));
     let err_file = dir.join(format!("{stem}.err"));
     let mut problems = Vec::new();

@@ -69,7 +69,13 @@ pub fn repr(v: &Value) -> String {
                 .pool
                 .map_or(String::new(), |pool| format!(", pool \"{}\"", pool.name()));
             let solver = match p.solver {
-                crate::kernel::Solver::Cholesky => String::new(),
+                crate::kernel::Solver::Cholesky { refined: None } => String::new(),
+                crate::kernel::Solver::Cholesky {
+                    refined: Some(steps),
+                } => format!(
+                    ", cholesky in f32 ({steps} refinement step{})",
+                    if steps == 1 { "" } else { "s" }
+                ),
                 crate::kernel::Solver::Nystrom { iters, .. } => {
                     format!(", nystrom ({iters} CG iterations)")
                 }

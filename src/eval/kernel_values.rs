@@ -356,11 +356,14 @@ pub fn field(v: &Value, name: &str, span: Span) -> Option<R> {
             "centers" => Ok(Value::Tensor(p.centers.clone())),
             "solver" => Ok(Value::Str(Rc::new(p.solver.name().into()))),
             "iters" => Ok(match p.solver {
-                Solver::Cholesky => Value::None,
+                Solver::Cholesky { refined: None } => Value::None,
+                Solver::Cholesky {
+                    refined: Some(steps),
+                } => Value::Int(steps as i64),
                 Solver::Nystrom { iters, .. } => Value::Int(iters as i64),
             }),
             "residual" => Ok(match p.solver {
-                Solver::Cholesky => Value::None,
+                Solver::Cholesky { .. } => Value::None,
                 Solver::Nystrom { residual, .. } => Value::Float(residual),
             }),
             "kernel" => Ok(Value::Kernel(p.kernel.clone())),

@@ -322,8 +322,10 @@ pub struct Predictor {
 /// How a predictor's weights were found.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Solver {
-    /// Exactly, by Cholesky (the centres are the training rows).
-    Cholesky,
+    /// Exactly, by Cholesky (the centres are the training rows): in f64, or
+    /// in f32 with this many steps of refinement in f64
+    /// (`linalg::cholesky_solve_refined`).
+    Cholesky { refined: Option<usize> },
     /// By Nyström and preconditioned CG (`nystrom::fit`): its iterations and
     /// final relative residual.
     Nystrom { iters: usize, residual: f64 },
@@ -332,7 +334,7 @@ pub enum Solver {
 impl Solver {
     pub fn name(self) -> &'static str {
         match self {
-            Solver::Cholesky => "cholesky",
+            Solver::Cholesky { .. } => "cholesky",
             Solver::Nystrom { .. } => "nystrom",
         }
     }
@@ -566,7 +568,9 @@ pub enum Agop {
 /// With `∇ₓk(xᵢ, zⱼ) = Aᵢⱼ Mxᵢ + Bᵢⱼ Mzⱼ`, each Jacobian is `Ĵᵢ M`, where
 /// `Ĵᵢ[c, :] = Pᵢc xᵢ + Σⱼ Bᵢⱼ αⱼc zⱼ` and `P = A α`. The sum `Σᵢ Ĵᵢᵀ Ĵᵢ` is
 /// formed a block of rows of X at a time (`add_jacobians`), in whichever
-/// order costs less:
+/// order costs less (each block's sum is then taken through M, so that the
+/// result is a Gram matrix of the `Ĵᵢ M` even where M is nearly singular and
+/// Ĵ large across its null directions, as late in an RFM loop):
 /// - by output: `Ĵ_c = diag(P_c) X + (B ∘ α_cᵀ) Z`, a block of outputs at a
 ///   time (c·n·m·d multiply-adds; memory O(n·m) plus at most `JACOBIAN_BLOCK`);
 /// - by Gram matrix, when m < c·d: `Xᵀ diag(Σ_c P²) X + Xᵀ H Z + (Xᵀ H Z)ᵀ +
@@ -582,20 +586,20 @@ pub fn agop(
 ) -> Agop {
     let mut sums = JacobianSums::new(alpha.ncols(), x.ncols(), centering);
     add_jacobians(k, centers, alpha, m, x, &mut sums);
-    sums.finish(x.nrows(), m, diag)
+    sums.finish(x.nrows(), diag)
 }
 
 /// Most entries of an evaluation-rows × centres matrix formed at once by
 /// `add_jacobians` (2²⁴ × 8 bytes = 128 MiB each, for A and at most B and E).
 const AGOP_BLOCK: usize = 1 << 24;
 
-/// `Σ ĴᵢᵀĴᵢ` over the rows seen so far, centred on their mean `Ĵ` with
+/// `Σ JᵢᵀJᵢ` over the rows seen so far, centred on their mean `J` with
 /// centering; blocks of rows are merged by the pairwise update of Chan,
 /// Golub and LeVeque, so a block's own centring stays exact.
 struct JacobianSums {
     rows: usize,
     core: Array2<f64>,
-    /// The mean `Ĵ` (c × d), kept with centering only.
+    /// The mean `J` (c × d), kept with centering only.
     mean: Option<Array2<f64>>,
 }
 
@@ -608,7 +612,7 @@ impl JacobianSums {
         }
     }
 
-    /// A block of `rows` rows: its `Σ ĴᵢᵀĴᵢ` (centred on its own mean, given
+    /// A block of `rows` rows: its `Σ JᵢᵀJᵢ` (centred on its own mean, given
     /// with centering).
     fn add(&mut self, rows: usize, core: Array2<f64>, mean: Option<Array2<f64>>) {
         if let (Some(acc), Some(block)) = (self.mean.as_mut(), mean) {
@@ -624,9 +628,12 @@ impl JacobianSums {
         self.rows += rows;
     }
 
-    /// `M (Σ / divisor) M`, or its diagonal.
-    fn finish(self, divisor: usize, m: &Metric, diag: bool) -> Agop {
-        let g = m.sandwich(self.core / divisor.max(1) as f64);
+    /// `Σ / divisor`, or its diagonal.
+    fn finish(self, divisor: usize, diag: bool) -> Agop {
+        let g = self.core / divisor.max(1) as f64;
+        // Exactly symmetric (GEMMs leave rounding-level asymmetry, which
+        // `eigh` and printing should not see).
+        let g = (&g + &g.t()) * 0.5;
         if diag {
             Agop::Diag(g.diag().to_owned())
         } else {
@@ -683,6 +690,7 @@ fn add_jacobians(
         b,
         sign,
         l1: e.as_ref().map(|e| e.view()),
+        m,
     };
     let centering = sums.mean.is_some();
     // The l1 terms have no Gram-matrix form: they are summed by output.
@@ -705,7 +713,7 @@ const JACOBIAN_BLOCK: usize = 1 << 24;
 
 /// The inputs of the AGOP's contraction: evaluation rows X, centres Z, the
 /// weights α, `P = A α`, the coefficient matrix B (times `sign`) and, for a
-/// body that reads l1dist, the matrix E of `∂k/∂l1dist`.
+/// body that reads l1dist, the matrix E of `∂k/∂l1dist`, and M.
 struct Terms<'a> {
     x: ArrayView2<'a, f64>,
     z: ArrayView2<'a, f64>,
@@ -714,10 +722,11 @@ struct Terms<'a> {
     b: ArrayView2<'a, f64>,
     sign: f64,
     l1: Option<ArrayView2<'a, f64>>,
+    m: &'a Metric,
 }
 
 impl Terms<'_> {
-    /// `Σᵢ ĴᵢᵀĴᵢ` by output: `Ĵ_c = diag(P_c) X + sign · B (α_c ∘ Z)`, where
+    /// `Σᵢ JᵢᵀJᵢ` by output, `J_c = Ĵ_c M` with `Ĵ_c = diag(P_c) X + sign · B (α_c ∘ Z)`, where
     /// `(α_c ∘ Z)` scales the rows of Z, so all outputs of a block come from
     /// one GEMM `B [α₁∘Z | α₂∘Z | …]`; plus, with l1dist, `Σⱼ Eᵢⱼ αⱼc sign(xᵢ − zⱼ)`
     /// (`M` is diagonal then, so that term's `M` factors out like the others').
@@ -732,6 +741,7 @@ impl Terms<'_> {
             b,
             sign,
             l1,
+            m,
         } = *self;
         let (n, d, c) = (x.nrows(), x.ncols(), alpha.ncols());
         let per_block = (JACOBIAN_BLOCK / (n * d).max(1)).clamp(1, c.max(1));
@@ -758,6 +768,7 @@ impl Terms<'_> {
                 {
                     row.scaled_add(pc, &xr);
                 }
+                let mut j = m.apply(j.view());
                 if let Some(means) = means.as_mut() {
                     let mean = j.mean_axis(Axis(0)).expect("rows");
                     j -= &mean;
@@ -769,8 +780,8 @@ impl Terms<'_> {
         (core, means)
     }
 
-    /// `Σᵢ ĴᵢᵀĴᵢ` by Gram matrix (see `agop`); `symmetric`: B is, so BᵀB = B².
-    /// With centering, as `by_output`.
+    /// `Σᵢ JᵢᵀJᵢ` by Gram matrix (see `agop`), `M (Σᵢ ĴᵢᵀĴᵢ) M`; `symmetric`: B
+    /// is, so BᵀB = B². With centering, as `by_output`.
     fn by_gram(&self, symmetric: bool, centering: bool) -> (Array2<f64>, Option<Array2<f64>>) {
         let Terms {
             x,
@@ -780,6 +791,7 @@ impl Terms<'_> {
             b,
             sign,
             l1: _,
+            m,
         } = *self;
         let n = x.nrows();
         // Zᵀ (BᵀB ∘ ααᵀ) Z
@@ -816,9 +828,9 @@ impl Terms<'_> {
             mu += &gemm(z.t(), weighted.view());
             let outer = gemm(mu.view(), mu.t());
             core.scaled_add(-1.0 / n as f64, &outer);
-            mu.t().to_owned() / n as f64
+            m.apply((mu.t().to_owned() / n as f64).view())
         });
-        (core, mean)
+        (m.sandwich(core), mean)
     }
 }
 

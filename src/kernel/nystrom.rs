@@ -17,11 +17,16 @@
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use super::{gram, Kernel, Metric};
+use super::{fill, gram, Kernel, Metric};
 use crate::linalg::{self, gemm, LinalgError};
 
 /// Most entries of one block of K_nm (2²² × 8 bytes = 32 MiB).
 const BLOCK: usize = 1 << 22;
+/// Entries of the rows multiplied at once within a block by GEMM, for many
+/// columns (2¹⁷ × 8 bytes = 1 MiB, within a core's L2 cache).
+const CHUNK_ENTRIES: usize = 1 << 17;
+/// Up to this many columns, `normal_rows` goes row by row.
+const ROW_BY_ROW_COLUMNS: usize = 4;
 
 pub struct Options {
     /// Ridge term in the convention of exact kernel ridge regression.
@@ -97,7 +102,10 @@ struct Rows<'a> {
     centers: ArrayView2<'a, f64>,
     metric: &'a Metric,
     per_block: usize,
-    stored: Option<Vec<Array2<f64>>>,
+    /// K_nm when kept: an m × n work matrix (`linalg::work_matrix`, so that
+    /// the next fit of the same size reuses its pages instead of faulting in
+    /// fresh ones), whose `rows_view` is K_nm with contiguous rows.
+    stored: Option<faer::Mat<f64>>,
 }
 
 impl Rows<'_> {
@@ -123,13 +131,19 @@ impl Rows<'_> {
         v: &Array2<f64>,
         report: &mut dyn FnMut(Step) -> bool,
     ) -> Option<Array2<f64>> {
-        let product = |kb: &Array2<f64>| kb.t().dot(&kb.dot(v));
         let parts: Vec<Array2<f64>> = match &self.stored {
-            Some(blocks) => blocks.par_iter().map(product).collect(),
+            Some(store) => {
+                let knm = linalg::rows_ref(store);
+                let blocks: Vec<_> = knm.axis_chunks_iter(Axis(0), self.per_block).collect();
+                blocks
+                    .par_iter()
+                    .map(|kb| normal_rows(kb.view(), v))
+                    .collect()
+            }
             None => {
                 let mut parts = Vec::with_capacity(self.blocks());
                 for b in 0..self.blocks() {
-                    parts.push(product(&self.compute(b)));
+                    parts.push(normal_rows(self.compute(b).view(), v));
                     let done = ((b + 1) * self.per_block).min(self.x.nrows());
                     if !report(Step::Rows(done, self.x.nrows())) {
                         return None;
@@ -144,6 +158,53 @@ impl Rows<'_> {
         }
         Some(sum)
     }
+}
+
+/// `Kᵀ (K v)` for a block K of K_nm, reading K from memory once: row by row
+/// for a few columns (each row's dot product, then its multiple added, while
+/// the row is in L1), else a few hundred rows at a time by GEMM (the second
+/// product then reads them from cache). The memory traffic is what bounds a
+/// CG iteration with K_nm kept.
+fn normal_rows(k: ArrayView2<f64>, v: &Array2<f64>) -> Array2<f64> {
+    let (m, c) = v.dim();
+    if c > ROW_BY_ROW_COLUMNS || !k.is_standard_layout() {
+        let mut out = Array2::<f64>::zeros((m, c));
+        for rows in k.axis_chunks_iter(Axis(0), CHUNK_ENTRIES.div_ceil(m.max(1))) {
+            out += &rows.t().dot(&rows.dot(v));
+        }
+        return out;
+    }
+    let columns: Vec<Vec<f64>> = v.columns().into_iter().map(|c| c.to_vec()).collect();
+    let mut sums = vec![vec![0.0; m]; c];
+    for row in k.rows() {
+        let row = row.to_slice().expect("standard layout");
+        for (col, sum) in columns.iter().zip(&mut sums) {
+            let u = dot(row, col);
+            for (s, &r) in sum.iter_mut().zip(row) {
+                *s += u * r;
+            }
+        }
+    }
+    Array2::from_shape_fn((m, c), |(i, j)| sums[j][i])
+}
+
+/// A dot product with eight running sums (which the compiler keeps in SIMD
+/// registers; one sum would be a chain of dependent adds).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 /// Fit the weights for targets Y (n × c) with centres C (m × d) under M.
@@ -189,22 +250,40 @@ pub fn fit(
         per_block,
         stored: None,
     };
-    let mut kept = Vec::new();
+    let mut store = keep.then(|| linalg::work_matrix(m, n));
     let mut rhs = Array2::<f64>::zeros((m, c));
     for b in 0..rows.blocks() {
-        let kb = rows.compute(b);
         let start = b * per_block;
-        rhs += &kb.t().dot(&y.slice(s![start..start + kb.nrows(), ..]));
-        if keep {
-            kept.push(kb);
-        }
-        if !report(Step::Rows((start + per_block).min(n), n)) {
+        let end = (start + per_block).min(n);
+        let fresh;
+        let kb = match store.as_mut() {
+            Some(store) => {
+                let mut kb = linalg::rows_view(store);
+                let mut kb = kb.slice_mut(s![start..end, ..]);
+                fill(
+                    &k.compiled().value,
+                    x.slice(s![start..end, ..]),
+                    centers,
+                    metric,
+                    false,
+                    &mut [kb.view_mut()],
+                );
+                linalg::rows_ref(store).slice_move(s![start..end, ..])
+            }
+            None => {
+                fresh = rows.compute(b);
+                fresh.view()
+            }
+        };
+        rhs += &kb.t().dot(&y.slice(s![start..end, ..]));
+        if !report(Step::Rows(end, n)) {
+            if let Some(store) = store {
+                linalg::give_back(store);
+            }
             return Err(Error::Interrupted);
         }
     }
-    if keep {
-        rows.stored = Some(kept);
-    }
+    rows.stored = store;
     let rhs = apply_bt(rhs / n as f64);
 
     // W β = Bᵀ (K_nmᵀ K_nm / n + λ K_mm) B β.
@@ -255,10 +334,11 @@ pub fn fit(
             return Err(Error::Interrupted);
         }
     }
+    let stored = rows.stored.take().map(linalg::give_back).is_some();
     Ok(Fit {
         alpha: apply_b(&beta),
         iters,
         residual,
-        stored: rows.stored.is_some(),
+        stored,
     })
 }

@@ -225,7 +225,7 @@ pub fn agop(
             }
         }
     }
-    sums.finish(n, m, diag)
+    sums.finish(n, diag)
 }
 
 /// The pullback of `gram(k, X, Z, M, pool)` for the output's gradient `g`

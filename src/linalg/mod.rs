@@ -223,8 +223,8 @@ pub fn cholesky_solve_in_place(
     }
     let par = faer::get_global_parallelism();
     let result = match stop {
-        Some(stop) if n > ONE_CALL_MAX => factor_in_panels(a.as_mut(), PANEL, par, stop),
-        _ => factor_in_panels(a.as_mut(), n, par, &AtomicBool::new(false)),
+        Some(stop) if n > ONE_CALL_MAX => factor_in_panels(a.as_mut(), PANEL, par, stop, -1.0),
+        _ => factor_in_panels(a.as_mut(), n, par, &AtomicBool::new(false), -1.0),
     };
     if result.is_ok() {
         let cols = b.ncols();
@@ -242,6 +242,163 @@ pub fn cholesky_solve_in_place(
     result
 }
 
+/// How `cholesky_solve_refined` solved.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Precision {
+    /// Factored in f32, then this many steps of iterative refinement in f64.
+    Refined(usize),
+    /// Factored in f64.
+    Double,
+}
+
+/// From this order on, `cholesky_solve_refined` factors in f32: below it the
+/// f64 factorisation is too quick for the refinement steps to pay.
+pub const REFINED_MIN: usize = 2048;
+/// Refinement gives up after this many steps, or once a step fails to halve
+/// the residual, and the f64 factorisation is used instead.
+const REFINE_STEPS: usize = 30;
+
+/// Solve `A X = B` for a symmetric positive definite A as LAPACK's `dsposv`
+/// does: Cholesky factor a single-precision copy (half the time and memory
+/// traffic of f64), then refine X in f64 with residuals `B − A X` computed
+/// from A itself, until their norm is at rounding level (`‖r‖ ≤ ε √n ‖A‖_F ‖x‖`
+/// per column). Where the f32 factor fails or refinement stops converging (κ(A)
+/// near 1/ε₃₂ ≈ 10⁷, as in ridgeless kernel regression) it falls back to
+/// `cholesky_solve_in_place`. Only A's lower triangle is read; it is
+/// overwritten (by its f64 factor) only on that fallback. Below `REFINED_MIN`
+/// the f64 path is taken at once. The f32 copy takes n² × 4 bytes.
+pub fn cholesky_solve_refined(
+    mut a: MatMut<'_, f64>,
+    b: &mut Array2<f64>,
+    stop: Option<&AtomicBool>,
+) -> Result<Precision, LinalgError> {
+    let n = a.nrows();
+    if n < REFINED_MIN || a.ncols() != n || b.nrows() != n {
+        return cholesky_solve_in_place(a, b, stop).map(|()| Precision::Double);
+    }
+    match refine(a.as_ref(), b, stop) {
+        Ok(Some(steps)) => Ok(Precision::Refined(steps)),
+        Err(LinalgError::Interrupted) => Err(LinalgError::Interrupted),
+        _ => cholesky_solve_in_place(a.as_mut(), b, stop).map(|()| Precision::Double),
+    }
+}
+
+/// The f32 factor and the refinement of `cholesky_solve_refined`: the
+/// number of steps, or `None` where refinement did not converge (B is then
+/// untouched).
+fn refine(
+    a: MatRef<'_, f64>,
+    b: &mut Array2<f64>,
+    stop: Option<&AtomicBool>,
+) -> Result<Option<usize>, LinalgError> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::cholesky::llt;
+    use faer::linalg::matmul::triangular::{self, BlockStructure};
+    let (n, cols) = (a.nrows(), b.ncols());
+    let par = faer::get_global_parallelism();
+    let mut low = Mat::<f32>::zeros(n, n);
+    let mut frobenius = 0.0f64;
+    for j in 0..n {
+        for i in j..n {
+            let v = a[(i, j)];
+            low[(i, j)] = v as f32;
+            frobenius += if i == j { v * v } else { 2.0 * v * v };
+        }
+    }
+    let frobenius = frobenius.sqrt();
+    let never = AtomicBool::new(false);
+    let width = if stop.is_some() && n > ONE_CALL_MAX {
+        PANEL
+    } else {
+        n
+    };
+    let factored = factor_in_panels(low.as_mut(), width, par, stop.unwrap_or(&never), -1.0f32);
+    clean_avx_state();
+    match factored {
+        Err(LinalgError::NotPositiveDefinite(_)) => return Ok(None),
+        other => other?,
+    }
+    let mut scratch = MemBuffer::new(llt::solve::solve_in_place_scratch::<f32>(n, cols, par));
+    // x += A₃₂⁻¹ r, the correction solved in f32.
+    let mut correct = |x: &mut Array2<f64>, r: &Array2<f64>| {
+        let mut d = Mat::<f32>::from_fn(n, cols, |i, j| r[(i, j)] as f32);
+        llt::solve::solve_in_place_with_conj(
+            low.as_ref(),
+            faer::Conj::No,
+            d.as_mut(),
+            par,
+            MemStack::new(&mut scratch),
+        );
+        for j in 0..cols {
+            for i in 0..n {
+                x[(i, j)] += d[(i, j)] as f64;
+            }
+        }
+    };
+    // r = B − A x from the lower triangle: the triangle with the diagonal,
+    // then the strict one transposed.
+    let residual = |x: &Array2<f64>| {
+        let mut r = b.clone();
+        let xv = view(&x.view());
+        triangular::matmul(
+            view_mut(&mut r),
+            BlockStructure::Rectangular,
+            Accum::Add,
+            a,
+            BlockStructure::TriangularLower,
+            xv,
+            BlockStructure::Rectangular,
+            -1.0,
+            par,
+        );
+        triangular::matmul(
+            view_mut(&mut r),
+            BlockStructure::Rectangular,
+            Accum::Add,
+            a.transpose(),
+            BlockStructure::StrictTriangularUpper,
+            xv,
+            BlockStructure::Rectangular,
+            -1.0,
+            par,
+        );
+        r
+    };
+    let norms = |m: &Array2<f64>| -> Vec<f64> {
+        m.columns().into_iter().map(|c| c.dot(&c).sqrt()).collect()
+    };
+    let mut x = Array2::<f64>::zeros((n, cols));
+    let mut r = b.clone();
+    let mut last = norms(&r);
+    let tolerance = f64::EPSILON * (n as f64).sqrt() * frobenius;
+    let mut outcome = None;
+    for step in 0..=REFINE_STEPS {
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            clean_avx_state();
+            return Err(LinalgError::Interrupted);
+        }
+        correct(&mut x, &r);
+        r = residual(&x);
+        let now = norms(&r);
+        let xs = norms(&x);
+        if now.iter().zip(&xs).all(|(&rn, &xn)| rn <= tolerance * xn) {
+            outcome = Some(step);
+            break;
+        }
+        // A step that fails to halve a residual (or gives nan) has stalled.
+        let halved = |(&rn, &ln): (&f64, &f64)| rn <= 0.5 * ln;
+        if !now.iter().zip(&last).all(halved) {
+            break;
+        }
+        last = now;
+    }
+    clean_avx_state();
+    if outcome.is_some() {
+        *b = x;
+    }
+    Ok(outcome)
+}
+
 /// Matrices up to this size are factored by one faer call even when they
 /// could be stopped (under a second here).
 const ONE_CALL_MAX: usize = 4096;
@@ -254,11 +411,12 @@ const PANEL: usize = 1024;
 /// diagonal block, solve the block column under it, subtract its outer
 /// product from the lower triangle that remains; `stop` is checked after
 /// each panel. The panels' GEMMs keep the speed of one call.
-fn factor_in_panels(
-    mut a: MatMut<'_, f64>,
+fn factor_in_panels<T: faer::traits::ComplexField + Copy>(
+    mut a: MatMut<'_, T>,
     width: usize,
     par: Par,
     stop: &AtomicBool,
+    minus_one: T,
 ) -> Result<(), LinalgError> {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::cholesky::llt;
@@ -266,11 +424,11 @@ fn factor_in_panels(
     use faer::reborrow::*;
     // Larger blocks than faer's defaults (64, 128): about 10% faster for
     // n in the thousands on the 2-core machines measured (docs/performance.md).
-    let mut params: llt::factor::LltParams = faer::Auto::<f64>::auto();
+    let mut params: llt::factor::LltParams = faer::Auto::<T>::auto();
     params.recursion_threshold = 128;
     params.block_size = 256;
     let n = a.nrows();
-    let mut buf = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f64>(
+    let mut buf = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<T>(
         width,
         par,
         params.into(),
@@ -308,7 +466,7 @@ fn factor_in_panels(
                 BlockStructure::Rectangular,
                 a21.rb().transpose(),
                 BlockStructure::Rectangular,
-                -1.0,
+                minus_one,
                 par,
             );
             if stop.load(Ordering::Relaxed) {
@@ -390,8 +548,22 @@ pub fn rows_view(a: &mut Mat<f64>) -> ndarray::ArrayViewMut2<'_, f64> {
     }
 }
 
-/// Solve `A X = B`: Cholesky when A is symmetric positive definite, LU with
-/// partial pivoting otherwise.
+/// `rows_view` for reading.
+pub fn rows_ref(a: &Mat<f64>) -> ndarray::ArrayView2<'_, f64> {
+    let (n, m) = (a.nrows(), a.ncols());
+    let stride = a.col_stride();
+    // SAFETY: as in `rows_view`, for a shared borrow.
+    unsafe {
+        ndarray::ArrayView2::from_shape_ptr(
+            ndarray::ShapeBuilder::strides((m, n), (stride as usize, 1)),
+            a.as_ptr(),
+        )
+    }
+}
+
+/// Solve `A X = B`: Cholesky when A is symmetric positive definite (in f32
+/// with refinement from `REFINED_MIN` rows, `cholesky_solve_refined`), LU
+/// with partial pivoting otherwise.
 pub fn solve(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, LinalgError> {
     let n = square(&a)?;
     if b.nrows() != n {
@@ -401,7 +573,17 @@ pub fn solve(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Result<Array2<f64>, Lina
         )));
     }
     if is_symmetric(&a) {
-        match solve_spd(a.view(), b.view()) {
+        let spd = if n >= REFINED_MIN {
+            let mut work = work_matrix(n, n);
+            rows_view(&mut work).assign(&a);
+            let mut x = b.to_owned();
+            let solved = cholesky_solve_refined(work.as_mut(), &mut x, None);
+            give_back(work);
+            solved.map(|_| x)
+        } else {
+            solve_spd(a.view(), b.view())
+        };
+        match spd {
             Err(LinalgError::NotPositiveDefinite(_)) => {}
             other => return other,
         }
@@ -576,7 +758,7 @@ mod tests {
         let a = spd(n);
         let factor = |width: usize, stop: bool| {
             let mut m = Mat::from_fn(n, n, |i, j| a[(i, j)]);
-            let r = factor_in_panels(m.as_mut(), width, Par::Seq, &AtomicBool::new(stop));
+            let r = factor_in_panels(m.as_mut(), width, Par::Seq, &AtomicBool::new(stop), -1.0);
             (
                 r,
                 Array2::from_shape_fn((n, n), |(i, j)| if i >= j { m[(i, j)] } else { 0.0 }),
@@ -594,7 +776,7 @@ mod tests {
         let mut bad = Mat::from_fn(n, n, |i, j| a[(i, j)]);
         bad[(250, 250)] = -1e6;
         assert!(matches!(
-            factor_in_panels(bad.as_mut(), 64, Par::Seq, &AtomicBool::new(false)),
+            factor_in_panels(bad.as_mut(), 64, Par::Seq, &AtomicBool::new(false), -1.0),
             Err(LinalgError::NotPositiveDefinite(250))
         ));
     }

@@ -402,8 +402,14 @@ impl Repl {
                 [n.to_string(), v.kind().to_string(), shape, memory]
             })
             .collect();
+        let peak = crate::host::peak_memory().map_or(String::new(), |b| {
+            format!("peak memory of the session: {}", human_bytes(b as usize))
+        });
         if rows.is_empty() {
             self.print("no names defined");
+            if !peak.is_empty() {
+                self.print(&peak);
+            }
             return;
         }
         let header = ["name", "kind", "shape", "memory"].map(String::from);
@@ -432,6 +438,9 @@ impl Repl {
             })
             .collect();
         self.print(&lines.join("\n"));
+        if !peak.is_empty() {
+            self.print(&peak);
+        }
     }
 
     /// Write a line to the session's output (where `print` writes; flushed).

@@ -17,7 +17,7 @@ type R = Result<Value, Diag>;
 
 pub static BUILTINS: &[Builtin] = &[
     builtin!("gram", "k, X, Z=none, M=none, pool=none", "Kernel matrix `K[i, j] = k(X[i], Z[j])` (Z defaults to X) under the matrix M: none for the identity, a d × d PSD matrix, or a length-d vector for a diagonal M. For patches (n × P × d tensors from `patches`), `pool:` says how the patch kernel pools into one on images: `\"all\"` is the mean of k over all pairs of patches, `\"local\"` the mean over patches at the same position (M is then d × d per patch). Differentiable in X, Z, M and the kernel's hyperparameters (`grad(|s| f(gram(laplace(L: s), X)))`).", gram),
-    builtin!("krr", "X, Y, k, M=none, reg=0.001, pool=none, solver=\"auto\", centers=none, tol=1e-7, max_iters=100, seed=none", "Kernel ridge regression: solves `(K + reg·I) alpha = Y`, K = gram(k, X, X, M: M). Returns a predictor `f` (call `f(Xnew)`) with fields `alpha`, `centers`, `M`, `kernel`, `reg`, `solver`, and for Nyström `iters` and `residual`. Y is a vector or an n × c matrix of outputs. `solver: \"cholesky\"` is exact (the centres are X); `\"nystrom\"` draws `centers` rows (2000 by default; seeded by `seed:`, else the session's stream) and solves Falkon's system `(K_nmᵀK_nm + reg·K_mm) alpha = K_nmᵀY` by conjugate gradients preconditioned with m × m Cholesky factors, to a relative residual `tol` or `max_iters` iterations, never forming the n × n matrix (with `centers` ≥ n it is the exact fit); `\"auto\"` is exact while the n × n matrix takes at most a quarter of the machine's memory, Nyström beyond, and says so once. X may be n × P × d patches, with `pool:` as for `gram` (exact solver only); the predictor then takes patches too.", krr),
+    builtin!("krr", "X, Y, k, M=none, reg=0.001, pool=none, solver=\"auto\", centers=none, tol=1e-7, max_iters=100, seed=none", "Kernel ridge regression: solves `(K + reg·I) alpha = Y`, K = gram(k, X, X, M: M). Returns a predictor `f` (call `f(Xnew)`) with fields `alpha`, `centers`, `M`, `kernel`, `reg`, `solver`, `iters` and `residual`. Y is a vector or an n × c matrix of outputs. `solver: \"cholesky\"` is exact (the centres are X): from 2048 rows it factors in f32 and refines in f64 to rounding level (`iters` is then the refinement steps), falling back to an f64 factor where K + reg·I is too ill-conditioned (as for ridgeless fits); `\"nystrom\"` draws `centers` rows (2000 by default; seeded by `seed:`, else the session's stream) and solves Falkon's system `(K_nmᵀK_nm + reg·K_mm) alpha = K_nmᵀY` by conjugate gradients preconditioned with m × m Cholesky factors, to a relative residual `tol` or `max_iters` iterations, never forming the n × n matrix (with `centers` ≥ n it is the exact fit); `\"auto\"` is exact while the n × n matrix (and its f32 copy) takes at most a quarter of the machine's memory, Nyström beyond, and says so once. An exact fit larger than the memory available is an error before anything is allocated. X may be n × P × d patches, with `pool:` as for `gram` (exact solver only); the predictor then takes patches too.", krr),
     builtin!("patches", "X, image, size, stride=1", "The size × size patches of images given as rows of X (each row an image of shape `image: (h, w)` or `(c, h, w)`, flattened in that order): an (n, P, c·size·size) tensor, P = ((h − size) / stride + 1) · ((w − size) / stride + 1) patches by position in row-major order, each flattened as (c, size, size), as PyTorch's `unfold(X.view(n, c, h, w), size, stride=stride).transpose(1, 2)`. Differentiable in X.", |_, a| {
             let (x, positions, shape) = patch_positions(a)?;
             let flat = x.as_standard_layout();
@@ -336,15 +336,15 @@ fn ridge_solve(
     vector: bool,
     reg: f64,
     k_arg: usize,
-) -> Result<Tensor, Diag> {
+) -> Result<(Tensor, linalg::Precision), Diag> {
     let n = kmat.nrows();
     for i in 0..n {
         kmat[(i, i)] += reg;
     }
     let stop = interp.interruptible.then(|| interp.interrupt_flag());
-    let solved = linalg::cholesky_solve_in_place(kmat.as_mut(), &mut rhs, stop);
+    let solved = linalg::cholesky_solve_refined(kmat.as_mut(), &mut rhs, stop);
     linalg::give_back(kmat);
-    solved.map_err(|e| match e {
+    let solved = solved.map_err(|e| match e {
         LinalgError::Interrupted => interp.interrupted(a.call),
         LinalgError::NotPositiveDefinite(pivot) => Diag::new(
             "flx::linalg::not_pd",
@@ -358,12 +358,12 @@ fn ridge_solve(
         )),
         other => Diag::new("flx::linalg::krr", format!("{other:?}")).at(a.call),
     })?;
-    Ok(if vector {
+    let alpha = if vector {
         rhs.into_shape_with_order(n).expect("column").into_dyn()
     } else {
         rhs.into_dyn()
-    }
-    .into())
+    };
+    Ok((alpha.into(), solved))
 }
 
 /// Cholesky of n × n with c right-hand sides: n³/3 multiply-adds, then the solves.
@@ -371,13 +371,15 @@ fn solve_flops(n: usize, c: usize) -> u64 {
     (n as u64).pow(3) / 3 * 2 + 2 * (n * n * c) as u64
 }
 
-/// Bytes of the exact solve's n × n matrix.
+/// Bytes of the exact solve's n × n matrix, with its f32 copy where the
+/// factorisation is in f32 (`linalg::cholesky_solve_refined`).
 fn exact_bytes(n: usize) -> u64 {
-    (n as u64).pow(2) * 8
+    let copy = if n >= linalg::REFINED_MIN { 4 } else { 0 };
+    (n as u64).pow(2) * (8 + copy)
 }
 
 /// The exact solve is `auto`'s choice while its matrix takes at most this
-/// fraction of the machine's memory (n ≤ 28 000 on 24 GiB).
+/// fraction of the machine's memory (n ≤ 23 000 on 24 GiB, with the f32 copy).
 const AUTO_EXACT_SHARE: u64 = 4;
 
 /// `solver: "auto"` without memory figures: exact up to this many rows.
@@ -434,7 +436,8 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
                     0,
                     "flx::memory::exact_krr",
                     format!(
-                        "an exact fit of {n} rows needs a {n} × {n} kernel matrix ({}), more than the memory available",
+                        "an exact fit of {n} rows needs a {n} × {n} kernel matrix{} ({}), more than the memory available",
+                        if n >= linalg::REFINED_MIN { " and its f32 copy" } else { "" },
                         gib(exact_bytes(n)),
                     ),
                 )
@@ -474,7 +477,7 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
         return Err(not_finite(a, &k, "the training rows"));
     }
     phase("Cholesky factor and solve");
-    let alpha = ridge_solve(interp, a, kmat, rhs, vector, reg, 2)?;
+    let (alpha, precision) = ridge_solve(interp, a, kmat, rhs, vector, reg, 2)?;
     Ok(Value::Predictor(Rc::new(Predictor {
         kernel: k,
         centers: x,
@@ -482,7 +485,12 @@ fn krr(interp: &mut Interp, a: &mut Args) -> R {
         metric: m,
         reg,
         pool,
-        solver: kernel::Solver::Cholesky,
+        solver: kernel::Solver::Cholesky {
+            refined: match precision {
+                linalg::Precision::Refined(steps) => Some(steps),
+                linalg::Precision::Double => None,
+            },
+        },
     })))
 }
 
@@ -559,8 +567,9 @@ fn nystrom_krr(
     // recomputation when it is not kept), charged for the first few.
     let flops = metric.gram_flops(n, m, d as usize) + 4 * nu * mu * (max_iters.min(20) as u64);
     interp.charge(flops, a.call)?;
-    // Keep K_nm when it takes at most half the memory available now.
-    let budget = crate::tensor::system_memory().map_or(1 << 30, |(_, available)| available / 2);
+    // Keep K_nm when it takes at most three quarters of the memory available
+    // now (recomputing it costs a GEMM and a kernel pass per CG iteration).
+    let budget = crate::tensor::system_memory().map_or(1 << 30, |(_, available)| available / 4 * 3);
     let options = nystrom::Options {
         reg,
         tol,
@@ -719,7 +728,7 @@ fn krr_solve(interp: &mut Interp, a: &mut Args) -> R {
     interp.charge(solve_flops(n, rhs.ncols()), a.call)?;
     let mut kmat = linalg::work_matrix(n, n);
     linalg::rows_view(&mut kmat).assign(&km);
-    let alpha = ridge_solve(interp, a, kmat, rhs, vector, reg, 0)?;
+    let (alpha, _) = ridge_solve(interp, a, kmat, rhs, vector, reg, 0)?;
     Ok(Value::tensor(alpha))
 }
 

@@ -14,7 +14,7 @@ use crate::linalg::{self, LinalgError};
 type R = Result<Value, Diag>;
 
 pub static BUILTINS: &[Builtin] = &[
-    builtin!("solve", "A, b", "Solve `A x = b` for x (b a vector or a matrix of right-hand sides): Cholesky when A is symmetric positive definite, LU with partial pivoting otherwise.", solve),
+    builtin!("solve", "A, b", "Solve `A x = b` for x (b a vector or a matrix of right-hand sides): Cholesky when A is symmetric positive definite, LU with partial pivoting otherwise. From 2048 rows the Cholesky factor is computed in f32 and the solution refined in f64 to rounding level (LAPACK's `dsposv`), falling back to an f64 factor where A is too ill-conditioned for that.", solve),
     builtin!("chol", "A", "The lower Cholesky factor L of a symmetric positive definite A, with A = L @ L.T.", chol),
     builtin!("inv", "A", "The inverse of a square matrix (prefer `solve` to multiplying by an inverse).", inv),
     builtin!("eigh", "A", "Eigen-decomposition of a symmetric matrix: `(values, vectors)`, values ascending, eigenvectors in the columns.", eigh),
