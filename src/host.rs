@@ -47,6 +47,10 @@ pub trait Host {
     /// REPL's Ctrl-C handler); long factorisations then run in stoppable panels.
     fn interrupt(&self) -> Option<Arc<AtomicBool>>;
 
+    /// A figure `plot.*` has just written to `path` (SVG or PNG bytes):
+    /// a notebook's host shows it.
+    fn figure(&mut self, _path: &Path, _bytes: &[u8]) {}
+
     /// A remark about how the run goes, not part of its output (which
     /// solver `krr` chose): standard error unless the host says otherwise.
     fn note(&mut self, line: &str) {

@@ -196,8 +196,27 @@ impl Session {
         self.interp.run.script_dir = dir.to_path_buf();
         let result = self.interp.run_module(&module).map_err(|d| vec![d]);
         linalg::release_work_matrices();
+        if let Err(d) = &result {
+            self.note_unfinished(&d[0]);
+        }
         let ends_in_expression = module.stmts.last().is_some_and(|s| s.kind.is_expression());
         Ok((result?, ends_in_expression))
+    }
+
+    /// After an input failed: remember why the names it would have defined
+    /// have no value, for when they are used.
+    fn note_unfinished(&mut self, d: &Diag) {
+        let why = if d.code == "flx::run::interrupted" {
+            "was interrupted"
+        } else {
+            "stopped with an error first"
+        };
+        for name in &self.scope.order {
+            let index = self.scope.names[name.as_ref()].index;
+            if let Some(Value::Undefined) | None = self.interp.globals.get(index as usize) {
+                self.interp.unfinished.insert(index, why);
+            }
+        }
     }
 
     pub fn run_file(&mut self, path: &Path) -> Result<Value, Vec<Diag>> {
@@ -255,6 +274,37 @@ impl Session {
         f: impl Fn(&Args) -> Result<Value, Diag> + 'static,
     ) -> Result<(), String> {
         self.interp.define_host_fn(name, signature, doc, Rc::new(f))
+    }
+
+    /// Call a callable value of the session (a function, predictor, model,
+    /// kernel) with these arguments, as flx code calling `name(...)` would.
+    /// Its diagnostics point at a line `name(...)` of a source called `from`.
+    pub fn call(
+        &mut self,
+        from: &str,
+        name: &str,
+        f: &Value,
+        args: Vec<Value>,
+        named: Vec<(Rc<str>, Value)>,
+    ) -> Result<Value, Vec<Diag>> {
+        let text = format!("{name}(...)");
+        let len = text.len();
+        let file = self.interp.linker.sources.add(from, text);
+        let span = diag::Span::new(file, 0, len);
+        let pos = args.into_iter().map(|v| (v, span)).collect();
+        let named = named.into_iter().map(|(n, v)| (n, v, span)).collect();
+        let result = self
+            .interp
+            .call_value(f, pos, named, span)
+            .map_err(|d| vec![d]);
+        linalg::release_work_matrices();
+        result
+    }
+
+    /// The line and column (from 1) where a diagnostic points, if it does.
+    pub fn position(&self, d: &Diag) -> Option<(usize, usize)> {
+        let span = d.span?;
+        Some(self.interp.linker.sources.line_col(span.file, span.start))
     }
 
     /// How many functions and elementwise chains run as machine code.

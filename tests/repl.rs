@@ -346,3 +346,24 @@ fn long_training_shows_progress_on_a_terminal() {
     p.exp_string("last").expect("the loop's output");
     p.exp_string(PROMPT).expect("prompt after the loop");
 }
+
+#[test]
+fn help_documents_module_members_and_unfinished_names_say_why() {
+    let script = "\
+use std.rfm
+:help rfm.fit
+let fb = ones(3) @ ones(4)
+:type fb
+";
+    let (out, err, _) = piped(script, &[]);
+    assert!(
+        out.starts_with("fit(X, y"),
+        "the stdlib function's signature: {out}"
+    );
+    assert!(out.contains("Fit an RFM."), "its doc comment: {out}");
+    assert!(
+        err.contains("`fb` has no value: the input that defines it stopped with an error first"),
+        "{err}"
+    );
+    assert!(!err.contains("used before it is defined"), "{err}");
+}

@@ -7,6 +7,7 @@
 //! a caller that set a budget.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -79,6 +80,9 @@ pub struct Run {
 pub struct Interp {
     pub(crate) linker: Linker,
     pub(crate) globals: Vec<Value>,
+    /// Module-level names whose defining input stopped before giving them a
+    /// value, with why ("was interrupted"): said when one is used.
+    pub(crate) unfinished: HashMap<u32, &'static str>,
     modules_ready: Vec<bool>,
     pub(super) stack: Vec<Value>,
     pub(super) base: usize,
@@ -111,6 +115,7 @@ impl Interp {
         Interp {
             linker: Linker::new(builtins::STATIC.clone()),
             globals: Vec::new(),
+            unfinished: HashMap::new(),
             modules_ready: Vec::new(),
             stack: Vec::with_capacity(1024),
             base: 0,
@@ -354,6 +359,22 @@ impl Interp {
                 )
             }
         };
+        if let (Value::Undefined, Slot::Global(g)) = (&v, slot) {
+            if let Some(why) = self.unfinished.get(&g) {
+                return Err(Diag::new(
+                    "flx::name::undefined",
+                    format!(
+                        "`{}` has no value: the input that defines it {why}",
+                        name.name
+                    ),
+                )
+                .at(name.span)
+                .help(format!(
+                    "run its definition again to give `{}` a value",
+                    name.name
+                )));
+            }
+        }
         if let Value::Undefined = v {
             return Err(Diag::new(
                 "flx::name::undefined",

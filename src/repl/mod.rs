@@ -5,8 +5,15 @@
 //! On a terminal, Ctrl-C during a computation sets the interpreter's
 //! interrupt flag (polled by loops, calls, builtins and compiled code), so the
 //! computation stops with an "interrupted" diagnostic and the session is kept.
+//!
+//! `Repl::embedded` is the same REPL without a terminal, for a notebook's
+//! cells (the Python package's magic and Jupyter kernel): values and
+//! failures come back to the caller instead of going to stdout and stderr.
 
+mod complete;
 mod editor;
+
+pub use complete::{complete, Candidate};
 
 use std::cell::RefCell;
 use std::io::{BufRead, IsTerminal, Write};
@@ -101,17 +108,32 @@ enum Next {
     Quit,
 }
 
-struct Repl {
+pub struct Repl {
     session: Rc<RefCell<Session>>,
-    options: Options,
+    /// How `:reset` makes a fresh session.
+    fresh: Box<dyn Fn() -> Session>,
     /// Set by Ctrl-C; shared by every session this REPL makes (`:reset`).
     interrupt: Arc<AtomicBool>,
-    /// Whether Ctrl-C is caught (on a terminal).
-    interruptible: bool,
     /// Colour in diagnostics.
     color: bool,
     /// Whether any input has failed (the exit status when piped).
     failed: bool,
+    /// Embedded: the value and the failures of the current input, kept for
+    /// the caller instead of printed.
+    cell: Option<Cell>,
+}
+
+/// What an embedded input produced.
+#[derive(Default)]
+struct Cell {
+    value: Option<String>,
+    failure: Option<Failure>,
+}
+
+/// Why an input failed: its diagnostics, or a mistake in a meta-command.
+pub enum Failure {
+    Diags(Vec<Diag>),
+    Usage(String),
 }
 
 impl Repl {
@@ -120,14 +142,54 @@ impl Repl {
         let interrupt = Arc::new(AtomicBool::new(false));
         let interruptible = interactive && catch_interrupts(&interrupt);
         let session = new_session(&options, &interrupt, interruptible);
+        let flag = interrupt.clone();
         Repl {
             session: Rc::new(RefCell::new(session)),
-            options,
+            fresh: Box::new(move || new_session(&options, &flag, interruptible)),
             interrupt,
-            interruptible,
             color,
             failed: false,
+            cell: None,
         }
+    }
+
+    /// A REPL over `session` for a host that shows values and failures
+    /// itself; `fresh` makes the session `:reset` starts again with.
+    /// The session's host keeps its own interrupt flag.
+    pub fn embedded(session: Session, fresh: impl Fn() -> Session + 'static) -> Repl {
+        Repl {
+            session: Rc::new(RefCell::new(session)),
+            fresh: Box::new(fresh),
+            interrupt: Arc::new(AtomicBool::new(false)),
+            color: false,
+            failed: false,
+            cell: Some(Cell::default()),
+        }
+    }
+
+    /// The session inputs run in.
+    pub fn session(&self) -> std::cell::RefMut<'_, Session> {
+        self.session.borrow_mut()
+    }
+
+    /// Run one input of an embedded REPL (flx code or a meta-command, as
+    /// typed at the prompt): what the prompt would print as its value, or
+    /// why it failed. Output of `print` and of the meta-commands goes to
+    /// the session's host.
+    pub fn run_cell(&mut self, text: &str, name: &str) -> Result<Option<String>, Failure> {
+        self.cell = Some(Cell::default());
+        self.submit(text, name, 1);
+        let cell = self.cell.replace(Cell::default()).unwrap_or_default();
+        match cell.failure {
+            Some(f) => Err(f),
+            None => Ok(cell.value),
+        }
+    }
+
+    /// Completions of `line` with the cursor at byte `pos` (as Tab does at
+    /// the prompt): where the replaced text starts, and the candidates.
+    pub fn complete(&self, line: &str, pos: usize) -> (usize, Vec<Candidate>) {
+        complete(&self.session.borrow(), line, pos)
     }
 
     /// Run one input: a meta-command or flx code. `name` and `first_line` place
@@ -149,7 +211,10 @@ impl Repl {
         let result = self.session.borrow_mut().run_input(name, text, first_line);
         match result {
             Ok(Some(value)) => {
-                self.print(&repr(&value));
+                match &mut self.cell {
+                    Some(cell) => cell.value = Some(repr(&value)),
+                    None => self.print(&repr(&value)),
+                }
                 self.session.borrow_mut().set("_", value);
                 true
             }
@@ -219,8 +284,7 @@ impl Repl {
             }
             "vars" => self.vars(),
             "reset" => {
-                *self.session.borrow_mut() =
-                    new_session(&self.options, &self.interrupt, self.interruptible);
+                *self.session.borrow_mut() = (self.fresh)();
             }
             _ => return Next::Quit,
         }
@@ -238,6 +302,14 @@ impl Repl {
     }
 
     fn help(&mut self, topic: &str) {
+        match self.help_text(topic) {
+            Ok(text) => self.print(&text),
+            Err(message) => self.fail(&message),
+        }
+    }
+
+    /// What `:help TOPIC` shows, or why there is nothing to show.
+    pub fn help_text(&self, topic: &str) -> Result<String, String> {
         if topic.is_empty() {
             let mut text = String::from(
                 "Type flx code: a value is printed and kept in `_`. Input goes on to a new line\n\
@@ -251,27 +323,20 @@ impl Repl {
                 "\nCtrl-C stops a computation and keeps the session; Ctrl-D leaves.\n\
                  `:help builtins` lists every builtin; `:help NAME` documents one.",
             );
-            self.print(&text);
-            return;
+            return Ok(text);
         }
         if topic == "builtins" {
             let session = self.session.borrow();
             let b = session.builtins();
             let lines: Vec<String> = (0..b.len() as u32).map(|i| b.heading(i)).collect();
-            drop(session);
-            self.print(&lines.join("\n"));
-            return;
+            return Ok(lines.join("\n"));
         }
         if let Some(command) = topic.strip_prefix(':').and_then(find_command) {
             let (name, arg, doc) = COMMANDS.iter().find(|c| c.0 == command).expect("found");
-            self.print(&format!(":{name} {arg}\n\n{doc}"));
-            return;
+            return Ok(format!(":{name} {arg}\n\n{doc}"));
         }
-        let value = self.session.borrow().get(topic);
-        if let Some(v) = value {
-            let text = self.describe_binding(topic, &v);
-            self.print(&text);
-            return;
+        if let Some(v) = self.lookup(topic) {
+            return Ok(self.describe_binding(topic, &v));
         }
         let builtin = {
             let session = self.session.borrow();
@@ -280,14 +345,12 @@ impl Repl {
                 .map(|i| format!("{}\n\n{}", b.heading(i), b.entry(i).doc))
         };
         if let Some(text) = builtin {
-            self.print(&text);
-            return;
+            return Ok(text);
         }
         if crate::syntax::lex::KEYWORDS.contains(&topic) {
-            self.print(&format!(
+            return Ok(format!(
                 "`{topic}` is a keyword: docs/language.md describes the language"
             ));
-            return;
         }
         let names: Vec<String> = self
             .session
@@ -305,7 +368,19 @@ impl Repl {
             .collect();
         let hint = did_you_mean(topic, names.iter().map(String::as_str))
             .map_or(String::new(), |m| format!("; {m}"));
-        self.fail(&format!("no builtin or name `{topic}`{hint}"));
+        Err(format!("no builtin or name `{topic}`{hint}"))
+    }
+
+    /// The value a name of the session or a member of one names
+    /// (`rfm.fit` after `use std.rfm`), computing nothing.
+    fn lookup(&self, path: &str) -> Option<Value> {
+        let session = self.session.borrow();
+        let mut parts = path.split('.');
+        let mut value = session.get(parts.next()?)?;
+        for name in parts {
+            value = session.interp.member(&value, name)?;
+        }
+        Some(value)
     }
 
     /// `:help NAME` for a name of the session: a function's signature and the
@@ -450,6 +525,10 @@ impl Repl {
 
     fn report(&mut self, diags: &[Diag]) {
         self.failed = true;
+        if let Some(cell) = &mut self.cell {
+            cell.failure = Some(Failure::Diags(diags.to_vec()));
+            return;
+        }
         let text = self.session.borrow().render(diags, self.color);
         eprint!("{text}");
         let _ = std::io::stderr().flush();
@@ -458,6 +537,10 @@ impl Repl {
     /// A mistake in a meta-command: said in one line, like a usage error.
     fn fail(&mut self, message: &str) {
         self.failed = true;
+        if let Some(cell) = &mut self.cell {
+            cell.failure = Some(Failure::Usage(message.to_string()));
+            return;
+        }
         eprintln!("error: {message}");
     }
 }

@@ -217,5 +217,6 @@ fn save(interp: &mut Interp, a: &Args, file: usize, chart: Chart) -> R {
             format!("cannot write {}: {e}", path.display()),
         )
     })?;
+    interp.host.figure(&path, &bytes);
     Ok(Value::str(&path.display().to_string()))
 }
