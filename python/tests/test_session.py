@@ -147,6 +147,18 @@ kernel gauss(L = 1.0) = exp(-sqdist / (2 * L ^ 2))
     # A callable goes back into flx as itself.
     s["again"] = scale
     assert s.run("again(1.5)") == 3.0
+    s.run(
+        """
+model lin(d) {
+    param w = ones(d, 1)
+    forward(x) = x @ w
+}
+let net = lin(3, seed: 0)
+"""
+    )
+    net = s["net"]
+    assert net.kind == "Model"
+    np.testing.assert_array_equal(net(np.eye(3)), np.ones((3, 1)))
     other = flx.Session()
     with pytest.raises(ValueError, match="another Session"):
         other["f"] = scale
