@@ -12,8 +12,10 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
+# What the tests need: the magic through IPython, the kernel through
+# jupyter_client, the notebook through nbclient.
+"$venv/bin/python" -m pip install --quiet numpy pytest ipython ipykernel jupyter_client nbclient nbformat
 MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps "$here"
-"$venv/bin/python" -m pip install --quiet "$here[test]"
 cd "$here"
 # The pytest script, not `python -m pytest`: the folder flx/ here has no
 # extension module in it, and must not shadow the installed package.

@@ -10,13 +10,14 @@
 //! main thread), so flx stops where it polls and Python gets a
 //! `KeyboardInterrupt` with the session kept.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, OnceLock};
 
 use flx::diag::Diag;
 use flx::eval::format::repr;
@@ -108,9 +109,14 @@ enum Msg {
     Done(Box<dyn std::any::Any + Send>),
 }
 
+/// Where the running job's output goes (none between jobs).
+type Outbox = Rc<RefCell<Option<mpsc::Sender<Msg>>>>;
+/// Figures drawn and not yet shown: ("svg" or "png", bytes).
+type Figures = Rc<RefCell<Vec<(String, Vec<u8>)>>>;
+
 /// The thread a session lives on, fed jobs one at a time.
 struct Worker {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl Worker {
@@ -126,16 +132,12 @@ impl Worker {
                 }
             })
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start flx's thread: {e}")))?;
-        Ok(Arc::new(Worker {
-            jobs: Mutex::new(tx),
-        }))
+        Ok(Arc::new(Worker { jobs: tx }))
     }
 
     /// Send a job that needs no answer (forgetting a handle).
     fn post(&self, job: impl FnOnce(&mut Engine) + Send + 'static) {
-        if let Ok(jobs) = self.jobs.lock() {
-            let _ = jobs.send(Box::new(job));
-        }
+        let _ = self.jobs.send(Box::new(job));
     }
 
     /// Run `f` on the session's thread and wait for it with the GIL
@@ -186,17 +188,17 @@ impl Worker {
 struct Engine {
     repl: Repl,
     /// Where the current job's output goes.
-    out: Rc<std::cell::RefCell<Option<mpsc::Sender<Msg>>>>,
+    out: Outbox,
     handles: HashMap<u64, Value>,
-    figures: Rc<std::cell::RefCell<Vec<(String, Vec<u8>)>>>,
+    figures: Figures,
 }
 
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
 
 impl Engine {
     fn new(options: &Options) -> Engine {
-        let figures = Rc::new(std::cell::RefCell::new(Vec::new()));
-        let out = Rc::new(std::cell::RefCell::new(None));
+        let figures = Rc::new(RefCell::new(Vec::new()));
+        let out = Rc::new(RefCell::new(None));
         let make = {
             let options = options.clone();
             let (figures, out) = (figures.clone(), out.clone());
@@ -231,14 +233,14 @@ impl Engine {
 /// whole lines go to the thread waiting for the job, which writes them.
 struct PyStream {
     name: &'static str,
-    out: Rc<std::cell::RefCell<Option<mpsc::Sender<Msg>>>>,
+    out: Outbox,
     pending: String,
 }
 
 impl PyStream {
     fn new(
         name: &'static str,
-        out: &Rc<std::cell::RefCell<Option<mpsc::Sender<Msg>>>>,
+        out: &Outbox,
     ) -> PyStream {
         PyStream {
             name,
@@ -282,7 +284,7 @@ fn write_stream(py: Python<'_>, name: &str, text: &str) -> PyResult<()> {
 struct PyHost {
     inner: StdHost,
     stderr: PyStream,
-    figures: Rc<std::cell::RefCell<Vec<(String, Vec<u8>)>>>,
+    figures: Figures,
 }
 
 impl Host for PyHost {
