@@ -367,3 +367,36 @@ let fb = ones(3) @ ones(4)
     );
     assert!(!err.contains("used before it is defined"), "{err}");
 }
+
+/// On a terminal with the usual settings (echo on, as `script` makes it; the
+/// rexpect pty has echo off), Ctrl-C during a computation is not echoed as
+/// `^C`, which would break the line of a progress bar on screen.
+#[test]
+fn ctrl_c_is_not_echoed_into_the_output() {
+    use std::io::Write;
+    let flx = env!("CARGO_BIN_EXE_flx");
+    let mut child = Command::new("script")
+        .args(["-qfec", &format!("{flx} repl"), "/dev/null"])
+        .env("FLX_HISTORY", "")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1), from util-linux");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let pause = |ms| std::thread::sleep(std::time::Duration::from_millis(ms));
+    pause(1000);
+    stdin.write_all(b"let i = 0\r").expect("input");
+    pause(500);
+    stdin.write_all(b"while true { i += 1 }\r").expect("input");
+    pause(1000);
+    stdin.write_all(b"\x03").expect("Ctrl-C");
+    pause(1000);
+    stdin.write_all(b":quit\r").expect("input");
+    pause(500);
+    drop(stdin);
+    let out = child.wait_with_output().expect("the REPL ends");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("interrupted"), "{text}");
+    assert!(!text.contains("^C"), "{text}");
+}

@@ -59,6 +59,7 @@ pub(super) fn run(mut repl: Repl, color: bool) -> u8 {
             }
         }
     }
+    let _quiet = QuietControlKeys::new();
     println!(
         "flx {}: type code, `:help` for help, Ctrl-D to leave",
         env!("CARGO_PKG_VERSION")
@@ -93,6 +94,40 @@ pub(super) fn run(mut repl: Repl, color: bool) -> u8 {
         }
     }
     0
+}
+
+/// While alive, the terminal does not echo control keys: a Ctrl-C during a
+/// computation would print `^C` into a progress bar's line, which then
+/// wraps, and clearing the bar would leave a stale line on screen.
+struct QuietControlKeys(Option<libc::termios>);
+
+impl QuietControlKeys {
+    fn new() -> QuietControlKeys {
+        // SAFETY: tcgetattr/tcsetattr on stdin with a zeroed termios they fill.
+        unsafe {
+            let mut saved: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(libc::STDIN_FILENO, &mut saved) != 0 {
+                return QuietControlKeys(None);
+            }
+            let mut quiet = saved;
+            quiet.c_lflag &= !libc::ECHOCTL;
+            if libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &quiet) != 0 {
+                return QuietControlKeys(None);
+            }
+            QuietControlKeys(Some(saved))
+        }
+    }
+}
+
+impl Drop for QuietControlKeys {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            // SAFETY: puts back the settings read in `new`.
+            unsafe {
+                libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, saved);
+            }
+        }
+    }
 }
 
 struct Helper {
