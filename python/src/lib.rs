@@ -238,10 +238,7 @@ struct PyStream {
 }
 
 impl PyStream {
-    fn new(
-        name: &'static str,
-        out: &Outbox,
-    ) -> PyStream {
+    fn new(name: &'static str, out: &Outbox) -> PyStream {
         PyStream {
             name,
             out: out.clone(),
