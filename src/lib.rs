@@ -339,25 +339,20 @@ impl Session {
                 })
                 .unzip(),
             None if overrides.is_empty() => return Ok(Vec::new()),
-            None => {
-                return Err(
-                    "overrides need a `proc main(...)` in the script to receive them".into(),
-                )
-            }
+            None => return Err(NO_MAIN.into()),
         };
         let mut out = Vec::new();
         for o in overrides {
             let Some((name, text)) = o.split_once('=') else {
                 return Err(format!("override `{o}` is not of the form name=value"));
             };
-            let Some(at) = params.iter().position(|p| p == name) else {
-                let hint = did_you_mean(name, params.iter().map(String::as_str))
-                    .map_or(String::new(), |m| format!("; {m}"));
-                return Err(format!(
-                    "`main` has no parameter `{name}` (its parameters: {}){hint}",
-                    params.join(", ")
-                ));
-            };
+            if let Some(message) = self.override_error(name) {
+                return Err(message);
+            }
+            let at = params
+                .iter()
+                .position(|p| p == name)
+                .expect("a parameter of main");
             let v = parse_literal(text).map_err(|e| format!("override `{name}`: {e}"))?;
             let v = match &defaults[at] {
                 Some(d) => typed_override(name, text, v, d)?,
@@ -366,6 +361,24 @@ impl Session {
             out.push((Rc::from(name), v));
         }
         Ok(out)
+    }
+
+    /// Why `main` cannot take an override named `name` (there is no `main`,
+    /// or it has no such parameter), or none if it can.
+    pub fn override_error(&self, name: &str) -> Option<String> {
+        let Some((def, _)) = self.main_proc() else {
+            return Some(NO_MAIN.into());
+        };
+        let params: Vec<&str> = def.params.iter().map(|p| &*p.name.ident.name).collect();
+        if params.contains(&name) {
+            return None;
+        }
+        let hint =
+            did_you_mean(name, params.iter().copied()).map_or(String::new(), |m| format!("; {m}"));
+        Some(format!(
+            "`main` has no parameter `{name}` (its parameters: {}){hint}",
+            params.join(", ")
+        ))
     }
 
     /// Call `proc main` with the overrides as named arguments.
@@ -428,6 +441,8 @@ impl Session {
             .join("\n")
     }
 }
+
+const NO_MAIN: &str = "overrides need a `proc main(...)` in the script to receive them";
 
 fn read_script(path: &Path) -> Result<String, Vec<Diag>> {
     std::fs::read_to_string(path).map_err(|e| {

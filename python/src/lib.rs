@@ -25,6 +25,7 @@ use flx::host::Host;
 use flx::outputs::{Outputs, RunInfo};
 use flx::repl::{Failure, Repl};
 use flx::{Options, StdHost, Value};
+use ndarray::{ArcArray, IxDyn};
 use numpy::{
     PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
 };
@@ -411,19 +412,15 @@ fn to_flx(obj: &Bound<'_, PyAny>, engine: &Engine, depth: u32) -> PyResult<Value
     if let Ok(a) = obj.cast::<PyUntypedArray>() {
         return array_to_flx(a);
     }
+    let items = |it: &mut dyn Iterator<Item = Bound<'_, PyAny>>| {
+        it.map(|x| to_flx(&x, engine, depth + 1))
+            .collect::<PyResult<Vec<_>>>()
+    };
     if let Ok(l) = obj.cast::<PyList>() {
-        let items = l
-            .iter()
-            .map(|x| to_flx(&x, engine, depth + 1))
-            .collect::<PyResult<Vec<_>>>()?;
-        return Ok(Value::list(items));
+        return Ok(Value::list(items(&mut l.iter())?));
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
-        let items = t
-            .iter()
-            .map(|x| to_flx(&x, engine, depth + 1))
-            .collect::<PyResult<Vec<_>>>()?;
-        return Ok(Value::tuple(items));
+        return Ok(Value::tuple(items(&mut t.iter())?));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut fields = Vec::with_capacity(d.len());
@@ -519,29 +516,26 @@ enum Storage {
 /// Python; `np.array(a)` gives a writable copy).
 fn tensor_to_numpy<'py>(py: Python<'py>, v: &Value) -> PyResult<Option<Bound<'py, PyAny>>> {
     let array = match v {
-        Value::Tensor(t) => {
-            let t = (**t).clone();
-            let owner = Bound::new(py, Buffer(Storage::Float(t.clone())))?;
-            // SAFETY: `owner` holds a share of `t`'s buffer, which is never
-            // reallocated or written while shared.
-            unsafe { PyArrayDyn::borrow_from_array(&t, owner.into_any()) }.into_any()
-        }
-        Value::IntTensor(t) => {
-            let t = (**t).clone();
-            let owner = Bound::new(py, Buffer(Storage::Int(t.clone())))?;
-            // SAFETY: as above.
-            unsafe { PyArrayDyn::borrow_from_array(&t, owner.into_any()) }.into_any()
-        }
-        Value::BoolTensor(t) => {
-            let t = (**t).clone();
-            let owner = Bound::new(py, Buffer(Storage::Bool(t.clone())))?;
-            // SAFETY: as above.
-            unsafe { PyArrayDyn::borrow_from_array(&t, owner.into_any()) }.into_any()
-        }
+        Value::Tensor(t) => share(py, t, Storage::Float)?,
+        Value::IntTensor(t) => share(py, t, Storage::Int)?,
+        Value::BoolTensor(t) => share(py, t, Storage::Bool)?,
         _ => return Ok(None),
     };
     array.call_method("setflags", (), Some(&[("write", false)].into_py_dict(py)?))?;
     Ok(Some(array))
+}
+
+/// A NumPy array over `t`'s buffer, which a `Buffer` (`keep` of a share of
+/// it) keeps alive.
+fn share<'py, T: numpy::Element>(
+    py: Python<'py>,
+    t: &ArcArray<T, IxDyn>,
+    keep: fn(ArcArray<T, IxDyn>) -> Storage,
+) -> PyResult<Bound<'py, PyAny>> {
+    let owner = Bound::new(py, Buffer(keep(t.clone())))?;
+    // SAFETY: `owner` holds a share of `t`'s buffer, which is never
+    // reallocated or written while shared.
+    Ok(unsafe { PyArrayDyn::borrow_from_array(t, owner.into_any()) }.into_any())
 }
 
 /// An flx value as a Python object: numbers, strings and None as
@@ -563,19 +557,16 @@ fn to_python(
         Value::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
         Value::Float(x) => x.into_pyobject(py)?.into_any().unbind(),
         Value::Str(s) => PyString::new(py, s).into_any().unbind(),
-        Value::List(items) => {
+        Value::List(items) | Value::Tuple(items) => {
             let items = items
                 .iter()
                 .map(|x| to_python(py, x, engine, worker))
                 .collect::<PyResult<Vec<_>>>()?;
-            PyList::new(py, items)?.into_any().unbind()
-        }
-        Value::Tuple(items) => {
-            let items = items
-                .iter()
-                .map(|x| to_python(py, x, engine, worker))
-                .collect::<PyResult<Vec<_>>>()?;
-            PyTuple::new(py, items)?.into_any().unbind()
+            if let Value::List(_) = v {
+                PyList::new(py, items)?.into_any().unbind()
+            } else {
+                PyTuple::new(py, items)?.into_any().unbind()
+            }
         }
         Value::Record(r) => {
             let d = PyDict::new(py);
@@ -607,6 +598,39 @@ fn to_python(
     })
 }
 
+/// A job's flx result as Python's: the value converted, or the diagnostics raised.
+fn answer(
+    e: &mut Engine,
+    worker: &Arc<Worker>,
+    result: Result<Value, Vec<Diag>>,
+) -> PyResult<Py<PyAny>> {
+    Python::attach(|py| match result {
+        Ok(v) => to_python(py, &v, e, worker),
+        Err(d) => Err(flx_error(py, &e.repl.session(), &d)),
+    })
+}
+
+/// Keyword arguments, to be converted on the session's thread.
+fn keywords(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, Py<PyAny>)>> {
+    match kwargs {
+        Some(k) => k
+            .iter()
+            .map(|(k, v)| Ok((k.extract::<String>()?, v.unbind())))
+            .collect(),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Keyword arguments as flx's named arguments.
+fn named_to_flx(e: &Engine, kwargs: &[(String, Py<PyAny>)]) -> PyResult<Vec<(Rc<str>, Value)>> {
+    Python::attach(|py| {
+        kwargs
+            .iter()
+            .map(|(k, v)| Ok((Rc::from(k.as_str()), to_flx(v.bind(py), e, 0)?)))
+            .collect()
+    })
+}
+
 // ---- the Python classes ---------------------------------------------------------
 
 /// An flx value with no Python equivalent (a function, predictor, kernel,
@@ -629,33 +653,19 @@ impl Handle {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         let args: Vec<Py<PyAny>> = args.iter().map(Bound::unbind).collect();
-        let kwargs: Vec<(String, Py<PyAny>)> = match kwargs {
-            Some(k) => k
-                .iter()
-                .map(|(k, v)| Ok((k.extract::<String>()?, v.unbind())))
-                .collect::<PyResult<_>>()?,
-            None => Vec::new(),
-        };
+        let kwargs = keywords(kwargs)?;
         let (id, worker) = (self.id, self.worker.clone());
         let name = format!("<python: {}>", self.kind);
         self.worker.call(py, move |e| {
             let f = e.handles.get(&id).cloned().expect("a live handle");
-            let (pos, named) = Python::attach(|py| -> PyResult<_> {
-                let pos = args
-                    .iter()
+            let pos = Python::attach(|py| {
+                args.iter()
                     .map(|a| to_flx(a.bind(py), e, 0))
-                    .collect::<PyResult<Vec<_>>>()?;
-                let named = kwargs
-                    .iter()
-                    .map(|(k, v)| Ok((Rc::from(k.as_str()), to_flx(v.bind(py), e, 0)?)))
-                    .collect::<PyResult<Vec<_>>>()?;
-                Ok((pos, named))
+                    .collect::<PyResult<Vec<_>>>()
             })?;
+            let named = named_to_flx(e, &kwargs)?;
             let result = e.repl.session().call(&name, "f", &f, pos, named);
-            Python::attach(|py| match result {
-                Ok(v) => to_python(py, &v, e, &worker),
-                Err(d) => Err(flx_error(py, &e.repl.session(), &d)),
-            })
+            answer(e, &worker, result)
         })
     }
 
@@ -767,10 +777,7 @@ impl Session {
         let name = name.to_string();
         self.worker.call(py, move |e| {
             let result = e.repl.session().run_source(&name, &code, Path::new("."));
-            Python::attach(|py| match result {
-                Ok(v) => to_python(py, &v, e, &worker),
-                Err(d) => Err(flx_error(py, &e.repl.session(), &d)),
-            })
+            answer(e, &worker, result)
         })
     }
 
@@ -783,57 +790,22 @@ impl Session {
         path: PathBuf,
         overrides: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let overrides: Vec<(String, Py<PyAny>)> = match overrides {
-            Some(k) => k
-                .iter()
-                .map(|(k, v)| Ok((k.extract::<String>()?, v.unbind())))
-                .collect::<PyResult<_>>()?,
-            None => Vec::new(),
-        };
+        let overrides = keywords(overrides)?;
         let worker = self.worker.clone();
         self.worker.call(py, move |e| {
-            let named: Vec<(Rc<str>, Value)> = Python::attach(|py| {
-                overrides
-                    .iter()
-                    .map(|(k, v)| Ok((Rc::from(k.as_str()), to_flx(v.bind(py), e, 0)?)))
-                    .collect::<PyResult<Vec<_>>>()
-            })?;
+            let named = named_to_flx(e, &overrides)?;
             let ran = e.repl.session().run_file(&path);
             let result = ran.and_then(|last| {
                 let mut s = e.repl.session();
+                if let Some(message) = named.iter().find_map(|(n, _)| s.override_error(n)) {
+                    return Err(vec![Diag::new("flx::run::override", message)]);
+                }
                 match s.main_proc() {
-                    Some((def, _)) => {
-                        if let Some((n, _)) = named.iter().find(|(n, _)| {
-                            !def.params
-                                .iter()
-                                .any(|p| p.name.ident.name.as_ref() == n.as_ref())
-                        }) {
-                            let params: Vec<String> = def
-                                .params
-                                .iter()
-                                .map(|p| p.name.ident.name.to_string())
-                                .collect();
-                            return Err(vec![Diag::new(
-                                "flx::run::override",
-                                format!(
-                                    "`main` has no parameter `{n}` (its parameters: {})",
-                                    params.join(", ")
-                                ),
-                            )]);
-                        }
-                        s.call_main(named)
-                    }
-                    None if named.is_empty() => Ok(last),
-                    None => Err(vec![Diag::new(
-                        "flx::run::override",
-                        "overrides need a `proc main(...)` in the script to receive them",
-                    )]),
+                    Some(_) => s.call_main(named),
+                    None => Ok(last),
                 }
             });
-            Python::attach(|py| match result {
-                Ok(v) => to_python(py, &v, e, &worker),
-                Err(d) => Err(flx_error(py, &e.repl.session(), &d)),
-            })
+            answer(e, &worker, result)
         })
     }
 
